@@ -1,0 +1,26 @@
+//! # iicp-client
+//!
+//! Rust SDK and node binary for IICP, the Intent-based Inter-agent
+//! Communication Protocol: tasks are routed by *intent*
+//! (`urn:iicp:intent:llm:chat:v1`) across a mesh of provider nodes found
+//! through a directory, with no central broker carrying payloads.
+//!
+//! Layers, dependencies pointing down only (see `docs/ARCHITECTURE.md`):
+//!
+//! - [`directory`]: a local IICP directory, in-process or standalone
+//!   (`iicp-node directory`).
+//! - [`wire`]: serde types for every message, intent URNs, the policy guard,
+//!   error bodies and endpoint rules. No I/O.
+//!
+//! [`IicpError`] is the one error type; [`Secret`] keeps credentials out of logs.
+
+#![warn(missing_docs)]
+
+pub mod directory;
+mod error;
+mod secret;
+pub mod wire;
+
+pub use error::{IicpError, Result};
+pub use secret::Secret;
+pub use wire::{ChatMessage, IntentUrn, Qos, TaskRequest, TaskResponse};
