@@ -1,1 +1,198 @@
-//! placeholder
+//! A local IICP directory: the same wire as the public one (IICP-DIR), in
+//! process or standalone (`iicp-node directory`), so a whole mesh runs on
+//! one machine with no internet.
+//!
+//! It owns node registrations (register, heartbeat with HMAC challenges,
+//! deregister), discovery with the reference eligibility and score, and
+//! optional SQLite persistence. It does not carry task payloads, issue
+//! dispatch tickets or keep credit ledgers; those routes answer in JSON.
+//!
+//! ```no_run
+//! # async fn demo() -> iicp_client::Result<()> {
+//! use iicp_client::directory::{Directory, DirectoryConfig};
+//! let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+//! println!("directory at {}", dir.url()); // http://127.0.0.1:PORT/api
+//! dir.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api_error;
+pub mod clock;
+pub mod ranking;
+mod rate_limit;
+mod reachability;
+mod record;
+mod registry;
+mod request;
+mod routes;
+mod store;
+mod validate;
+
+use crate::error::{IicpError, Result};
+use clock::{Clock, SystemClock};
+use rate_limit::RateLimiter;
+use registry::Registry;
+use routes::AppState;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Default request body limit: 256 KiB, ample for a registration with many
+/// capabilities.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// How the directory behaves.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// Accept loopback and private endpoints (a mesh on one machine or LAN).
+    /// When false, endpoints must resolve only to public addresses (422 `IICP-E035`).
+    pub local_mode: bool,
+    /// Skip the `GET {endpoint}/iicp/health` liveness probe at registration.
+    /// For conformance runs that register unreachable example hosts.
+    pub skip_liveness_check: bool,
+    /// Apply the QoS gates: `interactive` needs 100 completed tasks
+    /// (probation), `realtime` 1000 and reputation 0.8.
+    pub enforce_probation: bool,
+    /// Persist registrations in this SQLite file.
+    pub db_path: Option<PathBuf>,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Registrations per minute per source address (0 disables the limit).
+    pub register_rate_limit: u32,
+    /// `next_heartbeat_ms` told to nodes.
+    pub heartbeat_interval: Duration,
+    /// A node unseen for this long is no longer discoverable.
+    pub node_ttl: Duration,
+    /// Time limit of DNS look-ups and liveness probes.
+    pub probe_timeout: Duration,
+    /// Source of time (tests use a [`clock::ManualClock`]).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            local_mode: true,
+            skip_liveness_check: false,
+            enforce_probation: false,
+            db_path: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            register_rate_limit: 60,
+            heartbeat_interval: Duration::from_secs(30),
+            node_ttl: Duration::from_secs(90),
+            probe_timeout: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Starts directories.
+#[derive(Debug)]
+pub struct Directory;
+
+impl Directory {
+    /// Binds `listen` (port 0 picks a free one), loads the store if
+    /// configured, and serves until [`RunningDirectory::shutdown`].
+    pub async fn start(config: DirectoryConfig, listen: SocketAddr) -> Result<RunningDirectory> {
+        let (store, records) = match &config.db_path {
+            Some(path) => {
+                let (store, records) = store::Store::open(path).map_err(|e| {
+                    IicpError::Io(std::io::Error::other(format!(
+                        "cannot open directory database {}: {e}",
+                        path.display()
+                    )))
+                })?;
+                (Some(store), records)
+            }
+            None => (None, Vec::new()),
+        };
+        let restored = records.len();
+        let state = Arc::new(AppState {
+            registry: Registry::new(records, store, config.node_ttl.as_millis() as u64),
+            register_limiter: RateLimiter::new(config.register_rate_limit, 60_000),
+            clock: config.clock.clone(),
+            config,
+        });
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let cancel = CancellationToken::new();
+        let app = routes::router(state.clone());
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, service)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "directory server stopped with an error");
+            }
+        });
+        tracing::debug!(%local_addr, restored, "directory started");
+        Ok(RunningDirectory {
+            local_addr,
+            cancel,
+            task,
+            state,
+            restored,
+        })
+    }
+}
+
+/// A directory that is serving.
+#[derive(Debug)]
+pub struct RunningDirectory {
+    local_addr: SocketAddr,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    state: Arc<AppState>,
+    restored: usize,
+}
+
+impl RunningDirectory {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The directory URL for clients and nodes, in the public form
+    /// (`http://HOST:PORT/api`; clients append `/v1/...`).
+    pub fn url(&self) -> String {
+        let host = match self.local_addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{}/api", self.local_addr.port())
+    }
+
+    /// Registrations restored from the database at start.
+    pub fn restored_nodes(&self) -> usize {
+        self.restored
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &DirectoryConfig {
+        &self.state.config
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Waits until the server stops (after the shutdown token is cancelled),
+    /// then flushes the store.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+        self.state.registry.close();
+    }
+
+    /// Stops taking connections, finishes open requests, flushes the store.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.wait().await;
+    }
+}

@@ -201,9 +201,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(m.content.text(), "ab");
-        let m: ChatCompletionMessage =
-            serde_json::from_value(serde_json::json!({"role":"assistant","content":null,"tool_calls":[]}))
-                .unwrap();
+        let m: ChatCompletionMessage = serde_json::from_value(
+            serde_json::json!({"role":"assistant","content":null,"tool_calls":[]}),
+        )
+        .unwrap();
         assert_eq!(m.content, "");
         assert!(m.extra.contains_key("tool_calls"));
     }

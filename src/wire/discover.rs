@@ -24,7 +24,11 @@ pub fn clamp_limit(limit: Option<i64>) -> u32 {
     }
 }
 
-/// `GET /v1/discover` query parameters.
+/// `GET /v1/discover` query parameters. Parameters not listed here
+/// (profile negotiation, `relay_capable`) are ignored.
+///
+/// No flattened `extra` map here: serde's flatten buffers values, and URL
+/// query values are all strings, so typed fields (`limit`) would stop parsing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiscoverQuery {
     /// The intent wanted (required by directories).
@@ -51,9 +55,6 @@ pub struct DiscoverQuery {
     /// `public` for the redacted view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
-    /// Other parameters (profile negotiation, `relay_capable`, …).
-    #[serde(flatten)]
-    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// A node as a directory describes it in discover answers.
@@ -83,7 +84,11 @@ pub struct NodeInfo {
     #[serde(default)]
     pub models: Vec<String>,
     /// Capabilities for the queried intent.
-    #[serde(default, deserialize_with = "lenient::list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub capabilities: Vec<Capability>,
     /// The node's CX key, or null.
     #[serde(default, deserialize_with = "lenient::optional")]
@@ -141,7 +146,11 @@ pub struct NodeInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     /// Pricing.
-    #[serde(default, deserialize_with = "lenient::optional", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pricing: Option<Pricing>,
     /// Everything else the directory sent.
     #[serde(flatten)]
@@ -234,7 +243,11 @@ mod tests {
         .unwrap();
         assert_eq!(n.region, "");
         assert_eq!(n.effective_cx_key().unwrap().key_id, "cx-1");
-        assert_eq!(n.capabilities.len(), 1, "the malformed capability is dropped");
+        assert_eq!(
+            n.capabilities.len(),
+            1,
+            "the malformed capability is dropped"
+        );
         assert_eq!(n.extra["mystery"], 1);
     }
 }

@@ -241,7 +241,10 @@ mod tests {
             check_endpoint_form("http://u:p@node.example.com"),
             Err(EndpointError::Credentials)
         );
-        assert_eq!(check_endpoint_form("not a url"), Err(EndpointError::Invalid));
+        assert_eq!(
+            check_endpoint_form("not a url"),
+            Err(EndpointError::Invalid)
+        );
     }
 
     #[test]

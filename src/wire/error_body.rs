@@ -74,9 +74,11 @@ pub fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let retry_after_ms = field("retry_after_ms")
-        .and_then(Value::as_u64)
-        .or_else(|| field("retry_after").and_then(Value::as_u64).map(|s| s * 1000));
+    let retry_after_ms = field("retry_after_ms").and_then(Value::as_u64).or_else(|| {
+        field("retry_after")
+            .and_then(Value::as_u64)
+            .map(|s| s * 1000)
+    });
     Some(ParsedError {
         code,
         message,

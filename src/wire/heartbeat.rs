@@ -159,9 +159,10 @@ mod tests {
 
     #[test]
     fn minimal_heartbeat_parses_and_unknown_fields_survive() {
-        let hb: HeartbeatRequest =
-            serde_json::from_str(r#"{"node_id":"n1","sdk_latest_seen":null,"backend_stability":{"x":1}}"#)
-                .unwrap();
+        let hb: HeartbeatRequest = serde_json::from_str(
+            r#"{"node_id":"n1","sdk_latest_seen":null,"backend_stability":{"x":1}}"#,
+        )
+        .unwrap();
         assert_eq!(hb.node_id, "n1");
         assert_eq!(hb.available, None);
         assert!(hb.extra.contains_key("backend_stability"));

@@ -185,7 +185,11 @@ mod tests {
 
     #[test]
     fn custom_intents_are_recognised() {
-        assert!(IntentUrn::parse("urn:iicp:intent:x.acme:do:v1").unwrap().is_custom());
+        assert!(
+            IntentUrn::parse("urn:iicp:intent:x.acme:do:v1")
+                .unwrap()
+                .is_custom()
+        );
         assert!(!IntentUrn::parse(LLM_CHAT_V1).unwrap().is_custom());
     }
 

@@ -1,0 +1,56 @@
+//! `iicp-node directory`: a local IICP directory until SIGINT/SIGTERM.
+
+use crate::cli::DirectoryArgs;
+use crate::shutdown;
+use iicp_client::directory::{Directory, DirectoryConfig};
+use std::time::Duration;
+
+pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
+    let config = DirectoryConfig {
+        local_mode: !args.public,
+        skip_liveness_check: args.skip_liveness_check,
+        enforce_probation: args.enforce_probation,
+        db_path: args.db.clone(),
+        max_body_bytes: args.max_body_bytes,
+        register_rate_limit: args.register_rate_limit,
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        ..DirectoryConfig::default()
+    };
+    let dir = Directory::start(config, args.listen).await?;
+    let mode = if args.public {
+        "public mode: endpoints must be publicly routable"
+    } else {
+        "local mode: loopback and private endpoints accepted"
+    };
+    let storage = match &args.db {
+        Some(p) => format!(
+            "SQLite {} ({} nodes restored)",
+            p.display(),
+            dir.restored_nodes()
+        ),
+        None => "in memory".to_owned(),
+    };
+    tracing::info!(
+        "iicp-node directory listening on {} — directory URL {} — {mode}; liveness probe {}; probation {}; state {storage}",
+        dir.local_addr(),
+        dir.url(),
+        if args.skip_liveness_check {
+            "OFF"
+        } else {
+            "on"
+        },
+        if args.enforce_probation {
+            "enforced"
+        } else {
+            "off"
+        },
+    );
+    let stop = dir.shutdown_token();
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        tracing::info!("shutting down directory");
+        stop.cancel();
+    });
+    dir.wait().await;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! JSON error answers of the directory (PROTOCOL.md §1.2).
+//!
+//! Every failure leaves as JSON: the normal `{"error":{"code","message"}}`,
+//! or the flat form for the register rate limit (E034) and the ownership
+//! refusals (E049/E050), as the reference directory sends them.
+
+use crate::wire::ErrorBody;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An error answer: status, JSON body and an optional `Retry-After`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: Value,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    /// `{"error":{"code","message"}}` with `status`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        let body = serde_json::to_value(ErrorBody::new(code, message)).unwrap_or(Value::Null);
+        Self {
+            status,
+            body,
+            retry_after_s: None,
+        }
+    }
+
+    /// The flat form `{"error":code,"message",…}`.
+    pub fn flat(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"error": code, "message": message.into()}),
+            retry_after_s: None,
+        }
+    }
+
+    /// 422 `validation_error`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            message,
+        )
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404 `IICP-E003`: the node is not registered.
+    pub fn unknown_node() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "IICP-E003",
+            "node is not registered with this directory; register again",
+        )
+    }
+
+    /// Adds `retry_after` (seconds) to the body and a `Retry-After` header.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        if let Some(obj) = self.body.as_object_mut() {
+            match obj.get_mut("error") {
+                Some(Value::Object(inner)) => {
+                    inner.insert("retry_after".into(), seconds.into());
+                }
+                _ => {
+                    obj.insert("retry_after".into(), seconds.into());
+                }
+            }
+        }
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// The HTTP status.
+    #[cfg(test)]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
+    }
+}

@@ -1,0 +1,140 @@
+//! Reading requests: bodies with JSON errors, bearer tokens, the caller's IP.
+//!
+//! axum's own extractors answer bad input in plain text; these helpers turn
+//! every failure into an [`ApiError`], and describe JSON errors without
+//! echoing the offending values (a token sent as a number must not come back
+//! in the error message).
+
+use super::api_error::ApiError;
+use crate::secret::Secret;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
+
+/// The raw request body, with size-limit and read failures as JSON errors.
+pub(crate) struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body exceeds the directory's size limit",
+                ))
+            }
+            Err(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "validation_error",
+                "could not read the request body",
+            )),
+        }
+    }
+}
+
+/// Parses a JSON body: malformed JSON is 400, a well-formed body of the
+/// wrong shape is 422 (PROTOCOL.md §1.2), both `validation_error`.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "validation_error",
+                format!("malformed JSON (line {}, column {})", e.line(), e.column()),
+            ),
+            Category::Data => ApiError::validation(describe_data_error(&e)),
+        }
+    })
+}
+
+/// A serde data error without the values it may quote. Messages that only
+/// name fields or variants (`missing field`, `unknown variant`) are kept;
+/// our own validators (intent URNs) quote only the intent, which is public.
+fn describe_data_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let head = text.split(" at line ").next().unwrap_or(&text);
+    let keeps_no_values = head.starts_with("missing field")
+        || head.starts_with("unknown variant")
+        || head.starts_with("duplicate field")
+        || head.starts_with("intent ");
+    if keeps_no_values {
+        format!("invalid body: {head}")
+    } else if head.starts_with("invalid type") {
+        let expected = head.rsplit("expected ").next().unwrap_or("another type");
+        format!("invalid body: a field has the wrong type (expected {expected})")
+    } else {
+        "invalid body: a field has an invalid value".to_owned()
+    }
+}
+
+/// The bearer token of `Authorization: Bearer …`, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<Secret> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| Secret::new(token))
+}
+
+/// The caller's address: `CF-Connecting-IP`, then the first
+/// `X-Forwarded-For` entry, then `X-Real-IP`, then the socket peer
+/// (PROTOCOL.md §1.3 step 1).
+pub(crate) fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    let header_ip = |name: &str, first: bool| -> Option<IpAddr> {
+        let v = headers.get(name)?.to_str().ok()?;
+        let v = if first { v.split(',').next()? } else { v };
+        v.trim().parse().ok()
+    };
+    header_ip("cf-connecting-ip", false)
+        .or_else(|| header_ip("x-forwarded-for", true))
+        .or_else(|| header_ip("x-real-ip", false))
+        .unwrap_or_else(|| peer.ip().to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_errors_do_not_echo_values() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            token: String,
+        }
+        let e = parse_json::<T>(br#"{"token": 12345678}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!format!("{e:?}").contains("12345678"));
+        let e = parse_json::<T>(b"{not json").unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let e = parse_json::<T>(b"{}").unwrap_err();
+        assert!(format!("{e:?}").contains("missing field `token`"));
+    }
+
+    #[test]
+    fn bearer_and_client_ip() {
+        let mut h = HeaderMap::new();
+        assert!(bearer(&h).is_none());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h).unwrap().expose(), "abc");
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(client_ip(&h, peer).to_string(), "127.0.0.1");
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
+        assert_eq!(client_ip(&h, peer).to_string(), "203.0.113.9");
+        h.insert("cf-connecting-ip", HeaderValue::from_static("198.51.100.2"));
+        assert_eq!(client_ip(&h, peer).to_string(), "198.51.100.2");
+    }
+}

@@ -1,0 +1,61 @@
+//! The directory's HTTP routes, served under both `/v1` and `/api/v1`
+//! (PROTOCOL.md §1.1), with health at the root.
+
+mod discovery;
+mod lifecycle;
+mod misc;
+
+use super::DirectoryConfig;
+use super::clock::Clock;
+use super::rate_limit::RateLimiter;
+use super::registry::Registry;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// Shared state of every handler.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub registry: Registry,
+    pub config: DirectoryConfig,
+    pub register_limiter: RateLimiter,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn v1() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/register",
+            post(lifecycle::register).delete(lifecycle::deregister),
+        )
+        .route("/heartbeat", post(lifecycle::heartbeat))
+        .route("/discover", get(discovery::discover))
+        .route("/bootstrap", get(discovery::bootstrap))
+        .route("/node/{id}", get(discovery::node))
+        .route("/registry/nodes/{id}", get(discovery::registry_node))
+        .route("/me", get(discovery::me))
+        .route("/dispatch/ticket", post(misc::dispatch_ticket))
+        .route("/probe", get(misc::probe))
+        .route("/credits/balance", get(misc::credits))
+        .route("/credits/transactions", get(misc::credits))
+        .route("/credits/quote", get(misc::credits))
+        .route("/credits/summary", get(misc::credits))
+        .route("/credits/award", post(misc::credits))
+        .route("/telemetry", post(misc::telemetry))
+        .route("/health", get(misc::health))
+}
+
+/// The complete router.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .nest("/v1", v1())
+        .nest("/api/v1", v1())
+        .route("/iicp/health", get(misc::health))
+        .route("/health", get(misc::health))
+        .fallback(misc::not_found)
+        .method_not_allowed_fallback(misc::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
