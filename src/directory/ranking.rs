@@ -64,14 +64,13 @@ pub fn is_eligible(node: &EligibilityInput<'_>, q: &EligibilityQuery<'_>) -> boo
         }
     }
     if q.enforce_qos_gates {
-        match q.qos {
-            Some(Qos::Realtime) => {
-                if node.completed_tasks < REALTIME_TASKS || node.reputation < REALTIME_REPUTATION {
-                    return false;
-                }
-            }
-            Some(Qos::Interactive) if node.completed_tasks < PROBATION_TASKS => return false,
-            _ => {}
+        let (tasks, reputation) = match q.qos {
+            Some(Qos::Realtime) => (REALTIME_TASKS, REALTIME_REPUTATION),
+            Some(Qos::Interactive) => (PROBATION_TASKS, 0.0),
+            _ => (0, 0.0),
+        };
+        if node.completed_tasks < tasks || node.reputation < reputation {
+            return false;
         }
     }
     true

@@ -77,7 +77,7 @@ pub fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
     let retry_after_ms = field("retry_after_ms").and_then(Value::as_u64).or_else(|| {
         field("retry_after")
             .and_then(Value::as_u64)
-            .map(|s| s * 1000)
+            .map(|s| s.saturating_mul(1000))
     });
     Some(ParsedError {
         code,

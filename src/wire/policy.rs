@@ -87,15 +87,20 @@ pub fn classify_intent(intent: &str) -> Option<&'static RiskRule> {
         .find(|rule| rule.fragments.iter().any(|f| lower.contains(f.as_str())))
 }
 
-/// Refuses intents in a refused category; allows everything else.
+/// Refuses intents matching any rule of a refused category, whatever the
+/// order of the rules; allows everything else.
 pub fn check_intent_policy(intent: &str) -> Result<(), PolicyViolation> {
-    match classify_intent(intent) {
-        Some(rule) if rule.category.is_refused() => Err(PolicyViolation {
+    let lower = intent.to_ascii_lowercase();
+    let refused = RULES.iter().find(|rule| {
+        rule.category.is_refused() && rule.fragments.iter().any(|f| lower.contains(f.as_str()))
+    });
+    match refused {
+        Some(rule) => Err(PolicyViolation {
             category: rule.category,
             rule_id: rule.rule_id.clone(),
             label: rule.label.clone(),
         }),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
