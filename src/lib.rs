@@ -7,6 +7,8 @@
 //!
 //! Layers, dependencies pointing down only (see `docs/ARCHITECTURE.md`):
 //!
+//! - [`client`]: the consumer, [`IicpClient`]: discover → select → submit
+//!   → chat.
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
@@ -16,11 +18,16 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod directory;
 mod error;
 mod secret;
 pub mod wire;
 
+pub use client::{
+    ChatOptions, ChatResponse, ClientBuilder, ClientConfig, ClientOptions, DiscoverOptions,
+    IicpClient, SelectionStrategy,
+};
 pub use error::{IicpError, Result};
 pub use secret::Secret;
-pub use wire::{ChatMessage, IntentUrn, Qos, TaskRequest, TaskResponse};
+pub use wire::{ChatMessage, IntentUrn, NodeInfo, NodeList, Qos, TaskRequest, TaskResponse};

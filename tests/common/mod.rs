@@ -2,6 +2,8 @@
 //! port, a plain HTTP client, and a minimal node that answers its health probe.
 #![allow(dead_code)]
 
+pub mod test_node;
+
 use axum::Router;
 use axum::routing::get;
 use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};

@@ -1,0 +1,198 @@
+//! Client configuration: the seed's `ClientConfig` (exactly four public
+//! fields), the per-call option types, and `ClientBuilder` for everything
+//! else (loopback nodes, retries, selection, discovery cache).
+
+use super::selection::SelectionStrategy;
+use crate::secret::Secret;
+use crate::wire::Qos;
+
+/// The public IICP directory.
+pub const DEFAULT_DIRECTORY_URL: &str = "https://iicp.network/api";
+/// Default time budget of one `submit()`/`chat()`, discovery included.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Largest `timeout_ms` allowed (SDK-04).
+pub const MAX_TIMEOUT_MS: u64 = 120_000;
+
+/// Where the client finds nodes and how long it may take.
+///
+/// ```
+/// use iicp_client::ClientConfig;
+/// let config = ClientConfig {
+///     directory_url : "https://iicp.network/api".into(), // IICP directory
+///     timeout_ms    : 30_000,                            // max 120 000 (SDK-04)
+///     region        : Some("eu-central".into()),         // prefer nodes in region
+///     node_token    : None,                              // optional auth token
+/// };
+/// assert_eq!(config.timeout_ms, 30_000);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// Directory base URL; the client appends `/v1/...`.
+    pub directory_url: String,
+    /// Time budget of a whole `submit()` or `chat()` in ms (max 120 000).
+    pub timeout_ms: u64,
+    /// Preferred region: raises the score of nodes there, never filters.
+    pub region: Option<String>,
+    /// Bearer token sent to nodes that require one. Prints as `***`.
+    pub node_token: Option<Secret>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            directory_url: DEFAULT_DIRECTORY_URL.into(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            region: None,
+            node_token: None,
+        }
+    }
+}
+
+/// Filters for [`IicpClient::discover`](super::IicpClient::discover).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiscoverOptions {
+    /// Preferred region (the config's region applies when `None`).
+    pub region: Option<String>,
+    /// Only nodes serving this model.
+    pub model: Option<String>,
+    /// Reputation floor, 0..1.
+    pub min_reputation: Option<f64>,
+    /// At most this many nodes (1..=50, default 10).
+    pub limit: Option<u32>,
+}
+
+/// Options of [`IicpClient::chat`](super::IicpClient::chat).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatOptions {
+    /// Time budget of this chat in ms, instead of the config's.
+    pub timeout_ms: Option<u64>,
+    /// Model wanted; also filters discovery.
+    pub model: Option<String>,
+    /// Sampling temperature, 0..2.
+    pub temperature: Option<f64>,
+    /// Longest answer in tokens.
+    pub max_tokens: Option<u64>,
+    /// QoS class; `interactive` when `None`, as the reference clients ask.
+    pub qos: Option<Qos>,
+    /// Preferred region, instead of the config's.
+    pub region: Option<String>,
+}
+
+/// Settings beyond the four of [`ClientConfig`], set through
+/// [`ClientBuilder`]. Defaults come from the environment where noted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientOptions {
+    /// Allow nodes on loopback, private and link-local addresses.
+    /// Default: `IICP_PROXY_ALLOW_LOOPBACK_NODES=1` in the environment, else false.
+    pub allow_private_nodes: bool,
+    /// Nodes tried per submit (default 3).
+    pub max_candidates: usize,
+    /// Attempts on one node for 503, 504 and timeouts (default 3).
+    pub attempts_per_node: u32,
+    /// First retry delay; doubles per retry, ±20 % jitter (default 200 ms).
+    pub retry_base_ms: u64,
+    /// Candidate order. Default: directory order, or `IICP_ROUTING_STRATEGY`.
+    pub selection: SelectionStrategy,
+    /// Reuse discover answers for their `Cache-Control: max-age` (default on).
+    pub discovery_cache: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            allow_private_nodes: false,
+            max_candidates: 3,
+            attempts_per_node: 3,
+            retry_base_ms: 200,
+            selection: SelectionStrategy::DirectoryOrder,
+            discovery_cache: true,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Defaults, with `IICP_PROXY_ALLOW_LOOPBACK_NODES` and
+    /// `IICP_ROUTING_STRATEGY` read from the environment.
+    pub fn from_env() -> Self {
+        let flag = |name: &str| {
+            std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+        };
+        let selection = std::env::var("IICP_ROUTING_STRATEGY")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default();
+        Self {
+            allow_private_nodes: flag("IICP_PROXY_ALLOW_LOOPBACK_NODES"),
+            selection,
+            ..Self::default()
+        }
+    }
+}
+
+/// Builds an [`IicpClient`](super::IicpClient) with non-default options.
+///
+/// ```
+/// use iicp_client::{ClientConfig, IicpClient};
+/// let client = IicpClient::builder(ClientConfig {
+///     directory_url: "http://127.0.0.1:8020/api".into(),
+///     ..Default::default()
+/// })
+/// .allow_private_nodes(true)
+/// .build()
+/// .unwrap();
+/// # drop(client);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    pub(super) config: ClientConfig,
+    pub(super) options: ClientOptions,
+}
+
+impl ClientBuilder {
+    /// Allow (or refuse) nodes on loopback and private addresses.
+    pub fn allow_private_nodes(mut self, allow: bool) -> Self {
+        self.options.allow_private_nodes = allow;
+        self
+    }
+
+    /// Nodes tried per submit (at least 1).
+    pub fn max_candidates(mut self, n: usize) -> Self {
+        self.options.max_candidates = n.max(1);
+        self
+    }
+
+    /// Attempts on one node for 503, 504 and timeouts (at least 1).
+    pub fn attempts_per_node(mut self, n: u32) -> Self {
+        self.options.attempts_per_node = n.max(1);
+        self
+    }
+
+    /// First retry delay in ms.
+    pub fn retry_base_ms(mut self, ms: u64) -> Self {
+        self.options.retry_base_ms = ms;
+        self
+    }
+
+    /// Candidate order.
+    pub fn selection(mut self, strategy: SelectionStrategy) -> Self {
+        self.options.selection = strategy;
+        self
+    }
+
+    /// Reuse discover answers for their `Cache-Control: max-age`.
+    pub fn discovery_cache(mut self, on: bool) -> Self {
+        self.options.discovery_cache = on;
+        self
+    }
+
+    /// Replaces all options at once.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks the configuration and builds the client.
+    pub fn build(self) -> crate::Result<super::IicpClient> {
+        super::IicpClient::from_parts(self.config, self.options)
+    }
+}

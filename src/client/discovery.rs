@@ -1,0 +1,220 @@
+//! Discovery: the discover URL, the call itself, and the per-query cache
+//! that honours the directory's `Cache-Control: max-age` (PROTOCOL.md §1.6).
+
+use super::http::{error_from_response, transport_error};
+use crate::error::{IicpError, Result};
+use crate::wire::discover::clamp_limit;
+use crate::wire::{NodeList, Qos};
+use reqwest::header::{CACHE_CONTROL, HeaderMap};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most cached queries; the oldest entry goes first beyond this.
+const CACHE_CAPACITY: usize = 256;
+
+/// A discover query, before it becomes a URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DiscoverParams<'a> {
+    pub intent: &'a str,
+    pub region: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub min_reputation: Option<f64>,
+    pub limit: Option<u32>,
+    pub qos: Option<Qos>,
+}
+
+/// `{base}/v1/discover?...` with every value percent-encoded.
+pub(crate) fn discover_url(base: &str, p: &DiscoverParams<'_>) -> Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(&format!("{}/v1/discover", base.trim_end_matches('/')))
+        .map_err(|_| {
+            IicpError::InvalidConfig(format!("directory_url `{base}` is not a valid URL"))
+        })?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("intent", p.intent);
+        if let Some(r) = p.region.filter(|r| !r.is_empty()) {
+            q.append_pair("region", r);
+        }
+        if let Some(m) = p.model.filter(|m| !m.is_empty()) {
+            q.append_pair("model", m);
+        }
+        if let Some(r) = p.min_reputation {
+            q.append_pair("min_reputation", &r.to_string());
+        }
+        if let Some(qos) = p.qos {
+            q.append_pair("qos", qos.as_str());
+        }
+        q.append_pair("limit", &clamp_limit(p.limit.map(i64::from)).to_string());
+    }
+    Ok(url)
+}
+
+/// `max-age` of a `Cache-Control` header; `None` when absent, `no-store` or `no-cache`.
+pub(crate) fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(CACHE_CONTROL)?.to_str().ok()?;
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return None;
+        }
+        if let Some(v) = lower.strip_prefix("max-age=") {
+            age = v
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    age.filter(|a| !a.is_zero())
+}
+
+/// Calls discover and returns the list with its cache lifetime.
+pub(crate) async fn fetch(
+    http: &reqwest::Client,
+    url: reqwest::Url,
+    traceparent: &str,
+    timeout: Duration,
+) -> Result<(NodeList, Option<Duration>)> {
+    let target = "the directory".to_owned();
+    let resp = http
+        .get(url)
+        .header("traceparent", traceparent)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(&target, &e, timeout))?;
+    let status = resp.status();
+    let ttl = max_age(resp.headers());
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(&target, &e, timeout))?;
+    if !status.is_success() {
+        return Err(error_from_response(status.as_u16(), &body));
+    }
+    let list: NodeList = serde_json::from_slice(&body).map_err(|e| IicpError::Decode {
+        what: "the directory's discover answer".into(),
+        reason: e.to_string(),
+    })?;
+    Ok((list, ttl))
+}
+
+/// Discover answers by query URL, each until its `max-age` runs out.
+#[derive(Debug, Default)]
+pub(crate) struct DiscoveryCache {
+    entries: Mutex<HashMap<String, (Instant, Arc<NodeList>)>>,
+}
+
+impl DiscoveryCache {
+    /// The cached answer for `key`, if still fresh.
+    pub fn get(&self, key: &str) -> Option<Arc<NodeList>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(key) {
+            Some((expires, list)) if *expires > Instant::now() => Some(list.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `list` under `key` for `ttl`.
+    pub fn put(&self, key: String, list: Arc<NodeList>, ttl: Duration) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_CAPACITY {
+            let now = Instant::now();
+            entries.retain(|_, (expires, _)| *expires > now);
+            if entries.len() >= CACHE_CAPACITY {
+                if let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, (e, _))| *e)
+                    .map(|(k, _)| k.clone())
+                {
+                    entries.remove(&oldest);
+                }
+            }
+        }
+        entries.insert(key, (Instant::now() + ttl, list));
+    }
+
+    /// Drops every cached answer that lists `node_id` (it just failed).
+    pub fn forget_node(&self, node_id: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (_, list)| list.nodes.iter().all(|n| n.node_id != node_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn url_is_percent_encoded_and_limit_clamped() {
+        let url = discover_url(
+            "https://dir.example.net/api/",
+            &DiscoverParams {
+                intent: "urn:iicp:intent:llm:chat:v1",
+                region: Some("eu central&x=1"),
+                model: Some("phi3:mini"),
+                min_reputation: Some(0.7),
+                limit: Some(500),
+                qos: Some(Qos::BestEffort),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://dir.example.net/api/v1/discover?intent=urn%3Aiicp%3Aintent%3Allm%3Achat%3Av1\
+             &region=eu+central%26x%3D1&model=phi3%3Amini&min_reputation=0.7&qos=best-effort&limit=50"
+        );
+        let url = discover_url(
+            "http://d:1/api",
+            &DiscoverParams {
+                intent: "i",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(url.as_str().ends_with("&limit=10"));
+        assert!(discover_url("not a url", &DiscoverParams::default()).is_err());
+    }
+
+    #[test]
+    fn max_age_parsing() {
+        let h = |v: &'static str| {
+            let mut m = HeaderMap::new();
+            m.insert(CACHE_CONTROL, HeaderValue::from_static(v));
+            m
+        };
+        assert_eq!(
+            max_age(&h(
+                "public, max-age=5, s-maxage=10, stale-while-revalidate=5"
+            )),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(max_age(&h("no-store, max-age=5")), None);
+        assert_eq!(max_age(&h("max-age=0")), None);
+        assert_eq!(max_age(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn cache_expires_and_forgets_failed_nodes() {
+        let cache = DiscoveryCache::default();
+        let list: NodeList = serde_json::from_value(serde_json::json!({"nodes": [
+            {"node_id": "n1", "endpoint": "https://a.example.net", "score": 0.5, "available": true}
+        ], "count": 1}))
+        .unwrap();
+        cache.put("k".into(), Arc::new(list.clone()), Duration::from_secs(60));
+        cache.put("gone".into(), Arc::new(list.clone()), Duration::ZERO);
+        assert!(cache.get("k").is_some());
+        assert!(cache.get("gone").is_none());
+        cache.forget_node("other");
+        assert!(cache.get("k").is_some());
+        cache.forget_node("n1");
+        assert!(cache.get("k").is_none());
+    }
+}

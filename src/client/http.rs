@@ -1,0 +1,82 @@
+//! Turning HTTP outcomes into [`IicpError`]s: the status is judged before
+//! the body is parsed, all three error-body shapes are read (PROTOCOL.md
+//! §1.2), and transport errors describe the failure without the request.
+
+use crate::error::IicpError;
+use crate::wire::parse_error_body;
+use std::time::Duration;
+
+/// A `Protocol` error from a non-2xx answer. Bodies that are not an IICP
+/// error (an HTML proxy page, say) give the code `http_<status>`.
+pub(crate) fn error_from_response(status: u16, body: &[u8]) -> IicpError {
+    match parse_error_body(body) {
+        Some(parsed) => IicpError::Protocol {
+            code: parsed.code,
+            message: if parsed.message.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                parsed.message
+            },
+            status,
+        },
+        None => IicpError::Protocol {
+            code: format!("http_{status}"),
+            message: "the peer answered without an IICP error body".into(),
+            status,
+        },
+    }
+}
+
+/// The innermost cause of an error, e.g. "Connection refused (os error 111)".
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// A `Timeout` or `Transport` error for a failed request to `target`.
+/// reqwest's own message names the URL; ours names only the target.
+pub(crate) fn transport_error(target: &str, e: &reqwest::Error, waited: Duration) -> IicpError {
+    if e.is_timeout() {
+        IicpError::Timeout {
+            what: target.to_owned(),
+            elapsed_ms: waited.as_millis() as u64,
+        }
+    } else {
+        let kind = if e.is_connect() {
+            "connection failed"
+        } else if e.is_body() || e.is_decode() {
+            "the answer could not be read"
+        } else {
+            "request failed"
+        };
+        IicpError::Transport {
+            target: target.to_owned(),
+            reason: format!("{kind}: {}", root_cause(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_errors_from_each_body_shape() {
+        let e = error_from_response(
+            429,
+            br#"{"error":{"code":"IICP-E021","message":"capacity_exceeded"}}"#,
+        );
+        assert_eq!(e.to_string(), "[IICP-E021] capacity_exceeded (HTTP 429)");
+        let e = error_from_response(
+            429,
+            br#"{"error":"IICP-E034","message":"slow","retry_after":60}"#,
+        );
+        assert_eq!(e.code(), "IICP-E034");
+        let e = error_from_response(502, b"<html>Bad gateway</html>");
+        assert_eq!(e.code(), "http_502");
+        assert_eq!(e.status(), Some(502));
+    }
+}

@@ -1,0 +1,264 @@
+//! The consumer: [`IicpClient`] discovers nodes for an intent at a
+//! directory, selects, submits with failover, and offers `chat()` returning
+//! an OpenAI-shaped reply (PROTOCOL.md §1.6, §2.3, §5, §6).
+//!
+//! It owns the HTTP clients (one for the directory, one guarded for nodes),
+//! the discovery cache and the retry policy. It never rewrites a
+//! directory's score and never logs payloads or tokens.
+
+mod chat;
+mod config;
+mod discovery;
+pub(crate) mod guard;
+mod http;
+mod retry;
+pub mod selection;
+mod submit;
+pub mod trace;
+
+pub use chat::ChatResponse;
+pub use config::{
+    ChatOptions, ClientBuilder, ClientConfig, ClientOptions, DEFAULT_DIRECTORY_URL,
+    DEFAULT_TIMEOUT_MS, DiscoverOptions, MAX_TIMEOUT_MS,
+};
+pub use selection::SelectionStrategy;
+
+use crate::error::{IicpError, Result};
+use crate::wire::{
+    ChatMessage, IntentUrn, NodeList, Qos, TaskRequest, TaskResponse, check_intent_policy,
+};
+use discovery::{DiscoverParams, DiscoveryCache};
+use guard::EndpointGuard;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The IICP consumer. Cheap to clone; clones share connections and cache.
+///
+/// ```no_run
+/// use iicp_client::{ChatMessage, ChatOptions, ClientConfig, IicpClient};
+///
+/// #[tokio::main]
+/// async fn main() -> iicp_client::Result<()> {
+///     let client = IicpClient::new(ClientConfig::default())?;
+///     let reply = client.chat(
+///         vec![
+///             ChatMessage { role: "system".into(), content: "You are a helpful assistant.".into() },
+///             ChatMessage { role: "user".into(), content: "What is IICP?".into() },
+///         ],
+///         Some(ChatOptions { timeout_ms: Some(30_000), ..Default::default() }),
+///     ).await?;
+///     println!("{}", reply.choices[0].message.content);
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct IicpClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    config: ClientConfig,
+    options: ClientOptions,
+    directory_http: reqwest::Client,
+    node_http: reqwest::Client,
+    guard: EndpointGuard,
+    cache: DiscoveryCache,
+}
+
+impl Inner {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timeout_ms)
+    }
+}
+
+fn user_agent() -> String {
+    format!("iicp-client-rust/{}", env!("CARGO_PKG_VERSION"))
+}
+
+impl IicpClient {
+    /// A client with default options (`IICP_PROXY_ALLOW_LOOPBACK_NODES` and
+    /// `IICP_ROUTING_STRATEGY` are read from the environment). Fails with
+    /// `invalid_config` when `timeout_ms` exceeds 120 000 (SDK-04).
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        Self::from_parts(config, ClientOptions::from_env())
+    }
+
+    /// A builder for non-default options.
+    pub fn builder(config: ClientConfig) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            options: ClientOptions::from_env(),
+        }
+    }
+
+    pub(crate) fn from_parts(mut config: ClientConfig, options: ClientOptions) -> Result<Self> {
+        if config.timeout_ms > MAX_TIMEOUT_MS {
+            return Err(IicpError::InvalidConfig(format!(
+                "timeout_ms is {} but at most {MAX_TIMEOUT_MS} is allowed (SDK-04)",
+                config.timeout_ms
+            )));
+        }
+        if config.timeout_ms == 0 {
+            return Err(IicpError::InvalidConfig(
+                "timeout_ms must be greater than 0".into(),
+            ));
+        }
+        config.directory_url = config.directory_url.trim_end_matches('/').to_owned();
+        reqwest::Url::parse(&config.directory_url).map_err(|_| {
+            IicpError::InvalidConfig(format!(
+                "directory_url `{}` is not a valid URL",
+                config.directory_url
+            ))
+        })?;
+        let build_err = |e: reqwest::Error| IicpError::InvalidConfig(format!("HTTP client: {e}"));
+        let directory_http = reqwest::Client::builder()
+            .user_agent(user_agent())
+            .build()
+            .map_err(build_err)?;
+        let guard = EndpointGuard::new(options.allow_private_nodes);
+        let node_http = guard
+            .apply(reqwest::Client::builder().user_agent(user_agent()))
+            .build()
+            .map_err(build_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                directory_http,
+                node_http,
+                guard,
+                cache: DiscoveryCache::default(),
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Asks the directory which nodes serve `intent`. `traceparent` is an
+    /// optional W3C trace context to propagate. Always asks the directory
+    /// (the cache serves only `submit()` and `chat()`).
+    pub async fn discover(
+        &self,
+        intent: &str,
+        options: Option<DiscoverOptions>,
+        traceparent: Option<&str>,
+    ) -> Result<NodeList> {
+        let intent = IntentUrn::parse(intent)?;
+        check_intent_policy(intent.as_str())?;
+        let trace = match traceparent {
+            Some(t) => {
+                trace::check_traceparent(t)?;
+                t.to_owned()
+            }
+            None => trace::new_traceparent(),
+        };
+        let options = options.unwrap_or_default();
+        let params = DiscoverParams {
+            intent: intent.as_str(),
+            region: options
+                .region
+                .as_deref()
+                .or(self.inner.config.region.as_deref()),
+            model: options.model.as_deref(),
+            min_reputation: options.min_reputation,
+            limit: options.limit,
+            qos: None,
+        };
+        let url = discovery::discover_url(&self.inner.config.directory_url, &params)?;
+        let (list, _) = discovery::fetch(
+            &self.inner.directory_http,
+            url,
+            &trace,
+            self.inner.timeout(),
+        )
+        .await?;
+        Ok(list)
+    }
+
+    /// Runs a task on the best available node, failing over to up to three
+    /// candidates (SDK-01). The task id is generated when empty (SDK-02);
+    /// `timeout_ms` bounds the whole call.
+    pub async fn submit(&self, request: TaskRequest) -> Result<TaskResponse> {
+        self.submit_traced(request, None).await
+    }
+
+    /// [`submit`](Self::submit) with the caller's W3C `traceparent`, sent
+    /// to the directory and on every attempt.
+    pub async fn submit_traced(
+        &self,
+        request: TaskRequest,
+        traceparent: Option<&str>,
+    ) -> Result<TaskResponse> {
+        let route = submit::Route {
+            model: request.constraints.as_ref().and_then(|c| c.model.clone()),
+            qos: request.constraints.as_ref().and_then(|c| c.effective_qos()),
+            region: None,
+        };
+        submit::submit(
+            &self.inner,
+            request,
+            route,
+            traceparent,
+            self.inner.timeout(),
+        )
+        .await
+    }
+
+    /// Sends a chat to the mesh and returns the OpenAI-shaped reply.
+    pub async fn chat(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: Option<ChatOptions>,
+    ) -> Result<ChatResponse> {
+        let options = options.unwrap_or_default();
+        let timeout_ms = options.timeout_ms.unwrap_or(self.inner.config.timeout_ms);
+        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+            return Err(IicpError::InvalidConfig(format!(
+                "chat timeout_ms must be within 1..={MAX_TIMEOUT_MS} (SDK-04)"
+            )));
+        }
+        if messages.is_empty() {
+            return Err(IicpError::InvalidConfig(
+                "chat needs at least one message".into(),
+            ));
+        }
+        let intent = IntentUrn::parse(crate::wire::intent::LLM_CHAT_V1)?;
+        let payload = chat::payload(
+            &messages,
+            options.model.as_deref(),
+            options.temperature,
+            options.max_tokens,
+        );
+        let mut task = TaskRequest::new(intent, payload);
+        let qos = options.qos.unwrap_or(Qos::Interactive);
+        task.constraints = Some(crate::wire::TaskConstraints {
+            max_tokens: options.max_tokens,
+            model: options.model.clone(),
+            qos: Some(qos),
+            ..Default::default()
+        });
+        let route = submit::Route {
+            region: options.region.clone(),
+            model: options.model.clone(),
+            qos: Some(qos),
+        };
+        let response = submit::submit(
+            &self.inner,
+            task,
+            route,
+            None,
+            Duration::from_millis(timeout_ms),
+        )
+        .await?;
+        chat::into_chat_response(response)
+    }
+}

@@ -1,0 +1,334 @@
+//! `submit()`: discover → select → submit with failover (PROTOCOL.md §5.1,
+//! §5.2; SDK-01). One deadline, `timeout_ms`, bounds the whole call:
+//! discovery, every attempt and every pause.
+
+use super::discovery::{self, DiscoverParams};
+use super::guard::refusal_in;
+use super::http::{error_from_response, transport_error};
+use super::retry::{Verdict, backoff, retry_after_header, verdict_for_status};
+use super::{Inner, selection};
+use crate::error::{IicpError, Result};
+use crate::wire::{
+    NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
+    parse_error_body,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Route hints for the discovery behind a submit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Route {
+    pub region: Option<String>,
+    pub model: Option<String>,
+    pub qos: Option<Qos>,
+}
+
+/// How one node's attempts ended, when they did not produce an answer.
+enum NodeOutcome {
+    Next(IicpError),
+    Fail(IicpError),
+}
+
+/// Runs a task; `traceparent` is the caller's, or a fresh one is made.
+pub(crate) async fn submit(
+    inner: &Inner,
+    mut task: TaskRequest,
+    route: Route,
+    traceparent: Option<&str>,
+    timeout: Duration,
+) -> Result<TaskResponse> {
+    let deadline = Instant::now() + timeout;
+    // SDK-03: the intent type is already a validated URN; the policy guard
+    // runs before any request (IICP-POLICY-001 is terminal).
+    check_intent_policy(task.intent.as_str())?;
+    if task.task_id.is_empty() {
+        task.task_id = uuid::Uuid::new_v4().to_string(); // SDK-02
+    }
+    let trace = match traceparent {
+        Some(t) => {
+            super::trace::check_traceparent(t)?;
+            t.to_owned()
+        }
+        None => super::trace::new_traceparent(),
+    };
+    let constraints = task.constraints.get_or_insert_with(Default::default);
+    if constraints.timeout_ms.is_none() {
+        constraints.timeout_ms = Some(timeout.as_millis() as u64);
+    }
+    if let (None, Some(m)) = (&constraints.model, &route.model) {
+        constraints.model = Some(m.clone());
+    }
+    if constraints.qos.is_none() {
+        constraints.qos = route.qos;
+    }
+
+    let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
+    let body = Arc::new(serde_json::to_vec(&task).map_err(|e| IicpError::Decode {
+        what: "the task request".into(),
+        reason: e.to_string(),
+    })?);
+    let mut failures: Vec<String> = Vec::new();
+    for node in &candidates {
+        match attempt_node(inner, node, &body, &trace, deadline).await {
+            Ok(mut response) => {
+                let metrics = response.metrics.get_or_insert_with(Default::default);
+                metrics.node_id.get_or_insert_with(|| node.node_id.clone());
+                return Ok(response);
+            }
+            Err(NodeOutcome::Fail(e)) => return Err(e),
+            Err(NodeOutcome::Next(e)) => {
+                tracing::debug!(node_id = %node.node_id, error = %e, "node failed; trying the next");
+                inner.cache.forget_node(&node.node_id);
+                if matches!(e, IicpError::Timeout { .. }) && Instant::now() >= deadline {
+                    return Err(e);
+                }
+                failures.push(format!("{}: {e}", short_id(&node.node_id)));
+            }
+        }
+    }
+    Err(IicpError::NoAvailableNode {
+        intent: task.intent.to_string(),
+        reason: format!("every candidate failed ({})", failures.join("; ")),
+    })
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn remaining(deadline: Instant, what: &str, total: Duration) -> Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(IicpError::Timeout {
+            what: what.to_owned(),
+            elapsed_ms: total.as_millis() as u64,
+        })
+    } else {
+        Ok(left)
+    }
+}
+
+/// Discovered nodes that are available and pass the endpoint guard, in
+/// selection order, at most `max_candidates`.
+async fn candidates(
+    inner: &Inner,
+    task: &TaskRequest,
+    route: &Route,
+    trace: &str,
+    deadline: Instant,
+) -> Result<Vec<NodeInfo>> {
+    let params = DiscoverParams {
+        intent: task.intent.as_str(),
+        region: route.region.as_deref().or(inner.config.region.as_deref()),
+        model: route.model.as_deref(),
+        qos: route.qos,
+        ..Default::default()
+    };
+    let url = discovery::discover_url(&inner.config.directory_url, &params)?;
+    let key = url.to_string();
+    let cached = inner
+        .options
+        .discovery_cache
+        .then(|| inner.cache.get(&key))
+        .flatten();
+    let list: Arc<NodeList> = match cached {
+        Some(list) => list,
+        None => {
+            let total = inner.timeout();
+            let left = remaining(deadline, "discovery", total)?;
+            let (list, ttl) = discovery::fetch(&inner.directory_http, url, trace, left).await?;
+            let list = Arc::new(list);
+            if let (true, Some(ttl)) = (inner.options.discovery_cache, ttl) {
+                inner.cache.put(key, list.clone(), ttl);
+            }
+            list
+        }
+    };
+    let found = list.nodes.len();
+    let mut refused = Vec::new();
+    let usable: Vec<NodeInfo> = list
+        .nodes
+        .iter()
+        .filter(|n| n.available)
+        .filter(|n| match inner.guard.check_endpoint(&n.endpoint) {
+            Ok(()) => true,
+            Err(why) => {
+                refused.push(why.to_string());
+                false
+            }
+        })
+        .cloned()
+        .collect();
+    if usable.is_empty() {
+        let reason = if found == 0 {
+            "the directory returned no node for this intent".to_owned()
+        } else if !refused.is_empty() {
+            format!(
+                "{found} node(s) found, {} refused by the endpoint guard: {}",
+                refused.len(),
+                refused[0]
+            )
+        } else {
+            format!("{found} node(s) found, none available")
+        };
+        return Err(IicpError::NoAvailableNode {
+            intent: task.intent.to_string(),
+            reason,
+        });
+    }
+    let ordered = selection::order(inner.options.selection, usable, rand::random::<f64>());
+    Ok(ordered
+        .into_iter()
+        .take(inner.options.max_candidates)
+        .collect())
+}
+
+/// Attempts one node until it answers, fails for good, or should be left.
+async fn attempt_node(
+    inner: &Inner,
+    node: &NodeInfo,
+    body: &Arc<Vec<u8>>,
+    trace: &str,
+    deadline: Instant,
+) -> std::result::Result<TaskResponse, NodeOutcome> {
+    let url = format!("{}/v1/task", node.endpoint.trim_end_matches('/'));
+    let target = format!("node {}", short_id(&node.node_id));
+    let total = inner.timeout();
+    let mut retry = 0u32;
+    loop {
+        let left = remaining(deadline, &target, total).map_err(NodeOutcome::Fail)?;
+        let mut request = inner
+            .node_http
+            .post(&url)
+            .header("traceparent", trace)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(left)
+            .body(body.as_ref().clone());
+        if let Some(token) = &inner.config.node_token {
+            request = request.bearer_auth(token.expose());
+        }
+        let (verdict, error, retry_after) = match request.send().await {
+            Err(e) => {
+                if let Some(refusal) = refusal_in(&e) {
+                    return Err(NodeOutcome::Next(IicpError::Transport {
+                        target,
+                        reason: format!("endpoint refused: {refusal}"),
+                    }));
+                }
+                let err = transport_error(&target, &e, left);
+                let verdict = if e.is_timeout() {
+                    Verdict::RetrySameNode
+                } else {
+                    Verdict::NextNode
+                };
+                (verdict, err, None)
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let header_retry = retry_after_header(resp.headers());
+                let bytes = match resp.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Err(NodeOutcome::Next(transport_error(&target, &e, left)));
+                    }
+                };
+                if (200..300).contains(&status) {
+                    match judge_success_body(&bytes, &target) {
+                        Ok(response) => return Ok(response),
+                        Err((verdict, err)) => (verdict, err, None),
+                    }
+                } else {
+                    let body_retry = parse_error_body(&bytes)
+                        .and_then(|p| p.retry_after_ms)
+                        .map(Duration::from_millis);
+                    (
+                        verdict_for_status(status),
+                        error_from_response(status, &bytes),
+                        header_retry.or(body_retry),
+                    )
+                }
+            }
+        };
+        match verdict {
+            Verdict::Fail => return Err(NodeOutcome::Fail(error)),
+            Verdict::NextNode => return Err(NodeOutcome::Next(error)),
+            Verdict::RetrySameNode => {
+                retry += 1;
+                if retry >= inner.options.attempts_per_node {
+                    return Err(NodeOutcome::Next(error));
+                }
+                let base = Duration::from_millis(inner.options.retry_base_ms);
+                let pause = backoff(base, retry - 1, rand::random::<f64>(), retry_after);
+                if Instant::now() + pause >= deadline {
+                    // Waiting would spend the whole budget on this node.
+                    return Err(NodeOutcome::Next(error));
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Reads a 2xx body: a success envelope is returned; an error or timeout
+/// envelope, or a "success" whose result is really a backend error
+/// (`{"error_code","error_message"}`, PROTOCOL.md §2.3), is judged.
+fn judge_success_body(
+    bytes: &[u8],
+    target: &str,
+) -> std::result::Result<TaskResponse, (Verdict, IicpError)> {
+    let response: TaskResponse = serde_json::from_slice(bytes).map_err(|e| {
+        (
+            Verdict::NextNode,
+            IicpError::Decode {
+                what: format!("the answer of {target}"),
+                reason: e.to_string(),
+            },
+        )
+    })?;
+    match response.status {
+        TaskStatus::Timeout => Err((
+            Verdict::RetrySameNode,
+            IicpError::Protocol {
+                code: "task_timeout".into(),
+                message: format!("{target} ran out of time"),
+                status: 504,
+            },
+        )),
+        TaskStatus::Error => {
+            let err = response.error.unwrap_or_else(|| crate::wire::TaskError {
+                code: None,
+                message: "the node reported an error".into(),
+                extra: Default::default(),
+            });
+            Err((
+                Verdict::NextNode,
+                IicpError::Protocol {
+                    code: err.code.unwrap_or_else(|| "task_error".into()),
+                    message: err.message,
+                    status: 200,
+                },
+            ))
+        }
+        _ => {
+            if let Some(code) = response
+                .result
+                .as_ref()
+                .and_then(|r| r.get("error_code"))
+                .filter(|c| c.is_number())
+            {
+                let message = response
+                    .result
+                    .as_ref()
+                    .and_then(|r| r.get("error_message"))
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("backend failed");
+                return Err((
+                    Verdict::NextNode,
+                    IicpError::Backend(format!("{target} backend answered {code}: {message}")),
+                ));
+            }
+            Ok(response)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! W3C `traceparent` (PROTOCOL.md §5.5): one value per submit, shared by
+//! discovery and every task attempt (SDK-06 in the reference numbering).
+
+use crate::error::IicpError;
+
+/// A fresh `00-<32 hex>-<16 hex>-01` traceparent.
+pub fn new_traceparent() -> String {
+    let mut trace = [0u8; 16];
+    let mut span = [0u8; 8];
+    rand::fill(&mut trace);
+    rand::fill(&mut span);
+    // All-zero ids are invalid; 16 random bytes are never all zero in practice,
+    // but set a bit rather than rely on it.
+    trace[15] |= 1;
+    span[7] |= 1;
+    format!("00-{}-{}-01", hex::encode(trace), hex::encode(span))
+}
+
+/// Checks a caller-supplied traceparent: `vv-<32 hex>-<16 hex>-ff`, lower
+/// case, ids not all zero, version not `ff`.
+pub fn check_traceparent(value: &str) -> Result<(), IicpError> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex_ok = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = parts.len() >= 4
+        && hex_ok(parts[0], 2)
+        && parts[0] != "ff"
+        && hex_ok(parts[1], 32)
+        && parts[1].bytes().any(|b| b != b'0')
+        && hex_ok(parts[2], 16)
+        && parts[2].bytes().any(|b| b != b'0')
+        && hex_ok(parts[3], 2);
+    if valid {
+        Ok(())
+    } else {
+        Err(IicpError::InvalidConfig(
+            "traceparent must look like 00-<32 hex>-<16 hex>-<2 hex> (W3C Trace Context)".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_values_are_valid_and_distinct() {
+        let a = new_traceparent();
+        let b = new_traceparent();
+        assert_ne!(a, b);
+        check_traceparent(&a).unwrap();
+        assert_eq!(a.len(), 55);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "00-abc-def-01",
+            "00-00000000000000000000000000000000-0000000000000001-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(check_traceparent(bad).is_err(), "{bad}");
+        }
+        check_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    }
+}

@@ -1,0 +1,223 @@
+//! Small HTTP stand-ins for provider nodes (until the real node lands) and a
+//! recording proxy for the directory. Each answers `POST /v1/task` from a
+//! script and records what it received.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 success with a chat completion echoing the last user message.
+    Echo,
+    /// This status and JSON body, with an optional `Retry-After` (seconds).
+    Status(u16, Value, Option<u64>),
+    /// Never answer.
+    Hang,
+}
+
+/// What a node saw in one request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub traceparent: Option<String>,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+struct NodeState {
+    script: Arc<Vec<Reply>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// A running scripted node.
+pub struct TestNode {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestNode {
+    /// Starts a node answering request *n* with `script[min(n, len-1)]`.
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = NodeState {
+            script: Arc::new(script),
+            seen: seen.clone(),
+        };
+        let app = Router::new()
+            .route("/v1/task", post(task))
+            .route(
+                "/iicp/health",
+                get(|| async { axum::Json(json!({"status": "ok"})) }),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, seen, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// The chat completion an `Echo` node answers with.
+pub fn echo_completion(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1, "model": "echo",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    })
+}
+
+async fn task(State(st): State<NodeState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let n = {
+        let mut seen = st.seen.lock().unwrap();
+        seen.push(Seen {
+            traceparent: header("traceparent"),
+            authorization: header("authorization"),
+            body: body.clone(),
+        });
+        seen.len() - 1
+    };
+    let reply = st.script[n.min(st.script.len() - 1)].clone();
+    match reply {
+        Reply::Echo => {
+            let last = body["payload"]["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            axum::Json(json!({
+                "task_id": body["task_id"], "status": "success",
+                "result": echo_completion(&format!("echo: {last}")), "generated_by_ai": true
+            }))
+            .into_response()
+        }
+        Reply::Status(code, value, retry_after) => {
+            let mut resp = (StatusCode::from_u16(code).unwrap(), axum::Json(value)).into_response();
+            if let Some(s) = retry_after {
+                resp.headers_mut().insert("retry-after", s.into());
+            }
+            resp
+        }
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
+}
+
+/// `(path?query, traceparent)` per request.
+type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A proxy in front of the directory that records each request's path,
+/// query and traceparent, then forwards it.
+pub struct RecordingProxy {
+    pub url: String,
+    log: RequestLog,
+}
+
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    log: RequestLog,
+}
+
+impl RecordingProxy {
+    /// Proxies to `upstream_base` (e.g. `http://127.0.0.1:PORT`, no `/api`).
+    pub async fn start(upstream_base: &str) -> Self {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let state = ProxyState {
+            upstream: upstream_base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            log: log.clone(),
+        };
+        let app = Router::new()
+            .route("/{*path}", any(forward))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url: format!("http://{addr}/api"),
+            log,
+        }
+    }
+
+    /// `(path?query, traceparent)` of every request so far.
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn discover_count(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|(p, _)| p.contains("/v1/discover"))
+            .count()
+    }
+}
+
+async fn forward(State(st): State<ProxyState>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let trace = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    st.log.lock().unwrap().push((path.clone(), trace));
+    let resp = st
+        .http
+        .get(format!("{}{path}", st.upstream))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let cache = resp.headers().get("cache-control").cloned();
+    let body = resp.bytes().await.unwrap();
+    let mut out = (status, body).into_response();
+    if let Some(c) = cache {
+        out.headers_mut().insert("cache-control", c);
+    }
+    out.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    out
+}
