@@ -31,3 +31,8 @@ pub use client::{
 pub use error::{IicpError, Result};
 pub use secret::Secret;
 pub use wire::{ChatMessage, IntentUrn, NodeInfo, NodeList, Qos, TaskRequest, TaskResponse};
+
+/// The README's code blocks, compiled as doc-tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

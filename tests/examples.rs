@@ -1,0 +1,56 @@
+//! `cargo run --example quickstart` against a local mesh named by
+//! `IICP_DIRECTORY_URL`, as the example's docs say.
+
+mod common;
+
+use common::test_node::{Reply, TestNode};
+use common::{Harness, registration};
+use std::path::PathBuf;
+
+/// `target/<profile>/examples/<name>`, beside this test's `deps/` folder.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+#[tokio::test]
+async fn quickstart_example_chats_through_a_local_directory() {
+    let h = Harness::without_probe().await;
+    let node = TestNode::start(vec![Reply::Echo]).await;
+    h.register(&registration(&node.endpoint(), &["m"])).await;
+    let bin = example("quickstart");
+    assert!(
+        bin.exists(),
+        "cargo test builds examples: {}",
+        bin.display()
+    );
+    let out = tokio::process::Command::new(&bin)
+        .env("IICP_DIRECTORY_URL", &h.base)
+        .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
+        .env("IICP_PROMPT", "ping from the example")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "echo: ping from the example");
+
+    // Without the opt-in the loopback node is refused, with a clear error.
+    let out = tokio::process::Command::new(&bin)
+        .env("IICP_DIRECTORY_URL", &h.base)
+        .env_remove("IICP_PROXY_ALLOW_LOOPBACK_NODES")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IICP_PROXY_ALLOW_LOOPBACK_NODES"));
+}
