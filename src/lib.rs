@@ -9,6 +9,8 @@
 //!
 //! - [`client`]: the consumer, [`IicpClient`]: discover → select → submit
 //!   → chat.
+//! - [`node`]: the provider, [`IicpNode`]: serve tasks, register,
+//!   heartbeat, deregister.
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
@@ -21,7 +23,9 @@
 pub mod client;
 pub mod directory;
 mod error;
+pub mod node;
 mod secret;
+mod server;
 pub mod wire;
 
 pub use client::{
@@ -29,6 +33,7 @@ pub use client::{
     IicpClient, SelectionStrategy,
 };
 pub use error::{IicpError, Result};
+pub use node::{HandlerError, IicpNode, NodeConfig, RunningNode, TaskContext, TaskHandler};
 pub use secret::Secret;
 pub use wire::{ChatMessage, IntentUrn, NodeInfo, NodeList, Qos, TaskRequest, TaskResponse};
 

@@ -394,7 +394,7 @@ fn task_valid_parses_and_round_trips() {
     assert_eq!(task.task_id, "550e8400-e29b-41d4-a716-446655440000");
     assert_eq!(task.intent, LLM_CHAT_V1);
     let messages: Vec<ChatMessage> =
-        serde_json::from_value(task.payload.as_ref().unwrap()["messages"].clone()).unwrap();
+        serde_json::from_value(task.payload["messages"].clone()).unwrap();
     assert_eq!(messages, vec![ChatMessage::user("Hello")]);
 
     let constraints = task.constraints.as_ref().expect("constraints");

@@ -10,7 +10,7 @@ mod chat;
 mod config;
 mod discovery;
 pub(crate) mod guard;
-mod http;
+pub(crate) mod http;
 mod retry;
 pub mod selection;
 mod submit;

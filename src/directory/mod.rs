@@ -16,14 +16,12 @@
 //! # Ok(()) }
 //! ```
 
-mod api_error;
 pub mod clock;
 pub mod ranking;
 mod rate_limit;
 mod reachability;
 mod record;
 mod registry;
-mod request;
 mod routes;
 mod store;
 mod validate;

@@ -6,11 +6,11 @@
 //! before these methods are called; nothing here does I/O except queueing
 //! writes for the store's own thread.
 
-use super::api_error::ApiError;
 use super::ranking::{self, EligibilityQuery};
 use super::record::{INITIAL_REPUTATION, NodeRecord, token_digest};
 use super::store::Store;
 use crate::secret::Secret;
+use crate::server::api_error::ApiError;
 use crate::wire::heartbeat::verify_challenge_response;
 use crate::wire::{HeartbeatRequest, NodeInfo, Pong, RegisterAck, RegisterRequest};
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Validation of REGISTER bodies (PROTOCOL.md §1.3 step 2). Shape errors are
 //! caught by serde; this checks ranges, patterns, sizes and the policy guard.
 
-use super::api_error::ApiError;
+use crate::server::api_error::ApiError;
 use crate::wire::endpoint::{EndpointError, parse_endpoint};
 use crate::wire::{RegisterRequest, check_intent_policy};
 use axum::http::StatusCode;

@@ -115,6 +115,14 @@ impl TryFrom<&str> for IntentUrn {
     }
 }
 
+/// An intent reads as its URN text, so `&intent` passes where `&str` is expected.
+impl std::ops::Deref for IntentUrn {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for IntentUrn {
     fn as_ref(&self) -> &str {
         &self.0

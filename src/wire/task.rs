@@ -64,9 +64,10 @@ pub struct TaskRequest {
     pub task_id: String,
     /// The intent.
     pub intent: IntentUrn,
-    /// The plaintext payload (absent when `iicp_conf` carries it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
+    /// The plaintext payload; `null` when absent (an encrypted request
+    /// carries it in `iicp_conf`, and a node decrypts it into here).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub payload: Value,
     /// The CX-encrypted payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iicp_conf: Option<Value>,
@@ -97,7 +98,7 @@ impl TaskRequest {
         Self {
             task_id: String::new(),
             intent,
-            payload: Some(payload),
+            payload,
             iicp_conf: None,
             cx_response_encryption: None,
             constraints: None,

@@ -5,8 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// IICP node: run a local directory (more commands arrive with the node,
-/// client and demo).
+/// IICP node: serve an LLM to the IICP mesh, or run a local directory.
 #[derive(Debug, Parser)]
 #[command(name = "iicp-node", version, about, long_about = None)]
 pub struct Cli {
@@ -37,6 +36,98 @@ pub enum Command {
     /// accepted, so nodes on 127.0.0.1 can register. Pass --public for the
     /// public directory's rule (endpoints must resolve to public addresses).
     Directory(DirectoryArgs),
+
+    /// Serve tasks as a provider node: listen on the IICP port, register with
+    /// the directory, heartbeat, and deregister on SIGINT/SIGTERM.
+    Serve(Box<ServeArgs>),
+}
+
+/// Backend engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendType {
+    /// Any OpenAI-compatible server (Ollama, LM Studio, …).
+    #[value(name = "openai_compat")]
+    OpenaiCompat,
+    /// vLLM's OpenAI server.
+    Vllm,
+    /// llama.cpp's llama-server.
+    Llamacpp,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// A demo backend that answers every chat with "echo: <last user message>".
+    /// Not a model: for trying out a mesh and for tests.
+    Echo,
+}
+
+/// `iicp-node serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (HTTP and, later, native transport). When taken, the
+    /// next free port is used unless --public-endpoint is given.
+    #[arg(long, env = "IICP_PORT", default_value_t = iicp_client::node::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Address to bind; `::` accepts IPv6 and IPv4 clients.
+    #[arg(long, env = "IICP_HOST", default_value = "::")]
+    pub host: String,
+
+    /// The URL consumers reach this node at, e.g. http://203.0.113.7:9484.
+    /// Default: http://127.0.0.1:PORT (this machine only).
+    #[arg(long, env = "IICP_PUBLIC_ENDPOINT")]
+    pub public_endpoint: Option<String>,
+
+    /// Backend engine.
+    #[arg(long, env = "IICP_BACKEND_TYPE", value_enum, default_value_t = BackendType::OpenaiCompat)]
+    pub backend_type: BackendType,
+
+    /// Backend base URL (default per engine, e.g. http://localhost:11434/v1).
+    #[arg(long, env = "IICP_BACKEND_URL")]
+    pub backend_url: Option<String>,
+
+    /// Backend API key: a Bearer token for OpenAI-style engines, x-api-key for
+    /// anthropic. Never logged.
+    #[arg(long, env = "IICP_BACKEND_API_KEY", hide_env_values = true)]
+    pub backend_api_key: Option<String>,
+
+    /// Model to serve (advertised, and used when a task names none).
+    #[arg(long, env = "IICP_MODEL")]
+    pub model: Option<String>,
+
+    /// Directory to register with.
+    #[arg(long, env = "IICP_DIRECTORY_URL", default_value = iicp_client::client::DEFAULT_DIRECTORY_URL)]
+    pub directory_url: String,
+
+    /// Region to advertise, e.g. eu-central.
+    #[arg(long, env = "IICP_REGION")]
+    pub region: Option<String>,
+
+    /// Intent served.
+    #[arg(
+        long,
+        env = "IICP_INTENT",
+        default_value = "urn:iicp:intent:llm:chat:v1"
+    )]
+    pub intent: String,
+
+    /// Tasks run at once.
+    #[arg(long, env = "IICP_MAX_CONCURRENT", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_concurrent: u32,
+
+    /// Identity to register under (kept across restarts).
+    #[arg(long, env = "IICP_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Serve without registering with a directory.
+    #[arg(long, env = "IICP_SKIP_REGISTRATION")]
+    pub skip_registration: bool,
+
+    /// Largest task body in bytes (413 above).
+    #[arg(long, env = "IICP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds running tasks may take to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "IICP_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    pub shutdown_grace_s: u64,
 }
 
 /// `iicp-node directory` options.

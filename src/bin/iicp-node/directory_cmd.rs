@@ -1,7 +1,6 @@
 //! `iicp-node directory`: a local IICP directory until SIGINT/SIGTERM.
 
 use crate::cli::DirectoryArgs;
-use crate::shutdown;
 use iicp_client::directory::{Directory, DirectoryConfig};
 use std::time::Duration;
 
@@ -47,7 +46,7 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     );
     let stop = dir.shutdown_token();
     tokio::spawn(async move {
-        shutdown::signal().await;
+        iicp_client::node::shutdown_signal().await;
         tracing::info!("shutting down directory");
         stop.cancel();
     });

@@ -2,7 +2,8 @@
 
 mod cli;
 mod directory_cmd;
-mod shutdown;
+mod echo;
+mod serve_cmd;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
@@ -28,6 +29,7 @@ async fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Directory(args) => directory_cmd::run(args).await,
+        Command::Serve(args) => serve_cmd::run(*args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,10 @@
 //! DISCOVER, BOOTSTRAP and the node look-ups (PROTOCOL.md §1.6, §1.8).
 
-use super::super::api_error::ApiError;
 use super::super::ranking::EligibilityQuery;
 use super::super::registry::DiscoverFilter;
-use super::super::request::bearer;
 use super::AppState;
+use crate::server::api_error::ApiError;
+use crate::server::request::bearer;
 use crate::wire::discover::clamp_limit;
 use crate::wire::{Bootstrap, DiscoverQuery, IntentUrn, NodeList, PeerInfo, check_intent_policy};
 use axum::Json;

@@ -1,10 +1,10 @@
 //! REGISTER, HEARTBEAT and DEREGISTER handlers (PROTOCOL.md §1.3-§1.5).
 
-use super::super::api_error::ApiError;
 use super::super::reachability::{check_public, health_ok};
-use super::super::request::{RawBody, bearer, client_ip, parse_json};
 use super::super::validate::check_register;
 use super::AppState;
+use crate::server::api_error::ApiError;
+use crate::server::request::{RawBody, bearer, client_ip, parse_json};
 use crate::wire::{
     DeregisterAck, DeregisterRequest, HeartbeatRequest, NatType, Pong, RegisterAck, RegisterRequest,
 };

@@ -2,10 +2,10 @@
 //! clients can tell "not configured" from "broken"), the reachability probe,
 //! and the authenticated credit and telemetry boundaries.
 
-use super::super::api_error::ApiError;
 use super::super::reachability::{check_public, tcp_reachable};
-use super::super::request::bearer;
 use super::AppState;
+use crate::server::api_error::ApiError;
+use crate::server::request::bearer;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};

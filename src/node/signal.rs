@@ -1,7 +1,7 @@
-//! Waiting for SIGINT or SIGTERM.
+//! Waiting for SIGINT (Ctrl-C) or SIGTERM.
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn signal() {
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -1,0 +1,85 @@
+//! `NodeConfig`: everything a provider node needs, with defaults so the
+//! seed's `NodeConfig { endpoint, intent, …, ..Default::default() }` works.
+
+use crate::client::DEFAULT_DIRECTORY_URL;
+use crate::secret::Secret;
+use crate::wire::BackendFlavour;
+use std::time::Duration;
+
+/// The official IICP port.
+pub const DEFAULT_PORT: u16 = 9484;
+/// The native relay port.
+pub const DEFAULT_RELAY_ACCEPT_PORT: u16 = 9485;
+
+/// Configuration of an [`IicpNode`](super::IicpNode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Public base URL advertised to the directory. Empty: derived from the
+    /// bound port as `http://127.0.0.1:PORT` (reachable from this machine only).
+    pub endpoint: String,
+    /// The intent served (models whose name contains `embed` serve the
+    /// embedding intent instead).
+    pub intent: String,
+    /// Accept relay binds from nodes that cannot be reached directly.
+    pub relay_capable: bool,
+    /// Port of the native relay listener.
+    pub relay_accept_port: u16,
+    /// Take part in peer exchange (gossip) and advertise relay capability there.
+    pub enable_mesh: bool,
+    /// Directory base URL; the node appends `/v1/...`.
+    pub directory_url: String,
+    /// Address to bind; `::` listens on IPv6 and IPv4.
+    pub host: String,
+    /// Port to bind. When it is taken, the next free one is used unless
+    /// `endpoint` was given explicitly.
+    pub port: u16,
+    /// Region advertised, e.g. `eu-central`.
+    pub region: Option<String>,
+    /// Identity to register under (recovered across restarts); assigned by
+    /// the directory when `None`.
+    pub node_id: Option<String>,
+    /// Models served; advertised as capabilities and `health_models`.
+    pub models: Vec<String>,
+    /// Tasks run at once; further tasks wait (interactive) or get 429.
+    pub max_concurrent: u32,
+    /// Token budget advertised in `limits.tokens_per_min`.
+    pub tokens_per_min: u64,
+    /// Backend flavour advertised to the directory.
+    pub backend: Option<BackendFlavour>,
+    /// Serve without registering (a private node reached by URL).
+    pub skip_registration: bool,
+    /// Largest task body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Handler budget when a task sets no `constraints.timeout_ms`.
+    pub default_task_timeout: Duration,
+    /// How long running tasks may finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Token for an operator-provisioned identity (sent as `current_node_token`).
+    pub node_token: Option<Secret>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            intent: crate::wire::intent::LLM_CHAT_V1.into(),
+            relay_capable: false,
+            relay_accept_port: DEFAULT_RELAY_ACCEPT_PORT,
+            enable_mesh: false,
+            directory_url: DEFAULT_DIRECTORY_URL.into(),
+            host: "::".into(),
+            port: DEFAULT_PORT,
+            region: None,
+            node_id: None,
+            models: Vec::new(),
+            max_concurrent: 4,
+            tokens_per_min: 100_000,
+            backend: None,
+            skip_registration: false,
+            max_body_bytes: 4 * 1024 * 1024,
+            default_task_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            node_token: None,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The node's HTTP plane (PROTOCOL.md §2.1-§2.3): `POST /v1/task`,
+//! `GET /iicp/health`, CORS on every route and `OPTIONS` pre-flights. This
+//! is only an adapter: it reads the request, hands the task to the
+//! pipeline and writes its answer. Every refusal is JSON, never plain text.
+
+use super::pipeline::{Answer, Pipeline};
+use crate::server::api_error::ApiError;
+use crate::server::request::{RawBody, parse_json};
+use crate::wire::TaskRequest;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use std::sync::Arc;
+
+/// What the health route reports besides the pipeline's counters.
+#[derive(Debug, Clone)]
+pub(crate) struct HealthInfo {
+    pub region: String,
+    pub models: Vec<String>,
+    pub intent: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NodeHttp {
+    pub pipeline: Arc<Pipeline>,
+    pub health: Arc<HealthInfo>,
+}
+
+/// The router of a node.
+pub(crate) fn router(state: NodeHttp, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/task", post(task))
+        .route("/iicp/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(cors))
+        .with_state(state)
+}
+
+/// CORS on every answer; `OPTIONS` is answered here with 204.
+async fn cors(req: Request, next: Next) -> Response {
+    let mut response = if req.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        r.headers_mut().insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Authorization, traceparent, X-IICP-Consumer-Token"),
+    );
+    response
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+}
+
+async fn task(State(st): State<NodeHttp>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
+    if !is_json(&headers) {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "validation_error",
+            "send the task as Content-Type: application/json",
+        )
+        .into_response();
+    }
+    let task: TaskRequest = match parse_json(&body) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let answer = st.pipeline.run(task, traceparent).await;
+    into_response(answer)
+}
+
+fn into_response(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(answer.body)).into_response();
+    if let Some(s) = answer.retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    response
+}
+
+async fn health(State(st): State<NodeHttp>) -> Response {
+    let p = &st.pipeline;
+    let active = p.gate.active();
+    let max = p.gate.max();
+    let available = !p.is_draining();
+    axum::Json(json!({
+        "status": if available { "ok" } else { "degraded" },
+        "node_id": p.identity.borrow().clone(),
+        "region": st.health.region,
+        "load": f64::from(active) / f64::from(max),
+        "active_jobs": active,
+        "max_concurrent": max,
+        "effective_max_concurrent": max,
+        "available": available,
+        "model": st.health.models.first(),
+        "models": st.health.models,
+        "intent": st.health.intent,
+        "pinhole_state": {"active": false},
+        "backend_stability": {"state": if available { "stable" } else { "draining" }},
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not supported on {}", uri.path()),
+    )
+}

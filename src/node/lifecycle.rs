@@ -1,0 +1,300 @@
+//! The directory lifecycle (PROTOCOL.md §1.3-§1.5, §2.6): register (retrying
+//! with backoff while the directory is down; the node serves meanwhile),
+//! heartbeat every `next_heartbeat_ms` answering the challenge, re-register
+//! on 401/404/410 (same `node_id`, rotating the token), and deregister on
+//! shutdown with the *current* token.
+//!
+//! One task owns all of this state — node id, token, HMAC key, challenge,
+//! the unacknowledged metrics batch — so no two code paths can disagree
+//! about it (ARCHITECTURE.md, "One lifecycle loop").
+
+use super::pipeline::Pipeline;
+use super::stats::StatsDelta;
+use crate::client::http::error_from_response;
+use crate::error::{IicpError, Result};
+use crate::secret::Secret;
+use crate::wire::heartbeat::challenge_response;
+use crate::wire::{HeartbeatMetrics, HeartbeatRequest, Pong, RegisterAck, RegisterRequest};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Heartbeat interval until a PONG says otherwise.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Bounds on the interval a directory may ask for.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_INTERVAL: Duration = Duration::from_secs(300);
+/// Registration retry backoff: 1 s doubling to 30 s.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Time limit of each directory call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the lifecycle needs to run.
+pub(crate) struct LifecycleParams {
+    pub http: reqwest::Client,
+    pub directory_url: String,
+    /// The registration to send (endpoint, capabilities, limits, …).
+    pub registration: RegisterRequest,
+    pub node_token: Option<Secret>,
+    pub identity: watch::Sender<Option<String>>,
+    pub pipeline: Arc<Pipeline>,
+    pub health_models: Option<Vec<String>>,
+}
+
+/// The directory's view of this node, owned by the loop.
+struct Registered {
+    node_id: String,
+    token: Secret,
+    hmac_key: Option<Secret>,
+    challenge: Option<String>,
+}
+
+/// Why a heartbeat did not get a PONG.
+enum BeatError {
+    /// The directory no longer knows this registration: register again.
+    Rejected(u16),
+    /// Anything else: try again at the next beat.
+    Other(IicpError),
+}
+
+struct Lifecycle {
+    p: LifecycleParams,
+    node_id: Option<String>,
+    last_token: Option<Secret>,
+    pending_batch: Option<(String, StatsDelta)>,
+}
+
+/// Runs until `cancel`, then deregisters.
+pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
+    let mut lc = Lifecycle {
+        node_id: params.registration.node_id.clone(),
+        last_token: params.node_token.clone(),
+        pending_batch: None,
+        p: params,
+    };
+    let mut registered: Option<Registered> = None;
+    let mut backoff = FIRST_BACKOFF;
+    let mut next_beat = Instant::now();
+    loop {
+        if registered.is_none() {
+            match lc.register().await {
+                Ok(r) => {
+                    tracing::info!(node_id = %r.node_id, directory = %lc.p.directory_url, "registered with the directory");
+                    lc.p.identity.send_replace(Some(r.node_id.clone()));
+                    registered = Some(r);
+                    backoff = FIRST_BACKOFF;
+                    next_beat = Instant::now(); // first heartbeat at once (SDK-NODE-01)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = cancel.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next_beat) => {}
+            () = cancel.cancelled() => break,
+        }
+        let Some(reg) = registered.as_mut() else {
+            continue;
+        };
+        match lc.heartbeat(reg).await {
+            Ok(interval) => next_beat = Instant::now() + interval,
+            Err(BeatError::Rejected(status)) => {
+                tracing::warn!(
+                    status,
+                    "directory rejected the heartbeat; registering again"
+                );
+                registered = None;
+            }
+            Err(BeatError::Other(e)) => {
+                tracing::warn!(error = %e, "heartbeat failed; retrying at the next beat");
+                next_beat = Instant::now() + DEFAULT_INTERVAL.min(Duration::from_secs(5));
+            }
+        }
+    }
+    if let Some(reg) = registered {
+        match lc.deregister(&reg).await {
+            Ok(()) => tracing::info!(node_id = %reg.node_id, "deregistered from the directory"),
+            Err(e) => {
+                tracing::warn!(error = %e, "deregistration failed; the directory drops the node after 90 s")
+            }
+        }
+    }
+}
+
+impl Lifecycle {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.p.directory_url.trim_end_matches('/'))
+    }
+
+    async fn register(&mut self) -> Result<Registered> {
+        let mut body = self.p.registration.clone();
+        body.node_id = self.node_id.clone();
+        body.current_node_token = self.last_token.clone();
+        let target = "the directory";
+        let resp = self
+            .p
+            .http
+            .post(self.url("register"))
+            .json(&body)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| crate::client::http::transport_error(target, &e, CALL_TIMEOUT))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::client::http::transport_error(target, &e, CALL_TIMEOUT))?;
+        if !(200..300).contains(&status) {
+            return Err(error_from_response(status, &bytes));
+        }
+        let ack: RegisterAck = serde_json::from_slice(&bytes).map_err(|e| IicpError::Decode {
+            what: "the registration ACK".into(),
+            reason: e.to_string(),
+        })?;
+        let token = ack
+            .effective_token()
+            .cloned()
+            .ok_or_else(|| IicpError::Decode {
+                what: "the registration ACK".into(),
+                reason: "it carries no node_token".into(),
+            })?;
+        if let (Some(seen), Ok(ep)) = (&ack.observed_source_ip, reqwest::Url::parse(&body.endpoint))
+        {
+            if ep
+                .host_str()
+                .is_some_and(|h| h.trim_matches(['[', ']']) != seen)
+            {
+                tracing::debug!(observed_source_ip = %seen, "the directory sees another address than the advertised endpoint");
+            }
+        }
+        self.node_id = Some(ack.node_id.clone());
+        self.last_token = Some(token.clone());
+        Ok(Registered {
+            node_id: ack.node_id,
+            token,
+            hmac_key: ack.node_hmac_key,
+            challenge: None,
+        })
+    }
+
+    async fn heartbeat(
+        &mut self,
+        reg: &mut Registered,
+    ) -> std::result::Result<Duration, BeatError> {
+        let pipeline = &self.p.pipeline;
+        let active = pipeline.gate.active();
+        let mut hb = HeartbeatRequest::new(reg.node_id.clone());
+        hb.load = Some(f64::from(active) / f64::from(pipeline.gate.max()));
+        hb.active_jobs = Some(active);
+        hb.available = Some(!pipeline.is_draining());
+        hb.max_concurrent = Some(pipeline.gate.max());
+        hb.health_models = self.p.health_models.clone();
+        if let (Some(key), Some(challenge)) = (&reg.hmac_key, &reg.challenge) {
+            hb.challenge_response = Some(challenge_response(key, challenge));
+        }
+        if self.pending_batch.is_none() {
+            let delta = pipeline.stats.drain();
+            if !delta.is_empty() {
+                self.pending_batch = Some((uuid::Uuid::new_v4().to_string(), delta));
+            }
+        }
+        if let Some((id, d)) = &self.pending_batch {
+            let done = d.success + d.failed + d.timeouts;
+            let mut metrics = HeartbeatMetrics {
+                tasks_success: d.success,
+                tasks_failed: d.failed,
+                avg_latency_ms: Some(d.latency_ms_total as f64 / done.max(1) as f64),
+                ..Default::default()
+            };
+            metrics
+                .extra
+                .insert("tasks_timeout".into(), json!(d.timeouts));
+            hb.metrics = Some(metrics);
+            hb.metrics_batch_id = Some(id.clone());
+        }
+        let resp = self
+            .p
+            .http
+            .post(self.url("heartbeat"))
+            .bearer_auth(reg.token.expose())
+            .json(&hb)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                BeatError::Other(crate::client::http::transport_error(
+                    "the directory",
+                    &e,
+                    CALL_TIMEOUT,
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| {
+            BeatError::Other(crate::client::http::transport_error(
+                "the directory",
+                &e,
+                CALL_TIMEOUT,
+            ))
+        })?;
+        if matches!(status, 401 | 404 | 410) {
+            return Err(BeatError::Rejected(status));
+        }
+        if !(200..300).contains(&status) {
+            return Err(BeatError::Other(error_from_response(status, &bytes)));
+        }
+        let pong: Pong = serde_json::from_slice(&bytes).map_err(|e| {
+            BeatError::Other(IicpError::Decode {
+                what: "the heartbeat PONG".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        reg.challenge = pong.challenge;
+        if let Some((id, _)) = &self.pending_batch {
+            // Absent means the directory does not track batches: done either way.
+            if pong
+                .metrics_batch_accepted
+                .as_deref()
+                .is_none_or(|a| a == id)
+            {
+                self.pending_batch = None;
+            }
+        }
+        Ok(Duration::from_millis(pong.next_heartbeat_ms).clamp(MIN_INTERVAL, MAX_INTERVAL))
+    }
+
+    async fn deregister(&self, reg: &Registered) -> Result<()> {
+        let resp = self
+            .p
+            .http
+            .delete(self.url("register"))
+            .bearer_auth(reg.token.expose())
+            .json(&json!({"node_id": reg.node_id}))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| {
+                crate::client::http::transport_error("the directory", &e, Duration::from_secs(5))
+            })?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) || status == 404 {
+            Ok(())
+        } else {
+            Err(error_from_response(
+                status,
+                &resp.bytes().await.unwrap_or_default(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The provider: [`IicpNode`] serves `POST /v1/task` and `GET /iicp/health`,
+//! registers with a directory, heartbeats, re-registers when forgotten and
+//! deregisters on shutdown (PROTOCOL.md §1.3-§1.5, §2).
+//!
+//! Tasks go through one pipeline (`pipeline.rs`); the directory state has
+//! one owner (`lifecycle.rs`). The handler returns the *inner* result and
+//! the node wraps it once.
+//!
+//! ```no_run
+//! use iicp_client::{IicpNode, NodeConfig};
+//! use serde_json::json;
+//!
+//! # async fn run() -> iicp_client::Result<()> {
+//! let node = IicpNode::new(NodeConfig {
+//!     directory_url: "http://127.0.0.1:8020/api".into(),
+//!     models: vec!["echo".into()],
+//!     ..Default::default()
+//! });
+//! node.serve(|req: iicp_client::TaskRequest, _ctx| async move {
+//!     Ok(json!({"echo": req.payload}))
+//! })
+//! .await
+//! # }
+//! ```
+
+mod admission;
+mod capabilities;
+mod config;
+mod envelope;
+mod handler;
+mod http;
+mod lifecycle;
+mod listener;
+mod pipeline;
+mod replay;
+mod signal;
+mod stats;
+
+pub use admission::ADMISSION_WAIT;
+pub use capabilities::{capabilities, intent_for_model, modalities_for_model};
+pub use config::{DEFAULT_PORT, DEFAULT_RELAY_ACCEPT_PORT, NodeConfig};
+pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
+pub use signal::shutdown_signal;
+
+use crate::error::{IicpError, Result};
+use crate::wire::{IntentUrn, NodeLimits, RegisterRequest};
+use pipeline::Pipeline;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Task ids remembered for duplicate detection, and for how long.
+const TASK_ID_WINDOW: Duration = Duration::from_secs(300);
+const NONCE_WINDOW: Duration = Duration::from_secs(300);
+const REPLAY_CAPACITY: usize = 100_000;
+
+/// An IICP provider node. Build it with [`IicpNode::new`], then
+/// [`serve`](Self::serve) (until SIGINT/SIGTERM) or [`start`](Self::start)
+/// (returns a handle).
+#[derive(Debug, Clone)]
+pub struct IicpNode {
+    config: NodeConfig,
+}
+
+impl IicpNode {
+    /// A node with this configuration (checked when it starts).
+    pub fn new(config: NodeConfig) -> Self {
+        Self { config }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Serves tasks with `handler` until SIGINT or SIGTERM, then stops taking
+    /// tasks, lets running ones finish (within `shutdown_grace`), deregisters
+    /// and returns.
+    pub async fn serve<H: TaskHandler>(self, handler: H) -> Result<()> {
+        let running = self.start(handler).await?;
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        running.shutdown().await;
+        Ok(())
+    }
+
+    /// Binds, starts serving and (unless `skip_registration`) starts the
+    /// directory lifecycle in the background.
+    pub async fn start<H: TaskHandler>(self, handler: H) -> Result<RunningNode> {
+        let cfg = self.config;
+        let intent = IntentUrn::parse(&cfg.intent)?;
+        let explicit_endpoint = !cfg.endpoint.is_empty();
+        let listener = listener::bind(&cfg.host, cfg.port, !explicit_endpoint).await?;
+        let local_addr = listener.local_addr()?;
+        let endpoint = if explicit_endpoint {
+            cfg.endpoint.trim_end_matches('/').to_owned()
+        } else {
+            listener::default_endpoint(local_addr)
+        };
+        let caps = capabilities::capabilities(&cfg.models, &intent, None);
+        let (identity_tx, identity_rx) = watch::channel(cfg.node_id.clone());
+        let pipeline = Arc::new(Pipeline {
+            handler: Arc::new(handler),
+            gate: admission::AdmissionGate::new(cfg.max_concurrent),
+            task_ids: replay::ReplayWindow::new(TASK_ID_WINDOW, REPLAY_CAPACITY),
+            nonces: replay::ReplayWindow::new(NONCE_WINDOW, REPLAY_CAPACITY),
+            intents: caps.iter().map(|c| c.intent.clone()).collect(),
+            default_timeout: cfg.default_task_timeout,
+            identity: identity_rx.clone(),
+            draining: AtomicBool::new(false),
+            stats: Default::default(),
+        });
+        let app = http::router(
+            http::NodeHttp {
+                pipeline: pipeline.clone(),
+                health: Arc::new(http::HealthInfo {
+                    region: cfg.region.clone().unwrap_or_default(),
+                    models: cfg.models.clone(),
+                    intent: cfg.intent.clone(),
+                }),
+            },
+            cfg.max_body_bytes,
+        );
+        let server_stop = CancellationToken::new();
+        let stop = server_stop.clone();
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "node server stopped with an error");
+            }
+        });
+
+        let lifecycle_stop = CancellationToken::new();
+        let lifecycle = if cfg.skip_registration {
+            None
+        } else {
+            let mut registration = RegisterRequest::new(endpoint.clone(), caps);
+            registration.region = Some(cfg.region.clone().unwrap_or_else(|| "unknown".into()));
+            registration.limits = Some(NodeLimits {
+                max_concurrent: cfg.max_concurrent.clamp(1, 256),
+                tokens_per_min: cfg.tokens_per_min.max(1),
+                extra: Default::default(),
+            });
+            registration.node_id = cfg.node_id.clone();
+            registration.backend = cfg.backend;
+            registration.relay_capable = Some(cfg.relay_capable);
+            registration.relay_accept_port = cfg.relay_capable.then_some(cfg.relay_accept_port);
+            registration.sdk_language = Some("rust".into());
+            registration.sdk_version = Some(env!("CARGO_PKG_VERSION").into());
+            registration.sdk_compatibility_version = Some(env!("CARGO_PKG_VERSION").into());
+            registration.implementation_name = Some("iicp-client-rs".into());
+            registration.implementation_version = Some(env!("CARGO_PKG_VERSION").into());
+            let http = reqwest::Client::builder()
+                .user_agent(format!("iicp-node/{}", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| IicpError::InvalidConfig(format!("HTTP client: {e}")))?;
+            let params = lifecycle::LifecycleParams {
+                http,
+                directory_url: cfg.directory_url.clone(),
+                registration,
+                node_token: cfg.node_token.clone(),
+                identity: identity_tx,
+                pipeline: pipeline.clone(),
+                health_models: (!cfg.models.is_empty()).then(|| cfg.models.clone()),
+            };
+            Some(tokio::spawn(lifecycle::run(params, lifecycle_stop.clone())))
+        };
+        Ok(RunningNode {
+            local_addr,
+            endpoint,
+            identity: identity_rx,
+            pipeline,
+            server,
+            server_stop,
+            lifecycle,
+            lifecycle_stop,
+            grace: cfg.shutdown_grace,
+        })
+    }
+}
+
+/// A node that is serving.
+#[derive(Debug)]
+pub struct RunningNode {
+    local_addr: SocketAddr,
+    endpoint: String,
+    identity: watch::Receiver<Option<String>>,
+    pipeline: Arc<Pipeline>,
+    server: JoinHandle<()>,
+    server_stop: CancellationToken,
+    lifecycle: Option<JoinHandle<()>>,
+    lifecycle_stop: CancellationToken,
+    grace: Duration,
+}
+
+impl RunningNode {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The endpoint advertised to the directory.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The node id, once the directory assigned or confirmed it.
+    pub fn node_id(&self) -> Option<String> {
+        self.identity.borrow().clone()
+    }
+
+    /// Waits until the node is registered and returns its id; `None` if it
+    /// never registers (registration skipped, or the node stopped).
+    pub async fn registered(&self) -> Option<String> {
+        self.lifecycle.as_ref()?;
+        let mut rx = self.identity.clone();
+        rx.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    /// Stops taking tasks (new ones get 503 `IICP-E024`), lets running ones
+    /// finish within the grace period, then deregisters with the current token.
+    pub async fn shutdown(self) {
+        self.pipeline.start_draining();
+        self.server_stop.cancel();
+        let mut server = self.server;
+        if tokio::time::timeout(self.grace, &mut server).await.is_err() {
+            tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "tasks still running after the grace period; stopping them"
+            );
+            server.abort();
+        }
+        self.lifecycle_stop.cancel();
+        if let Some(lifecycle) = self.lifecycle {
+            let _ = lifecycle.await;
+        }
+    }
+}

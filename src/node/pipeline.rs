@@ -1,0 +1,243 @@
+//! The one task pipeline. A task that arrives over HTTP (and later over the
+//! native transport or a relay) goes through `Pipeline::run`: draining
+//! check → intent and policy → admission (concurrency, QoS) → replay checks
+//! (nonce, task id) → confidentiality → handler under a deadline → envelope.
+//! Transports are adapters in front of this function and add no checks of
+//! their own (ARCHITECTURE.md, "One task pipeline").
+
+use super::admission::AdmissionGate;
+use super::envelope;
+use super::handler::{TaskContext, TaskHandler};
+use super::replay::ReplayWindow;
+use super::stats::{NodeStats, Outcome};
+use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// Longest handler budget a task may ask for (`task.json` allows 300 000 ms).
+const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(300);
+/// Shortest, so a tiny value cannot make every task time out at once.
+const MIN_TASK_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A transport-neutral answer: HTTP status, JSON body, optional Retry-After.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after_s: Option<u64>,
+}
+
+impl Answer {
+    fn error(status: u16, body: ErrorBody) -> Self {
+        Self {
+            status,
+            body: serde_json::to_value(body).unwrap_or(Value::Null),
+            retry_after_s: None,
+        }
+    }
+
+    fn envelope(status: u16, response: &crate::wire::TaskResponse) -> Self {
+        Self {
+            status,
+            body: serde_json::to_value(response).unwrap_or(Value::Null),
+            retry_after_s: None,
+        }
+    }
+}
+
+/// Everything the pipeline needs; shared by all transports.
+pub(crate) struct Pipeline {
+    pub handler: Arc<dyn TaskHandler>,
+    pub gate: AdmissionGate,
+    pub task_ids: ReplayWindow,
+    pub nonces: ReplayWindow,
+    pub intents: Vec<IntentUrn>,
+    pub default_timeout: Duration,
+    pub identity: watch::Receiver<Option<String>>,
+    pub draining: AtomicBool,
+    pub stats: NodeStats,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("gate", &self.gate)
+            .field("intents", &self.intents)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    fn node_id(&self) -> Option<String> {
+        self.identity.borrow().clone()
+    }
+
+    /// Stops admitting tasks (shutdown); running ones finish.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the node still takes tasks.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Runs one task through every step and returns the answer to send.
+    pub async fn run(&self, mut task: TaskRequest, traceparent: Option<String>) -> Answer {
+        if self.is_draining() {
+            let body = ErrorBody::new("IICP-E024", "node is shutting down; try another node")
+                .with("retry_after_ms", 5000);
+            return Answer {
+                retry_after_s: Some(5),
+                ..Answer::error(503, body)
+            };
+        }
+        if !self.intents.contains(&task.intent) {
+            return Answer::error(
+                422,
+                ErrorBody::new(
+                    "unknown_intent",
+                    format!("this node does not serve {}", task.intent),
+                ),
+            );
+        }
+        if let Err(v) = check_intent_policy(task.intent.as_str()) {
+            return Answer::error(422, ErrorBody::new(v.code(), v.to_string()));
+        }
+        if task.task_id.is_empty() {
+            task.task_id = uuid::Uuid::new_v4().to_string();
+        }
+        let constraints = task.constraints.clone().unwrap_or_default();
+        let qos = constraints.effective_qos();
+
+        let Some(_slot) = self.gate.admit(qos).await else {
+            let body = ErrorBody::new("IICP-E021", "capacity_exceeded")
+                .with("qos_class", qos.unwrap_or(Qos::BestEffort).as_str())
+                .with("retry_after_ms", 2000);
+            return Answer {
+                retry_after_s: Some(2),
+                ..Answer::error(429, body)
+            };
+        };
+        if let Some(nonce) = task.nonce.as_deref() {
+            if !self.nonces.first_sighting(nonce) {
+                return Answer::error(409, ErrorBody::new("IICP-E011", "nonce was already used"));
+            }
+        }
+        if !self.task_ids.first_sighting(&task.task_id) {
+            return Answer::error(
+                409,
+                ErrorBody::new(
+                    "IICP-E010",
+                    "this node already received a task with this task_id",
+                ),
+            );
+        }
+        if task.iicp_conf.is_some() && task.payload.is_null() {
+            return Answer::error(
+                400,
+                ErrorBody::new(
+                    "IICP-CX-02",
+                    "this node advertises no CX key; send the payload in plaintext",
+                ),
+            );
+        }
+        if task.cx_response_encryption.as_deref() == Some("required") {
+            return Answer::error(
+                400,
+                ErrorBody::new(
+                    "IICP-CX-03",
+                    "an encrypted response needs an encrypted request",
+                ),
+            );
+        }
+
+        let budget = constraints
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.default_timeout)
+            .clamp(MIN_TASK_TIMEOUT, MAX_TASK_TIMEOUT);
+        let started = Instant::now();
+        let ctx = TaskContext {
+            task_id: task.task_id.clone(),
+            intent: task.intent.clone(),
+            traceparent,
+            deadline: started + budget,
+            qos,
+            node_id: self.node_id(),
+        };
+        let task_id = task.task_id.clone();
+        let span = tracing::info_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %task.intent);
+        // The handler runs in its own task: a panic is contained, and on
+        // timeout it is aborted; the admission slot is released either way.
+        let mut running = tokio::spawn(self.handler.handle(task, ctx).instrument(span.clone()));
+        let outcome = tokio::time::timeout(budget, &mut running).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let node_id = self.node_id();
+        let _enter = span.enter();
+        match outcome {
+            Ok(Ok(Ok(value))) => {
+                self.stats.record(Outcome::Success, latency_ms);
+                tracing::info!(latency_ms, "task completed");
+                Answer::envelope(
+                    200,
+                    &envelope::success(&task_id, value, latency_ms, node_id),
+                )
+            }
+            Ok(Ok(Err(e))) => {
+                self.stats.record(Outcome::Failed, latency_ms);
+                tracing::warn!(latency_ms, code = %e.code, "task failed");
+                let (status, kind) = if e.status == 504 {
+                    (504, TaskStatus::Timeout)
+                } else {
+                    (e.status.clamp(400, 599), TaskStatus::Error)
+                };
+                let response = envelope::failure(
+                    &task_id,
+                    kind,
+                    &e.code,
+                    &e.message,
+                    Some(latency_ms),
+                    node_id,
+                );
+                Answer::envelope(status, &response)
+            }
+            Ok(Err(join_error)) => {
+                self.stats.record(Outcome::Failed, latency_ms);
+                tracing::error!(
+                    latency_ms,
+                    panicked = join_error.is_panic(),
+                    "task handler crashed"
+                );
+                let response = envelope::failure(
+                    &task_id,
+                    TaskStatus::Error,
+                    "handler_error",
+                    "the task handler crashed",
+                    Some(latency_ms),
+                    node_id,
+                );
+                Answer::envelope(500, &response)
+            }
+            Err(_elapsed) => {
+                running.abort();
+                self.stats.record(Outcome::TimedOut, latency_ms);
+                tracing::warn!(budget_ms = budget.as_millis() as u64, "task timed out");
+                let response = envelope::failure(
+                    &task_id,
+                    TaskStatus::Timeout,
+                    "task_timeout",
+                    &format!("the task did not finish within {} ms", budget.as_millis()),
+                    Some(latency_ms),
+                    node_id,
+                );
+                Answer::envelope(504, &response)
+            }
+        }
+    }
+}

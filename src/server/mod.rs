@@ -1,0 +1,5 @@
+//! Server-side HTTP pieces shared by the directory and the node: JSON error
+//! answers and request reading. Crate-private.
+
+pub(crate) mod api_error;
+pub(crate) mod request;
