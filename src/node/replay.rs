@@ -11,7 +11,14 @@ use tokio::time::Instant;
 pub(crate) struct ReplayWindow {
     window: Duration,
     capacity: usize,
-    inner: Mutex<(VecDeque<(Instant, String)>, HashSet<String>)>,
+    inner: Mutex<Seen>,
+}
+
+/// Ids in arrival order (for expiry) and as a set (for look-up).
+#[derive(Debug, Default)]
+struct Seen {
+    order: VecDeque<(Instant, String)>,
+    ids: HashSet<String>,
 }
 
 impl ReplayWindow {
@@ -19,7 +26,7 @@ impl ReplayWindow {
         Self {
             window,
             capacity,
-            inner: Mutex::new((VecDeque::new(), HashSet::new())),
+            inner: Mutex::new(Seen::default()),
         }
     }
 
@@ -27,7 +34,7 @@ impl ReplayWindow {
     pub fn first_sighting(&self, id: &str) -> bool {
         let now = Instant::now();
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (order, seen) = &mut *guard;
+        let Seen { order, ids: seen } = &mut *guard;
         while let Some((t, old)) = order.front() {
             if now.duration_since(*t) < self.window && order.len() < self.capacity {
                 break;
