@@ -4,9 +4,11 @@
 
 mod common;
 
-use common::test_node::{Reply, TestNode};
+use common::test_node::{RecordingProxy, Reply, TestNode};
 use common::{Harness, registration};
-use iicp_client::{ChatMessage, ClientConfig, IicpClient};
+use iicp_client::{
+    ChatMessage, ClientConfig, IicpClient, IicpNode, NodeConfig, TaskContext, TaskRequest,
+};
 use serde_json::json;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -24,15 +26,19 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn client_and_directory_log_no_token_or_payload() {
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || sink.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn client_and_directory_log_no_token_or_payload() {
+    let (captured, _guard) = capture();
 
     let h = Harness::without_probe().await;
     let flaky = TestNode::start(vec![
@@ -88,6 +94,67 @@ async fn client_and_directory_log_no_token_or_payload() {
     for secret in [
         "TOKEN-sekrit-4711",
         "PAYLOAD-confidential-0815",
+        ack["node_token"].as_str().unwrap(),
+        ack["node_hmac_key"].as_str().unwrap(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` leaked into the logs:\n{logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn node_logs_task_spans_but_no_payload_or_token() {
+    let (captured, _guard) = capture();
+    let h = Harness::start(iicp_client::directory::DirectoryConfig {
+        heartbeat_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let proxy = RecordingProxy::start(h.base.trim_end_matches("/api")).await;
+    let node = IicpNode::new(NodeConfig {
+        directory_url: proxy.url.clone(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        models: vec!["m".into()],
+        ..Default::default()
+    })
+    .start(|req: TaskRequest, _ctx: TaskContext| async move { Ok(json!({"seen": req.payload})) })
+    .await
+    .unwrap();
+    node.registered().await.unwrap();
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/task", node.endpoint()))
+        .json(&json!({"task_id": task_id, "intent": common::CHAT,
+                      "payload": {"messages": [{"role": "user", "content": "PAYLOAD-node-secret-1234"}]},
+                      "auth": {"node_token": "AUTH-token-9876"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["status"], "success");
+    for _ in 0..100 {
+        if proxy.to("/v1/heartbeat").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    node.shutdown().await;
+
+    let ack = proxy.to("/v1/register")[0].response.clone();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("iicp.task.execute") && logs.contains(&task_id),
+        "task span logged: {logs}"
+    );
+    assert!(logs.contains("deregistered from the directory"), "{logs}");
+    for secret in [
+        "PAYLOAD-node-secret-1234",
+        "AUTH-token-9876",
         ack["node_token"].as_str().unwrap(),
         ack["node_hmac_key"].as_str().unwrap(),
     ] {

@@ -160,3 +160,73 @@ async fn matching_on_protocol_errors() {
     // --- end ---
     assert_eq!(arm, "[forbidden] not for you (HTTP 403)");
 }
+
+#[tokio::test]
+async fn node_config_literal_with_relay_fields() {
+    // --- seed snippet ---
+    use iicp_client::{IicpNode, NodeConfig};
+    let node = IicpNode::new(NodeConfig {
+        endpoint: "http://relay.example.com:8020".into(),
+        intent: "urn:iicp:intent:llm:chat:v1".into(),
+        relay_capable: true, // accept RELAY_BIND on TCP 9485 (requires iicp-tcp)
+        relay_accept_port: 9485,
+        enable_mesh: true, // advertise relay_capable=true in gossip
+        ..Default::default()
+    });
+    // --- end ---
+    let c = node.config();
+    assert_eq!(c.endpoint, "http://relay.example.com:8020");
+    assert!(c.relay_capable && c.enable_mesh);
+    assert_eq!((c.relay_accept_port, c.port), (9485, 9484));
+}
+
+#[tokio::test]
+async fn consumer_and_provider_in_one_process() -> iicp_client::Result<()> {
+    use iicp_client::{HandlerError, IicpNode, NodeConfig, TaskContext, TaskRequest};
+    let h = Harness::without_probe().await;
+    let node = IicpNode::new(NodeConfig {
+        directory_url: h.base.clone(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        models: vec!["in-process".into()],
+        ..Default::default()
+    })
+    .start(|req: TaskRequest, _ctx: TaskContext| async move {
+        let question = req.payload["messages"][1]["content"].as_str().unwrap_or_default().to_owned();
+        // The inner result: serve() wraps it in the envelope.
+        Ok::<_, HandlerError>(json!({
+            "object": "chat.completion", "model": "in-process",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("you asked: {question}")},
+                         "finish_reason": "stop"}]
+        }))
+    })
+    .await?;
+    node.registered().await.expect("registered");
+    let client = local_client(&h).await;
+    let reply = client
+        .chat(
+            vec![
+                ChatMessage {
+                    role: "system".into(),
+                    content: "You are a helpful assistant.".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "What is IICP?".into(),
+                },
+            ],
+            Some(ChatOptions {
+                timeout_ms: Some(30_000),
+                ..Default::default()
+            }),
+        )
+        .await?;
+    assert_eq!(
+        reply.choices[0].message.content.to_string(),
+        "you asked: What is IICP?"
+    );
+    assert_eq!(reply.node_id, node.node_id());
+    assert_eq!(reply.model, "in-process");
+    node.shutdown().await;
+    Ok(())
+}

@@ -16,6 +16,16 @@ pub(crate) enum Verdict {
     Fail,
 }
 
+/// The verdict for a non-2xx answer with its error code (if any).
+pub(crate) fn verdict_for(status: u16, code: Option<&str>) -> Verdict {
+    match (status, code) {
+        // This node already has the task (our own retry after a timeout):
+        // another node can still run it.
+        (409, Some("IICP-E010")) => Verdict::NextNode,
+        _ => verdict_for_status(status),
+    }
+}
+
 /// The verdict for an HTTP status (non-2xx).
 pub(crate) fn verdict_for_status(status: u16) -> Verdict {
     match status {
@@ -67,6 +77,8 @@ mod tests {
         for s in [400, 401, 403, 409, 413, 422] {
             assert_eq!(verdict_for_status(s), Verdict::Fail, "{s}");
         }
+        assert_eq!(verdict_for(409, Some("IICP-E010")), Verdict::NextNode);
+        assert_eq!(verdict_for(409, Some("IICP-E011")), Verdict::Fail);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::discovery::{self, DiscoverParams};
 use super::guard::refusal_in;
 use super::http::{error_from_response, transport_error};
-use super::retry::{Verdict, backoff, retry_after_header, verdict_for_status};
+use super::retry::{Verdict, backoff, retry_after_header, verdict_for};
 use super::{Inner, selection};
 use crate::error::{IicpError, Result};
 use crate::wire::{
@@ -239,11 +239,14 @@ async fn attempt_node(
                         Err((verdict, err)) => (verdict, err, None),
                     }
                 } else {
-                    let body_retry = parse_error_body(&bytes)
+                    let parsed = parse_error_body(&bytes);
+                    let body_retry = parsed
+                        .as_ref()
                         .and_then(|p| p.retry_after_ms)
                         .map(Duration::from_millis);
+                    let verdict = verdict_for(status, parsed.as_ref().map(|p| p.code.as_str()));
                     (
-                        verdict_for_status(status),
+                        verdict,
                         error_from_response(status, &bytes),
                         header_retry.or(body_retry),
                     )

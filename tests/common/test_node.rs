@@ -141,21 +141,32 @@ async fn task(State(st): State<NodeState>, headers: HeaderMap, body: Bytes) -> R
     }
 }
 
-/// `(path?query, traceparent)` per request.
-type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+/// One request that passed through the proxy.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    pub traceparent: Option<String>,
+    pub request: Value,
+    pub status: u16,
+    pub response: Value,
+}
 
-/// A proxy in front of the directory that records each request's path,
-/// query and traceparent, then forwards it.
+type ExchangeLog = Arc<Mutex<Vec<Exchange>>>;
+
+/// A proxy in front of the directory that records every exchange (method,
+/// path, traceparent, bodies, status), then forwards it.
 pub struct RecordingProxy {
     pub url: String,
-    log: RequestLog,
+    log: ExchangeLog,
 }
 
 #[derive(Clone)]
 struct ProxyState {
     upstream: String,
     http: reqwest::Client,
-    log: RequestLog,
+    log: ExchangeLog,
 }
 
 impl RecordingProxy {
@@ -181,20 +192,39 @@ impl RecordingProxy {
         }
     }
 
-    /// `(path?query, traceparent)` of every request so far.
-    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+    /// Every exchange so far.
+    pub fn exchanges(&self) -> Vec<Exchange> {
         self.log.lock().unwrap().clone()
     }
 
+    /// `(path?query, traceparent)` of every request so far.
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.exchanges()
+            .into_iter()
+            .map(|e| (e.path, e.traceparent))
+            .collect()
+    }
+
+    /// Exchanges whose path contains `fragment`.
+    pub fn to(&self, fragment: &str) -> Vec<Exchange> {
+        self.exchanges()
+            .into_iter()
+            .filter(|e| e.path.contains(fragment))
+            .collect()
+    }
+
     pub fn discover_count(&self) -> usize {
-        self.requests()
-            .iter()
-            .filter(|(p, _)| p.contains("/v1/discover"))
-            .count()
+        self.to("/v1/discover").len()
     }
 }
 
-async fn forward(State(st): State<ProxyState>, uri: Uri, headers: HeaderMap) -> Response {
+async fn forward(
+    State(st): State<ProxyState>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri
         .path_and_query()
         .map(|p| p.as_str().to_owned())
@@ -203,17 +233,28 @@ async fn forward(State(st): State<ProxyState>, uri: Uri, headers: HeaderMap) -> 
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    st.log.lock().unwrap().push((path.clone(), trace));
-    let resp = st
+    let mut req = st
         .http
-        .get(format!("{}{path}", st.upstream))
-        .send()
-        .await
-        .unwrap();
+        .request(method.clone(), format!("{}{path}", st.upstream))
+        .body(body.clone());
+    for name in ["authorization", "content-type", "traceparent"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.clone());
+        }
+    }
+    let resp = req.send().await.unwrap();
     let status = resp.status();
     let cache = resp.headers().get("cache-control").cloned();
-    let body = resp.bytes().await.unwrap();
-    let mut out = (status, body).into_response();
+    let bytes = resp.bytes().await.unwrap();
+    st.log.lock().unwrap().push(Exchange {
+        method: method.to_string(),
+        path,
+        traceparent: trace,
+        request: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        status: status.as_u16(),
+        response: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    });
+    let mut out = (status, bytes).into_response();
     if let Some(c) = cache {
         out.headers_mut().insert("cache-control", c);
     }

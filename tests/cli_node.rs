@@ -1,0 +1,97 @@
+//! The real `iicp-node serve` binary with the echo demo backend: it
+//! registers, answers, and on SIGTERM deregisters and exits 0.
+
+mod common;
+
+use common::{CHAT, Harness};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+// Multi-threaded: the test blocks a thread reading the child's output while
+// the in-process directory must keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_registers_answers_and_deregisters_on_sigterm() {
+    let h = Harness::start(iicp_client::directory::DirectoryConfig::default()).await;
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = spare.local_addr().unwrap().port();
+    drop(spare);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+        .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--directory-url",
+            &h.base,
+            "--region",
+            "eu-central",
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("iicp-node serving on"))
+        .expect("a startup line");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")),
+        "where it listens: {line}"
+    );
+    assert!(
+        line.contains("registered as "),
+        "what it registered as: {line}"
+    );
+    assert!(line.contains("backend echo"), "which backend: {line}");
+
+    let ids = h.discover_ids(&format!("intent={CHAT}")).await;
+    assert_eq!(ids.len(), 1, "the node is discoverable");
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/task"))
+        .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": "ping"}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply["result"]["choices"][0]["message"]["content"],
+        "echo: ping"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "SIGTERM is a clean exit"
+    );
+    assert!(
+        h.discover_ids(&format!("intent={CHAT}")).await.is_empty(),
+        "deregistered"
+    );
+    assert!(
+        lines
+            .map_while(Result::ok)
+            .any(|l| l.contains("deregistered from the directory"))
+    );
+}
+
+#[test]
+fn serve_refuses_backends_that_are_not_built_yet_with_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+        .args(["serve", "--skip-registration", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--backend-type echo"), "{err}");
+}

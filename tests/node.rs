@@ -1,0 +1,573 @@
+//! `IicpNode` with the real local directory on loopback: registration,
+//! heartbeats and challenges, self-healing, admission, replay, deadlines,
+//! envelopes and bad input.
+
+mod common;
+
+use common::CHAT;
+use common::test_node::RecordingProxy;
+use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
+use iicp_client::{HandlerError, IicpNode, NodeConfig, RunningNode, TaskContext, TaskRequest};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Bounded wait for a condition that other tasks make true.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gave up waiting for: {what}");
+}
+
+fn fast_directory() -> DirectoryConfig {
+    DirectoryConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        ..DirectoryConfig::default()
+    }
+}
+
+fn node_config(directory_url: &str) -> NodeConfig {
+    NodeConfig {
+        directory_url: directory_url.to_owned(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        models: vec!["test-model".into()],
+        ..NodeConfig::default()
+    }
+}
+
+/// A handler steered by the payload: `block` waits for the test's gate,
+/// `sleep_ms`, `panic`, `fail`, `wrap` (returns an already-wrapped result).
+fn handler(gate: Arc<Semaphore>) -> impl iicp_client::TaskHandler {
+    move |req: TaskRequest, _ctx: TaskContext| {
+        let gate = gate.clone();
+        async move {
+            let p = req.payload.clone();
+            if p["block"] == true {
+                gate.acquire().await.unwrap().forget();
+            }
+            if let Some(ms) = p["sleep_ms"].as_u64() {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if p["panic"] == true {
+                panic!("a handler bug");
+            }
+            if let Some(msg) = p["fail"].as_str() {
+                return Err(HandlerError::backend(msg));
+            }
+            if p["wrap"] == true {
+                return Ok(json!({"result": {"answer": 42, "model": "test-model"}}));
+            }
+            Ok(json!({"answer": 42, "model": "test-model", "usage": {"total_tokens": 9}}))
+        }
+    }
+}
+
+async fn discover_ids(dir_url: &str) -> Vec<String> {
+    let body: Value = reqwest::get(format!("{dir_url}/v1/discover?intent={CHAT}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn post_task(node: &RunningNode, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/task", node.endpoint()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let headers = resp.headers().clone();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap(), headers)
+}
+
+fn task(payload: Value) -> Value {
+    json!({"task_id": uuid::Uuid::new_v4().to_string(), "intent": CHAT, "payload": payload})
+}
+
+struct Mesh {
+    dir: RunningDirectory,
+    proxy: RecordingProxy,
+}
+
+async fn mesh() -> Mesh {
+    let dir = Directory::start(fast_directory(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let proxy = RecordingProxy::start(dir.url().trim_end_matches("/api")).await;
+    Mesh { dir, proxy }
+}
+
+#[tokio::test]
+async fn registers_heartbeats_with_challenge_answers_and_deregisters() {
+    let m = mesh().await;
+    let node = IicpNode::new(node_config(&m.proxy.url))
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let id = node.registered().await.expect("registers");
+    assert!(
+        discover_ids(&m.dir.url()).await.contains(&id),
+        "discoverable once registered"
+    );
+
+    eventually("four heartbeats", || async {
+        m.proxy.to("/v1/heartbeat").len() >= 4
+    })
+    .await;
+    let beats = m.proxy.to("/v1/heartbeat");
+    assert!(
+        beats.iter().all(|b| b.status == 200),
+        "every heartbeat accepted"
+    );
+    assert!(
+        beats[0].request.get("challenge_response").is_none(),
+        "nothing to answer yet"
+    );
+    for pair in beats.windows(2) {
+        let answer = pair[1].request["challenge_response"]
+            .as_str()
+            .expect("later beats answer");
+        assert_eq!(answer.len(), 64);
+        assert!(pair[0].response["challenge"].is_string());
+    }
+    let first = &beats[0].request;
+    assert_eq!(first["node_id"], id);
+    assert_eq!(first["health_models"], json!(["test-model"]));
+    assert_eq!(first["available"], true);
+    let reg = &m.proxy.to("/v1/register")[0].request;
+    assert_eq!(reg["capabilities"][0]["intent"], CHAT);
+    assert_eq!(reg["capabilities"][0]["input_modalities"], json!(["text"]));
+    assert_eq!(reg["limits"]["max_concurrent"], 4);
+    assert_eq!(reg["sdk_language"], "rust");
+    assert_eq!(
+        m.proxy.to("/v1/register").len(),
+        1,
+        "no re-registration while healthy"
+    );
+
+    node.shutdown().await;
+    let dereg = m
+        .proxy
+        .exchanges()
+        .into_iter()
+        .rfind(|e| e.method == "DELETE")
+        .expect("deregistered");
+    assert_eq!(dereg.status, 200);
+    assert!(discover_ids(&m.dir.url()).await.is_empty());
+}
+
+#[tokio::test]
+async fn metrics_reach_the_directory_once() {
+    let m = mesh().await;
+    let node = IicpNode::new(node_config(&m.proxy.url))
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    node.registered().await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(post_task(&node, task(json!({}))).await.0, 200);
+    }
+    assert_eq!(post_task(&node, task(json!({"fail": "down"}))).await.0, 502);
+    eventually("a metrics batch", || async {
+        m.proxy
+            .to("/v1/heartbeat")
+            .iter()
+            .any(|b| b.request.get("metrics").is_some())
+    })
+    .await;
+    let batches: Vec<Value> = m
+        .proxy
+        .to("/v1/heartbeat")
+        .into_iter()
+        .filter(|b| b.request.get("metrics").is_some())
+        .map(|b| b.request)
+        .collect();
+    let m0 = &batches[0]["metrics"];
+    assert_eq!(
+        (m0["tasks_success"].as_u64(), m0["tasks_failed"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert!(batches[0]["metrics_batch_id"].is_string());
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn comes_back_after_the_directory_restarts_empty() {
+    let dir = Directory::start(fast_directory(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = dir.local_addr();
+    let url = dir.url();
+    let node = IicpNode::new(node_config(&url))
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let id = node.registered().await.unwrap();
+    dir.shutdown().await;
+    let dir = Directory::start(fast_directory(), addr).await.unwrap();
+    assert!(
+        discover_ids(&url).await.is_empty(),
+        "the new directory starts empty"
+    );
+    eventually("the node to be listed again", || async {
+        discover_ids(&url).await == vec![id.clone()]
+    })
+    .await;
+    node.shutdown().await;
+    dir.shutdown().await;
+}
+
+#[tokio::test]
+async fn serves_while_the_directory_is_down_and_registers_when_it_comes_up() {
+    let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = spare.local_addr().unwrap();
+    drop(spare);
+    let url = format!("http://{addr}/api");
+    let node = IicpNode::new(node_config(&url))
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let (status, body, _) = post_task(&node, task(json!({}))).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("success")),
+        "serving before registration"
+    );
+    assert!(node.node_id().is_none());
+    let dir = Directory::start(fast_directory(), addr).await.unwrap();
+    let id = tokio::time::timeout(Duration::from_secs(60), node.registered())
+        .await
+        .expect("registers once the directory is up")
+        .unwrap();
+    assert_eq!(discover_ids(&url).await, vec![id]);
+    node.shutdown().await;
+    dir.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_port_number_get_consecutive_ports() {
+    assert_eq!(NodeConfig::default().port, 9484);
+    let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = spare.local_addr().unwrap().port();
+    drop(spare);
+    let cfg = NodeConfig {
+        port,
+        skip_registration: true,
+        ..node_config("http://127.0.0.1:9/api")
+    };
+    let a = IicpNode::new(cfg.clone())
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let b = IicpNode::new(cfg.clone())
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    assert_eq!(a.local_addr().port(), port);
+    assert_eq!(b.local_addr().port(), port + 1);
+    assert_eq!(b.endpoint(), format!("http://127.0.0.1:{}", port + 1));
+    // An explicit endpoint pins the port: no auto-increment.
+    let pinned = NodeConfig {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        ..cfg
+    };
+    assert!(
+        IicpNode::new(pinned)
+            .start(handler(Arc::new(Semaphore::new(0))))
+            .await
+            .is_err()
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn full_node_refuses_batch_tasks_with_429_and_recovers() {
+    let gate = Arc::new(Semaphore::new(0));
+    let cfg = NodeConfig {
+        max_concurrent: 1,
+        skip_registration: true,
+        ..node_config("http://127.0.0.1:9/api")
+    };
+    let node = Arc::new(
+        IicpNode::new(cfg)
+            .start(handler(gate.clone()))
+            .await
+            .unwrap(),
+    );
+    let busy = {
+        let node = node.clone();
+        tokio::spawn(async move { post_task(&node, task(json!({"block": true}))).await })
+    };
+    let health_url = format!("{}/iicp/health", node.endpoint());
+    eventually("the first task to hold the slot", || async {
+        let h: Value = reqwest::get(&health_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        h["active_jobs"] == 1
+    })
+    .await;
+    let mut t = task(json!({}));
+    t["constraints"] = json!({"qos": "batch"});
+    let (status, body, headers) = post_task(&node, t).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "IICP-E021");
+    assert_eq!(body["error"]["message"], "capacity_exceeded");
+    assert_eq!(body["error"]["qos_class"], "batch");
+    assert_eq!(body["error"]["retry_after_ms"], 2000);
+    assert_eq!(headers["retry-after"], "2");
+    gate.add_permits(1);
+    assert_eq!(busy.await.unwrap().0, 200);
+    assert_eq!(
+        post_task(&node, task(json!({}))).await.0,
+        200,
+        "the slot is free again"
+    );
+}
+
+#[tokio::test]
+async fn replays_timeouts_and_panics() {
+    let cfg = NodeConfig {
+        max_concurrent: 1,
+        skip_registration: true,
+        ..node_config("http://127.0.0.1:9/api")
+    };
+    let node = IicpNode::new(cfg)
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let t = task(json!({}));
+    assert_eq!(post_task(&node, t.clone()).await.0, 200);
+    let (status, body, _) = post_task(&node, t).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("IICP-E010"))
+    );
+
+    let mut with_nonce = task(json!({}));
+    with_nonce["nonce"] = json!("n-1");
+    assert_eq!(post_task(&node, with_nonce.clone()).await.0, 200);
+    with_nonce["task_id"] = json!(uuid::Uuid::new_v4().to_string());
+    let (status, body, _) = post_task(&node, with_nonce).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("IICP-E011"))
+    );
+
+    let mut slow = task(json!({"sleep_ms": 60_000}));
+    slow["constraints"] = json!({"timeout_ms": 200});
+    let (status, body, _) = post_task(&node, slow).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["status"], "timeout");
+    assert_eq!(body["error"]["code"], "task_timeout");
+    assert_eq!(
+        post_task(&node, task(json!({}))).await.0,
+        200,
+        "the timed-out task freed its slot"
+    );
+
+    let (status, body, _) = post_task(&node, task(json!({"panic": true}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("handler_error"))
+    );
+    assert_eq!(
+        post_task(&node, task(json!({}))).await.0,
+        200,
+        "the panicked task freed its slot"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn envelopes_are_spec_complete_and_wrapped_once() {
+    let cfg = NodeConfig {
+        skip_registration: true,
+        ..node_config("http://127.0.0.1:9/api")
+    };
+    let node = IicpNode::new(cfg)
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let t = task(json!({}));
+    let (status, body, _) = post_task(&node, t.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["task_id"], t["task_id"]);
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["result"]["answer"], 42);
+    assert_eq!(body["model_used"], "test-model");
+    assert_eq!(body["generated_by_ai"], true);
+    assert!(body["metrics"]["latency_ms"].is_u64());
+    assert_eq!(body["metrics"]["tokens_used"], 9);
+
+    let (_, body, _) = post_task(&node, task(json!({"wrap": true}))).await;
+    assert_eq!(
+        body["result"],
+        json!({"answer": 42, "model": "test-model"}),
+        "not double-wrapped"
+    );
+
+    let (status, body, _) = post_task(&node, task(json!({"fail": "model server down"}))).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["status"], "error");
+    assert_eq!(
+        body["error"],
+        json!({"code": "backend_error", "message": "model server down"})
+    );
+    assert_eq!(body["generated_by_ai"], false);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors() {
+    let cfg = NodeConfig {
+        skip_registration: true,
+        max_body_bytes: 2048,
+        ..node_config("http://127.0.0.1:9/api")
+    };
+    let node = IicpNode::new(cfg)
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/task", node.endpoint());
+    let send = |body: String, ct: &'static str| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.expect("every answer is JSON");
+            (
+                status,
+                v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let json_ct = "application/json";
+    assert_eq!(
+        send("{oops".into(), json_ct).await,
+        (400, "validation_error".into())
+    );
+    assert_eq!(
+        send(task(json!({})).to_string(), "text/plain").await,
+        (415, "validation_error".into())
+    );
+    assert_eq!(
+        send(json!({"payload": {}}).to_string(), json_ct).await,
+        (422, "validation_error".into())
+    );
+    let bad_urn = json!({"intent": "urn:iicp:intent:Chat:v1", "payload": {}});
+    assert_eq!(
+        send(bad_urn.to_string(), json_ct).await,
+        (422, "validation_error".into())
+    );
+    let other = json!({"intent": "urn:iicp:intent:llm:completion:v1", "payload": {}});
+    assert_eq!(
+        send(other.to_string(), json_ct).await,
+        (422, "unknown_intent".into())
+    );
+    let big = task(json!({"text": "x".repeat(4096)}));
+    assert_eq!(
+        send(big.to_string(), json_ct).await,
+        (413, "payload_too_large".into())
+    );
+    let r = http
+        .get(format!("{}/nope", node.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(r.headers()["access-control-max-age"], "86400");
+    let r = http
+        .get(format!("{}/iicp/health", node.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(
+        (h["status"].as_str(), h["max_concurrent"].as_u64()),
+        (Some("ok"), Some(4))
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_running_tasks_then_deregisters() {
+    let gate = Arc::new(Semaphore::new(0));
+    let m = mesh().await;
+    let node = IicpNode::new(node_config(&m.proxy.url))
+        .start(handler(gate.clone()))
+        .await
+        .unwrap();
+    node.registered().await.unwrap();
+    let endpoint = node.endpoint().to_owned();
+    let running = tokio::spawn({
+        let endpoint = endpoint.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{endpoint}/v1/task"))
+                .json(&task(json!({"block": true})))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let health = format!("{endpoint}/iicp/health");
+    eventually("the task to start", || async {
+        let h: Value = reqwest::get(&health).await.unwrap().json().await.unwrap();
+        h["active_jobs"] == 1
+    })
+    .await;
+    let stopping = tokio::spawn(node.shutdown());
+    gate.add_permits(1);
+    assert_eq!(running.await.unwrap(), 200, "the running task finished");
+    stopping.await.unwrap();
+    assert!(
+        discover_ids(&m.dir.url()).await.is_empty(),
+        "deregistered after draining"
+    );
+}
