@@ -104,7 +104,15 @@ async fn task(State(st): State<NodeHttp>, headers: HeaderMap, RawBody(body): Raw
 
 fn into_response(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, axum::Json(answer.body)).into_response();
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        answer.body,
+    )
+        .into_response();
     if let Some(s) = answer.retry_after_s {
         response
             .headers_mut()

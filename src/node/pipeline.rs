@@ -11,7 +11,6 @@ use super::handler::{TaskContext, TaskHandler};
 use super::replay::ReplayWindow;
 use super::stats::{NodeStats, Outcome};
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,29 +23,30 @@ const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Shortest, so a tiny value cannot make every task time out at once.
 const MIN_TASK_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// A transport-neutral answer: HTTP status, JSON body, optional Retry-After.
+/// A transport-neutral answer: HTTP status, the JSON body already
+/// serialised (once, straight from the typed message), optional Retry-After.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Answer {
     pub status: u16,
-    pub body: Value,
+    pub body: Vec<u8>,
     pub retry_after_s: Option<u64>,
 }
 
 impl Answer {
-    fn error(status: u16, body: ErrorBody) -> Self {
+    fn json(status: u16, body: &impl serde::Serialize) -> Self {
         Self {
             status,
-            body: serde_json::to_value(body).unwrap_or(Value::Null),
+            body: serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
             retry_after_s: None,
         }
     }
 
+    fn error(status: u16, body: ErrorBody) -> Self {
+        Self::json(status, &body)
+    }
+
     fn envelope(status: u16, response: &crate::wire::TaskResponse) -> Self {
-        Self {
-            status,
-            body: serde_json::to_value(response).unwrap_or(Value::Null),
-            retry_after_s: None,
-        }
+        Self::json(status, response)
     }
 }
 
