@@ -571,3 +571,28 @@ async fn shutdown_finishes_running_tasks_then_deregisters() {
         "deregistered after draining"
     );
 }
+
+#[tokio::test]
+async fn the_default_host_accepts_ipv4_clients() {
+    let cfg = NodeConfig {
+        port: 0,
+        skip_registration: true,
+        ..NodeConfig::default()
+    };
+    assert_eq!(cfg.host, "::");
+    let node = IicpNode::new(cfg)
+        .start(handler(Arc::new(Semaphore::new(0))))
+        .await
+        .unwrap();
+    let port = node.local_addr().port();
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/iicp/health"))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "an IPv4 client reaches the `::` listener"
+    );
+    assert_eq!(node.endpoint(), format!("http://127.0.0.1:{port}"));
+    node.shutdown().await;
+}
