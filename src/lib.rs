@@ -11,6 +11,8 @@
 //!   → chat.
 //! - [`node`]: the provider, [`IicpNode`]: serve tasks, register,
 //!   heartbeat, deregister.
+//! - [`backends`]: model servers behind a node (OpenAI-compatible engines,
+//!   Anthropic) and the seed's `invoke_backend`.
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
@@ -20,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backends;
 pub mod client;
 pub mod directory;
 mod error;

@@ -85,13 +85,68 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
     );
 }
 
-#[test]
-fn serve_refuses_backends_that_are_not_built_yet_with_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
-        .args(["serve", "--skip-registration", "--port", "0"])
-        .output()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_in_front_of_an_unreachable_backend_answers_502() {
+    let dead = common::dead_endpoint().await;
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = spare.local_addr().unwrap().port();
+    drop(spare);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+        .args([
+            "serve",
+            "--skip-registration",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args([
+            "--backend-type",
+            "llamacpp",
+            "--backend-url",
+            &format!("{dead}/v1"),
+            "--model",
+            "m",
+        ])
+        .args(["--backend-api-key", "KEY-never-logged-1357"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--backend-type echo"), "{err}");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let line = loop {
+        let l = lines.next().expect("a startup line").unwrap();
+        seen.push(l.clone());
+        if l.contains("iicp-node serving on") {
+            break l;
+        }
+    };
+    assert!(
+        line.contains("backend llamacpp at http://127.0.0.1:"),
+        "{line}"
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/task"))
+        .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": "x"}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "backend_error");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    seen.extend(lines.map_while(Result::ok));
+    assert!(
+        !seen.join("\n").contains("KEY-never-logged-1357"),
+        "the API key is never logged"
+    );
 }

@@ -128,6 +128,11 @@ async fn field_rules_of_register() {
             json!({"capabilities": [{"intent": CHAT}, {"intent": CHAT}]}),
             "validation_error",
         ),
+        (
+            json!({"capabilities": [{"intent": CHAT, "variant_id": "a", "models": ["x"]},
+                                     {"intent": CHAT, "variant_id": "a", "models": ["y"]}]}),
+            "validation_error",
+        ),
         (json!({"endpoint": "ftp://10.0.0.1/x"}), "IICP-E035"),
         (json!({"endpoint": "not a url"}), "validation_error"),
         (
@@ -157,6 +162,12 @@ async fn field_rules_of_register() {
     ] {
         expect(&h, &with(patch), 422, code).await;
     }
+    // One intent in two modality groups is two capabilities, not a duplicate.
+    h.register(&with(json!({"capabilities": [
+        {"intent": CHAT, "models": ["llama3"], "input_modalities": ["text"]},
+        {"intent": CHAT, "models": ["llava"], "input_modalities": ["text", "image"]}
+    ]})))
+    .await;
     // Unknown fields are ignored, custom intents and slash actions accepted.
     let ok = with(json!({
         "capabilities": [

@@ -85,8 +85,16 @@ pub(crate) fn check_register(req: &RegisterRequest) -> Result<(), ApiError> {
                 v.to_string(),
             ));
         }
-        if !pairs.insert((cap.intent.as_str(), cap.variant_id.as_deref())) {
-            return Err(invalid("capabilities: duplicate (intent, variant_id)"));
+        // One intent may appear several times: one capability per input
+        // modality group (a text and a vision model on one node). What must
+        // be unique is an explicit variant id, and no capability may repeat.
+        if let Some(variant) = cap.variant_id.as_deref() {
+            if !pairs.insert((cap.intent.as_str(), variant)) {
+                return Err(invalid("capabilities: duplicate (intent, variant_id)"));
+            }
+        }
+        if req.capabilities.iter().filter(|c| *c == cap).count() > 1 {
+            return Err(invalid("capabilities: duplicate capability"));
         }
         check_string_list("capabilities[].models", &cap.models)?;
         for (field, list) in [

@@ -2,11 +2,13 @@
 //! gets (the task and its context) and what it returns (the *inner* result,
 //! which the node wraps once in the response envelope).
 
+use crate::backends::BackendError;
 use crate::error::IicpError;
 use crate::wire::{IntentUrn, Qos, TaskRequest};
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// What the node knows about a task besides the request itself.
@@ -95,6 +97,21 @@ impl From<IicpError> for HandlerError {
     }
 }
 
+/// The node's answer for a backend failure: 502 `backend_error`, 504
+/// `task_timeout` for timeouts, 400 for requests that cannot be sent, 422
+/// `unknown_intent` for intents the engine does not serve.
+impl From<BackendError> for HandlerError {
+    fn from(e: BackendError) -> Self {
+        let message = e.to_string();
+        match e {
+            BackendError::Timeout(_) => HandlerError::timeout(message),
+            BackendError::InvalidRequest(_) => HandlerError::invalid(message),
+            BackendError::Unsupported(_) => HandlerError::new(422, "unknown_intent", message),
+            _ => HandlerError::backend(message),
+        }
+    }
+}
+
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send>>;
 
@@ -106,6 +123,12 @@ pub trait TaskHandler: Send + Sync + 'static {
     fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture;
 }
 
+impl TaskHandler for Arc<dyn TaskHandler> {
+    fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
+        self.as_ref().handle(task, ctx)
+    }
+}
+
 impl<F, Fut> TaskHandler for F
 where
     F: Fn(TaskRequest, TaskContext) -> Fut + Send + Sync + 'static,
@@ -113,5 +136,22 @@ where
 {
     fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
         Box::pin(self(task, ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_errors_map_to_statuses() {
+        let h: HandlerError = BackendError::Timeout(5).into();
+        assert_eq!((h.status, h.code.as_str()), (504, "task_timeout"));
+        let h: HandlerError = BackendError::upstream(500, "x", None).into();
+        assert_eq!((h.status, h.code.as_str()), (502, "backend_error"));
+        let h: HandlerError = BackendError::Unreachable("refused".into()).into();
+        assert_eq!((h.status, h.code.as_str()), (502, "backend_error"));
+        let h: HandlerError = BackendError::InvalidRequest("no model".into()).into();
+        assert_eq!((h.status, h.code.as_str()), (400, "validation_error"));
     }
 }

@@ -8,13 +8,17 @@
 //! the unacknowledged metrics batch — so no two code paths can disagree
 //! about it (ARCHITECTURE.md, "One lifecycle loop").
 
+use super::capabilities::capabilities;
 use super::pipeline::Pipeline;
 use super::stats::StatsDelta;
+use crate::backends::Backend;
 use crate::client::http::error_from_response;
 use crate::error::{IicpError, Result};
 use crate::secret::Secret;
 use crate::wire::heartbeat::challenge_response;
-use crate::wire::{HeartbeatMetrics, HeartbeatRequest, Pong, RegisterAck, RegisterRequest};
+use crate::wire::{
+    HeartbeatMetrics, HeartbeatRequest, IntentUrn, Pong, RegisterAck, RegisterRequest,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time limit of each directory call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit of the model probe before each heartbeat.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the lifecycle needs to run.
 pub(crate) struct LifecycleParams {
@@ -43,6 +49,11 @@ pub(crate) struct LifecycleParams {
     pub identity: watch::Sender<Option<String>>,
     pub pipeline: Arc<Pipeline>,
     pub health_models: Option<Vec<String>>,
+    /// Re-probed before every heartbeat: its models become `health_models`,
+    /// and a changed model list re-registers with new capabilities.
+    pub model_probe: Option<Arc<dyn Backend>>,
+    /// The intent capabilities are built for.
+    pub intent: IntentUrn,
 }
 
 /// The directory's view of this node, owned by the loop.
@@ -104,6 +115,13 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
             () = tokio::time::sleep_until(next_beat) => {}
             () = cancel.cancelled() => break,
         }
+        if lc.refresh_models().await {
+            tracing::info!(
+                "the backend's model list changed; registering again with new capabilities"
+            );
+            registered = None;
+            continue;
+        }
         let Some(reg) = registered.as_mut() else {
             continue;
         };
@@ -133,6 +151,42 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
 }
 
 impl Lifecycle {
+    /// Probes the backend's models into `health_models`; true when the list
+    /// differs from the registered capabilities (time to re-register). A
+    /// failed probe reports no models, which hides the node until the
+    /// backend is back.
+    async fn refresh_models(&mut self) -> bool {
+        let Some(probe) = self.p.model_probe.clone() else {
+            return false;
+        };
+        let models = match tokio::time::timeout(PROBE_TIMEOUT, probe.probe()).await {
+            Ok(Ok((models, _))) => models,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "backend model probe failed; advertising no models");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("backend model probe timed out; advertising no models");
+                Vec::new()
+            }
+        };
+        let registered: Vec<&String> = self
+            .p
+            .registration
+            .capabilities
+            .iter()
+            .flat_map(|c| &c.models)
+            .collect();
+        let changed = !models.is_empty()
+            && (models.len() != registered.len()
+                || models.iter().any(|m| !registered.contains(&m)));
+        if changed {
+            self.p.registration.capabilities = capabilities(&models, &self.p.intent, None);
+        }
+        self.p.health_models = Some(models);
+        changed
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/v1/{path}", self.p.directory_url.trim_end_matches('/'))
     }

@@ -24,6 +24,7 @@
 //! ```
 
 mod admission;
+mod backend_handler;
 mod capabilities;
 mod config;
 mod envelope;
@@ -42,6 +43,7 @@ pub use config::{DEFAULT_PORT, DEFAULT_RELAY_ACCEPT_PORT, NodeConfig};
 pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
 pub use signal::shutdown_signal;
 
+use crate::backends::Backend;
 use crate::error::{IicpError, Result};
 use crate::wire::{IntentUrn, NodeLimits, RegisterRequest};
 use pipeline::Pipeline;
@@ -91,6 +93,42 @@ impl IicpNode {
     /// Binds, starts serving and (unless `skip_registration`) starts the
     /// directory lifecycle in the background.
     pub async fn start<H: TaskHandler>(self, handler: H) -> Result<RunningNode> {
+        self.launch(Arc::new(handler), None).await
+    }
+
+    /// Serves a model server until SIGINT or SIGTERM (see [`start_backend`](Self::start_backend)).
+    pub async fn serve_backend(self, backend: Arc<dyn Backend>) -> Result<()> {
+        let running = self.start_backend(backend).await?;
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        running.shutdown().await;
+        Ok(())
+    }
+
+    /// Serves tasks with a [`Backend`]. Its models are probed at start (when
+    /// `models` is empty they become the advertised models, and the engine
+    /// flavour the register `backend` field) and before every heartbeat
+    /// (`health_models`; a changed list re-registers with new capabilities).
+    pub async fn start_backend(mut self, backend: Arc<dyn Backend>) -> Result<RunningNode> {
+        match backend.probe().await {
+            Ok((models, flavour)) => {
+                if self.config.models.is_empty() {
+                    self.config.models = models;
+                }
+                self.config.backend.get_or_insert(flavour);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list the backend's models at start"),
+        }
+        let handler: Arc<dyn TaskHandler> =
+            Arc::new(backend_handler::BackendHandler(backend.clone()));
+        self.launch(handler, Some(backend)).await
+    }
+
+    async fn launch(
+        self,
+        handler: Arc<dyn TaskHandler>,
+        model_probe: Option<Arc<dyn Backend>>,
+    ) -> Result<RunningNode> {
         let cfg = self.config;
         let intent = IntentUrn::parse(&cfg.intent)?;
         let explicit_endpoint = !cfg.endpoint.is_empty();
@@ -104,7 +142,7 @@ impl IicpNode {
         let caps = capabilities::capabilities(&cfg.models, &intent, None);
         let (identity_tx, identity_rx) = watch::channel(cfg.node_id.clone());
         let pipeline = Arc::new(Pipeline {
-            handler: Arc::new(handler),
+            handler,
             gate: admission::AdmissionGate::new(cfg.max_concurrent),
             task_ids: replay::ReplayWindow::new(TASK_ID_WINDOW, REPLAY_CAPACITY),
             nonces: replay::ReplayWindow::new(NONCE_WINDOW, REPLAY_CAPACITY),
@@ -168,6 +206,8 @@ impl IicpNode {
                 identity: identity_tx,
                 pipeline: pipeline.clone(),
                 health_models: (!cfg.models.is_empty()).then(|| cfg.models.clone()),
+                model_probe,
+                intent: intent.clone(),
             };
             Some(tokio::spawn(lifecycle::run(params, lifecycle_stop.clone())))
         };

@@ -2,17 +2,27 @@
 
 use crate::cli::{BackendType, ServeArgs};
 use crate::echo;
-use iicp_client::{IicpError, IicpNode, NodeConfig};
+use iicp_client::backends::{self, BackendKind, BackendOptions};
+use iicp_client::{IicpNode, NodeConfig, Secret};
 use std::time::Duration;
 
-pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
-    if args.backend_type != BackendType::Echo {
-        return Err(IicpError::InvalidConfig(format!(
-            "backend type {:?} is not available in this build yet; use --backend-type echo",
-            args.backend_type
-        )));
+fn kind(t: BackendType) -> Option<BackendKind> {
+    match t {
+        BackendType::OpenaiCompat => Some(BackendKind::OpenaiCompat),
+        BackendType::Vllm => Some(BackendKind::Vllm),
+        BackendType::Llamacpp => Some(BackendKind::Llamacpp),
+        BackendType::Anthropic => Some(BackendKind::Anthropic),
+        BackendType::Echo => None,
     }
-    let models = vec![args.model.clone().unwrap_or_else(|| echo::MODEL.to_owned())];
+}
+
+pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
+    let backend_kind = kind(args.backend_type);
+    let models = match (&args.model, backend_kind) {
+        (Some(m), _) => vec![m.clone()],
+        (None, None) => vec![echo::MODEL.to_owned()],
+        (None, Some(_)) => Vec::new(), // probed from the backend
+    };
     let config = NodeConfig {
         endpoint: args.public_endpoint.clone().unwrap_or_default(),
         intent: args.intent.clone(),
@@ -28,7 +38,23 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
         ..NodeConfig::default()
     };
-    let running = IicpNode::new(config).start(echo::handle).await?;
+    let node = IicpNode::new(config);
+    let (running, backend_desc) = match backend_kind {
+        None => (
+            node.start(echo::handle).await?,
+            "echo (demo: replies \"echo: <your message>\")".to_owned(),
+        ),
+        Some(kind) => {
+            let opts = BackendOptions {
+                base_url: args.backend_url.clone(),
+                api_key: args.backend_api_key.clone().map(Secret::new),
+                model: args.model.clone(),
+                ..BackendOptions::default()
+            };
+            let desc = format!("{kind} at {}", opts.base_for(kind));
+            (node.start_backend(backends::build(kind, opts)).await?, desc)
+        }
+    };
     let registered = if args.skip_registration {
         "not registered (--skip-registration)".to_owned()
     } else {
@@ -39,7 +65,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         }
     };
     tracing::info!(
-        "iicp-node serving on {} as {} — {registered} — backend echo (demo: replies \"echo: <your message>\")",
+        "iicp-node serving on {} as {} — {registered} — backend {backend_desc}",
         running.local_addr(),
         running.endpoint(),
     );

@@ -1,0 +1,97 @@
+//! Backends: what turns a task into a call to a model server. A trait,
+//! [`Backend`], with one implementation per engine API (OpenAI-compatible,
+//! Anthropic), all sharing one pooled HTTP client (PROTOCOL.md §6).
+//!
+//! [`invoke_backend`] and [`openai_compat::invoke`] are the seed's
+//! conveniences: they return the consumer envelope `{"result": …}`, so a
+//! `serve()` handler unwraps it before returning:
+//!
+//! ```no_run
+//! # async fn handler(req: iicp_client::TaskRequest) -> Result<serde_json::Value, iicp_client::HandlerError> {
+//! let opts = iicp_client::backends::BackendOptions::default();
+//! let v = iicp_client::backends::invoke_backend("openai_compat", &opts, &req.intent, &req.payload)
+//! .await
+//! .unwrap_or_else(|e| serde_json::json!({"error_code": 500, "error_message": e}));
+//! // serve() re-wraps in TaskResponse.result — return the inner value to stay single-level.
+//! Ok(v.get("result").cloned().unwrap_or(v))
+//! # }
+//! ```
+
+pub mod anthropic;
+mod error;
+mod http;
+pub mod openai_compat;
+mod options;
+
+pub use anthropic::Anthropic;
+pub use error::{BackendError, MAX_UPSTREAM_TEXT};
+pub use openai_compat::OpenAiCompat;
+pub use options::{BackendKind, BackendOptions};
+
+use crate::wire::BackendFlavour;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed backend future.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// A model server a node can sit in front of.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The engine kind.
+    fn kind(&self) -> BackendKind;
+    /// Runs one task and returns the result (not an envelope).
+    fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value>;
+    /// The models the server has loaded now, and the engine flavour it reveals.
+    fn probe(&self) -> BackendFuture<'_, (Vec<String>, BackendFlavour)>;
+}
+
+impl Backend for OpenAiCompat {
+    fn kind(&self) -> BackendKind {
+        self.kind()
+    }
+    fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value> {
+        Box::pin(OpenAiCompat::invoke(self, intent, payload))
+    }
+    fn probe(&self) -> BackendFuture<'_, (Vec<String>, BackendFlavour)> {
+        Box::pin(OpenAiCompat::probe(self))
+    }
+}
+
+impl Backend for Anthropic {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Anthropic
+    }
+    fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value> {
+        Box::pin(Anthropic::invoke(self, intent, payload))
+    }
+    fn probe(&self) -> BackendFuture<'_, (Vec<String>, BackendFlavour)> {
+        Box::pin(async move { Ok((self.models().await?, BackendFlavour::Anthropic)) })
+    }
+}
+
+/// The backend for `kind` with `opts`.
+pub fn build(kind: BackendKind, opts: BackendOptions) -> Arc<dyn Backend> {
+    match kind {
+        BackendKind::Anthropic => Arc::new(Anthropic::new(opts)),
+        other => Arc::new(OpenAiCompat::new(other, opts)),
+    }
+}
+
+/// Runs one task on the engine named `kind` (`openai_compat`, `vllm`,
+/// `llamacpp`, `anthropic`) and returns `{"result": …}`; an error is a
+/// message string.
+pub async fn invoke_backend(
+    kind: &str,
+    opts: &BackendOptions,
+    intent: &str,
+    payload: &Value,
+) -> Result<Value, String> {
+    let kind: BackendKind = kind.parse()?;
+    build(kind, opts.clone())
+        .invoke(intent, payload)
+        .await
+        .map(|result| json!({ "result": result }))
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,101 @@
+//! Backend kinds and their options.
+
+use crate::secret::Secret;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The engines a node can sit in front of (`--backend-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// Any OpenAI-compatible server: Ollama, LM Studio, …
+    OpenaiCompat,
+    /// vLLM's OpenAI server.
+    Vllm,
+    /// llama.cpp's llama-server.
+    Llamacpp,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+impl BackendKind {
+    /// The CLI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenaiCompat => "openai_compat",
+            Self::Vllm => "vllm",
+            Self::Llamacpp => "llamacpp",
+            Self::Anthropic => "anthropic",
+        }
+    }
+
+    /// The base URL used when none is configured.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Self::OpenaiCompat => "http://localhost:11434/v1",
+            Self::Vllm => "http://localhost:8000/v1",
+            Self::Llamacpp => "http://localhost:8080/v1",
+            Self::Anthropic => "https://api.anthropic.com/v1",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "openai_compat" | "openai" | "ollama" => Ok(Self::OpenaiCompat),
+            "vllm" => Ok(Self::Vllm),
+            "llamacpp" | "llama.cpp" => Ok(Self::Llamacpp),
+            "anthropic" => Ok(Self::Anthropic),
+            other => Err(format!(
+                "unknown backend type `{other}` (expected openai_compat, vllm, llamacpp or anthropic)"
+            )),
+        }
+    }
+}
+
+/// Where and how to reach the model server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendOptions {
+    /// Base URL, e.g. `http://localhost:11434/v1`; the kind's default when `None`.
+    pub base_url: Option<String>,
+    /// API key: Bearer for OpenAI-style engines, `x-api-key` for Anthropic.
+    pub api_key: Option<Secret>,
+    /// Model used when a task names none.
+    pub model: Option<String>,
+    /// Time limit of one backend call.
+    pub timeout: Duration,
+    /// `max_tokens` sent to Anthropic when the task sets none (it is required there).
+    pub anthropic_max_tokens: u64,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            model: None,
+            timeout: Duration::from_secs(120),
+            anthropic_max_tokens: 4096,
+        }
+    }
+}
+
+impl BackendOptions {
+    /// The base URL for `kind`, without a trailing slash.
+    pub fn base_for(&self, kind: BackendKind) -> String {
+        self.base_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .unwrap_or(kind.default_base_url())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
