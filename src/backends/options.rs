@@ -99,3 +99,34 @@ impl BackendOptions {
             .to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_per_engine() {
+        let o = BackendOptions::default();
+        assert_eq!(
+            o.base_for(BackendKind::OpenaiCompat),
+            "http://localhost:11434/v1"
+        );
+        assert_eq!(o.base_for(BackendKind::Vllm), "http://localhost:8000/v1");
+        assert_eq!(
+            o.base_for(BackendKind::Llamacpp),
+            "http://localhost:8080/v1"
+        );
+        assert_eq!(
+            o.base_for(BackendKind::Anthropic),
+            "https://api.anthropic.com/v1"
+        );
+        let custom = BackendOptions {
+            base_url: Some("http://h:1/v1/".into()),
+            ..Default::default()
+        };
+        assert_eq!(custom.base_for(BackendKind::Vllm), "http://h:1/v1");
+        assert_eq!("llamacpp".parse::<BackendKind>(), Ok(BackendKind::Llamacpp));
+        assert!("gpt".parse::<BackendKind>().is_err());
+        assert_eq!(o.anthropic_max_tokens, 4096);
+    }
+}

@@ -1,7 +1,9 @@
 //! A [`Backend`] as a task handler: the task's payload goes to the model
 //! server, with `constraints.max_tokens` and `constraints.model` copied into
 //! the payload when it has none (some clients send them only there,
-//! PROTOCOL.md §6), and backend failures become error envelopes.
+//! PROTOCOL.md §6), then the node's first advertised model (so a node started
+//! without `--model` serves what it found), and backend failures become
+//! error envelopes.
 
 use super::handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
 use crate::backends::Backend;
@@ -9,17 +11,27 @@ use crate::wire::TaskRequest;
 use serde_json::Value;
 use std::sync::Arc;
 
-pub(crate) struct BackendHandler(pub Arc<dyn Backend>);
+pub(crate) struct BackendHandler {
+    pub backend: Arc<dyn Backend>,
+    /// The node's first advertised model, used when a task names none.
+    pub default_model: Option<String>,
+}
 
-/// The payload with execution constraints filled in where it has no value.
-pub(crate) fn payload_with_constraints(task: &TaskRequest) -> Value {
+/// The payload with execution constraints, then `default_model`, filled in
+/// where it has no value.
+pub(crate) fn payload_with_constraints(task: &TaskRequest, default_model: Option<&str>) -> Value {
     let mut payload = task.payload.clone();
-    if let (Some(c), Value::Object(obj)) = (&task.constraints, &mut payload) {
-        if let Some(n) = c.max_tokens {
-            obj.entry("max_tokens").or_insert(n.into());
+    if let Value::Object(obj) = &mut payload {
+        if let Some(c) = &task.constraints {
+            if let Some(n) = c.max_tokens {
+                obj.entry("max_tokens").or_insert(n.into());
+            }
+            if let Some(m) = &c.model {
+                obj.entry("model").or_insert(m.clone().into());
+            }
         }
-        if let Some(m) = &c.model {
-            obj.entry("model").or_insert(m.clone().into());
+        if let Some(m) = default_model {
+            obj.entry("model").or_insert(m.into());
         }
     }
     payload
@@ -27,9 +39,10 @@ pub(crate) fn payload_with_constraints(task: &TaskRequest) -> Value {
 
 impl TaskHandler for BackendHandler {
     fn handle(&self, task: TaskRequest, _ctx: TaskContext) -> HandlerFuture {
-        let backend = self.0.clone();
+        let backend = self.backend.clone();
+        let default_model = self.default_model.clone();
         Box::pin(async move {
-            let payload = payload_with_constraints(&task);
+            let payload = payload_with_constraints(&task, default_model.as_deref());
             backend
                 .invoke(&task.intent, &payload)
                 .await
@@ -44,19 +57,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn constraints_fill_only_missing_fields() {
+    fn constraints_then_the_default_model_fill_only_missing_fields() {
         let mut t: TaskRequest = serde_json::from_value(json!({
             "intent": "urn:iicp:intent:llm:chat:v1",
             "payload": {"messages": [], "model": "own"},
             "constraints": {"max_tokens": 16, "model": "other"}
         }))
         .unwrap();
-        let p = payload_with_constraints(&t);
+        let p = payload_with_constraints(&t, Some("default"));
         assert_eq!(
             (p["max_tokens"].as_u64(), p["model"].as_str()),
             (Some(16), Some("own"))
         );
+        t.payload = json!({"messages": []});
+        assert_eq!(
+            payload_with_constraints(&t, Some("default"))["model"],
+            "other"
+        );
         t.constraints = None;
-        assert!(payload_with_constraints(&t).get("max_tokens").is_none());
+        let p = payload_with_constraints(&t, Some("default"));
+        assert!(p.get("max_tokens").is_none());
+        assert_eq!(p["model"], "default");
+        assert!(payload_with_constraints(&t, None).get("model").is_none());
     }
 }

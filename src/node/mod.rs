@@ -119,8 +119,10 @@ impl IicpNode {
             }
             Err(e) => tracing::warn!(error = %e, "could not list the backend's models at start"),
         }
-        let handler: Arc<dyn TaskHandler> =
-            Arc::new(backend_handler::BackendHandler(backend.clone()));
+        let handler: Arc<dyn TaskHandler> = Arc::new(backend_handler::BackendHandler {
+            backend: backend.clone(),
+            default_model: self.config.models.first().cloned(),
+        });
         self.launch(handler, Some(backend)).await
     }
 

@@ -40,6 +40,86 @@ pub enum Command {
     /// Serve tasks as a provider node: listen on the IICP port, register with
     /// the directory, heartbeat, and deregister on SIGINT/SIGTERM.
     Serve(Box<ServeArgs>),
+
+    /// Send one chat to the mesh and print the reply (a consumer).
+    Chat(ChatArgs),
+
+    /// List the nodes a directory offers for an intent.
+    Discover(DiscoverArgs),
+}
+
+/// Where a consumer command finds the mesh.
+#[derive(Debug, Args)]
+pub struct ConsumerArgs {
+    /// Directory to ask.
+    #[arg(long, env = "IICP_DIRECTORY_URL", default_value = iicp_client::client::DEFAULT_DIRECTORY_URL)]
+    pub directory_url: String,
+
+    /// Allow nodes on loopback and private addresses. On by default when the
+    /// directory itself is on a loopback address (a local mesh).
+    #[arg(long, env = "IICP_PROXY_ALLOW_LOOPBACK_NODES")]
+    pub allow_private_nodes: bool,
+
+    /// Time budget in milliseconds (max 120000).
+    #[arg(long, env = "IICP_TIMEOUT_MS", default_value_t = 60_000)]
+    pub timeout_ms: u64,
+
+    /// Preferred region.
+    #[arg(long, env = "IICP_REGION")]
+    pub region: Option<String>,
+}
+
+/// `iicp-node chat` options.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The message to send.
+    pub prompt: String,
+
+    #[command(flatten)]
+    pub mesh: ConsumerArgs,
+
+    /// A system message sent first.
+    #[arg(long)]
+    pub system: Option<String>,
+
+    /// Model wanted.
+    #[arg(long, env = "IICP_MODEL")]
+    pub model: Option<String>,
+
+    /// Longest answer in tokens.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+
+    /// Sampling temperature (0-2).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+
+    /// Print the whole reply as JSON (choices, usage, task_id, node_id).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iicp-node discover` options.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Intent to look up.
+    #[arg(default_value = "urn:iicp:intent:llm:chat:v1")]
+    pub intent: String,
+
+    #[command(flatten)]
+    pub mesh: ConsumerArgs,
+
+    /// Only nodes serving this model.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// At most this many nodes (1-50).
+    #[arg(long)]
+    pub limit: Option<u32>,
+
+    /// Print the directory's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Backend engines.

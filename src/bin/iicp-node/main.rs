@@ -1,6 +1,7 @@
 //! `iicp-node`: the IICP node binary.
 
 mod cli;
+mod consumer_cmd;
 mod directory_cmd;
 mod echo;
 mod serve_cmd;
@@ -30,6 +31,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Directory(args) => directory_cmd::run(args).await,
         Command::Serve(args) => serve_cmd::run(*args).await,
+        Command::Chat(args) => consumer_cmd::chat(args).await,
+        Command::Discover(args) => consumer_cmd::discover(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
