@@ -3,7 +3,7 @@
 //! reports it as skipped otherwise. The translation itself is tested against a
 //! local stand-in in `backends.rs`.
 
-use iicp_client::backends::{self, Backend, BackendKind, BackendOptions};
+use iicp_client::backends::{self, BackendKind, BackendOptions};
 use serde_json::json;
 
 #[tokio::test]
