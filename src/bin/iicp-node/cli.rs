@@ -46,6 +46,40 @@ pub enum Command {
 
     /// List the nodes a directory offers for an intent.
     Discover(DiscoverArgs),
+
+    /// Run a whole mesh on this machine and watch a chat go through it: a
+    /// directory, three nodes, and a consumer (discover → select → submit).
+    Demo(DemoArgs),
+}
+
+/// `iicp-node demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The question to ask.
+    #[arg(long, default_value = "What is IICP?")]
+    pub prompt: String,
+
+    /// Provider nodes to start (1-8).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub nodes: u8,
+
+    /// Backend engine. Default: a local LLM server if one answers on its usual
+    /// port (Ollama 11434, llama.cpp 8080, vLLM 8000), else the echo demo.
+    #[arg(long, value_enum)]
+    pub backend_type: Option<BackendType>,
+
+    /// Backend URL (with --backend-type).
+    #[arg(long)]
+    pub backend_url: Option<String>,
+
+    /// Model to ask for.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Keep the mesh running after the chat (Ctrl-C stops it), so another
+    /// terminal can use it with `iicp-node chat` and `iicp-node discover`.
+    #[arg(long)]
+    pub keep_running: bool,
 }
 
 /// Where a consumer command finds the mesh.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod consumer_cmd;
+mod demo_cmd;
 mod directory_cmd;
 mod echo;
 mod serve_cmd;
@@ -12,8 +13,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs go to stderr. Servers log at `info` by default; the consumer commands
+/// (`chat`, `discover`, `demo`) print their own output and log only warnings.
+/// `RUST_LOG` overrides both.
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -27,12 +32,17 @@ fn init_tracing(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let default_level = match cli.command {
+        Command::Directory(_) | Command::Serve(_) => "info",
+        Command::Chat(_) | Command::Discover(_) | Command::Demo(_) => "warn",
+    };
+    init_tracing(cli.log_format, default_level);
     let result = match cli.command {
         Command::Directory(args) => directory_cmd::run(args).await,
         Command::Serve(args) => serve_cmd::run(*args).await,
         Command::Chat(args) => consumer_cmd::chat(args).await,
         Command::Discover(args) => consumer_cmd::discover(args).await,
+        Command::Demo(args) => demo_cmd::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
