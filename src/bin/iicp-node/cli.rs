@@ -173,6 +173,20 @@ pub enum BackendType {
     Echo,
 }
 
+impl BackendType {
+    /// The library's engine for this type; `None` for the echo demo.
+    pub fn engine(self) -> Option<iicp_client::backends::BackendKind> {
+        use iicp_client::backends::BackendKind;
+        match self {
+            Self::OpenaiCompat => Some(BackendKind::OpenaiCompat),
+            Self::Vllm => Some(BackendKind::Vllm),
+            Self::Llamacpp => Some(BackendKind::Llamacpp),
+            Self::Anthropic => Some(BackendKind::Anthropic),
+            Self::Echo => None,
+        }
+    }
+}
+
 /// `iicp-node serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {

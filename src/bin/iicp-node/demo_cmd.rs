@@ -2,7 +2,7 @@
 //! provider nodes on loopback ports, and a consumer that discovers, selects
 //! and submits — printing each step.
 
-use crate::cli::{BackendType, DemoArgs};
+use crate::cli::DemoArgs;
 use crate::echo;
 use iicp_client::backends::{self, Backend, BackendKind, BackendOptions};
 use iicp_client::directory::{Directory, DirectoryConfig};
@@ -46,16 +46,6 @@ enum Choice {
     Model(Arc<dyn Backend>, String),
 }
 
-fn kind_of(t: BackendType) -> Option<BackendKind> {
-    match t {
-        BackendType::OpenaiCompat => Some(BackendKind::OpenaiCompat),
-        BackendType::Vllm => Some(BackendKind::Vllm),
-        BackendType::Llamacpp => Some(BackendKind::Llamacpp),
-        BackendType::Anthropic => Some(BackendKind::Anthropic),
-        BackendType::Echo => None,
-    }
-}
-
 async fn choose_backend(args: &DemoArgs) -> Choice {
     let opts = |url: Option<String>| BackendOptions {
         base_url: url,
@@ -65,7 +55,7 @@ async fn choose_backend(args: &DemoArgs) -> Choice {
         ..BackendOptions::default()
     };
     if let Some(t) = args.backend_type {
-        return match kind_of(t) {
+        return match t.engine() {
             None => Choice::Echo,
             Some(kind) => {
                 let o = opts(args.backend_url.clone());

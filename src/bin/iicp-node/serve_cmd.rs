@@ -1,23 +1,13 @@
 //! `iicp-node serve`: a provider node until SIGINT/SIGTERM.
 
-use crate::cli::{BackendType, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::echo;
-use iicp_client::backends::{self, BackendKind, BackendOptions};
+use iicp_client::backends::{self, BackendOptions};
 use iicp_client::{IicpNode, NodeConfig, Secret};
 use std::time::Duration;
 
-fn kind(t: BackendType) -> Option<BackendKind> {
-    match t {
-        BackendType::OpenaiCompat => Some(BackendKind::OpenaiCompat),
-        BackendType::Vllm => Some(BackendKind::Vllm),
-        BackendType::Llamacpp => Some(BackendKind::Llamacpp),
-        BackendType::Anthropic => Some(BackendKind::Anthropic),
-        BackendType::Echo => None,
-    }
-}
-
 pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
-    let backend_kind = kind(args.backend_type);
+    let backend_kind = args.backend_type.engine();
     let models = match (&args.model, backend_kind) {
         (Some(m), _) => vec![m.clone()],
         (None, None) => vec![echo::MODEL.to_owned()],
