@@ -27,6 +27,7 @@ pub mod client;
 pub mod directory;
 mod error;
 pub mod node;
+mod outbound;
 mod secret;
 mod server;
 pub mod wire;

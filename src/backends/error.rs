@@ -51,7 +51,7 @@ impl BackendError {
         if e.is_timeout() {
             Self::Timeout(timeout_ms)
         } else {
-            Self::Unreachable(crate::client::http::root_cause(e))
+            Self::Unreachable(crate::outbound::root_cause(e))
         }
     }
 }

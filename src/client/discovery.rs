@@ -1,8 +1,8 @@
 //! Discovery: the discover URL, the call itself, and the per-query cache
 //! that honours the directory's `Cache-Control: max-age` (PROTOCOL.md §1.6).
 
-use super::http::{error_from_response, transport_error};
 use crate::error::{IicpError, Result};
+use crate::outbound::{error_from_response, transport_error};
 use crate::wire::discover::clamp_limit;
 use crate::wire::{NodeList, Qos};
 use reqwest::header::{CACHE_CONTROL, HeaderMap};

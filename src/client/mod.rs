@@ -10,7 +10,6 @@ mod chat;
 mod config;
 mod discovery;
 pub(crate) mod guard;
-pub(crate) mod http;
 mod retry;
 pub mod selection;
 mod submit;

@@ -4,10 +4,10 @@
 
 use super::discovery::{self, DiscoverParams};
 use super::guard::refusal_in;
-use super::http::{error_from_response, transport_error};
 use super::retry::{Verdict, backoff, retry_after_header, verdict_for};
 use super::{Inner, selection};
 use crate::error::{IicpError, Result};
+use crate::outbound::{error_from_response, transport_error};
 use crate::wire::{
     NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
     parse_error_body,

@@ -12,8 +12,8 @@ use super::capabilities::capabilities;
 use super::pipeline::Pipeline;
 use super::stats::StatsDelta;
 use crate::backends::Backend;
-use crate::client::http::error_from_response;
 use crate::error::{IicpError, Result};
+use crate::outbound::error_from_response;
 use crate::secret::Secret;
 use crate::wire::heartbeat::challenge_response;
 use crate::wire::{
@@ -204,12 +204,12 @@ impl Lifecycle {
             .timeout(CALL_TIMEOUT)
             .send()
             .await
-            .map_err(|e| crate::client::http::transport_error(target, &e, CALL_TIMEOUT))?;
+            .map_err(|e| crate::outbound::transport_error(target, &e, CALL_TIMEOUT))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| crate::client::http::transport_error(target, &e, CALL_TIMEOUT))?;
+            .map_err(|e| crate::outbound::transport_error(target, &e, CALL_TIMEOUT))?;
         if !(200..300).contains(&status) {
             return Err(error_from_response(status, &bytes));
         }
@@ -288,7 +288,7 @@ impl Lifecycle {
             .send()
             .await
             .map_err(|e| {
-                BeatError::Other(crate::client::http::transport_error(
+                BeatError::Other(crate::outbound::transport_error(
                     "the directory",
                     &e,
                     CALL_TIMEOUT,
@@ -296,7 +296,7 @@ impl Lifecycle {
             })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| {
-            BeatError::Other(crate::client::http::transport_error(
+            BeatError::Other(crate::outbound::transport_error(
                 "the directory",
                 &e,
                 CALL_TIMEOUT,
@@ -339,7 +339,7 @@ impl Lifecycle {
             .send()
             .await
             .map_err(|e| {
-                crate::client::http::transport_error("the directory", &e, Duration::from_secs(5))
+                crate::outbound::transport_error("the directory", &e, Duration::from_secs(5))
             })?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) || status == 404 {

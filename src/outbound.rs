@@ -1,4 +1,5 @@
-//! Turning HTTP outcomes into [`IicpError`]s: the status is judged before
+//! Outbound HTTP, shared by the client, the node lifecycle and the backends:
+//! turning HTTP outcomes into [`IicpError`]s: the status is judged before
 //! the body is parsed, all three error-body shapes are read (PROTOCOL.md
 //! §1.2), and transport errors describe the failure without the request.
 

@@ -1,0 +1,157 @@
+"""Interop helper: run the Python SDK's IicpNode (iicp-client==0.7.109) against a directory.
+
+Used by tests/interop_python.rs; never talks to anything but the directory URL it is
+given (a loopback one in the tests). The node serves the chat intent with a tiny
+handler that answers "python echo: <last user message>".
+
+It prints one JSON object per line on stdout:
+  {"event": "listening", "node_id": ..., "endpoint": ...}
+  {"event": "directory", "method": ..., "path": ..., "request": {...}, "status": ..., "response": {...}}
+  {"event": "task", "request": {...}}
+  {"event": "stopped"}
+so the Rust test can see every directory exchange (register, heartbeats with
+challenge_response, the registry check, deregister) and the task envelope.
+
+Test-only adjustments, all inside this process:
+  * the heartbeat interval (a module constant of 30 s) is lowered to --heartbeat-secs;
+  * SIGTERM is turned into a cancellation of serve() so the SDK's own shutdown path
+    (which deregisters) runs, as it does on SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import socket
+import sys
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+import iicp_client.node as sdk_node
+from iicp_client.node import IicpNode, NodeConfig
+
+CHAT_INTENT = "urn:iicp:intent:llm:chat:v1"
+
+
+_SECRET_KEYS = {"node_token", "token", "node_hmac_key", "current_node_token"}
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("***" if k in _SECRET_KEYS and v else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def emit(obj: dict[str, Any]) -> None:
+    """One JSON line on stdout; tokens and the HMAC key are replaced by "***"."""
+    sys.stdout.write(json.dumps(_redact(obj), sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _json_or_text(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+async def _log_response(resp: httpx.Response) -> None:
+    await resp.aread()
+    req = resp.request
+    emit(
+        {
+            "event": "directory",
+            "method": req.method,
+            "path": urlparse(str(req.url)).path,
+            "query": urlparse(str(req.url)).query,
+            "authorization": "bearer" if req.headers.get("authorization", "").startswith("Bearer ") else None,
+            "request": _json_or_text(req.content),
+            "status": resp.status_code,
+            "response": _json_or_text(resp.content),
+        }
+    )
+
+
+async def handler(task: dict[str, Any]) -> dict[str, Any]:
+    emit({"event": "task", "request": {k: v for k, v in task.items() if not k.startswith("_")}})
+    messages = (task.get("payload") or {}).get("messages") or []
+    text = messages[-1].get("content", "") if messages else ""
+    content = f"python echo: {text}"
+    return {
+        "result": {
+            "model": "py-echo",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": len(text.split()),
+                "completion_tokens": len(content.split()),
+                "total_tokens": len(text.split()) + len(content.split()),
+            },
+        }
+    }
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--directory-url", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--node-id", default="")
+    ap.add_argument("--heartbeat-secs", type=float, default=1.0)
+    args = ap.parse_args()
+
+    sdk_node._HEARTBEAT_INTERVAL = args.heartbeat_secs  # type: ignore[attr-defined]
+    port = args.port or free_port(args.host)
+    node_id = args.node_id or str(uuid.uuid4())
+    endpoint = f"http://{args.host}:{port}"
+    node = IicpNode(
+        NodeConfig(
+            node_id=node_id,
+            endpoint=endpoint,
+            intent=CHAT_INTENT,
+            model="py-echo",
+            region="local",
+            directory_url=args.directory_url,
+            max_concurrent=2,
+        )
+    )
+    # Observe every directory exchange the SDK makes (register, heartbeat, registry
+    # check, deregister) without changing them.
+    node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
+
+    token = await node.register()
+    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, serve.cancel)
+    emit({"event": "listening", "node_id": node_id, "endpoint": endpoint})
+    try:
+        await serve
+    except asyncio.CancelledError:
+        pass
+    emit({"event": "stopped"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
