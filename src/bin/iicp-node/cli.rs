@@ -9,7 +9,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "iicp-node", version, about, long_about = None)]
 pub struct Cli {
-    /// Log output format. Filter with RUST_LOG (default: info).
+    /// Log output format (logs go to stderr). Filter with RUST_LOG; default
+    /// `info` for directory and serve, `warn` for demo, chat and discover.
     #[arg(long, global = true, env = "IICP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
@@ -29,6 +30,10 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a whole mesh on this machine and watch a chat go through it: a
+    /// directory, three nodes, and a consumer (discover → select → submit).
+    Demo(DemoArgs),
+
     /// Run a local IICP directory (register, heartbeat, discover) for a mesh
     /// on this machine or network.
     ///
@@ -46,10 +51,6 @@ pub enum Command {
 
     /// List the nodes a directory offers for an intent.
     Discover(DiscoverArgs),
-
-    /// Run a whole mesh on this machine and watch a chat go through it: a
-    /// directory, three nodes, and a consumer (discover → select → submit).
-    Demo(DemoArgs),
 }
 
 /// `iicp-node demo` options.
