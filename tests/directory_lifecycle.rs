@@ -56,8 +56,12 @@ async fn full_lifecycle_with_liveness_probe_on_both_prefixes() {
 }
 
 #[tokio::test]
-async fn unreachable_endpoint_is_refused_with_e036() {
-    let h = Harness::start(DirectoryConfig::default()).await;
+async fn unreachable_endpoint_is_refused_with_e036_when_liveness_is_required() {
+    let h = Harness::start(DirectoryConfig {
+        require_local_liveness: true,
+        ..DirectoryConfig::default()
+    })
+    .await;
     let (status, body) = h
         .post(
             "/v1/register",
@@ -67,6 +71,29 @@ async fn unreachable_endpoint_is_refused_with_e036() {
         .await;
     assert_eq!(status, 422);
     assert_eq!(body["error"]["code"], "IICP-E036");
+}
+
+#[tokio::test]
+async fn a_local_node_that_registers_before_listening_is_listed_after_its_first_heartbeat() {
+    // The Python SDK registers first and serves afterwards (PROTOCOL.md §1.9 item 3).
+    let h = Harness::start(DirectoryConfig::default()).await;
+    let ack = h
+        .register(&registration(&dead_endpoint().await, &["m"]))
+        .await;
+    assert_eq!(
+        ack["public_reachable"], false,
+        "the probe ran and got no answer"
+    );
+    assert!(
+        h.discover_ids(&format!("intent={CHAT}")).await.is_empty(),
+        "unproven nodes are not offered"
+    );
+    let (status, _) = h.heartbeat(&ack, json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.discover_ids(&format!("intent={CHAT}")).await,
+        vec![ack["node_id"].as_str().unwrap().to_owned()]
+    );
 }
 
 #[tokio::test]

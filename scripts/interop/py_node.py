@@ -38,7 +38,7 @@ from iicp_client.node import IicpNode, NodeConfig
 CHAT_INTENT = "urn:iicp:intent:llm:chat:v1"
 
 
-_SECRET_KEYS = {"node_token", "token", "node_hmac_key", "current_node_token"}
+_SECRET_KEYS = {"node_token", "token", "node_hmac_key", "current_node_token", "proxy_token"}
 
 
 def _redact(value: Any) -> Any:

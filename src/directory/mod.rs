@@ -51,6 +51,12 @@ pub struct DirectoryConfig {
     /// Skip the `GET {endpoint}/iicp/health` liveness probe at registration.
     /// For conformance runs that register unreachable example hosts.
     pub skip_liveness_check: bool,
+    /// In local mode, refuse (422 `IICP-E036`) loopback and private endpoints
+    /// that do not answer the probe, as public endpoints are. Off by default:
+    /// some SDKs register before they listen (PROTOCOL.md §1.9 item 3), so
+    /// such nodes are accepted and stay out of discover until their first
+    /// heartbeat.
+    pub require_local_liveness: bool,
     /// Apply the QoS gates: `interactive` needs 100 completed tasks
     /// (probation), `realtime` 1000 and reputation 0.8.
     pub enforce_probation: bool,
@@ -75,6 +81,7 @@ impl Default for DirectoryConfig {
         Self {
             local_mode: true,
             skip_liveness_check: false,
+            require_local_liveness: false,
             enforce_probation: false,
             db_path: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,

@@ -37,6 +37,10 @@ pub(crate) struct NodeRecord {
     /// Start of the current hour of reputation gains, and the gain so far.
     pub rep_window_start_ms: u64,
     pub rep_window_gain: f64,
+    /// Accepted without a liveness answer (local mode, private endpoint):
+    /// hidden from discover until its first heartbeat proves it alive.
+    #[serde(default)]
+    pub awaiting_first_heartbeat: bool,
 }
 
 /// SHA-256 of a token, hex; tokens are stored and compared in this form.

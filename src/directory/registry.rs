@@ -84,7 +84,7 @@ impl Registry {
 
     /// Whether a node is live: available by its last heartbeat and seen recently.
     pub fn is_live(&self, record: &NodeRecord, now_ms: u64) -> bool {
-        record.available && record.is_fresh(now_ms, self.ttl_ms)
+        record.available && !record.awaiting_first_heartbeat && record.is_fresh(now_ms, self.ttl_ms)
     }
 
     /// A copy of one node's record.
@@ -111,7 +111,9 @@ impl Registry {
 
     /// Stores a registration that passed every check and issues fresh
     /// credentials. A previous record of the same id keeps its reputation and
-    /// task counts; its token stops working.
+    /// task counts; its token stops working. `reachable: Some(false)` (a local
+    /// node that did not answer the probe yet) keeps the node out of discover
+    /// until its first heartbeat.
     pub fn commit_registration(
         &self,
         mut req: RegisterRequest,
@@ -153,6 +155,7 @@ impl Registry {
             last_metrics_batch: previous.as_ref().and_then(|p| p.last_metrics_batch.clone()),
             rep_window_start_ms: previous.as_ref().map_or(now_ms, |p| p.rep_window_start_ms),
             rep_window_gain: previous.as_ref().map_or(0.0, |p| p.rep_window_gain),
+            awaiting_first_heartbeat: reachable == Some(false),
         };
         let lifetime_jobs = record.completed_tasks;
         self.persist(&record);
@@ -210,6 +213,7 @@ impl Registry {
             }
         }
         record.last_seen_ms = now_ms;
+        record.awaiting_first_heartbeat = false;
         record.available = hb.available.unwrap_or(true);
         if let Some(load) = hb.load.filter(|l| l.is_finite()) {
             record.load = load.clamp(0.0, 1.0);

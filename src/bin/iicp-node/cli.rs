@@ -280,6 +280,12 @@ pub struct DirectoryArgs {
     #[arg(long, env = "IICP_SKIP_LIVENESS_CHECK")]
     pub skip_liveness_check: bool,
 
+    /// In local mode, refuse loopback/private endpoints that do not answer
+    /// GET {endpoint}/iicp/health at registration. Without it they are
+    /// accepted and stay out of discover until their first heartbeat.
+    #[arg(long, env = "IICP_DIRECTORY_REQUIRE_LOCAL_LIVENESS")]
+    pub require_local_liveness: bool,
+
     /// Hide nodes in probation from qos=interactive (fewer than 100
     /// completed tasks) and unproven nodes from qos=realtime.
     #[arg(long, env = "IICP_DIRECTORY_ENFORCE_PROBATION")]

@@ -8,6 +8,7 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     let config = DirectoryConfig {
         local_mode: !args.public,
         skip_liveness_check: args.skip_liveness_check,
+        require_local_liveness: args.require_local_liveness,
         enforce_probation: args.enforce_probation,
         db_path: args.db.clone(),
         max_body_bytes: args.max_body_bytes,

@@ -81,6 +81,14 @@ pub(super) async fn register(
         None
     } else if health_ok(&req.endpoint, pin, st.config.probe_timeout).await {
         Some(true)
+    } else if st.config.local_mode
+        && !st.config.require_local_liveness
+        && is_local_endpoint(&req.endpoint)
+    {
+        // PROTOCOL.md §1.9 item 3: a local directory does not refuse loopback
+        // nodes for the probe (the Python SDK registers before it listens).
+        // The node stays out of discover until its first heartbeat.
+        Some(false)
     } else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -98,6 +106,17 @@ pub(super) async fn register(
         .commit_registration(req, ip.to_string(), reachable, now);
     tracing::info!(node_id = %ack.node_id, %endpoint, recovered = ?ack.recovered, "node registered");
     Ok((StatusCode::CREATED, Json(ack)))
+}
+
+/// Whether an endpoint's host is a loopback or private address, or a
+/// local-only name (never a public host).
+fn is_local_endpoint(endpoint: &str) -> bool {
+    use crate::wire::endpoint::{EndpointHost, classify_ip, classify_name, parse_endpoint};
+    match parse_endpoint(endpoint).map(|p| p.host) {
+        Ok(EndpointHost::Ip(ip)) => classify_ip(ip).is_some(),
+        Ok(EndpointHost::Name(name)) => classify_name(&name).is_some(),
+        Err(_) => false,
+    }
 }
 
 /// Whether a previously registered endpoint still answers its health probe.

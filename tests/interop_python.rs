@@ -1,0 +1,461 @@
+//! Interop with the independently written Python SDK (`iicp-client==0.7.109` from
+//! PyPI), everything on 127.0.0.1:
+//!
+//! 1. a Python `IicpNode` registers with our directory, heartbeats (answering the
+//!    HMAC challenge) and serves our `IicpClient`;
+//! 2. the Python `IicpClient` chats with our `iicp-node serve --backend-type echo`;
+//! 3. the Python node deregisters from our directory on SIGTERM and on SIGINT.
+//!
+//! The Python side lives in `scripts/interop/` (py_node.py, py_client.py); these
+//! tests need a venv with `scripts/interop/requirements.txt` installed, whose
+//! python is given in `IICP_INTEROP_PYTHON`. See docs/INTEROP.md.
+
+use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
+use iicp_client::{ChatMessage, ClientConfig, IicpClient};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
+const IGNORE: &str = "needs the Python SDK venv (scripts/interop); run by .ci/run";
+
+fn python() -> PathBuf {
+    match std::env::var_os("IICP_INTEROP_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "IICP_INTEROP_PYTHON is not set: point it at the python of a venv with \
+             scripts/interop/requirements.txt installed ({IGNORE})"
+        ),
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/interop")
+        .join(name)
+}
+
+/// Lines a child writes, collected by a reader thread.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn collect(stream: impl Read + Send + 'static) -> Self {
+        let lines = Self::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                sink.0.lock().unwrap().push(line);
+            }
+        });
+        lines
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The lines that are JSON objects.
+    fn json(&self) -> Vec<Value> {
+        self.all()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(Value::is_object)
+            .collect()
+    }
+}
+
+/// Polls `check` every 100 ms until it gives `Some`, for at most `limit`.
+async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) for a child to exit; kills it if it does not.
+async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {} did not exit within {limit:?}", child.id());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig} failed");
+}
+
+/// The node ids our directory currently lists for the chat intent.
+async fn listed(dir_url: &str) -> Vec<String> {
+    let url = format!("{dir_url}/v1/discover?intent={CHAT}&limit=50");
+    let body: Value = reqwest::get(&url)
+        .await
+        .expect("discover answers")
+        .json()
+        .await
+        .expect("discover is JSON");
+    body["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .filter_map(|n| n["node_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_listed(dir_url: &str, node_id: &str, want: bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if listed(dir_url).await.iter().any(|id| id == node_id) == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {node_id} {} listed by our directory after 15 s",
+            if want { "never" } else { "still" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Our directory with its default configuration. The Python node registers
+/// before it listens (`await node.register()` then `node.serve(...)`); in local
+/// mode our directory accepts such a loopback node without a probe answer and
+/// lists it once its first heartbeat arrives (PROTOCOL.md §1.9 item 3).
+async fn directory_for_python_node() -> RunningDirectory {
+    Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("directory starts")
+}
+
+/// Kills a child that is still running when dropped (a failed assertion).
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A running py_node.py.
+struct PyNode {
+    child: Child,
+    out: Lines,
+    err: Lines,
+    node_id: String,
+    endpoint: String,
+}
+
+impl PyNode {
+    async fn spawn(dir_url: &str) -> Self {
+        let mut child = Command::new(python())
+            .arg(script("py_node.py"))
+            .args(["--directory-url", dir_url, "--heartbeat-secs", "1"])
+            .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        let out = Lines::collect(child.stdout.take().unwrap());
+        let err = Lines::collect(child.stderr.take().unwrap());
+        let started = {
+            let (out, err) = (out.clone(), err.clone());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(ev) = out.json().into_iter().find(|e| e["event"] == "listening") {
+                    break ev;
+                }
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "py_node.py exited ({status}) before listening\nstdout:\n{}\nstderr:\n{}",
+                        out.all().join("\n"),
+                        err.all().join("\n")
+                    );
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "py_node.py did not start within 30 s\nstderr:\n{}",
+                        err.all().join("\n")
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        Self {
+            node_id: started["node_id"].as_str().unwrap().to_owned(),
+            endpoint: started["endpoint"].as_str().unwrap().to_owned(),
+            child,
+            out,
+            err,
+        }
+    }
+
+    /// The directory exchanges py_node.py saw, oldest first.
+    fn directory_calls(&self, method: &str, path_suffix: &str) -> Vec<Value> {
+        self.out
+            .json()
+            .into_iter()
+            .filter(|e| {
+                e["event"] == "directory"
+                    && e["method"] == method
+                    && e["path"].as_str().is_some_and(|p| p.ends_with(path_suffix))
+            })
+            .collect()
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "py_node.py stdout:\n{}\nstderr:\n{}",
+            self.out.all().join("\n"),
+            self.err.all().join("\n")
+        )
+    }
+}
+
+impl Drop for PyNode {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// Multi-threaded: reader threads and the in-process directory run while the test
+// polls child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
+async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
+    let dir = directory_for_python_node().await;
+    let base = dir.url();
+    let node = PyNode::spawn(&base).await;
+    assert!(node.endpoint.starts_with("http://127.0.0.1:"));
+    wait_listed(&base, &node.node_id, true).await;
+
+    let client = IicpClient::builder(ClientConfig {
+        directory_url: base.clone(),
+        timeout_ms: 20_000,
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .build()
+    .expect("client");
+    let reply = client
+        .chat(vec![ChatMessage::user("hello from rust")], None)
+        .await
+        .unwrap_or_else(|e| panic!("chat with the Python node failed: {e}\n{}", node.logs()));
+    assert_eq!(reply.text(), "python echo: hello from rust");
+    assert_eq!(reply.model, "py-echo");
+
+    // The task envelope the Python node's handler received from our client.
+    // (The reader thread may see the line a moment after the reply.)
+    let task = wait_for(
+        "the Python handler's task line",
+        Duration::from_secs(5),
+        || node.out.json().into_iter().find(|e| e["event"] == "task"),
+    )
+    .await;
+    assert_eq!(task["request"]["intent"], CHAT);
+    let last = task["request"]["payload"]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["content"], "hello from rust", "task: {task}");
+
+    // Heartbeats: the second and later ones carry `challenge_response`
+    // (HMAC-SHA256 of the previous beat's challenge under node_hmac_key); our
+    // directory must answer them 200 with a fresh challenge.
+    let answered = wait_for(
+        "two heartbeats that answer the HMAC challenge",
+        Duration::from_secs(30),
+        || {
+            let beats = node.directory_calls("POST", "/v1/heartbeat");
+            let answered: Vec<Value> = beats
+                .into_iter()
+                .filter(|b| b["request"]["challenge_response"].is_string())
+                .collect();
+            (answered.len() >= 2).then_some(answered)
+        },
+    )
+    .await;
+    for beat in node.directory_calls("POST", "/v1/heartbeat") {
+        assert_eq!(
+            beat["status"],
+            200,
+            "heartbeat refused: {beat}\n{}",
+            node.logs()
+        );
+        assert_eq!(beat["authorization"], "bearer");
+        assert!(beat["response"]["challenge"].is_string(), "{beat}");
+    }
+    assert!(answered.iter().all(|b| b["status"] == 200));
+    // Never re-registered (a refused heartbeat or a failed registry check would
+    // make the SDK register again), and still discoverable.
+    let registers = node.directory_calls("POST", "/v1/register");
+    assert_eq!(registers.len(), 1, "re-registered:\n{}", node.logs());
+    assert_eq!(registers[0]["status"], 201, "register: {}", registers[0]);
+    assert!(listed(&base).await.contains(&node.node_id));
+    // Shown with --nocapture: the envelopes recorded in docs/INTEROP.md.
+    println!("{}", node.logs());
+    let mut node = node;
+    signal(&node.child, "-TERM");
+    wait_exit(&mut node.child, Duration::from_secs(20)).await;
+    dir.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
+async fn our_node_serves_python_client() {
+    // Resolve the venv first: nothing may be spawned before that can fail.
+    let python = python();
+    let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("directory starts");
+    let base = dir.url();
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = spare.local_addr().unwrap().port();
+    drop(spare);
+    let mut ours = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+        .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--directory-url", &base])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("iicp-node starts");
+    let ours_err = Lines::collect(ours.stderr.take().unwrap());
+    let mut ours = Reap(ours);
+    wait_for(
+        "iicp-node serve to register",
+        Duration::from_secs(30),
+        || {
+            ours_err
+                .all()
+                .iter()
+                .any(|l| l.contains("iicp-node serving on"))
+                .then_some(())
+        },
+    )
+    .await;
+
+    let mut py = Command::new(&python)
+        .arg(script("py_client.py"))
+        .args(["--directory-url", &base, "--text", "hello from python"])
+        .env("IICP_CX_ALLOW_PLAINTEXT", "1")
+        .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let out = Lines::collect(py.stdout.take().unwrap());
+    let err = Lines::collect(py.stderr.take().unwrap());
+    let status = wait_exit(&mut py, Duration::from_secs(60)).await;
+    // The reader threads finish at EOF; give them a moment to drain.
+    let events = wait_for("py_client.py output", Duration::from_secs(5), || {
+        let events = out.json();
+        events
+            .iter()
+            .any(|e| e["event"] == "reply" || e["event"] == "error")
+            .then_some(events)
+    })
+    .await;
+    let logs = format!(
+        "py_client.py stdout:\n{}\nstderr:\n{}",
+        out.all().join("\n"),
+        err.all().join("\n")
+    );
+    assert!(status.success(), "py_client.py failed ({status})\n{logs}");
+    let reply = events.iter().find(|e| e["event"] == "reply").unwrap();
+    assert_eq!(reply["content"], "echo: hello from python", "{logs}");
+
+    // What the Python client sent to our node: a plaintext payload (our node
+    // advertises no CX key) whose last message is the user's text.
+    let sent = events
+        .iter()
+        .find(|e| {
+            e["event"] == "http"
+                && e["url"].as_str().is_some_and(|u| u.ends_with("/v1/task"))
+                && e["request"].is_object()
+        })
+        .unwrap_or_else(|| panic!("no task POST seen\n{logs}"));
+    let body = &sent["request"];
+    assert_eq!(body["intent"], CHAT);
+    assert!(body["task_id"].is_string());
+    let last = body["payload"]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["content"], "hello from python");
+    println!("{logs}");
+
+    signal(&ours.0, "-TERM");
+    let code = wait_exit(&mut ours.0, Duration::from_secs(20)).await;
+    assert!(code.success(), "iicp-node exit: {code}");
+    dir.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
+async fn python_node_deregisters_on_sigterm_and_sigint() {
+    let dir = directory_for_python_node().await;
+    let base = dir.url();
+    for sig in ["-TERM", "-INT"] {
+        let mut node = PyNode::spawn(&base).await;
+        wait_listed(&base, &node.node_id, true).await;
+        signal(&node.child, sig);
+        let status = wait_exit(&mut node.child, Duration::from_secs(20)).await;
+        let logs = node.logs();
+        assert!(
+            status.success(),
+            "py_node.py exit after {sig}: {status}\n{logs}"
+        );
+        let deletes = node.directory_calls("DELETE", "/v1/register");
+        assert_eq!(deletes.len(), 1, "no deregister after {sig}\n{logs}");
+        assert_eq!(deletes[0]["status"], 200, "{logs}");
+        assert_eq!(deletes[0]["authorization"], "bearer");
+        assert_eq!(deletes[0]["request"]["node_id"], node.node_id.as_str());
+        // Gone at once: no need to wait for the TTL.
+        assert!(
+            !listed(&base).await.contains(&node.node_id),
+            "still listed after {sig}"
+        );
+        let url = format!("{base}/v1/registry/nodes/{}", node.node_id);
+        let code = reqwest::get(&url).await.unwrap().status();
+        assert_eq!(code, 404, "registry still has {} after {sig}", node.node_id);
+    }
+    dir.shutdown().await;
+}
