@@ -13,6 +13,7 @@
 //!   heartbeat, deregister.
 //! - [`backends`]: model servers behind a node (OpenAI-compatible engines,
 //!   Anthropic) and the seed's `invoke_backend`.
+//! - [`cx`]: IICP-CX confidentiality (X25519 + HKDF + AES-256-GCM), no I/O.
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
@@ -24,6 +25,7 @@
 
 pub mod backends;
 pub mod client;
+pub mod cx;
 pub mod directory;
 mod error;
 pub mod node;
