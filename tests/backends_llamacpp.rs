@@ -286,6 +286,7 @@ fn the_cli_chats_with_the_tiny_model_through_a_local_directory() {
             "127.0.0.1",
         ])
         .args(["--port", &port.to_string(), "--directory-url", &h.base])
+        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -26,6 +26,7 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
             "eu-central",
         ])
         .env("RUST_LOG", "info")
+        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -110,6 +111,7 @@ async fn serve_in_front_of_an_unreachable_backend_answers_502() {
         ])
         .args(["--backend-api-key", "KEY-never-logged-1357"])
         .env("RUST_LOG", "info")
+        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -348,6 +348,7 @@ async fn our_node_serves_python_client() {
         .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
         .args(["--port", &port.to_string(), "--directory-url", &base])
         .env("RUST_LOG", "info")
+        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -371,7 +372,6 @@ async fn our_node_serves_python_client() {
     let mut py = Command::new(&python)
         .arg(script("py_client.py"))
         .args(["--directory-url", &base, "--text", "hello from python"])
-        .env("IICP_CX_ALLOW_PLAINTEXT", "1")
         .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
@@ -400,8 +400,9 @@ async fn our_node_serves_python_client() {
     let reply = events.iter().find(|e| e["event"] == "reply").unwrap();
     assert_eq!(reply["content"], "echo: hello from python", "{logs}");
 
-    // What the Python client sent to our node: a plaintext payload (our node
-    // advertises no CX key) whose last message is the user's text.
+    // What the Python client sent to our node, with its default settings: the
+    // payload sealed to our node's CX key (no plaintext on the wire), and an
+    // encrypted answer required.
     let sent = events
         .iter()
         .find(|e| {
@@ -413,13 +414,23 @@ async fn our_node_serves_python_client() {
     let body = &sent["request"];
     assert_eq!(body["intent"], CHAT);
     assert!(body["task_id"].is_string());
-    let last = body["payload"]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(last["role"], "user");
-    assert_eq!(last["content"], "hello from python");
+    assert!(
+        body.get("payload").is_none_or(Value::is_null),
+        "no plaintext payload: {body}"
+    );
+    assert_eq!(body["cx_response_encryption"], "required", "{body}");
+    let conf = &body["iicp_conf"];
+    assert_eq!(conf["version"], 1, "{body}");
+    assert!(
+        conf["recipient_key_id"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("cx-")),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("hello from python"),
+        "the prompt is not readable on the wire"
+    );
     println!("{logs}");
 
     signal(&ours.0, "-TERM");

@@ -3,7 +3,8 @@
 Used by tests/interop_python.rs against a loopback directory and node only.
 
 Test-only adjustments, all inside this process:
-  * IICP_CX_ALLOW_PLAINTEXT=1 and IICP_PROXY_ALLOW_LOOPBACK_NODES=1 (set if absent);
+  * IICP_PROXY_ALLOW_LOOPBACK_NODES=1 (set if absent); no plaintext override: the client
+    encrypts to our node's advertised CX key with its default settings;
   * `iicp_client.client._is_ssrf_safe` also admits http://127.0.0.1 endpoints (the SDK
     drops every loopback node from discovery otherwise);
   * the SDK's get_json/post_json helpers are wrapped to record what it sends.
@@ -24,7 +25,6 @@ import sys
 from typing import Any
 from urllib.parse import urlparse
 
-os.environ.setdefault("IICP_CX_ALLOW_PLAINTEXT", "1")
 os.environ.setdefault("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
 
 import iicp_client.client as sdk_client  # noqa: E402

@@ -4,6 +4,7 @@
 use crate::client::DEFAULT_DIRECTORY_URL;
 use crate::secret::Secret;
 use crate::wire::BackendFlavour;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The official IICP port.
@@ -56,6 +57,12 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// Token for an operator-provisioned identity (sent as `current_node_token`).
     pub node_token: Option<Secret>,
+    /// Accept IICP-CX encrypted tasks and advertise a `cx_public_key`
+    /// (clients of the public mesh skip nodes without one).
+    pub confidentiality: bool,
+    /// Where the node's CX key lives (created with 0600 on first start). `None`:
+    /// a key kept in memory for this process only.
+    pub cx_key_file: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -80,6 +87,8 @@ impl Default for NodeConfig {
             default_task_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             node_token: None,
+            confidentiality: true,
+            cx_key_file: None,
         }
     }
 }

@@ -65,6 +65,29 @@ pub(crate) fn success(
     }
 }
 
+/// The encrypted form of a success envelope (PROTOCOL.md §2.3): the whole
+/// plaintext envelope is sealed, as the reference node does, and the client
+/// reads the decrypted object as the response.
+pub(crate) fn sealed(
+    task_id: &str,
+    response: &TaskResponse,
+    ss: &crate::cx::SharedSecret,
+) -> TaskResponse {
+    let plain = serde_json::to_vec(response).unwrap_or_default();
+    let sealed = crate::cx::seal_response(ss, task_id, &plain);
+    TaskResponse {
+        task_id: task_id.to_owned(),
+        status: TaskStatus::Encrypted,
+        result: None,
+        error: None,
+        metrics: None,
+        model_used: None,
+        generated_by_ai: Some(true),
+        iicp_conf_resp: serde_json::to_value(sealed).ok(),
+        extra: Map::new(),
+    }
+}
+
 /// An error or timeout envelope.
 pub(crate) fn failure(
     task_id: &str,

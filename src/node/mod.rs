@@ -27,6 +27,7 @@ mod admission;
 mod backend_handler;
 mod capabilities;
 mod config;
+pub mod cx_key;
 mod envelope;
 mod handler;
 mod http;
@@ -142,6 +143,11 @@ impl IicpNode {
             listener::default_endpoint(local_addr)
         };
         let caps = capabilities::capabilities(&cfg.models, &intent, None);
+        let cx = match (cfg.confidentiality, &cfg.cx_key_file) {
+            (false, _) => None,
+            (true, Some(path)) => Some(cx_key::load_or_create(path)?),
+            (true, None) => Some(crate::cx::CxKeyPair::generate()),
+        };
         let (identity_tx, identity_rx) = watch::channel(cfg.node_id.clone());
         let pipeline = Arc::new(Pipeline {
             handler,
@@ -153,6 +159,7 @@ impl IicpNode {
             identity: identity_rx.clone(),
             draining: AtomicBool::new(false),
             stats: Default::default(),
+            cx: cx.clone(),
         });
         let app = http::router(
             http::NodeHttp {
@@ -196,6 +203,7 @@ impl IicpNode {
             registration.sdk_compatibility_version = Some(env!("CARGO_PKG_VERSION").into());
             registration.implementation_name = Some("iicp-client-rs".into());
             registration.implementation_version = Some(env!("CARGO_PKG_VERSION").into());
+            registration.cx_public_key = cx.as_ref().map(|k| k.advertised());
             let http = reqwest::Client::builder()
                 .user_agent(format!("iicp-node/{}", env!("CARGO_PKG_VERSION")))
                 .build()

@@ -11,6 +11,7 @@ use super::handler::{TaskContext, TaskHandler};
 use super::replay::ReplayWindow;
 use super::stats::{NodeStats, Outcome};
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
+use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub(crate) struct Pipeline {
     pub identity: watch::Receiver<Option<String>>,
     pub draining: AtomicBool,
     pub stats: NodeStats,
+    /// The node's CX key, when it accepts encrypted tasks.
+    pub cx: Option<crate::cx::CxKeyPair>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -73,6 +76,35 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
+    /// Opens `iicp_conf` into the payload; every failure is a JSON error
+    /// with its code and no plaintext or key material.
+    fn open(
+        &self,
+        conf: &Value,
+        task: &TaskRequest,
+    ) -> Result<(Value, crate::cx::SharedSecret), Answer> {
+        let refuse =
+            |code: &str, message: String| Answer::error(400, ErrorBody::new(code, message));
+        let Some(key) = &self.cx else {
+            return Err(refuse(
+                "IICP-CX-02",
+                "this node has no CX key; send the payload in plaintext".into(),
+            ));
+        };
+        let conf: crate::cx::IicpConf = serde_json::from_value(conf.clone()).map_err(|_| {
+            refuse(
+                "IICP-CX-02",
+                "iicp_conf is missing fields or malformed".into(),
+            )
+        })?;
+        let (plain, ss) = key
+            .open_request(&conf, &task.task_id, task.intent.as_str())
+            .map_err(|e| refuse(e.code(), e.to_string()))?;
+        let payload = serde_json::from_slice(&plain)
+            .map_err(|_| refuse("IICP-CX-02", "the decrypted payload is not JSON".into()))?;
+        Ok((payload, ss))
+    }
+
     fn node_id(&self) -> Option<String> {
         self.identity.borrow().clone()
     }
@@ -138,16 +170,20 @@ impl Pipeline {
                 ),
             );
         }
-        if task.iicp_conf.is_some() && task.payload.is_null() {
-            return Answer::error(
-                400,
-                ErrorBody::new(
-                    "IICP-CX-02",
-                    "this node advertises no CX key; send the payload in plaintext",
-                ),
-            );
+        // PROTOCOL.md §2.5: open an encrypted payload; keep the shared
+        // secret for an encrypted answer.
+        let mut shared = None;
+        if let Some(conf) = task.iicp_conf.take() {
+            match self.open(&conf, &task) {
+                Ok((payload, ss)) => {
+                    task.payload = payload;
+                    shared = Some(ss);
+                }
+                Err(answer) => return answer,
+            }
         }
-        if task.cx_response_encryption.as_deref() == Some("required") {
+        let seal_answer = task.cx_response_encryption.as_deref() == Some("required");
+        if seal_answer && shared.is_none() {
             return Answer::error(
                 400,
                 ErrorBody::new(
@@ -183,11 +219,14 @@ impl Pipeline {
         match outcome {
             Ok(Ok(Ok(value))) => {
                 self.stats.record(Outcome::Success, latency_ms);
-                tracing::info!(latency_ms, "task completed");
-                Answer::envelope(
-                    200,
-                    &envelope::success(&task_id, value, latency_ms, node_id),
-                )
+                tracing::info!(latency_ms, encrypted = seal_answer, "task completed");
+                let response = envelope::success(&task_id, value, latency_ms, node_id);
+                match (seal_answer, &shared) {
+                    (true, Some(ss)) => {
+                        Answer::envelope(200, &envelope::sealed(&task_id, &response, ss))
+                    }
+                    _ => Answer::envelope(200, &response),
+                }
             }
             Ok(Ok(Err(e))) => {
                 self.stats.record(Outcome::Failed, latency_ms);

@@ -254,6 +254,16 @@ pub struct ServeArgs {
     #[arg(long, env = "IICP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// The node's IICP-CX key file (created with 0600 on first start).
+    /// Default: $IICP_HOME/cx_x25519.key, with IICP_HOME defaulting to ~/.iicp.
+    #[arg(long, env = "IICP_CX_KEY_FILE")]
+    pub cx_key_file: Option<std::path::PathBuf>,
+
+    /// Do not accept encrypted tasks or advertise a CX key. Clients of the
+    /// public mesh skip nodes without one.
+    #[arg(long, env = "IICP_NO_CX")]
+    pub no_cx: bool,
+
     /// Seconds running tasks may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "IICP_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,

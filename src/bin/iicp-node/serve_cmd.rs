@@ -6,6 +6,15 @@ use iicp_client::backends::{self, BackendOptions};
 use iicp_client::{IicpNode, NodeConfig, Secret};
 use std::time::Duration;
 
+/// `$IICP_HOME/cx_x25519.key`, IICP_HOME defaulting to `~/.iicp`.
+fn default_key_file() -> std::path::PathBuf {
+    let home = std::env::var_os("IICP_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".iicp")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".iicp"));
+    home.join("cx_x25519.key")
+}
+
 pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
     let backend_kind = args.backend_type.engine();
     let models = match (&args.model, backend_kind) {
@@ -26,6 +35,9 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         skip_registration: args.skip_registration,
         max_body_bytes: args.max_body_bytes,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
+        confidentiality: !args.no_cx,
+        cx_key_file: (!args.no_cx)
+            .then(|| args.cx_key_file.clone().unwrap_or_else(default_key_file)),
         ..NodeConfig::default()
     };
     let node = IicpNode::new(config);

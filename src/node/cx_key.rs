@@ -1,0 +1,103 @@
+//! The node's CX key: loaded from its file, or created there on first start
+//! with 0600 permissions, so the key id stays stable across restarts.
+//! Creation is atomic and never overwrites: the key is written to a private
+//! temporary file and hard-linked into place, so two nodes starting at once
+//! end up with the same key instead of one failing or reading half a file.
+
+use crate::cx::CxKeyPair;
+use std::io;
+use std::path::Path;
+
+/// Loads the key in `path` (hex of the 32 secret bytes), creating it first
+/// when the file does not exist.
+pub fn load_or_create(path: &Path) -> io::Result<CxKeyPair> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes: [u8; 32] = hex::decode(text.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} does not hold a 32-byte hex CX key", path.display()),
+                    )
+                })?;
+            Ok(CxKeyPair::from_secret_bytes(bytes))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let key = CxKeyPair::generate();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension(format!(
+                "tmp-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            write_private(&tmp, &hex::encode(key.secret_bytes()))?;
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(key),
+                // Another process created it first: use that key.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create(path),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_reloaded_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("cx_x25519.key");
+        let first = load_or_create(&path).unwrap();
+        let again = load_or_create(&path).unwrap();
+        assert_eq!(first.key_id(), again.key_id(), "stable across restarts");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(load_or_create(&path).is_err());
+    }
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cx_x25519.key");
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_create(&path).unwrap().key_id()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files are left behind");
+    }
+}
