@@ -275,6 +275,7 @@ fn the_cli_chats_with_the_tiny_model_through_a_local_directory() {
     let port = spare.local_addr().unwrap().port();
     drop(spare);
     let bin = env!("CARGO_BIN_EXE_iicp-node");
+    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
     let mut node = Command::new(bin)
         .args([
             "serve",
@@ -286,7 +287,7 @@ fn the_cli_chats_with_the_tiny_model_through_a_local_directory() {
             "127.0.0.1",
         ])
         .args(["--port", &port.to_string(), "--directory-url", &h.base])
-        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
+        .env("IICP_HOME", home.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -15,6 +15,7 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
     let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = spare.local_addr().unwrap().port();
     drop(spare);
+    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
     let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
         .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
         .args([
@@ -26,7 +27,7 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
             "eu-central",
         ])
         .env("RUST_LOG", "info")
-        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
+        .env("IICP_HOME", home.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -92,6 +93,7 @@ async fn serve_in_front_of_an_unreachable_backend_answers_502() {
     let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = spare.local_addr().unwrap().port();
     drop(spare);
+    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
     let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
         .args([
             "serve",
@@ -111,7 +113,7 @@ async fn serve_in_front_of_an_unreachable_backend_answers_502() {
         ])
         .args(["--backend-api-key", "KEY-never-logged-1357"])
         .env("RUST_LOG", "info")
-        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
+        .env("IICP_HOME", home.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -344,11 +344,12 @@ async fn our_node_serves_python_client() {
     let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = spare.local_addr().unwrap().port();
     drop(spare);
+    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
     let mut ours = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
         .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
         .args(["--port", &port.to_string(), "--directory-url", &base])
         .env("RUST_LOG", "info")
-        .env("IICP_HOME", tempfile::tempdir().unwrap().keep())
+        .env("IICP_HOME", home.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
