@@ -60,6 +60,58 @@ pub(crate) fn transport_error(target: &str, e: &reqwest::Error, waited: Duration
     }
 }
 
+/// A whole answer: status, headers and body, read before anything is judged.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as `T` when the status is 2xx; otherwise the peer's error
+    /// (status first, then the body, PROTOCOL.md §1.2). `what` names the
+    /// message in a decode error.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, IicpError> {
+        if !self.is_success() {
+            return Err(error_from_response(self.status, &self.body));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| IicpError::Decode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Sends `req` with a `timeout` and reads the whole answer. Failures name
+/// only `target`, never the URL or the request.
+pub(crate) async fn exchange(
+    req: reqwest::RequestBuilder,
+    target: &str,
+    timeout: Duration,
+) -> Result<Reply, IicpError> {
+    let resp = req
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(target, &e, timeout))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(target, &e, timeout))?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! that honours the directory's `Cache-Control: max-age` (PROTOCOL.md §1.6).
 
 use crate::error::{IicpError, Result};
-use crate::outbound::{error_from_response, transport_error};
+use crate::outbound::exchange;
 use crate::wire::discover::clamp_limit;
 use crate::wire::{NodeList, Qos};
 use reqwest::header::{CACHE_CONTROL, HeaderMap};
@@ -77,27 +77,14 @@ pub(crate) async fn fetch(
     traceparent: &str,
     timeout: Duration,
 ) -> Result<(NodeList, Option<Duration>)> {
-    let target = "the directory".to_owned();
-    let resp = http
-        .get(url)
-        .header("traceparent", traceparent)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| transport_error(&target, &e, timeout))?;
-    let status = resp.status();
-    let ttl = max_age(resp.headers());
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| transport_error(&target, &e, timeout))?;
-    if !status.is_success() {
-        return Err(error_from_response(status.as_u16(), &body));
-    }
-    let list: NodeList = serde_json::from_slice(&body).map_err(|e| IicpError::Decode {
-        what: "the directory's discover answer".into(),
-        reason: e.to_string(),
-    })?;
+    let reply = exchange(
+        http.get(url).header("traceparent", traceparent),
+        "the directory",
+        timeout,
+    )
+    .await?;
+    let list: NodeList = reply.json("the directory's discover answer")?;
+    let ttl = max_age(&reply.headers);
     Ok((list, ttl))
 }
 

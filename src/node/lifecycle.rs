@@ -13,7 +13,7 @@ use super::pipeline::Pipeline;
 use super::stats::StatsDelta;
 use crate::backends::Backend;
 use crate::error::{IicpError, Result};
-use crate::outbound::error_from_response;
+use crate::outbound::{error_from_response, exchange};
 use crate::secret::Secret;
 use crate::wire::heartbeat::challenge_response;
 use crate::wire::{
@@ -26,8 +26,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Heartbeat interval until a PONG says otherwise.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// Bounds on the interval a directory may ask for.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_INTERVAL: Duration = Duration::from_secs(300);
@@ -36,6 +34,13 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time limit of each directory call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit of the deregistration at shutdown (shutdown should not hang).
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before the next heartbeat after one failed for another reason than
+/// a rejection (network, 5xx): sooner than a full interval.
+const RETRY_FAILED_BEAT: Duration = Duration::from_secs(5);
+/// How errors name the peer.
+const DIRECTORY: &str = "the directory";
 /// Time limit of the model probe before each heartbeat.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -136,7 +141,7 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
             }
             Err(BeatError::Other(e)) => {
                 tracing::warn!(error = %e, "heartbeat failed; retrying at the next beat");
-                next_beat = Instant::now() + DEFAULT_INTERVAL.min(Duration::from_secs(5));
+                next_beat = Instant::now() + RETRY_FAILED_BEAT;
             }
         }
     }
@@ -195,28 +200,13 @@ impl Lifecycle {
         let mut body = self.p.registration.clone();
         body.node_id = self.node_id.clone();
         body.current_node_token = self.last_token.clone();
-        let target = "the directory";
-        let resp = self
-            .p
-            .http
-            .post(self.url("register"))
-            .json(&body)
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| crate::outbound::transport_error(target, &e, CALL_TIMEOUT))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| crate::outbound::transport_error(target, &e, CALL_TIMEOUT))?;
-        if !(200..300).contains(&status) {
-            return Err(error_from_response(status, &bytes));
-        }
-        let ack: RegisterAck = serde_json::from_slice(&bytes).map_err(|e| IicpError::Decode {
-            what: "the registration ACK".into(),
-            reason: e.to_string(),
-        })?;
+        let reply = exchange(
+            self.p.http.post(self.url("register")).json(&body),
+            DIRECTORY,
+            CALL_TIMEOUT,
+        )
+        .await?;
+        let ack: RegisterAck = reply.json("the registration ACK")?;
         let token = ack
             .effective_token()
             .cloned()
@@ -278,42 +268,19 @@ impl Lifecycle {
             hb.metrics = Some(metrics);
             hb.metrics_batch_id = Some(id.clone());
         }
-        let resp = self
+        let request = self
             .p
             .http
             .post(self.url("heartbeat"))
             .bearer_auth(reg.token.expose())
-            .json(&hb)
-            .timeout(CALL_TIMEOUT)
-            .send()
+            .json(&hb);
+        let reply = exchange(request, DIRECTORY, CALL_TIMEOUT)
             .await
-            .map_err(|e| {
-                BeatError::Other(crate::outbound::transport_error(
-                    "the directory",
-                    &e,
-                    CALL_TIMEOUT,
-                ))
-            })?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| {
-            BeatError::Other(crate::outbound::transport_error(
-                "the directory",
-                &e,
-                CALL_TIMEOUT,
-            ))
-        })?;
-        if matches!(status, 401 | 404 | 410) {
-            return Err(BeatError::Rejected(status));
+            .map_err(BeatError::Other)?;
+        if matches!(reply.status, 401 | 404 | 410) {
+            return Err(BeatError::Rejected(reply.status));
         }
-        if !(200..300).contains(&status) {
-            return Err(BeatError::Other(error_from_response(status, &bytes)));
-        }
-        let pong: Pong = serde_json::from_slice(&bytes).map_err(|e| {
-            BeatError::Other(IicpError::Decode {
-                what: "the heartbeat PONG".into(),
-                reason: e.to_string(),
-            })
-        })?;
+        let pong: Pong = reply.json("the heartbeat PONG").map_err(BeatError::Other)?;
         reg.challenge = pong.challenge;
         if let Some((id, _)) = &self.pending_batch {
             // Absent means the directory does not track batches: done either way.
@@ -329,26 +296,18 @@ impl Lifecycle {
     }
 
     async fn deregister(&self, reg: &Registered) -> Result<()> {
-        let resp = self
+        let request = self
             .p
             .http
             .delete(self.url("register"))
             .bearer_auth(reg.token.expose())
-            .json(&json!({"node_id": reg.node_id}))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| {
-                crate::outbound::transport_error("the directory", &e, Duration::from_secs(5))
-            })?;
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) || status == 404 {
+            .json(&json!({"node_id": reg.node_id}));
+        let reply = exchange(request, DIRECTORY, DEREGISTER_TIMEOUT).await?;
+        // 404: the directory no longer knows the node, which is what we wanted.
+        if reply.is_success() || reply.status == 404 {
             Ok(())
         } else {
-            Err(error_from_response(
-                status,
-                &resp.bytes().await.unwrap_or_default(),
-            ))
+            Err(error_from_response(reply.status, &reply.body))
         }
     }
 }
