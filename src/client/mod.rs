@@ -153,13 +153,7 @@ impl IicpClient {
     ) -> Result<NodeList> {
         let intent = IntentUrn::parse(intent)?;
         check_intent_policy(intent.as_str())?;
-        let trace = match traceparent {
-            Some(t) => {
-                trace::check_traceparent(t)?;
-                t.to_owned()
-            }
-            None => trace::new_traceparent(),
-        };
+        let trace = trace::resolve(traceparent)?;
         let options = options.unwrap_or_default();
         let params = DiscoverParams {
             intent: intent.as_str(),

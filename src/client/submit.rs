@@ -45,13 +45,7 @@ pub(crate) async fn submit(
     if task.task_id.is_empty() {
         task.task_id = uuid::Uuid::new_v4().to_string(); // SDK-02
     }
-    let trace = match traceparent {
-        Some(t) => {
-            super::trace::check_traceparent(t)?;
-            t.to_owned()
-        }
-        None => super::trace::new_traceparent(),
-    };
+    let trace = super::trace::resolve(traceparent)?;
     let constraints = task.constraints.get_or_insert_with(Default::default);
     if constraints.timeout_ms.is_none() {
         constraints.timeout_ms = Some(timeout.as_millis() as u64);

@@ -42,6 +42,14 @@ pub fn check_traceparent(value: &str) -> Result<(), IicpError> {
     }
 }
 
+/// The traceparent for one call: the caller's, once checked, or a fresh one.
+pub(crate) fn resolve(caller: Option<&str>) -> Result<String, IicpError> {
+    match caller {
+        Some(t) => check_traceparent(t).map(|()| t.to_owned()),
+        None => Ok(new_traceparent()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

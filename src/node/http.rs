@@ -9,7 +9,7 @@ use crate::server::request::{RawBody, parse_json};
 use crate::wire::TaskRequest;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,8 +35,8 @@ pub(crate) fn router(state: NodeHttp, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/task", post(task))
         .route("/iicp/health", get(health))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(crate::server::fallback::not_found)
+        .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(cors))
         .with_state(state)
@@ -143,20 +143,4 @@ async fn health(State(st): State<NodeHttp>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {method} {}", uri.path()),
-    )
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not supported on {}", uri.path()),
-    )
 }

@@ -9,7 +9,7 @@ use crate::server::request::bearer;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -115,22 +115,4 @@ pub(super) async fn telemetry(State(st): State<Arc<AppState>>, headers: HeaderMa
             "this directory does not collect telemetry",
         ),
     }
-}
-
-/// Any unknown path: JSON 404.
-pub(super) async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {method} {}", uri.path()),
-    )
-}
-
-/// A known path with the wrong method: JSON 405.
-pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not supported on {}", uri.path()),
-    )
 }

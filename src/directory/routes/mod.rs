@@ -54,8 +54,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", v1())
         .route("/iicp/health", get(misc::health))
         .route("/health", get(misc::health))
-        .fallback(misc::not_found)
-        .method_not_allowed_fallback(misc::method_not_allowed)
+        .fallback(crate::server::fallback::not_found)
+        .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
