@@ -13,6 +13,17 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Largest `timeout_ms` allowed (SDK-04).
 pub const MAX_TIMEOUT_MS: u64 = 120_000;
 
+/// Checks a time budget against SDK-04: 1..=120 000 ms, else `invalid_config`.
+pub(crate) fn check_timeout(what: &str, timeout_ms: u64) -> crate::Result<()> {
+    if (1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        Ok(())
+    } else {
+        Err(crate::IicpError::InvalidConfig(format!(
+            "{what} is {timeout_ms} ms but must be within 1..={MAX_TIMEOUT_MS} ms (SDK-04)"
+        )))
+    }
+}
+
 /// Where the client finds nodes and how long it may take.
 ///
 /// ```

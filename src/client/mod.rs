@@ -92,17 +92,7 @@ impl IicpClient {
     }
 
     pub(crate) fn from_parts(mut config: ClientConfig, options: ClientOptions) -> Result<Self> {
-        if config.timeout_ms > MAX_TIMEOUT_MS {
-            return Err(IicpError::InvalidConfig(format!(
-                "timeout_ms is {} but at most {MAX_TIMEOUT_MS} is allowed (SDK-04)",
-                config.timeout_ms
-            )));
-        }
-        if config.timeout_ms == 0 {
-            return Err(IicpError::InvalidConfig(
-                "timeout_ms must be greater than 0".into(),
-            ));
-        }
+        config::check_timeout("timeout_ms", config.timeout_ms)?;
         config.directory_url = config.directory_url.trim_end_matches('/').to_owned();
         reqwest::Url::parse(&config.directory_url).map_err(|_| {
             IicpError::InvalidConfig(format!(
@@ -214,11 +204,7 @@ impl IicpClient {
     ) -> Result<ChatResponse> {
         let options = options.unwrap_or_default();
         let timeout_ms = options.timeout_ms.unwrap_or(self.inner.config.timeout_ms);
-        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-            return Err(IicpError::InvalidConfig(format!(
-                "chat timeout_ms must be within 1..={MAX_TIMEOUT_MS} (SDK-04)"
-            )));
-        }
+        config::check_timeout("chat timeout_ms", timeout_ms)?;
         if messages.is_empty() {
             return Err(IicpError::InvalidConfig(
                 "chat needs at least one message".into(),

@@ -146,10 +146,7 @@ impl NodeRecord {
         let mut modalities: Vec<String> = vec![];
         for c in &capabilities {
             for m in c.input_modalities.iter().flatten() {
-                let m = serde_json::to_value(m)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
+                let m = wire_name(m).unwrap_or_default();
                 if !modalities.contains(&m) {
                     modalities.push(m);
                 }
@@ -205,12 +202,13 @@ impl NodeRecord {
             (
                 "exposure_mode",
                 reg.exposure_mode
-                    .map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
+                    .as_ref()
+                    .and_then(wire_name)
+                    .map(Value::from),
             ),
             (
                 "nat_type",
-                reg.nat_type
-                    .map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
+                reg.nat_type.as_ref().and_then(wire_name).map(Value::from),
             ),
             ("relay_accept_port", reg.relay_accept_port.map(Value::from)),
             (
@@ -252,10 +250,7 @@ impl NodeRecord {
             latency_estimate_ms: None,
             transport,
             transport_endpoint: reg.transport_endpoint.clone(),
-            transport_method: reg
-                .transport_method
-                .and_then(|m| serde_json::to_value(m).ok())
-                .and_then(|v| v.as_str().map(str::to_owned)),
+            transport_method: reg.transport_method.as_ref().and_then(wire_name),
             transport_metadata: reg.transport_metadata.clone(),
             relay_capable: Some(reg.relay_capable.unwrap_or(false)),
             reachability_tier: Some(if relayed { "relay" } else { "direct" }.into()),
@@ -264,13 +259,19 @@ impl NodeRecord {
             sdk_status: Some(sdk_status.into()),
             key_ready: Some(reg.cx_public_key.is_some()),
             probation: Some(self.completed_tasks < ranking::PROBATION_TASKS),
-            backend: reg
-                .backend
-                .and_then(|b| serde_json::to_value(b).ok())
-                .and_then(|v| v.as_str().map(str::to_owned)),
+            backend: reg.backend.as_ref().and_then(wire_name),
             pricing: reg.pricing.clone(),
             extra,
         }
+    }
+}
+
+/// The wire spelling of a closed-vocabulary value (`turn_relay`, `vllm`,
+/// `image`, …), as its serde representation gives it.
+fn wire_name<T: Serialize>(value: &T) -> Option<String> {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => Some(s),
+        _ => None,
     }
 }
 

@@ -84,10 +84,7 @@ impl IicpNode {
     /// tasks, lets running ones finish (within `shutdown_grace`), deregisters
     /// and returns.
     pub async fn serve<H: TaskHandler>(self, handler: H) -> Result<()> {
-        let running = self.start(handler).await?;
-        shutdown_signal().await;
-        tracing::info!("shutdown signal received");
-        running.shutdown().await;
+        self.start(handler).await?.run_until_signal().await;
         Ok(())
     }
 
@@ -99,10 +96,7 @@ impl IicpNode {
 
     /// Serves a model server until SIGINT or SIGTERM (see [`start_backend`](Self::start_backend)).
     pub async fn serve_backend(self, backend: Arc<dyn Backend>) -> Result<()> {
-        let running = self.start_backend(backend).await?;
-        shutdown_signal().await;
-        tracing::info!("shutdown signal received");
-        running.shutdown().await;
+        self.start_backend(backend).await?.run_until_signal().await;
         Ok(())
     }
 
@@ -271,6 +265,13 @@ impl RunningNode {
         self.lifecycle.as_ref()?;
         let mut rx = self.identity.clone();
         rx.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down as [`shutdown`](Self::shutdown).
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received: finishing running tasks, then deregistering");
+        self.shutdown().await;
     }
 
     /// Stops taking tasks (new ones get 503 `IICP-E024`), lets running ones

@@ -2,6 +2,7 @@
 //! in the OpenAI chat-completion shape. It is not a model; it lets a mesh be
 //! tried, and tested, without an LLM server.
 
+use iicp_client::wire::MessageContent;
 use iicp_client::{HandlerError, TaskContext, TaskRequest};
 use serde_json::{Value, json};
 
@@ -19,15 +20,8 @@ pub async fn handle(req: TaskRequest, _ctx: TaskContext) -> Result<Value, Handle
         .rev()
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .and_then(|m| m.get("content"))
-        .map(|c| match c {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-            _ => String::new(),
-        })
+        .and_then(|c| serde_json::from_value::<MessageContent>(c.clone()).ok())
+        .map(|c| c.text())
         .unwrap_or_default();
     let content = format!("echo: {last_user}");
     let words = |s: &str| s.split_whitespace().count() as u64;

@@ -71,8 +71,6 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         running.local_addr(),
         running.endpoint(),
     );
-    iicp_client::node::shutdown_signal().await;
-    tracing::info!("shutting down: finishing running tasks, then deregistering");
-    running.shutdown().await;
+    running.run_until_signal().await;
     Ok(())
 }
