@@ -58,7 +58,8 @@ pub(crate) async fn submit(
     }
 
     let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
-    let body = Arc::new(serde_json::to_vec(&task).map_err(|e| IicpError::Decode {
+    // Serialised once; every attempt sends the same bytes (cheap to clone).
+    let body = bytes::Bytes::from(serde_json::to_vec(&task).map_err(|e| IicpError::Decode {
         what: "the task request".into(),
         reason: e.to_string(),
     })?);
@@ -182,7 +183,7 @@ async fn candidates(
 async fn attempt_node(
     inner: &Inner,
     node: &NodeInfo,
-    body: &Arc<Vec<u8>>,
+    body: &bytes::Bytes,
     trace: &str,
     deadline: Instant,
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
@@ -198,7 +199,7 @@ async fn attempt_node(
             .header("traceparent", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(left)
-            .body(body.as_ref().clone());
+            .body(body.clone());
         if let Some(token) = &inner.config.node_token {
             request = request.bearer_auth(token.expose());
         }

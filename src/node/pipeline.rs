@@ -80,7 +80,7 @@ impl Pipeline {
     /// with its code and no plaintext or key material.
     fn open(
         &self,
-        conf: &Value,
+        conf: Value,
         task: &TaskRequest,
     ) -> Result<(Value, crate::cx::SharedSecret), Answer> {
         let refuse =
@@ -91,7 +91,7 @@ impl Pipeline {
                 "this node has no CX key; send the payload in plaintext".into(),
             ));
         };
-        let conf: crate::cx::IicpConf = serde_json::from_value(conf.clone()).map_err(|_| {
+        let conf: crate::cx::IicpConf = serde_json::from_value(conf).map_err(|_| {
             refuse(
                 "IICP-CX-02",
                 "iicp_conf is missing fields or malformed".into(),
@@ -174,7 +174,7 @@ impl Pipeline {
         // secret for an encrypted answer.
         let mut shared = None;
         if let Some(conf) = task.iicp_conf.take() {
-            match self.open(&conf, &task) {
+            match self.open(conf, &task) {
                 Ok((payload, ss)) => {
                     task.payload = payload;
                     shared = Some(ss);
