@@ -187,26 +187,45 @@ async fn metrics_reach_the_directory_once() {
         assert_eq!(post_task(&node, task(json!({}))).await.0, 200);
     }
     assert_eq!(post_task(&node, task(json!({"fail": "down"}))).await.0, 502);
-    eventually("a metrics batch", || async {
-        m.proxy
-            .to("/v1/heartbeat")
-            .iter()
-            .any(|b| b.request.get("metrics").is_some())
+    // Heartbeats run every 100 ms, so the outcomes may be spread over several
+    // batches. Summed over distinct batch ids (a resent batch keeps its id),
+    // the directory must see each outcome exactly once, and accept each batch.
+    let totals = || {
+        let mut seen = std::collections::BTreeMap::new();
+        for beat in m.proxy.to("/v1/heartbeat") {
+            if let Some(id) = beat.request["metrics_batch_id"].as_str() {
+                assert!(
+                    beat.request["metrics"].is_object(),
+                    "a batch id comes with metrics"
+                );
+                assert_eq!(
+                    beat.response["metrics_batch_accepted"], id,
+                    "the directory acknowledges it"
+                );
+                let metrics = &beat.request["metrics"];
+                seen.insert(
+                    id.to_owned(),
+                    (
+                        metrics["tasks_success"].as_u64().unwrap(),
+                        metrics["tasks_failed"].as_u64().unwrap(),
+                    ),
+                );
+            }
+        }
+        seen.values()
+            .fold((0, 0), |(s, f), (bs, bf)| (s + bs, f + bf))
+    };
+    eventually("all four outcomes reported", || async {
+        totals() == (3, 1)
     })
     .await;
-    let batches: Vec<Value> = m
-        .proxy
-        .to("/v1/heartbeat")
-        .into_iter()
-        .filter(|b| b.request.get("metrics").is_some())
-        .map(|b| b.request)
-        .collect();
-    let m0 = &batches[0]["metrics"];
-    assert_eq!(
-        (m0["tasks_success"].as_u64(), m0["tasks_failed"].as_u64()),
-        (Some(3), Some(1))
-    );
-    assert!(batches[0]["metrics_batch_id"].is_string());
+    // A few more beats: nothing is reported twice.
+    let beats = m.proxy.to("/v1/heartbeat").len();
+    eventually("two more heartbeats", || async {
+        m.proxy.to("/v1/heartbeat").len() >= beats + 2
+    })
+    .await;
+    assert_eq!(totals(), (3, 1));
     node.shutdown().await;
 }
 
@@ -263,12 +282,24 @@ async fn serves_while_the_directory_is_down_and_registers_when_it_comes_up() {
     dir.shutdown().await;
 }
 
+/// A port P with P and P+1 free, below the kernel's ephemeral range
+/// (32768+), so no `bind(0)` elsewhere in the suite can take P or P+1 between
+/// this check and the nodes binding them.
+fn free_pair_below_ephemeral_range() -> u16 {
+    let start = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    (start..30_000)
+        .step_by(2)
+        .find(|&p| {
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        })
+        .expect("a free pair of ports below 30000")
+}
+
 #[tokio::test]
 async fn two_nodes_on_one_port_number_get_consecutive_ports() {
     assert_eq!(NodeConfig::default().port, 9484);
-    let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = spare.local_addr().unwrap().port();
-    drop(spare);
+    let port = free_pair_below_ephemeral_range();
     let cfg = NodeConfig {
         port,
         skip_registration: true,
