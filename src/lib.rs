@@ -16,6 +16,7 @@
 //! - [`cx`]: IICP-CX confidentiality (X25519 + HKDF + AES-256-GCM), no I/O.
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
+//! - [`token`]: signed directory tokens (Ed25519 consumer tokens), no I/O.
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
 //!   error bodies and endpoint rules. No I/O.
 //!
@@ -28,10 +29,12 @@ pub mod client;
 pub mod cx;
 pub mod directory;
 mod error;
+mod key_file;
 pub mod node;
 mod outbound;
 mod secret;
 mod server;
+pub mod token;
 pub mod wire;
 
 pub use client::{

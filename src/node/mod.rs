@@ -27,7 +27,6 @@ mod admission;
 mod backend_handler;
 mod capabilities;
 mod config;
-pub mod cx_key;
 mod envelope;
 mod handler;
 mod http;
@@ -139,7 +138,9 @@ impl IicpNode {
         let caps = capabilities::capabilities(&cfg.models, &intent, None);
         let cx = match (cfg.confidentiality, &cfg.cx_key_file) {
             (false, _) => None,
-            (true, Some(path)) => Some(cx_key::load_or_create(path)?),
+            (true, Some(path)) => Some(crate::cx::CxKeyPair::from_secret_bytes(
+                crate::key_file::load_or_create(path, "CX key")?,
+            )),
             (true, None) => Some(crate::cx::CxKeyPair::generate()),
         };
         let (identity_tx, identity_rx) = watch::channel(cfg.node_id.clone());

@@ -1,31 +1,30 @@
-//! The node's CX key: loaded from its file, or created there on first start
-//! with 0600 permissions, so the key id stays stable across restarts.
-//! Creation is atomic and never overwrites: the key is written to a private
-//! temporary file and hard-linked into place, so two nodes starting at once
-//! end up with the same key instead of one failing or reading half a file.
+//! 32-byte secret keys kept in files: the node's CX key and the directory's
+//! signing key. A key is loaded from its file, or created there on first
+//! start with 0600 permissions, so the public key stays stable across
+//! restarts. Creation is atomic and never overwrites: the key is written to
+//! a private temporary file and hard-linked into place, so two processes
+//! starting at once end up with the same key instead of one failing or
+//! reading half a file. The file holds the secret as 64 hex characters.
 
-use crate::cx::CxKeyPair;
 use std::io;
 use std::path::Path;
 
-/// Loads the key in `path` (hex of the 32 secret bytes), creating it first
-/// when the file does not exist.
-pub fn load_or_create(path: &Path) -> io::Result<CxKeyPair> {
+/// Loads the secret in `path`, creating a random one there first when the
+/// file does not exist. `what` names the key in errors ("CX key").
+pub(crate) fn load_or_create(path: &Path, what: &str) -> io::Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes: [u8; 32] = hex::decode(text.trim())
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} does not hold a 32-byte hex CX key", path.display()),
-                    )
-                })?;
-            Ok(CxKeyPair::from_secret_bytes(bytes))
-        }
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not hold a 32-byte hex {what}", path.display()),
+                )
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let key = CxKeyPair::generate();
+            let mut secret = [0u8; 32];
+            rand::fill(&mut secret);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
@@ -34,13 +33,13 @@ pub fn load_or_create(path: &Path) -> io::Result<CxKeyPair> {
                 std::process::id(),
                 rand::random::<u32>()
             ));
-            write_private(&tmp, &hex::encode(key.secret_bytes()))?;
+            write_private(&tmp, &hex::encode(secret))?;
             let linked = std::fs::hard_link(&tmp, path);
             let _ = std::fs::remove_file(&tmp);
             match linked {
-                Ok(()) => Ok(key),
+                Ok(()) => Ok(secret),
                 // Another process created it first: use that key.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create(path),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create(path, what),
                 Err(e) => Err(e),
             }
         }
@@ -72,10 +71,10 @@ mod tests {
     #[test]
     fn created_once_then_reloaded_with_private_permissions() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state").join("cx_x25519.key");
-        let first = load_or_create(&path).unwrap();
-        let again = load_or_create(&path).unwrap();
-        assert_eq!(first.key_id(), again.key_id(), "stable across restarts");
+        let path = dir.path().join("state").join("secret.key");
+        let first = load_or_create(&path, "key").unwrap();
+        let again = load_or_create(&path, "key").unwrap();
+        assert_eq!(first, again, "stable across restarts");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -83,16 +82,16 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         std::fs::write(&path, "not a key").unwrap();
-        assert!(load_or_create(&path).is_err());
+        assert!(load_or_create(&path, "key").is_err());
     }
 
     #[test]
     fn concurrent_first_starts_agree_on_one_key() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cx_x25519.key");
-        let ids: Vec<String> = std::thread::scope(|s| {
+        let path = dir.path().join("secret.key");
+        let ids: Vec<[u8; 32]> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| load_or_create(&path).unwrap().key_id()))
+                .map(|_| s.spawn(|| load_or_create(&path, "key").unwrap()))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
