@@ -71,6 +71,19 @@ pub enum IicpError {
         /// Why: none found, all filtered, or every attempt failed.
         reason: String,
     },
+    /// Nodes serve the intent but none advertises an IICP-CX key, and
+    /// plaintext was not allowed: nothing was sent (code `IICP-CX-REQUIRED`).
+    #[error(
+        "[IICP-CX-REQUIRED] {nodes} node(s) serve {intent} but none advertises a CX encryption key, \
+         so the payload would cross the network readable; nothing was sent (allow plaintext with \
+         ClientBuilder::allow_plaintext(true) or IICP_CX_ALLOW_PLAINTEXT=1)"
+    )]
+    PlaintextRefused {
+        /// The intent asked for.
+        intent: String,
+        /// How many usable nodes were skipped for having no key.
+        nodes: usize,
+    },
     /// The backend behind a node failed (code `backend_error`).
     #[error("[backend_error] {0}")]
     Backend(String),
@@ -92,6 +105,7 @@ impl IicpError {
             Self::Decode { .. } => "decode_error",
             Self::NoResult { .. } => "no_result",
             Self::NoAvailableNode { .. } => "no_available_node",
+            Self::PlaintextRefused { .. } => "IICP-CX-REQUIRED",
             Self::Backend(_) => "backend_error",
             Self::Io(_) => "io_error",
         }

@@ -33,6 +33,8 @@ impl Mesh {
         self.h.register(&body).await;
     }
 
+    /// A client for these scripted nodes, which advertise no CX key: plaintext
+    /// is allowed here (tests/client_cx.rs covers encryption).
     fn client(&self, timeout_ms: u64) -> IicpClient {
         IicpClient::builder(ClientConfig {
             directory_url: self.proxy.url.clone(),
@@ -40,6 +42,7 @@ impl Mesh {
             ..Default::default()
         })
         .allow_private_nodes(true)
+        .allow_plaintext(true)
         .retry_base_ms(5)
         .build()
         .unwrap()
@@ -450,6 +453,7 @@ async fn discovery_is_cached_until_a_node_fails() {
         ..Default::default()
     })
     .allow_private_nodes(true)
+    .allow_plaintext(true)
     .discovery_cache(false)
     .build()
     .unwrap();
@@ -510,6 +514,7 @@ async fn tokens_reach_the_node_but_never_an_error_or_debug_output() {
         ..Default::default()
     })
     .allow_private_nodes(true)
+    .allow_plaintext(true)
     .build()
     .unwrap();
     let err = client.chat(hello(), None).await.unwrap_err();

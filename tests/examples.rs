@@ -4,7 +4,8 @@
 mod common;
 
 use common::test_node::{Reply, TestNode};
-use common::{Harness, registration};
+use common::{Harness, registration_cx};
+use iicp_client::cx::CxKeyPair;
 use std::path::PathBuf;
 
 /// `target/<profile>/examples/<name>`, beside this test's `deps/` folder.
@@ -21,8 +22,10 @@ fn example(name: &str) -> PathBuf {
 #[tokio::test]
 async fn quickstart_example_chats_through_a_local_directory() {
     let h = Harness::without_probe().await;
-    let node = TestNode::start(vec![Reply::Echo]).await;
-    h.register(&registration(&node.endpoint(), &["m"])).await;
+    let key = CxKeyPair::generate();
+    let node = TestNode::start_cx(vec![Reply::Echo], key.clone()).await;
+    h.register(&registration_cx(&node.endpoint(), &["m"], &key))
+        .await;
     let bin = example("quickstart");
     assert!(
         bin.exists(),

@@ -70,6 +70,7 @@ async fn client_and_directory_log_no_token_or_payload() {
         ..Default::default()
     })
     .allow_private_nodes(true)
+    .allow_plaintext(true)
     .retry_base_ms(1)
     .build()
     .unwrap();

@@ -5,7 +5,8 @@
 mod common;
 
 use common::test_node::{Reply, TestNode};
-use common::{Harness, registration};
+use common::{Harness, registration, registration_cx};
+use iicp_client::cx::CxKeyPair;
 use iicp_client::{ChatMessage, ChatOptions, ClientConfig, IicpClient};
 use serde_json::json;
 
@@ -22,8 +23,10 @@ async fn local_client(h: &Harness) -> IicpClient {
 #[tokio::test]
 async fn quickstart_chat() -> iicp_client::Result<()> {
     let h = Harness::without_probe().await;
-    let node = TestNode::start(vec![Reply::Echo]).await;
-    h.register(&registration(&node.endpoint(), &["m"])).await;
+    let key = CxKeyPair::generate();
+    let node = TestNode::start_cx(vec![Reply::Echo], key.clone()).await;
+    h.register(&registration_cx(&node.endpoint(), &["m"], &key))
+        .await;
     let client = local_client(&h).await;
     // --- seed snippet ---
     let reply = client
@@ -130,13 +133,18 @@ async fn discover_with_options() -> iicp_client::Result<()> {
 #[tokio::test]
 async fn matching_on_protocol_errors() {
     let h = Harness::without_probe().await;
-    let node = TestNode::start(vec![Reply::Status(
-        403,
-        json!({"error": {"code": "forbidden", "message": "not for you"}}),
-        None,
-    )])
+    let key = CxKeyPair::generate();
+    let node = TestNode::start_cx(
+        vec![Reply::Status(
+            403,
+            json!({"error": {"code": "forbidden", "message": "not for you"}}),
+            None,
+        )],
+        key.clone(),
+    )
     .await;
-    h.register(&registration(&node.endpoint(), &["m"])).await;
+    h.register(&registration_cx(&node.endpoint(), &["m"], &key))
+        .await;
     let client = local_client(&h).await;
     let request = iicp_client::TaskRequest::new(
         "urn:iicp:intent:llm:chat:v1".parse().unwrap(),

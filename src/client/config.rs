@@ -106,6 +106,10 @@ pub struct ClientOptions {
     pub selection: SelectionStrategy,
     /// Reuse discover answers for their `Cache-Control: max-age` (default on).
     pub discovery_cache: bool,
+    /// Send the payload in plaintext to nodes that advertise no IICP-CX key.
+    /// Default: `IICP_CX_ALLOW_PLAINTEXT=1` in the environment, else false:
+    /// such nodes are skipped and the payload is always encrypted.
+    pub allow_plaintext: bool,
 }
 
 impl Default for ClientOptions {
@@ -117,13 +121,15 @@ impl Default for ClientOptions {
             retry_base_ms: 200,
             selection: SelectionStrategy::DirectoryOrder,
             discovery_cache: true,
+            allow_plaintext: false,
         }
     }
 }
 
 impl ClientOptions {
-    /// Defaults, with `IICP_PROXY_ALLOW_LOOPBACK_NODES` and
-    /// `IICP_ROUTING_STRATEGY` read from the environment.
+    /// Defaults, with `IICP_PROXY_ALLOW_LOOPBACK_NODES`,
+    /// `IICP_CX_ALLOW_PLAINTEXT` and `IICP_ROUTING_STRATEGY` read from the
+    /// environment.
     pub fn from_env() -> Self {
         let flag = |name: &str| {
             std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
@@ -134,6 +140,7 @@ impl ClientOptions {
             .unwrap_or_default();
         Self {
             allow_private_nodes: flag("IICP_PROXY_ALLOW_LOOPBACK_NODES"),
+            allow_plaintext: flag("IICP_CX_ALLOW_PLAINTEXT"),
             selection,
             ..Self::default()
         }
@@ -163,6 +170,14 @@ impl ClientBuilder {
     /// Allow (or refuse) nodes on loopback and private addresses.
     pub fn allow_private_nodes(mut self, allow: bool) -> Self {
         self.options.allow_private_nodes = allow;
+        self
+    }
+
+    /// Send payloads in plaintext to nodes without an IICP-CX key (default
+    /// false: they are skipped). Nodes that advertise a key always get an
+    /// encrypted payload.
+    pub fn allow_plaintext(mut self, allow: bool) -> Self {
+        self.options.allow_plaintext = allow;
         self
     }
 

@@ -8,9 +8,11 @@
 
 mod chat;
 mod config;
+mod consumer_token;
 mod discovery;
 pub(crate) mod guard;
 mod retry;
+mod seal;
 pub mod selection;
 mod submit;
 pub mod trace;
@@ -63,6 +65,7 @@ pub(crate) struct Inner {
     node_http: reqwest::Client,
     guard: EndpointGuard,
     cache: DiscoveryCache,
+    consumer_tokens: consumer_token::ConsumerTokens,
 }
 
 impl Inner {
@@ -118,6 +121,7 @@ impl IicpClient {
                 node_http,
                 guard,
                 cache: DiscoveryCache::default(),
+                consumer_tokens: Default::default(),
             }),
         })
     }

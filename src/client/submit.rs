@@ -5,11 +5,13 @@
 use super::discovery::{self, DiscoverParams};
 use super::guard::refusal_in;
 use super::retry::{Verdict, backoff, retry_after_header, verdict_for};
+use super::seal::{Outgoing, Prepared, Sealed, node_key};
 use super::{Inner, selection};
 use crate::error::{IicpError, Result};
 use crate::outbound::{error_from_response, transport_error};
+use crate::secret::Secret;
 use crate::wire::{
-    NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
+    NodeInfo, NodeList, Qos, TaskAuth, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
     parse_error_body,
 };
 use std::sync::Arc;
@@ -58,14 +60,13 @@ pub(crate) async fn submit(
     }
 
     let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
-    // Serialised once; every attempt sends the same bytes (cheap to clone).
-    let body = bytes::Bytes::from(serde_json::to_vec(&task).map_err(|e| IicpError::Decode {
-        what: "the task request".into(),
-        reason: e.to_string(),
-    })?);
+    // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
+    let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<String> = Vec::new();
     for node in &candidates {
-        match attempt_node(inner, node, &body, &trace, deadline).await {
+        let credential = credential_for(inner, node, &outgoing, deadline).await;
+        let prepared = outgoing.for_node(node, credential.body_auth())?;
+        match attempt_node(inner, node, &prepared, &credential, &trace, deadline).await {
             Ok(mut response) => {
                 let metrics = response.metrics.get_or_insert_with(Default::default);
                 metrics.node_id.get_or_insert_with(|| node.node_id.clone());
@@ -83,9 +84,59 @@ pub(crate) async fn submit(
         }
     }
     Err(IicpError::NoAvailableNode {
-        intent: task.intent.to_string(),
+        intent: outgoing.intent().to_owned(),
         reason: format!("every candidate failed ({})", failures.join("; ")),
     })
+}
+
+/// How the caller proves itself to one node.
+enum Credential {
+    /// No `node_token` configured.
+    None,
+    /// A consumer token the directory issued for this node and intent.
+    Consumer(Secret),
+    /// The caller's own token (the directory issued no consumer token):
+    /// sent as `Authorization: Bearer` and `auth.node_token`.
+    Own(Secret),
+}
+
+impl Credential {
+    fn body_auth(&self) -> Option<TaskAuth> {
+        match self {
+            Self::Own(token) => Some(TaskAuth {
+                node_token: Some(token.clone()),
+                ..Default::default()
+            }),
+            _ => None,
+        }
+    }
+}
+
+async fn credential_for(
+    inner: &Inner,
+    node: &NodeInfo,
+    outgoing: &Outgoing,
+    deadline: Instant,
+) -> Credential {
+    let Some(own) = &inner.config.node_token else {
+        return Credential::None;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    match inner
+        .consumer_tokens
+        .get(
+            &inner.directory_http,
+            &inner.config.directory_url,
+            own,
+            &node.node_id,
+            outgoing.intent(),
+            left,
+        )
+        .await
+    {
+        Some(token) => Credential::Consumer(token),
+        None => Credential::Own(own.clone()),
+    }
 }
 
 fn short_id(id: &str) -> &str {
@@ -172,6 +223,27 @@ async fn candidates(
             reason,
         });
     }
+    let usable = if inner.options.allow_plaintext {
+        usable
+    } else {
+        // PROTOCOL.md §2.5: a node without a key would see the payload in
+        // plaintext, and so would everything between us and it.
+        let (keyed, keyless): (Vec<NodeInfo>, Vec<NodeInfo>) =
+            usable.into_iter().partition(|n| node_key(n).is_some());
+        if keyed.is_empty() {
+            return Err(IicpError::PlaintextRefused {
+                intent: task.intent.to_string(),
+                nodes: keyless.len(),
+            });
+        }
+        if !keyless.is_empty() {
+            tracing::debug!(
+                skipped = keyless.len(),
+                "nodes without a CX key skipped (plaintext not allowed)"
+            );
+        }
+        keyed
+    };
     let ordered = selection::order(inner.options.selection, usable, rand::random::<f64>());
     Ok(ordered
         .into_iter()
@@ -183,7 +255,8 @@ async fn candidates(
 async fn attempt_node(
     inner: &Inner,
     node: &NodeInfo,
-    body: &bytes::Bytes,
+    prepared: &Prepared,
+    credential: &Credential,
     trace: &str,
     deadline: Instant,
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
@@ -199,9 +272,13 @@ async fn attempt_node(
             .header("traceparent", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(left)
-            .body(body.clone());
-        if let Some(token) = &inner.config.node_token {
-            request = request.bearer_auth(token.expose());
+            .body(prepared.body.clone());
+        match credential {
+            Credential::None => {}
+            Credential::Consumer(token) => {
+                request = request.header("X-IICP-Consumer-Token", token.expose());
+            }
+            Credential::Own(token) => request = request.bearer_auth(token.expose()),
         }
         let (verdict, error, retry_after) = match request.send().await {
             Err(e) => {
@@ -229,7 +306,7 @@ async fn attempt_node(
                     }
                 };
                 if (200..300).contains(&status) {
-                    match judge_success_body(&bytes, &target) {
+                    match judge_success_body(&bytes, &target, prepared.sealed.as_ref()) {
                         Ok(response) => return Ok(response),
                         Err((verdict, err)) => (verdict, err, None),
                     }
@@ -270,10 +347,13 @@ async fn attempt_node(
 
 /// Reads a 2xx body: a success envelope is returned; an error or timeout
 /// envelope, or a "success" whose result is really a backend error
-/// (`{"error_code","error_message"}`, PROTOCOL.md §2.3), is judged.
+/// (`{"error_code","error_message"}`, PROTOCOL.md §2.3), is judged. The
+/// answer to a sealed request must be sealed: it is opened (the plaintext is
+/// the whole envelope) and judged; a plaintext success is refused.
 fn judge_success_body(
     bytes: &[u8],
     target: &str,
+    sealed: Option<&Sealed>,
 ) -> std::result::Result<TaskResponse, (Verdict, IicpError)> {
     let response: TaskResponse = serde_json::from_slice(bytes).map_err(|e| {
         (
@@ -284,6 +364,33 @@ fn judge_success_body(
             },
         )
     })?;
+    if let Some(sealed) = sealed {
+        if let Some(conf_resp) = &response.iicp_conf_resp {
+            let plain = sealed.open(conf_resp).map_err(|e| {
+                (
+                    Verdict::NextNode,
+                    IicpError::Protocol {
+                        code: e.code().into(),
+                        message: format!("the encrypted answer of {target} does not open: {e}"),
+                        status: 200,
+                    },
+                )
+            })?;
+            return judge_success_body(&plain, target, None);
+        }
+        if response.status.is_success() {
+            return Err((
+                Verdict::NextNode,
+                IicpError::Protocol {
+                    code: "IICP-CX-RESP-REQUIRED".into(),
+                    message: format!(
+                        "{target} answered an encrypted request in plaintext; the answer is refused"
+                    ),
+                    status: 200,
+                },
+            ));
+        }
+    }
     match response.status {
         TaskStatus::Timeout => Err((
             Verdict::RetrySameNode,

@@ -60,6 +60,9 @@ pub struct NodeConfig {
     /// Accept IICP-CX encrypted tasks and advertise a `cx_public_key`
     /// (clients of the public mesh skip nodes without one).
     pub confidentiality: bool,
+    /// Who may submit tasks: `Open` (default, as the live mesh runs) or
+    /// `Token` (the node's own token or a directory-signed consumer token).
+    pub task_auth: super::TaskAuthMode,
     /// Where the node's CX key lives (created with 0600 on first start). `None`:
     /// a key kept in memory for this process only.
     pub cx_key_file: Option<PathBuf>,
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             node_token: None,
             confidentiality: true,
             cx_key_file: None,
+            task_auth: super::TaskAuthMode::Open,
         }
     }
 }

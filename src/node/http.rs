@@ -4,8 +4,9 @@
 //! pipeline and writes its answer. Every refusal is JSON, never plain text.
 
 use super::pipeline::{Answer, Pipeline};
+use super::task_auth::Credentials;
 use crate::server::api_error::ApiError;
-use crate::server::request::{RawBody, parse_json};
+use crate::server::request::{RawBody, bearer, parse_json};
 use crate::wire::TaskRequest;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -98,7 +99,14 @@ async fn task(State(st): State<NodeHttp>, headers: HeaderMap, RawBody(body): Raw
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let answer = st.pipeline.run(task, traceparent).await;
+    let credentials = Credentials {
+        consumer_token: headers
+            .get("x-iicp-consumer-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        bearer: bearer(&headers),
+    };
+    let answer = st.pipeline.run(task, traceparent, credentials).await;
     into_response(answer)
 }
 

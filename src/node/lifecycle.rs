@@ -15,6 +15,7 @@ use crate::backends::Backend;
 use crate::error::{IicpError, Result};
 use crate::outbound::{error_from_response, exchange};
 use crate::secret::Secret;
+use crate::token::DirectoryPublicKey;
 use crate::wire::heartbeat::challenge_response;
 use crate::wire::{
     HeartbeatMetrics, HeartbeatRequest, IntentUrn, Pong, RegisterAck, RegisterRequest,
@@ -225,12 +226,44 @@ impl Lifecycle {
         }
         self.node_id = Some(ack.node_id.clone());
         self.last_token = Some(token.clone());
+        self.p.pipeline.auth.set_own_token(token.clone());
+        self.p
+            .pipeline
+            .auth
+            .set_directory_key(self.directory_key().await);
         Ok(Registered {
             node_id: ack.node_id,
             token,
             hmac_key: ack.node_hmac_key,
             challenge: None,
         })
+    }
+
+    /// The directory's token-signing key (PROTOCOL.md §2.4: fetched at
+    /// registration); `None` when it has none or cannot say.
+    async fn directory_key(&self) -> Option<DirectoryPublicKey> {
+        #[derive(serde::Deserialize)]
+        struct KeyAnswer {
+            public_key: String,
+        }
+        let reply = exchange(
+            self.p.http.get(self.url("directory-key")),
+            DIRECTORY,
+            CALL_TIMEOUT,
+        )
+        .await
+        .ok()?;
+        if !reply.is_success() {
+            tracing::debug!(
+                status = reply.status,
+                "the directory publishes no token-signing key"
+            );
+            return None;
+        }
+        let answer: KeyAnswer = reply.json("the directory key").ok()?;
+        DirectoryPublicKey::from_hex(&answer.public_key)
+            .map_err(|e| tracing::warn!(error = %e, "the directory's key is unusable"))
+            .ok()
     }
 
     async fn heartbeat(

@@ -36,12 +36,14 @@ mod pipeline;
 mod replay;
 mod signal;
 mod stats;
+mod task_auth;
 
 pub use admission::ADMISSION_WAIT;
 pub use capabilities::{capabilities, intent_for_model, modalities_for_model};
 pub use config::{DEFAULT_PORT, DEFAULT_RELAY_ACCEPT_PORT, NodeConfig};
 pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
 pub use signal::shutdown_signal;
+pub use task_auth::TaskAuthMode;
 
 use crate::backends::Backend;
 use crate::error::{IicpError, Result};
@@ -155,6 +157,7 @@ impl IicpNode {
             draining: AtomicBool::new(false),
             stats: Default::default(),
             cx: cx.clone(),
+            auth: task_auth::Authorizer::new(cfg.task_auth, cfg.node_token.clone()),
         });
         let app = http::router(
             http::NodeHttp {
@@ -258,6 +261,13 @@ impl RunningNode {
     /// The node id, once the directory assigned or confirmed it.
     pub fn node_id(&self) -> Option<String> {
         self.identity.borrow().clone()
+    }
+
+    /// The node's current directory token (it changes when the node
+    /// registers again): the credential its operator presents to a node in
+    /// `token` task-auth mode. Keep it private.
+    pub fn node_token(&self) -> Option<crate::Secret> {
+        self.pipeline.auth.own_token()
     }
 
     /// Waits until the node is registered and returns its id; `None` if it

@@ -1,6 +1,6 @@
 //! The one task pipeline. A task that arrives over HTTP (and later over the
 //! native transport or a relay) goes through `Pipeline::run`: draining
-//! check → intent and policy → admission (concurrency, QoS) → replay checks
+//! check → intent and policy → authorisation → admission (concurrency, QoS) → replay checks
 //! (nonce, task id) → confidentiality → handler under a deadline → envelope.
 //! Transports are adapters in front of this function and add no checks of
 //! their own (ARCHITECTURE.md, "One task pipeline").
@@ -10,6 +10,7 @@ use super::envelope;
 use super::handler::{TaskContext, TaskHandler};
 use super::replay::ReplayWindow;
 use super::stats::{NodeStats, Outcome};
+use super::task_auth::{Authorizer, Credentials};
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
 use serde_json::Value;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub(crate) struct Pipeline {
     pub stats: NodeStats,
     /// The node's CX key, when it accepts encrypted tasks.
     pub cx: Option<crate::cx::CxKeyPair>,
+    /// Who may submit tasks.
+    pub auth: Authorizer,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -120,7 +123,12 @@ impl Pipeline {
     }
 
     /// Runs one task through every step and returns the answer to send.
-    pub async fn run(&self, mut task: TaskRequest, traceparent: Option<String>) -> Answer {
+    pub async fn run(
+        &self,
+        mut task: TaskRequest,
+        traceparent: Option<String>,
+        credentials: Credentials,
+    ) -> Answer {
         if self.is_draining() {
             let body = ErrorBody::new("IICP-E024", "node is shutting down; try another node")
                 .with("retry_after_ms", 5000);
@@ -140,6 +148,13 @@ impl Pipeline {
         }
         if let Err(v) = check_intent_policy(task.intent.as_str()) {
             return Answer::error(422, ErrorBody::new(v.code(), v.to_string()));
+        }
+        // PROTOCOL.md §2.4: credentials before any capacity is spent.
+        if let Err(body) = self
+            .auth
+            .check(&task, &credentials, self.node_id().as_deref())
+        {
+            return Answer::error(401, body);
         }
         if task.task_id.is_empty() {
             task.task_id = uuid::Uuid::new_v4().to_string();

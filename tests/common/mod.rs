@@ -119,6 +119,13 @@ pub fn registration(endpoint: &str, models: &[&str]) -> Value {
     })
 }
 
+/// `registration` advertising `key` as the node's IICP-CX key.
+pub fn registration_cx(endpoint: &str, models: &[&str], key: &iicp_client::cx::CxKeyPair) -> Value {
+    let mut body = registration(endpoint, models);
+    body["cx_public_key"] = serde_json::to_value(key.advertised()).unwrap();
+    body
+}
+
 /// A node stand-in that only answers `GET /iicp/health`, for liveness probes.
 pub async fn health_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let app = Router::new().route(

@@ -8,6 +8,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use iicp_client::cx::{self, CxKeyPair};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,11 @@ pub enum Reply {
     Status(u16, Value, Option<u64>),
     /// Never answer.
     Hang,
+    /// Like `Echo`, but the answer stays plaintext even when the request
+    /// was sealed and asked for a sealed answer (a misbehaving node).
+    EchoPlain,
+    /// Like `Echo`, with one byte of the sealed answer flipped.
+    EchoTampered,
 }
 
 /// What a node saw in one request.
@@ -36,6 +44,7 @@ pub struct Seen {
 struct NodeState {
     script: Arc<Vec<Reply>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    cx: Option<CxKeyPair>,
 }
 
 /// A running scripted node.
@@ -48,10 +57,21 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node answering request *n* with `script[min(n, len-1)]`.
     pub async fn start(script: Vec<Reply>) -> Self {
+        Self::start_with(script, None).await
+    }
+
+    /// A node that opens sealed requests with `key` and seals its answers
+    /// when asked (PROTOCOL.md §2.5); register it with `key.advertised()`.
+    pub async fn start_cx(script: Vec<Reply>, key: CxKeyPair) -> Self {
+        Self::start_with(script, Some(key)).await
+    }
+
+    async fn start_with(script: Vec<Reply>, cx: Option<CxKeyPair>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = NodeState {
             script: Arc::new(script),
             seen: seen.clone(),
+            cx,
         };
         let app = Router::new()
             .route("/v1/task", post(task))
@@ -114,18 +134,46 @@ async fn task(State(st): State<NodeState>, headers: HeaderMap, body: Bytes) -> R
     };
     let reply = st.script[n.min(st.script.len() - 1)].clone();
     match reply {
-        Reply::Echo => {
-            let last = body["payload"]["messages"]
+        Reply::Echo | Reply::EchoPlain | Reply::EchoTampered => {
+            let task_id = body["task_id"].as_str().unwrap_or_default().to_owned();
+            let (payload, shared) = match (&st.cx, body.get("iicp_conf")) {
+                (Some(key), Some(conf)) => {
+                    let conf: cx::IicpConf = serde_json::from_value(conf.clone()).unwrap();
+                    let intent = body["intent"].as_str().unwrap_or_default();
+                    let (plain, ss) = key.open_request(&conf, &task_id, intent).unwrap();
+                    (serde_json::from_slice(&plain).unwrap(), Some(ss))
+                }
+                _ => (body["payload"].clone(), None),
+            };
+            let last = payload["messages"]
                 .as_array()
                 .and_then(|m| m.last())
                 .and_then(|m| m["content"].as_str())
                 .unwrap_or("")
                 .to_owned();
-            axum::Json(json!({
-                "task_id": body["task_id"], "status": "success",
+            let envelope = json!({
+                "task_id": task_id, "status": "success",
                 "result": echo_completion(&format!("echo: {last}")), "generated_by_ai": true
-            }))
-            .into_response()
+            });
+            let seal =
+                body["cx_response_encryption"] == "required" && !matches!(reply, Reply::EchoPlain);
+            match shared.filter(|_| seal) {
+                None => axum::Json(envelope).into_response(),
+                Some(ss) => {
+                    let plain = serde_json::to_vec(&envelope).unwrap();
+                    let mut sealed = cx::seal_response(&ss, &task_id, &plain);
+                    if matches!(reply, Reply::EchoTampered) {
+                        let mut ct = B64.decode(&sealed.encrypted_body).unwrap();
+                        ct[0] ^= 1;
+                        sealed.encrypted_body = B64.encode(ct);
+                    }
+                    axum::Json(json!({
+                        "task_id": task_id, "status": "encrypted",
+                        "iicp_conf_resp": sealed, "generated_by_ai": true
+                    }))
+                    .into_response()
+                }
+            }
         }
         Reply::Status(code, value, retry_after) => {
             let mut resp = (StatusCode::from_u16(code).unwrap(), axum::Json(value)).into_response();

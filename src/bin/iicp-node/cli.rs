@@ -1,6 +1,7 @@
 //! Command-line interface: every flag has an `IICP_*` variable, so the
 //! precedence flag > environment > default holds by construction.
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,7 +93,7 @@ pub struct ConsumerArgs {
 
     /// Allow nodes on loopback and private addresses. On by default when the
     /// directory itself is on a loopback address (a local mesh).
-    #[arg(long, env = "IICP_PROXY_ALLOW_LOOPBACK_NODES")]
+    #[arg(long, env = "IICP_PROXY_ALLOW_LOOPBACK_NODES", value_parser = BoolishValueParser::new())]
     pub allow_private_nodes: bool,
 
     /// Time budget in milliseconds (max 120000).
@@ -102,6 +103,18 @@ pub struct ConsumerArgs {
     /// Preferred region.
     #[arg(long, env = "IICP_REGION")]
     pub region: Option<String>,
+
+    /// Send the prompt in plaintext to nodes that advertise no IICP-CX key.
+    /// By default such nodes are skipped; nodes with a key always get an
+    /// encrypted payload.
+    #[arg(long, env = "IICP_CX_ALLOW_PLAINTEXT", value_parser = BoolishValueParser::new())]
+    pub allow_plaintext: bool,
+
+    /// Your node's directory token. With it the client asks the directory
+    /// for a consumer token per node, which nodes in `token` task-auth mode
+    /// require. Never logged.
+    #[arg(long, env = "IICP_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
 }
 
 /// `iicp-node chat` options.
@@ -247,7 +260,7 @@ pub struct ServeArgs {
     pub node_id: Option<String>,
 
     /// Serve without registering with a directory.
-    #[arg(long, env = "IICP_SKIP_REGISTRATION")]
+    #[arg(long, env = "IICP_SKIP_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub skip_registration: bool,
 
     /// Largest task body in bytes (413 above).
@@ -261,12 +274,43 @@ pub struct ServeArgs {
 
     /// Do not accept encrypted tasks or advertise a CX key. Clients of the
     /// public mesh skip nodes without one.
-    #[arg(long, env = "IICP_NO_CX")]
+    #[arg(long, env = "IICP_NO_CX", value_parser = BoolishValueParser::new())]
     pub no_cx: bool,
+
+    /// Who may submit tasks. `open` (default, as the live mesh runs): anyone.
+    /// `token`: a task needs this node's token (auth.node_token, or
+    /// Authorization: Bearer) or an X-IICP-Consumer-Token signed by the
+    /// directory for this node and intent; others get 401 unauthorized. A
+    /// valid consumer token is accepted in both modes.
+    #[arg(long, env = "IICP_TASK_AUTH", value_enum, default_value_t = TaskAuthArg::Open)]
+    pub task_auth: TaskAuthArg,
+
+    /// Token of an operator-provisioned identity, presented when registering
+    /// (current_node_token). Never logged.
+    #[arg(long, env = "IICP_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
 
     /// Seconds running tasks may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "IICP_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
+}
+
+/// `--task-auth` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskAuthArg {
+    /// Anyone may submit tasks.
+    Open,
+    /// The node's token or a directory-signed consumer token is required.
+    Token,
+}
+
+impl TaskAuthArg {
+    pub fn mode(self) -> iicp_client::node::TaskAuthMode {
+        match self {
+            Self::Open => iicp_client::node::TaskAuthMode::Open,
+            Self::Token => iicp_client::node::TaskAuthMode::Token,
+        }
+    }
 }
 
 /// `iicp-node directory` options.

@@ -22,9 +22,10 @@ fn client(mesh: &ConsumerArgs) -> iicp_client::Result<IicpClient> {
         directory_url: mesh.directory_url.clone(),
         timeout_ms: mesh.timeout_ms,
         region: mesh.region.clone(),
-        node_token: None,
+        node_token: mesh.node_token.clone().map(Into::into),
     })
     .allow_private_nodes(mesh.allow_private_nodes || directory_is_loopback(&mesh.directory_url))
+    .allow_plaintext(mesh.allow_plaintext)
     .build()
 }
 

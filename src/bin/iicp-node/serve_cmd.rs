@@ -38,6 +38,8 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         confidentiality: !args.no_cx,
         cx_key_file: (!args.no_cx)
             .then(|| args.cx_key_file.clone().unwrap_or_else(default_key_file)),
+        task_auth: args.task_auth.mode(),
+        node_token: args.node_token.clone().map(Secret::new),
         ..NodeConfig::default()
     };
     let node = IicpNode::new(config);
@@ -67,9 +69,10 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         }
     };
     tracing::info!(
-        "iicp-node serving on {} as {} — {registered} — backend {backend_desc}",
+        "iicp-node serving on {} as {} — {registered} — backend {backend_desc} — task auth {}",
         running.local_addr(),
         running.endpoint(),
+        args.task_auth.mode().as_str(),
     );
     running.run_until_signal().await;
     Ok(())

@@ -1,0 +1,118 @@
+//! Consumer tokens on the client side (PROTOCOL.md §1.7, §2.4): with a
+//! `node_token` configured, the client asks the directory for a short-lived
+//! token that lets it reach one node with one intent, and sends that
+//! (`X-IICP-Consumer-Token`) instead of its own token. Tokens are cached
+//! until 30 s before they expire; a directory that issues none is asked
+//! again only after a minute.
+
+use crate::outbound::exchange;
+use crate::secret::Secret;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest wait for the directory's answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A token is renewed this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(30);
+/// How long "the directory issued no token" is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Most cached (node, intent) pairs.
+const CAPACITY: usize = 1024;
+
+#[derive(Deserialize)]
+struct Issued {
+    token: Secret,
+    expires_at: u64,
+}
+
+/// (node id, intent).
+type Key = (String, String);
+/// A token, or `None` for a refusal, and until when it is used.
+type Entry = (Option<Secret>, Instant);
+
+/// Tokens per (node id, intent).
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerTokens {
+    cache: Mutex<HashMap<Key, Entry>>,
+}
+
+impl ConsumerTokens {
+    /// A token for `target`/`intent`, from the cache or the directory;
+    /// `None` when the directory issues none (old directory, unknown node,
+    /// token refused). Never fails the task: the caller falls back.
+    pub async fn get(
+        &self,
+        http: &reqwest::Client,
+        directory_url: &str,
+        node_token: &Secret,
+        target: &str,
+        intent: &str,
+        left: Duration,
+    ) -> Option<Secret> {
+        let key = (target.to_owned(), intent.to_owned());
+        if let Some((token, until)) = self.cache.lock().expect("token cache").get(&key) {
+            if Instant::now() < *until {
+                return token.clone();
+            }
+        }
+        let fetched = fetch(http, directory_url, node_token, target, intent, left).await;
+        let entry = match fetched {
+            Some(issued) => {
+                let lifetime = issued
+                    .expires_at
+                    .saturating_sub(crate::token::unix_now())
+                    .saturating_sub(RENEW_BEFORE.as_secs());
+                (
+                    Some(issued.token),
+                    Instant::now() + Duration::from_secs(lifetime),
+                )
+            }
+            None => (None, Instant::now() + NEGATIVE_TTL),
+        };
+        let token = entry.0.clone();
+        let mut cache = self.cache.lock().expect("token cache");
+        if cache.len() >= CAPACITY {
+            let now = Instant::now();
+            cache.retain(|_, (_, until)| *until > now);
+            if cache.len() >= CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(key, entry);
+        token
+    }
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    directory_url: &str,
+    node_token: &Secret,
+    target: &str,
+    intent: &str,
+    left: Duration,
+) -> Option<Issued> {
+    let url = format!("{}/v1/consumer-token", directory_url.trim_end_matches('/'));
+    let request = http
+        .post(url)
+        .bearer_auth(node_token.expose())
+        .json(&json!({"target_node_id": target, "intent": intent}));
+    let reply = exchange(request, "the directory", left.min(CALL_TIMEOUT))
+        .await
+        .map_err(|e| tracing::debug!(error = %e, "no consumer token: the directory did not answer"))
+        .ok()?;
+    if reply.status != 201 {
+        tracing::debug!(
+            status = reply.status,
+            "no consumer token: the directory refused"
+        );
+        return None;
+    }
+    reply
+        .json::<Issued>("the consumer token")
+        .map_err(|e| tracing::debug!(error = %e, "no consumer token: unreadable answer"))
+        .ok()
+        .filter(|issued| !issued.token.is_empty())
+}

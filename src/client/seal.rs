@@ -1,0 +1,132 @@
+//! IICP-CX on the consumer side (PROTOCOL.md §2.5): the payload is sealed
+//! separately for every node that advertises a key, an encrypted answer is
+//! always asked for, and a plaintext success to an encrypted request is
+//! refused. Nodes without a usable key get the payload in plaintext only
+//! when the caller opted in.
+
+use crate::cx::{self, CxError, IicpConfResp, SharedSecret};
+use crate::error::IicpError;
+use crate::wire::{NodeInfo, TaskAuth, TaskRequest};
+use bytes::Bytes;
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+/// The X25519 key a node advertises, when it is one this client can use.
+pub(crate) fn node_key(node: &NodeInfo) -> Option<[u8; 32]> {
+    let advertised = node.effective_cx_key()?;
+    if !advertised.algorithm.eq_ignore_ascii_case("x25519") {
+        return None;
+    }
+    cx::public_key_bytes(advertised).ok()
+}
+
+/// What is needed to open the answer of one sealed request.
+pub(crate) struct Sealed {
+    ss: SharedSecret,
+    task_id: String,
+}
+
+/// A request body for one node.
+pub(crate) struct Prepared {
+    pub body: Bytes,
+    /// `Some` when the payload was sealed; the answer must then be sealed too.
+    pub sealed: Option<Sealed>,
+}
+
+/// A task ready to go out: the payload is serialised once, and sealed or
+/// written in plaintext per node.
+pub(crate) struct Outgoing {
+    /// The task without its payload.
+    head: TaskRequest,
+    /// The payload JSON.
+    payload: Vec<u8>,
+    /// The plaintext body, built on first use (only for keyless nodes).
+    plaintext: OnceLock<Bytes>,
+}
+
+fn encode_error(e: serde_json::Error) -> IicpError {
+    IicpError::Decode {
+        what: "the task request".into(),
+        reason: e.to_string(),
+    }
+}
+
+impl Outgoing {
+    pub fn new(mut task: TaskRequest) -> Result<Self, IicpError> {
+        let payload = serde_json::to_vec(&task.payload).map_err(encode_error)?;
+        task.payload = serde_json::Value::Null;
+        Ok(Self {
+            head: task,
+            payload,
+            plaintext: OnceLock::new(),
+        })
+    }
+
+    /// The body for `node`: sealed to its key when it has one. `auth` is
+    /// added when the node is to receive the caller's token in the body.
+    pub fn for_node(&self, node: &NodeInfo, auth: Option<TaskAuth>) -> Result<Prepared, IicpError> {
+        let Some(key) = node_key(node) else {
+            return self
+                .plaintext(auth)
+                .map(|body| Prepared { body, sealed: None });
+        };
+        let (mut conf, ss) = cx::seal_request(
+            &key,
+            &self.head.task_id,
+            self.head.intent.as_str(),
+            &self.payload,
+        );
+        if let Some(id) = node
+            .effective_cx_key()
+            .map(|k| k.key_id.as_str())
+            .filter(|id| !id.is_empty())
+        {
+            // Key ids are opaque: name the key as the node does.
+            conf.recipient_key_id = id.to_owned();
+        }
+        let mut task = self.head.clone();
+        task.iicp_conf = Some(serde_json::to_value(conf).map_err(encode_error)?);
+        task.cx_response_encryption = Some("required".into());
+        task.auth = auth;
+        let body = serde_json::to_vec(&task).map_err(encode_error)?;
+        Ok(Prepared {
+            body: body.into(),
+            sealed: Some(Sealed {
+                ss,
+                task_id: self.head.task_id.clone(),
+            }),
+        })
+    }
+
+    fn plaintext(&self, auth: Option<TaskAuth>) -> Result<Bytes, IicpError> {
+        let build = |auth: Option<TaskAuth>| -> Result<Bytes, IicpError> {
+            let mut task = self.head.clone();
+            task.payload = serde_json::from_slice(&self.payload).map_err(encode_error)?;
+            task.auth = auth;
+            Ok(serde_json::to_vec(&task).map_err(encode_error)?.into())
+        };
+        if auth.is_some() {
+            return build(auth);
+        }
+        if let Some(body) = self.plaintext.get() {
+            return Ok(body.clone());
+        }
+        let body = build(None)?;
+        Ok(self.plaintext.get_or_init(|| body).clone())
+    }
+
+    /// The task's intent.
+    pub fn intent(&self) -> &str {
+        self.head.intent.as_str()
+    }
+}
+
+impl Sealed {
+    /// Opens an `iicp_conf_resp`: the plaintext is the node's whole answer
+    /// envelope as JSON.
+    pub fn open(&self, conf_resp: &serde_json::Value) -> Result<Vec<u8>, CxError> {
+        let resp =
+            IicpConfResp::deserialize(conf_resp).map_err(|_| CxError::Field("iicp_conf_resp"))?;
+        cx::open_response(&self.ss, &self.task_id, &resp)
+    }
+}

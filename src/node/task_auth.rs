@@ -1,0 +1,288 @@
+//! Who may submit a task (PROTOCOL.md §2.4). In `open` mode, as the live
+//! mesh runs, anyone may. In `token` mode a task needs either the node's own
+//! token (`auth.node_token`, `auth.token` or `Authorization: Bearer`),
+//! compared in constant time, or an `X-IICP-Consumer-Token` that verifies
+//! against the directory's Ed25519 key and names this node (`aud`), the
+//! task's intent (or `*`) and has not expired (10 s grace). A valid
+//! consumer token is accepted in both modes.
+
+use crate::secret::Secret;
+use crate::token::{DirectoryPublicKey, TokenError, unix_now};
+use crate::wire::{ErrorBody, TaskRequest};
+use sha2::{Digest, Sha256};
+use std::sync::RwLock;
+use subtle::ConstantTimeEq;
+
+/// How a node decides who may submit tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TaskAuthMode {
+    /// Anyone may submit (the live mesh today).
+    #[default]
+    Open,
+    /// A task needs the node's own token or a directory-signed consumer token.
+    Token,
+}
+
+impl TaskAuthMode {
+    /// `open` or `token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Token => "token",
+        }
+    }
+}
+
+impl std::str::FromStr for TaskAuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(Self::Open),
+            "token" => Ok(Self::Token),
+            other => Err(format!("task auth mode `{other}` is not open or token")),
+        }
+    }
+}
+
+/// The credentials a transport found outside the task body.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Credentials {
+    /// `X-IICP-Consumer-Token`.
+    pub consumer_token: Option<String>,
+    /// `Authorization: Bearer`.
+    pub bearer: Option<Secret>,
+}
+
+/// The node's authorisation state: its mode, its current token (it changes
+/// when the node registers again) and the directory's key.
+#[derive(Debug)]
+pub(crate) struct Authorizer {
+    mode: TaskAuthMode,
+    own_token: RwLock<Option<Secret>>,
+    directory_key: RwLock<Option<DirectoryPublicKey>>,
+}
+
+impl Authorizer {
+    pub fn new(mode: TaskAuthMode, own_token: Option<Secret>) -> Self {
+        Self {
+            mode,
+            own_token: RwLock::new(own_token),
+            directory_key: RwLock::new(None),
+        }
+    }
+
+    /// The token the directory issued at the latest registration.
+    pub fn set_own_token(&self, token: Secret) {
+        *self.own_token.write().expect("auth state") = Some(token);
+    }
+
+    /// The current token, if any.
+    pub fn own_token(&self) -> Option<Secret> {
+        self.own_token.read().expect("auth state").clone()
+    }
+
+    /// The directory's key, fetched at registration (`None`: it has none).
+    pub fn set_directory_key(&self, key: Option<DirectoryPublicKey>) {
+        *self.directory_key.write().expect("auth state") = key;
+    }
+
+    /// Whether `task` may run here; the error is the 401 body to send. No
+    /// message contains a token.
+    pub fn check(
+        &self,
+        task: &TaskRequest,
+        credentials: &Credentials,
+        node_id: Option<&str>,
+    ) -> Result<(), ErrorBody> {
+        let consumer = credentials
+            .consumer_token
+            .as_deref()
+            .map(|token| self.check_consumer_token(token, task, node_id));
+        if let Some(Ok(())) = consumer {
+            return Ok(());
+        }
+        if self.mode == TaskAuthMode::Open {
+            if let Some(Err(e)) = &consumer {
+                tracing::debug!(reason = %e, "consumer token not valid; accepted anyway (open mode)");
+            }
+            return Ok(());
+        }
+        let presented = task
+            .auth
+            .as_ref()
+            .and_then(|a| a.node_token.as_ref().or(a.token.as_ref()))
+            .or(credentials.bearer.as_ref());
+        if let (Some(presented), Some(own)) = (presented, self.own_token()) {
+            if same_secret(presented, &own) {
+                return Ok(());
+            }
+        }
+        let why = match (consumer, presented) {
+            (Some(Err(e)), _) => e,
+            (_, Some(_)) => "the node token is not this node's".to_owned(),
+            _ => "no credential was sent".to_owned(),
+        };
+        Err(ErrorBody::new(
+            "unauthorized",
+            format!(
+                "this node accepts tasks only with its node token (auth.node_token) or an \
+                 X-IICP-Consumer-Token from its directory: {why}"
+            ),
+        ))
+    }
+
+    fn check_consumer_token(
+        &self,
+        token: &str,
+        task: &TaskRequest,
+        node_id: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(key) = *self.directory_key.read().expect("auth state") else {
+            return Err("the directory's signing key is unknown to this node".into());
+        };
+        let Some(node_id) = node_id else {
+            return Err("this node is not registered yet".into());
+        };
+        key.verify_consumer_token(token)
+            .and_then(|claims| claims.check(node_id, task.intent.as_str(), unix_now()))
+            .map_err(|e: TokenError| format!("consumer token refused: {e}"))
+    }
+}
+
+/// Constant-time equality of two secrets (their SHA-256 digests, so the
+/// time does not depend on where they differ or on their lengths).
+fn same_secret(a: &Secret, b: &Secret) -> bool {
+    let a = Sha256::digest(a.expose().as_bytes());
+    let b = Sha256::digest(b.expose().as_bytes());
+    a.as_slice().ct_eq(b.as_slice()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{ConsumerClaims, DEFAULT_ISSUER, DirectorySigningKey};
+    use crate::wire::TaskAuth;
+
+    const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
+
+    fn task(auth: Option<&str>) -> TaskRequest {
+        let mut t = TaskRequest::new(CHAT.parse().unwrap(), serde_json::json!({}));
+        t.auth = auth.map(|a| TaskAuth {
+            node_token: Some(a.into()),
+            ..Default::default()
+        });
+        t
+    }
+
+    fn authorizer(mode: TaskAuthMode) -> (Authorizer, DirectorySigningKey) {
+        let key = DirectorySigningKey::from_seed([3; 32]);
+        let auth = Authorizer::new(mode, Some("own-token".into()));
+        auth.set_directory_key(Some(key.public_key()));
+        (auth, key)
+    }
+
+    fn consumer(token: String) -> Credentials {
+        Credentials {
+            consumer_token: Some(token),
+            bearer: None,
+        }
+    }
+
+    #[test]
+    fn token_mode_needs_a_credential() {
+        let (auth, key) = authorizer(TaskAuthMode::Token);
+        let none = Credentials::default();
+        let err = auth.check(&task(None), &none, Some("me")).unwrap_err();
+        assert_eq!(err.error.code, "unauthorized");
+        assert!(err.error.message.contains("no credential"));
+        assert!(
+            auth.check(&task(Some("own-token")), &none, Some("me"))
+                .is_ok()
+        );
+        let wrong = auth
+            .check(&task(Some("other")), &none, Some("me"))
+            .unwrap_err();
+        assert!(!wrong.error.message.contains("other"), "no token echoed");
+        let bearer = Credentials {
+            bearer: Some("own-token".into()),
+            ..Default::default()
+        };
+        assert!(auth.check(&task(None), &bearer, Some("me")).is_ok());
+        let mut legacy = task(None);
+        legacy.auth = Some(TaskAuth {
+            token: Some("own-token".into()),
+            ..Default::default()
+        });
+        assert!(auth.check(&legacy, &none, Some("me")).is_ok());
+
+        let now = unix_now();
+        let good =
+            key.sign_consumer_token(&ConsumerClaims::new(DEFAULT_ISSUER, "c", "me", CHAT, now));
+        assert!(auth.check(&task(None), &consumer(good), Some("me")).is_ok());
+        let expired = key.sign_consumer_token(&ConsumerClaims::new(
+            DEFAULT_ISSUER,
+            "c",
+            "me",
+            CHAT,
+            now - 400,
+        ));
+        let err = auth
+            .check(&task(None), &consumer(expired), Some("me"))
+            .unwrap_err();
+        assert!(
+            err.error.message.contains("expired"),
+            "{}",
+            err.error.message
+        );
+        let elsewhere =
+            key.sign_consumer_token(&ConsumerClaims::new(DEFAULT_ISSUER, "c", "you", CHAT, now));
+        assert!(
+            auth.check(&task(None), &consumer(elsewhere), Some("me"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn open_mode_accepts_everything_and_valid_consumer_tokens() {
+        let (auth, key) = authorizer(TaskAuthMode::Open);
+        assert!(
+            auth.check(&task(None), &Credentials::default(), None)
+                .is_ok()
+        );
+        let bad = key.sign_consumer_token(&ConsumerClaims::new(DEFAULT_ISSUER, "c", "x", CHAT, 0));
+        assert!(auth.check(&task(None), &consumer(bad), Some("me")).is_ok());
+    }
+
+    #[test]
+    fn without_the_directory_key_only_the_node_token_counts() {
+        let auth = Authorizer::new(TaskAuthMode::Token, Some("own-token".into()));
+        let key = DirectorySigningKey::from_seed([3; 32]);
+        let t = key.sign_consumer_token(&ConsumerClaims::new(
+            DEFAULT_ISSUER,
+            "c",
+            "me",
+            CHAT,
+            unix_now(),
+        ));
+        let err = auth
+            .check(&task(None), &consumer(t), Some("me"))
+            .unwrap_err();
+        assert!(err.error.message.contains("signing key is unknown"));
+        assert!(
+            auth.check(
+                &task(Some("own-token")),
+                &Credentials::default(),
+                Some("me")
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret(&"abc".into(), &"abc".into()));
+        assert!(!same_secret(&"abc".into(), &"abd".into()));
+        assert!(!same_secret(&"abc".into(), &"abcd".into()));
+    }
+}
