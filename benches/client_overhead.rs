@@ -1,15 +1,50 @@
 //! The client's own cost per `submit()`: a local directory and a node that
 //! answers at once run in-process; the baseline is a bare HTTP POST of the
-//! same task to the same node. Run: `cargo bench --bench client_overhead`.
+//! same task to the same node. A second node advertises a CX key, opens the
+//! sealed task and seals its answer, to show what encryption adds end to
+//! end. Run: `cargo bench --bench client_overhead`.
 
 use axum::Router;
 use axum::routing::{get, post};
 use criterion::{Criterion, criterion_group, criterion_main};
+use iicp_client::cx::{self, CxKeyPair, IicpConf};
 use iicp_client::directory::{Directory, DirectoryConfig};
 use iicp_client::{ClientConfig, IicpClient, IntentUrn, TaskRequest};
 use serde_json::json;
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
+const EMBED: &str = "urn:iicp:intent:llm:embedding:v1";
+
+/// A node that opens sealed tasks with `key` and seals its answers.
+fn sealing_node(key: CxKeyPair) -> Router {
+    Router::new()
+        .route(
+            "/v1/task",
+            post(move |body: axum::Json<serde_json::Value>| {
+                let key = key.clone();
+                async move {
+                    let task_id = body["task_id"].as_str().unwrap().to_owned();
+                    let intent = body["intent"].as_str().unwrap().to_owned();
+                    let conf: IicpConf = serde_json::from_value(body["iicp_conf"].clone()).unwrap();
+                    let (_payload, ss) = key.open_request(&conf, &task_id, &intent).unwrap();
+                    let inner =
+                        serde_json::to_vec(&json!({"task_id": task_id, "status": "success",
+                                      "result": {"ok": true}, "generated_by_ai": false}))
+                        .unwrap();
+                    axum::Json(json!({"task_id": task_id, "status": "encrypted",
+                                      "iicp_conf_resp": cx::seal_response(&ss, &task_id, &inner)}))
+                }
+            }),
+        )
+        .route("/iicp/health", get(|| async { "ok" }))
+}
+
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
 
 fn task() -> TaskRequest {
     TaskRequest::new(
@@ -34,9 +69,9 @@ fn bench(c: &mut Criterion) {
                 }),
             )
             .route("/iicp/health", get(|| async { "ok" }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let node_addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, node).await.unwrap() });
+        let node_addr = serve(node).await;
+        let key = CxKeyPair::generate();
+        let sealing_addr = serve(sealing_node(key.clone())).await;
         let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -53,6 +88,20 @@ fn bench(c: &mut Criterion) {
             .unwrap()
             .error_for_status()
             .unwrap();
+        // The sealing node serves another intent, so each bench reaches one node.
+        reqwest::Client::new()
+            .post(format!("{url}/v1/register"))
+            .json(&json!({
+                "endpoint": format!("http://{sealing_addr}"),
+                "capabilities": [{"intent": EMBED, "models": ["m"]}],
+                "limits": {"max_concurrent": 64, "tokens_per_min": 100000},
+                "cx_public_key": key.advertised(),
+            }))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
         std::mem::forget(dir); // serve for the whole run
         (url, format!("http://{node_addr}/v1/task"))
     });
@@ -62,6 +111,7 @@ fn bench(c: &mut Criterion) {
             ..Default::default()
         })
         .allow_private_nodes(true)
+        .allow_plaintext(true) // the plaintext node has no CX key
         .discovery_cache(cache)
         .build()
         .unwrap()
@@ -91,6 +141,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("client_submit_cached_discovery", |b| {
         b.to_async(&rt)
             .iter(|| async { cached.submit(task()).await.unwrap() })
+    });
+    g.bench_function("client_submit_cached_discovery_encrypted", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut t = task();
+            t.intent = IntentUrn::parse(EMBED).unwrap();
+            let r = cached.submit(t).await.unwrap();
+            assert_eq!(r.result.unwrap()["ok"], true);
+        })
     });
     g.bench_function("client_submit_uncached_discovery", |b| {
         b.to_async(&rt)

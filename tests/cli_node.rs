@@ -154,3 +154,120 @@ async fn serve_in_front_of_an_unreachable_backend_answers_502() {
         "the API key is never logged"
     );
 }
+
+/// Runs `iicp-node chat` to the end; returns (exit code, stdout, stderr).
+fn chat_cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iicp-node"));
+    cmd.arg("chat").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_in_token_mode_answers_401_and_chat_gets_in_with_a_consumer_token() {
+    let h = Harness::without_probe().await;
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = spare.local_addr().unwrap().port();
+    drop(spare);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+        .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--directory-url", &h.base])
+        .args(["--task-auth", "token"])
+        .env("RUST_LOG", "info")
+        .env("IICP_HOME", home.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("iicp-node serving on"))
+        .expect("a startup line");
+    assert!(line.contains("task auth token"), "{line}");
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/task"))
+        .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": "x"}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    // A consumer that runs its own registered node holds a directory token.
+    let mut me = common::registration("http://10.7.7.7:9484", &["x"]);
+    me["node_id"] = serde_json::json!("consumer-node");
+    let ack = h.register(&me).await;
+    let my_token = ack["node_token"].as_str().unwrap().to_owned();
+    let base = h.base.clone();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        chat_cli(
+            &["ping", "--directory-url", &base],
+            &[("IICP_NODE_TOKEN", &my_token)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout.trim(), "echo: ping");
+
+    let base = h.base.clone();
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || chat_cli(&["ping", "--directory-url", &base], &[]))
+            .await
+            .unwrap();
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_skips_keyless_nodes_unless_plaintext_is_allowed() {
+    let h = Harness::without_probe().await;
+    let node = common::test_node::TestNode::start(vec![common::test_node::Reply::Echo]).await;
+    h.register(&common::registration(&node.endpoint(), &["m"]))
+        .await;
+    let base = h.base.clone();
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || chat_cli(&["ping", "--directory-url", &base], &[]))
+            .await
+            .unwrap();
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("IICP-CX-REQUIRED"), "{stderr}");
+    assert!(stderr.contains("IICP_CX_ALLOW_PLAINTEXT=1"), "{stderr}");
+    assert_eq!(node.hits(), 0);
+
+    let base = h.base.clone();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        chat_cli(
+            &["ping", "--directory-url", &base],
+            &[("IICP_CX_ALLOW_PLAINTEXT", "1")],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "echo: ping");
+    assert_eq!(node.hits(), 1);
+}

@@ -290,6 +290,16 @@ async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(last["content"], "hello from rust", "task: {task}");
+    // It arrived sealed to the key the Python node advertised (IICP-CX), with
+    // an encrypted answer asked for; the Python node opened it and sealed its
+    // answer, which our client opened.
+    let registered = &node.directory_calls("POST", "/v1/register")[0]["request"];
+    let advertised = registered["cx_public_key"]["key_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the Python node advertises no CX key: {registered}"));
+    assert_eq!(task["request"]["iicp_conf"]["recipient_key_id"], advertised);
+    assert_eq!(task["request"]["iicp_conf"]["version"], 1);
+    assert_eq!(task["request"]["cx_response_encryption"], "required");
 
     // Heartbeats: the second and later ones carry `challenge_response`
     // (HMAC-SHA256 of the previous beat's challenge under node_hmac_key); our
