@@ -4,6 +4,29 @@ use crate::cli::DirectoryArgs;
 use iicp_client::directory::{Directory, DirectoryConfig};
 use std::time::Duration;
 
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed
+/// when this is called, not when it is first polled: the caller installs
+/// them before logging its address, so a SIGTERM sent as soon as the
+/// "listening on" line appears is a clean shutdown (exit 0) rather than the
+/// default disposition killing the process.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(iicp_client::node::shutdown_signal())
+}
+
 pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     let config = DirectoryConfig {
         local_mode: !args.public,
@@ -17,6 +40,7 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(config, args.listen).await?;
+    let signal = shutdown_signal()?;
     let mode = if args.public {
         "public mode: endpoints must be publicly routable"
     } else {
@@ -47,7 +71,7 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     );
     let stop = dir.shutdown_token();
     tokio::spawn(async move {
-        iicp_client::node::shutdown_signal().await;
+        signal.await;
         tracing::info!("shutting down directory");
         stop.cancel();
     });
