@@ -4,8 +4,11 @@
 //!
 //! It owns node registrations (register, heartbeat with HMAC challenges,
 //! deregister), discovery with the reference eligibility and score, and
-//! optional SQLite persistence. It does not carry task payloads, issue
-//! dispatch tickets or keep credit ledgers; those routes answer in JSON.
+//! optional SQLite persistence. With a signing key (the default generates
+//! one) it publishes `GET /v1/directory-key` and signs consumer tokens at
+//! `POST /v1/consumer-token` (PROTOCOL.md §1.7). It does not carry task
+//! payloads, issue dispatch tickets or keep credit ledgers; those routes
+//! answer in JSON.
 //!
 //! ```no_run
 //! # async fn demo() -> iicp_client::Result<()> {
@@ -27,6 +30,7 @@ mod store;
 mod validate;
 
 use crate::error::{IicpError, Result};
+use crate::token::{self, DirectoryPublicKey, DirectorySigningKey};
 use clock::{Clock, SystemClock};
 use rate_limit::RateLimiter;
 use registry::Registry;
@@ -74,6 +78,13 @@ pub struct DirectoryConfig {
     pub probe_timeout: Duration,
     /// Source of time (tests use a [`clock::ManualClock`]).
     pub clock: Arc<dyn Clock>,
+    /// The Ed25519 key consumer tokens are signed with; its public half is
+    /// served at `GET /v1/directory-key`. `None` turns both token routes
+    /// into 503 `not_configured`. The default is a fresh key, valid for the
+    /// life of this value (tokens stop verifying once it is gone).
+    pub signing_key: Option<DirectorySigningKey>,
+    /// `iss` of the tokens this directory signs.
+    pub issuer: String,
 }
 
 impl Default for DirectoryConfig {
@@ -90,6 +101,8 @@ impl Default for DirectoryConfig {
             node_ttl: Duration::from_secs(90),
             probe_timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
+            signing_key: Some(DirectorySigningKey::generate()),
+            issuer: token::DEFAULT_ISSUER.to_owned(),
         }
     }
 }
@@ -181,6 +194,16 @@ impl RunningDirectory {
     /// The configuration it runs with.
     pub fn config(&self) -> &DirectoryConfig {
         &self.state.config
+    }
+
+    /// The public key of [`DirectoryConfig::signing_key`], as served at
+    /// `GET /v1/directory-key`; `None` when the directory signs no tokens.
+    pub fn public_key(&self) -> Option<DirectoryPublicKey> {
+        self.state
+            .config
+            .signing_key
+            .as_ref()
+            .map(DirectorySigningKey::public_key)
     }
 
     /// A token that stops the server when cancelled.

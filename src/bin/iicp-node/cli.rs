@@ -356,4 +356,12 @@ pub struct DirectoryArgs {
     /// Heartbeat interval told to nodes, in milliseconds.
     #[arg(long, env = "IICP_DIRECTORY_HEARTBEAT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub heartbeat_ms: u64,
+
+    /// Ed25519 key that signs consumer tokens (POST /v1/consumer-token); its
+    /// public half is served at GET /v1/directory-key. Loaded from FILE, or
+    /// created there (64 hex characters, mode 0600) when FILE does not exist,
+    /// so nodes keep verifying tokens across restarts. Without it a fresh key
+    /// is generated in memory for this run only.
+    #[arg(long, env = "IICP_DIRECTORY_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }

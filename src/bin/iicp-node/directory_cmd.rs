@@ -2,9 +2,68 @@
 
 use crate::cli::DirectoryArgs;
 use iicp_client::directory::{Directory, DirectoryConfig};
+use iicp_client::token::DirectorySigningKey;
+use std::path::Path;
 use std::time::Duration;
 
+/// The signing key of `--signing-key FILE` (loaded, or created with 0600),
+/// or a key generated for this run; with a description for the startup log
+/// that names the file but never the secret.
+fn signing_key(file: Option<&Path>) -> iicp_client::Result<(DirectorySigningKey, String)> {
+    let Some(path) = file else {
+        return Ok((
+            DirectorySigningKey::generate(),
+            "generated in memory for this run (tokens stop verifying after a restart; \
+             pass --signing-key FILE to keep it)"
+                .to_owned(),
+        ));
+    };
+    // Only for the log line: a concurrent creator makes it say "created"
+    // for a key it loaded, nothing worse.
+    let existed = path.exists();
+    let key = DirectorySigningKey::load_or_create(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot load or create the directory signing key {}: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    let how = if existed {
+        format!("loaded from {}", path.display())
+    } else {
+        format!("created at {} (mode 0600)", path.display())
+    };
+    Ok((key, how))
+}
+
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed
+/// when this is called, not when it is first polled: the caller installs
+/// them before logging its address, so a SIGTERM sent as soon as the
+/// "listening on" line appears is a clean shutdown (exit 0) rather than the
+/// default disposition killing the process.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(iicp_client::node::shutdown_signal())
+}
+
 pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
+    let (key, key_source) = signing_key(args.signing_key.as_deref())?;
+    let public_key = key.public_key().to_hex();
     let config = DirectoryConfig {
         local_mode: !args.public,
         skip_liveness_check: args.skip_liveness_check,
@@ -14,9 +73,11 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         max_body_bytes: args.max_body_bytes,
         register_rate_limit: args.register_rate_limit,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        signing_key: Some(key),
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(config, args.listen).await?;
+    let signal = shutdown_signal()?;
     let mode = if args.public {
         "public mode: endpoints must be publicly routable"
     } else {
@@ -31,7 +92,8 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         None => "in memory".to_owned(),
     };
     tracing::info!(
-        "iicp-node directory listening on {} — directory URL {} — {mode}; liveness probe {}; probation {}; state {storage}",
+        "iicp-node directory listening on {} — directory URL {} — {mode}; liveness probe {}; probation {}; state {storage}; \
+         consumer-token signing key {key_source}, public key {public_key}",
         dir.local_addr(),
         dir.url(),
         if args.skip_liveness_check {
@@ -47,7 +109,7 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     );
     let stop = dir.shutdown_token();
     tokio::spawn(async move {
-        iicp_client::node::shutdown_signal().await;
+        signal.await;
         tracing::info!("shutting down directory");
         stop.cancel();
     });

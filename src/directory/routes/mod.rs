@@ -4,6 +4,7 @@
 mod discovery;
 mod lifecycle;
 mod misc;
+mod tokens;
 
 use super::DirectoryConfig;
 use super::clock::Clock;
@@ -35,6 +36,8 @@ fn v1() -> Router<Arc<AppState>> {
         .route("/node/{id}", get(discovery::node))
         .route("/registry/nodes/{id}", get(discovery::registry_node))
         .route("/me", get(discovery::me))
+        .route("/directory-key", get(tokens::directory_key))
+        .route("/consumer-token", post(tokens::consumer_token))
         .route("/dispatch/ticket", post(misc::dispatch_ticket))
         .route("/probe", get(misc::probe))
         .route("/credits/balance", get(misc::credits))
