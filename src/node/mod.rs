@@ -280,7 +280,13 @@ impl RunningNode {
 
     /// Serves until SIGINT or SIGTERM, then shuts down as [`shutdown`](Self::shutdown).
     pub async fn run_until_signal(self) {
-        shutdown_signal().await;
+        self.run_until(shutdown_signal()).await;
+    }
+
+    /// Serves until `stop` resolves (e.g. a [`shutdown_signal`] installed
+    /// before the startup line), then shuts down as [`shutdown`](Self::shutdown).
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+        stop.await;
         tracing::info!("shutdown signal received: finishing running tasks, then deregistering");
         self.shutdown().await;
     }

@@ -326,23 +326,23 @@ pub struct DirectoryArgs {
 
     /// Refuse loopback, private and local-name endpoints (422 IICP-E035), as
     /// the public directory does. Without it the directory runs in local mode.
-    #[arg(long, env = "IICP_DIRECTORY_PUBLIC")]
+    #[arg(long, env = "IICP_DIRECTORY_PUBLIC", value_parser = BoolishValueParser::new())]
     pub public: bool,
 
     /// Do not probe GET {endpoint}/iicp/health before accepting a
     /// registration. For conformance tests that register example hosts.
-    #[arg(long, env = "IICP_SKIP_LIVENESS_CHECK")]
+    #[arg(long, env = "IICP_SKIP_LIVENESS_CHECK", value_parser = BoolishValueParser::new())]
     pub skip_liveness_check: bool,
 
     /// In local mode, refuse loopback/private endpoints that do not answer
     /// GET {endpoint}/iicp/health at registration. Without it they are
     /// accepted and stay out of discover until their first heartbeat.
-    #[arg(long, env = "IICP_DIRECTORY_REQUIRE_LOCAL_LIVENESS")]
+    #[arg(long, env = "IICP_DIRECTORY_REQUIRE_LOCAL_LIVENESS", value_parser = BoolishValueParser::new())]
     pub require_local_liveness: bool,
 
     /// Hide nodes in probation from qos=interactive (fewer than 100
     /// completed tasks) and unproven nodes from qos=realtime.
-    #[arg(long, env = "IICP_DIRECTORY_ENFORCE_PROBATION")]
+    #[arg(long, env = "IICP_DIRECTORY_ENFORCE_PROBATION", value_parser = BoolishValueParser::new())]
     pub enforce_probation: bool,
 
     /// Registrations allowed per minute per source address (0: unlimited).

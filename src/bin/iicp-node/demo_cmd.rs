@@ -221,10 +221,11 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
     );
 
     if args.keep_running {
+        let signal = iicp_client::node::shutdown_signal(); // before the lines below
         println!("\nThe mesh keeps running (Ctrl-C stops it). In another terminal:");
         println!("    iicp-node discover --directory-url {}", dir.url());
         println!("    iicp-node chat \"Hello\" --directory-url {}", dir.url());
-        iicp_client::node::shutdown_signal().await;
+        signal.await;
     }
     for node in nodes {
         node.shutdown().await;

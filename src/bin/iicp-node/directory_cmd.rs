@@ -38,29 +38,6 @@ fn signing_key(file: Option<&Path>) -> iicp_client::Result<(DirectorySigningKey,
     Ok((key, how))
 }
 
-/// Resolves on the first SIGTERM or SIGINT. The handlers are installed
-/// when this is called, not when it is first polled: the caller installs
-/// them before logging its address, so a SIGTERM sent as soon as the
-/// "listening on" line appears is a clean shutdown (exit 0) rather than the
-/// default disposition killing the process.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    Ok(iicp_client::node::shutdown_signal())
-}
-
 pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     let (key, key_source) = signing_key(args.signing_key.as_deref())?;
     let public_key = key.public_key().to_hex();
@@ -77,7 +54,8 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(config, args.listen).await?;
-    let signal = shutdown_signal()?;
+    // Installed before the "listening on" line (see shutdown_signal).
+    let signal = iicp_client::node::shutdown_signal();
     let mode = if args.public {
         "public mode: endpoints must be publicly routable"
     } else {

@@ -59,6 +59,8 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
             (node.start_backend(backends::build(kind, opts)).await?, desc)
         }
     };
+    // Installed before the startup line, so an early SIGTERM is clean.
+    let signal = iicp_client::node::shutdown_signal();
     let registered = if args.skip_registration {
         "not registered (--skip-registration)".to_owned()
     } else {
@@ -74,6 +76,6 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         running.endpoint(),
         args.task_auth.mode().as_str(),
     );
-    running.run_until_signal().await;
+    running.run_until(signal).await;
     Ok(())
 }
