@@ -5,41 +5,105 @@ mod common;
 
 use common::{CHAT, Harness};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    spare.local_addr().unwrap().port()
+}
+
+/// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME.
+struct Serve {
+    child: Child,
+    port: u16,
+    /// stderr lines after the startup line.
+    lines: std::io::Lines<BufReader<ChildStderr>>,
+    /// stderr lines up to and including the startup line.
+    seen: Vec<String>,
+    _home: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts `iicp-node serve --host 127.0.0.1 --port P <args>` and waits
+    /// for its startup line.
+    fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let home = tempfile::tempdir().unwrap(); // removed afterwards
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("IICP_HOME", home.path())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        loop {
+            let l = lines.next().expect("a startup line").unwrap();
+            seen.push(l.clone());
+            if l.contains("iicp-node serving on") {
+                break;
+            }
+        }
+        Self {
+            child,
+            port,
+            lines,
+            seen,
+            _home: home,
+        }
+    }
+
+    fn startup_line(&self) -> &str {
+        self.seen.last().unwrap()
+    }
+
+    /// POSTs a plaintext chat task with `text`.
+    async fn task(&self, text: &str) -> (u16, serde_json::Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/v1/task", self.port))
+            .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": text}]}}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// SIGTERM, then the exit code and every remaining stderr line.
+    fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let code = self.child.wait().unwrap().code();
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        self.seen.extend(rest.iter().cloned());
+        (code, self.seen)
+    }
+}
 
 // Multi-threaded: the test blocks a thread reading the child's output while
 // the in-process directory must keep answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_registers_answers_and_deregisters_on_sigterm() {
     let h = Harness::start(iicp_client::directory::DirectoryConfig::default()).await;
-    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = spare.local_addr().unwrap().port();
-    drop(spare);
-    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
-        .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
-        .args([
-            "--port",
-            &port.to_string(),
-            "--directory-url",
-            &h.base,
-            "--region",
-            "eu-central",
-        ])
-        .env("RUST_LOG", "info")
-        .env("IICP_HOME", home.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("iicp-node serving on"))
-        .expect("a startup line");
+    let node = Serve::start(&[
+        "--backend-type",
+        "echo",
+        "--directory-url",
+        &h.base,
+        "--region",
+        "eu-central",
+    ]);
+    let line = node.startup_line().to_owned();
     assert!(
-        line.contains(&format!("127.0.0.1:{port}")),
+        line.contains(&format!("127.0.0.1:{}", node.port)),
         "where it listens: {line}"
     );
     assert!(
@@ -50,39 +114,21 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
 
     let ids = h.discover_ids(&format!("intent={CHAT}")).await;
     assert_eq!(ids.len(), 1, "the node is discoverable");
-    let reply: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/v1/task"))
-        .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": "ping"}]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, reply) = node.task("ping").await;
     assert_eq!(
         reply["result"]["choices"][0]["message"]["content"],
         "echo: ping"
     );
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(
-        child.wait().unwrap().code(),
-        Some(0),
-        "SIGTERM is a clean exit"
-    );
+    let (code, lines) = node.terminate();
+    assert_eq!(code, Some(0), "SIGTERM is a clean exit");
     assert!(
         h.discover_ids(&format!("intent={CHAT}")).await.is_empty(),
         "deregistered"
     );
     assert!(
         lines
-            .map_while(Result::ok)
+            .iter()
             .any(|l| l.contains("deregistered from the directory"))
     );
 }
@@ -90,65 +136,27 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_in_front_of_an_unreachable_backend_answers_502() {
     let dead = common::dead_endpoint().await;
-    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = spare.local_addr().unwrap().port();
-    drop(spare);
-    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
-        .args([
-            "serve",
-            "--skip-registration",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .args([
-            "--backend-type",
-            "llamacpp",
-            "--backend-url",
-            &format!("{dead}/v1"),
-            "--model",
-            "m",
-        ])
-        .args(["--backend-api-key", "KEY-never-logged-1357"])
-        .env("RUST_LOG", "info")
-        .env("IICP_HOME", home.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let line = loop {
-        let l = lines.next().expect("a startup line").unwrap();
-        seen.push(l.clone());
-        if l.contains("iicp-node serving on") {
-            break l;
-        }
-    };
+    let node = Serve::start(&[
+        "--skip-registration",
+        "--backend-type",
+        "llamacpp",
+        "--backend-url",
+        &format!("{dead}/v1"),
+        "--model",
+        "m",
+        "--backend-api-key",
+        "KEY-never-logged-1357",
+    ]);
+    let line = node.startup_line().to_owned();
     assert!(
         line.contains("backend llamacpp at http://127.0.0.1:"),
         "{line}"
     );
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/v1/task"))
-        .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": "x"}]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 502);
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let (status, body) = node.task("x").await;
+    assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "backend_error");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    seen.extend(lines.map_while(Result::ok));
+    let (code, seen) = node.terminate();
+    assert_eq!(code, Some(0));
     assert!(
         !seen.join("\n").contains("KEY-never-logged-1357"),
         "the API key is never logged"
@@ -173,38 +181,21 @@ fn chat_cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_in_token_mode_answers_401_and_chat_gets_in_with_a_consumer_token() {
     let h = Harness::without_probe().await;
-    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = spare.local_addr().unwrap().port();
-    drop(spare);
-    let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
-        .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
-        .args(["--port", &port.to_string(), "--directory-url", &h.base])
-        .args(["--task-auth", "token"])
-        .env("RUST_LOG", "info")
-        .env("IICP_HOME", home.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let line = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("iicp-node serving on"))
-        .expect("a startup line");
-    assert!(line.contains("task auth token"), "{line}");
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/v1/task"))
-        .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": "x"}]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let node = Serve::start(&[
+        "--backend-type",
+        "echo",
+        "--directory-url",
+        &h.base,
+        "--task-auth",
+        "token",
+    ]);
+    assert!(
+        node.startup_line().contains("task auth token"),
+        "{}",
+        node.startup_line()
+    );
+    let (status, body) = node.task("x").await;
+    assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "unauthorized");
 
     // A consumer that runs its own registered node holds a directory token.
@@ -232,14 +223,8 @@ async fn serve_in_token_mode_answers_401_and_chat_gets_in_with_a_consumer_token(
     assert_ne!(code, Some(0));
     assert!(stderr.contains("unauthorized"), "{stderr}");
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let (code, _) = node.terminate();
+    assert_eq!(code, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
