@@ -342,22 +342,17 @@ async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
     dir.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
-async fn our_node_serves_python_client() {
-    // Resolve the venv first: nothing may be spawned before that can fail.
-    let python = python();
-    let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("directory starts");
-    let base = dir.url();
+/// `iicp-node serve --backend-type echo` on loopback with `extra` flags,
+/// registered with `base`; returns once its startup line is out.
+async fn spawn_our_node(base: &str, extra: &[&str]) -> (Reap, Lines, tempfile::TempDir) {
     let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = spare.local_addr().unwrap().port();
     drop(spare);
-    let home = tempfile::tempdir().unwrap(); // this test's IICP_HOME, removed afterwards
+    let home = tempfile::tempdir().unwrap(); // this node's IICP_HOME, removed afterwards
     let mut ours = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
         .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
-        .args(["--port", &port.to_string(), "--directory-url", &base])
+        .args(["--port", &port.to_string(), "--directory-url", base])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("IICP_HOME", home.path())
         .stdin(Stdio::null())
@@ -366,7 +361,7 @@ async fn our_node_serves_python_client() {
         .spawn()
         .expect("iicp-node starts");
     let ours_err = Lines::collect(ours.stderr.take().unwrap());
-    let mut ours = Reap(ours);
+    let ours = Reap(ours);
     wait_for(
         "iicp-node serve to register",
         Duration::from_secs(30),
@@ -379,10 +374,20 @@ async fn our_node_serves_python_client() {
         },
     )
     .await;
+    (ours, ours_err, home)
+}
 
-    let mut py = Command::new(&python)
+/// Runs py_client.py against `base` with `extra` arguments; returns its exit
+/// status, its JSON events and its output for messages.
+async fn run_py_client(
+    python: &PathBuf,
+    base: &str,
+    extra: &[&str],
+) -> (std::process::ExitStatus, Vec<Value>, String) {
+    let mut py = Command::new(python)
         .arg(script("py_client.py"))
-        .args(["--directory-url", &base, "--text", "hello from python"])
+        .args(["--directory-url", base, "--text", "hello from python"])
+        .args(extra)
         .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
@@ -407,6 +412,20 @@ async fn our_node_serves_python_client() {
         out.all().join("\n"),
         err.all().join("\n")
     );
+    (status, events, logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
+async fn our_node_serves_python_client() {
+    // Resolve the venv first: nothing may be spawned before that can fail.
+    let python = python();
+    let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("directory starts");
+    let base = dir.url();
+    let (mut ours, _ours_err, _home) = spawn_our_node(&base, &[]).await;
+    let (status, events, logs) = run_py_client(&python, &base, &[]).await;
     assert!(status.success(), "py_client.py failed ({status})\n{logs}");
     let reply = events.iter().find(|e| e["event"] == "reply").unwrap();
     assert_eq!(reply["content"], "echo: hello from python", "{logs}");
@@ -443,6 +462,65 @@ async fn our_node_serves_python_client() {
         "the prompt is not readable on the wire"
     );
     println!("{logs}");
+
+    signal(&ours.0, "-TERM");
+    let code = wait_exit(&mut ours.0, Duration::from_secs(20)).await;
+    assert!(code.success(), "iicp-node exit: {code}");
+    dir.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
+async fn python_client_with_a_node_token_gets_into_our_node_in_token_mode() {
+    let python = python();
+    let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("directory starts");
+    let base = dir.url();
+    let (mut ours, _ours_err, _home) = spawn_our_node(&base, &["--task-auth", "token"]).await;
+
+    // The Python consumer runs a node of its own: its directory token is what
+    // buys it a consumer token (its endpoint does not answer, so the directory
+    // keeps it out of discover).
+    let ack: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/register"))
+        .json(&serde_json::json!({
+            "endpoint": "http://127.0.0.1:1",
+            "capabilities": [{"intent": CHAT, "models": ["none"]}],
+            "limits": {"max_concurrent": 1, "tokens_per_min": 1},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = ack["node_token"].as_str().expect("a node token");
+
+    // Without it, our node turns the Python client away.
+    let (status, events, logs) = run_py_client(&python, &base, &[]).await;
+    assert!(
+        !status.success(),
+        "token mode let an anonymous task in\n{logs}"
+    );
+    let error = events.iter().find(|e| e["event"] == "error").unwrap();
+    assert!(
+        error["error"].as_str().unwrap_or_default().contains("401")
+            || error["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unauthorized"),
+        "{logs}"
+    );
+
+    // With it, the Python SDK asks our directory for a consumer token (Bearer
+    // only, no X-Node-Id) and sends it as X-IICP-Consumer-Token; our node
+    // verifies it against the directory's Ed25519 key.
+    let (status, events, logs) = run_py_client(&python, &base, &["--node-token", token]).await;
+    assert!(status.success(), "py_client.py failed ({status})\n{logs}");
+    let reply = events.iter().find(|e| e["event"] == "reply").unwrap();
+    assert_eq!(reply["content"], "echo: hello from python", "{logs}");
+    assert!(!logs.contains(token), "the token never reaches the output");
 
     signal(&ours.0, "-TERM");
     let code = wait_exit(&mut ours.0, Duration::from_secs(20)).await;

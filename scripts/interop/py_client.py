@@ -9,6 +9,9 @@ Test-only adjustments, all inside this process:
     drops every loopback node from discovery otherwise);
   * the SDK's get_json/post_json helpers are wrapped to record what it sends.
 
+--node-token sets ClientConfig.node_token: the SDK then fetches consumer tokens from the
+directory (its own httpx call, not recorded) for nodes in token mode.
+
 Prints one JSON object per line on stdout:
   {"event": "http", "method": ..., "url": ..., "request": {...}, "response": {...}}
   {"event": "reply", "content": ..., "node_id": ..., "model": ..., "usage": {...}}
@@ -75,9 +78,12 @@ def main() -> int:
     ap.add_argument("--directory-url", required=True)
     ap.add_argument("--text", required=True)
     ap.add_argument("--timeout-ms", type=int, default=20_000)
+    ap.add_argument("--node-token", default=None, help="the consumer's own node token (consumer tokens)")
     args = ap.parse_args()
 
-    client = IicpClient(ClientConfig(directory_url=args.directory_url, timeout_ms=args.timeout_ms))
+    client = IicpClient(
+        ClientConfig(directory_url=args.directory_url, timeout_ms=args.timeout_ms, node_token=args.node_token)
+    )
     try:
         reply = client.chat(
             [ChatMessage(role="user", content=args.text)],
