@@ -9,7 +9,6 @@ use crate::error::IicpError;
 use crate::wire::{NodeInfo, TaskAuth, TaskRequest};
 use bytes::Bytes;
 use serde::Deserialize;
-use std::sync::OnceLock;
 
 /// The X25519 key a node advertises, when it is one this client can use.
 pub(crate) fn node_key(node: &NodeInfo) -> Option<[u8; 32]> {
@@ -33,15 +32,15 @@ pub(crate) struct Prepared {
     pub sealed: Option<Sealed>,
 }
 
-/// A task ready to go out: the payload is serialised once, and sealed or
-/// written in plaintext per node.
+/// A task ready to go out: the payload is serialised once and sealed per
+/// node, or put back in plaintext for a keyless node.
 pub(crate) struct Outgoing {
     /// The task without its payload.
     head: TaskRequest,
-    /// The payload JSON.
-    payload: Vec<u8>,
-    /// The plaintext body, built on first use (only for keyless nodes).
-    plaintext: OnceLock<Bytes>,
+    /// The payload.
+    payload: serde_json::Value,
+    /// The payload JSON, what gets sealed.
+    payload_json: Vec<u8>,
 }
 
 fn encode_error(e: serde_json::Error) -> IicpError {
@@ -53,12 +52,12 @@ fn encode_error(e: serde_json::Error) -> IicpError {
 
 impl Outgoing {
     pub fn new(mut task: TaskRequest) -> Result<Self, IicpError> {
-        let payload = serde_json::to_vec(&task.payload).map_err(encode_error)?;
-        task.payload = serde_json::Value::Null;
+        let payload_json = serde_json::to_vec(&task.payload).map_err(encode_error)?;
+        let payload = std::mem::take(&mut task.payload);
         Ok(Self {
             head: task,
             payload,
-            plaintext: OnceLock::new(),
+            payload_json,
         })
     }
 
@@ -74,7 +73,7 @@ impl Outgoing {
             &key,
             &self.head.task_id,
             self.head.intent.as_str(),
-            &self.payload,
+            &self.payload_json,
         );
         if let Some(id) = node
             .effective_cx_key()
@@ -99,20 +98,10 @@ impl Outgoing {
     }
 
     fn plaintext(&self, auth: Option<TaskAuth>) -> Result<Bytes, IicpError> {
-        let build = |auth: Option<TaskAuth>| -> Result<Bytes, IicpError> {
-            let mut task = self.head.clone();
-            task.payload = serde_json::from_slice(&self.payload).map_err(encode_error)?;
-            task.auth = auth;
-            Ok(serde_json::to_vec(&task).map_err(encode_error)?.into())
-        };
-        if auth.is_some() {
-            return build(auth);
-        }
-        if let Some(body) = self.plaintext.get() {
-            return Ok(body.clone());
-        }
-        let body = build(None)?;
-        Ok(self.plaintext.get_or_init(|| body).clone())
+        let mut task = self.head.clone();
+        task.payload = self.payload.clone();
+        task.auth = auth;
+        Ok(serde_json::to_vec(&task).map_err(encode_error)?.into())
     }
 
     /// The task's intent.
