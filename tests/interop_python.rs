@@ -38,6 +38,21 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `python <script> <args>` from the venv, stdout and stderr piped, with
+/// loopback nodes allowed and unbuffered output.
+fn python_script(python: &PathBuf, name: &str, args: &[&str]) -> Child {
+    Command::new(python)
+        .arg(script(name))
+        .args(args)
+        .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts")
+}
+
 /// Lines a child writes, collected by a reader thread.
 #[derive(Clone, Default)]
 struct Lines(Arc<Mutex<Vec<String>>>);
@@ -172,16 +187,11 @@ struct PyNode {
 
 impl PyNode {
     async fn spawn(dir_url: &str) -> Self {
-        let mut child = Command::new(python())
-            .arg(script("py_node.py"))
-            .args(["--directory-url", dir_url, "--heartbeat-secs", "1"])
-            .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python starts");
+        let mut child = python_script(
+            &python(),
+            "py_node.py",
+            &["--directory-url", dir_url, "--heartbeat-secs", "1"],
+        );
         let out = Lines::collect(child.stdout.take().unwrap());
         let err = Lines::collect(child.stderr.take().unwrap());
         let started = {
@@ -384,17 +394,9 @@ async fn run_py_client(
     base: &str,
     extra: &[&str],
 ) -> (std::process::ExitStatus, Vec<Value>, String) {
-    let mut py = Command::new(python)
-        .arg(script("py_client.py"))
-        .args(["--directory-url", base, "--text", "hello from python"])
-        .args(extra)
-        .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
+    let mut args = vec!["--directory-url", base, "--text", "hello from python"];
+    args.extend_from_slice(extra);
+    let mut py = python_script(python, "py_client.py", &args);
     let out = Lines::collect(py.stdout.take().unwrap());
     let err = Lines::collect(py.stderr.take().unwrap());
     let status = wait_exit(&mut py, Duration::from_secs(60)).await;
