@@ -84,6 +84,15 @@ pub enum IicpError {
         /// How many usable nodes were skipped for having no key.
         nodes: usize,
     },
+    /// A peer's answer was larger than the client reads (code
+    /// `response_too_large`); the rest was not read.
+    #[error("[response_too_large] the answer of {target} exceeds {limit} bytes; not read")]
+    ResponseTooLarge {
+        /// Who answered: "the directory", "node 1a2b3c4d".
+        target: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The backend behind a node failed (code `backend_error`).
     #[error("[backend_error] {0}")]
     Backend(String),
@@ -106,6 +115,7 @@ impl IicpError {
             Self::NoResult { .. } => "no_result",
             Self::NoAvailableNode { .. } => "no_available_node",
             Self::PlaintextRefused { .. } => "IICP-CX-REQUIRED",
+            Self::ResponseTooLarge { .. } => "response_too_large",
             Self::Backend(_) => "backend_error",
             Self::Io(_) => "io_error",
         }

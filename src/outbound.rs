@@ -2,6 +2,11 @@
 //! turning HTTP outcomes into [`IicpError`]s: the status is judged before
 //! the body is parsed, all three error-body shapes are read (PROTOCOL.md
 //! §1.2), and transport errors describe the failure without the request.
+//!
+//! Peers are untrusted: every answer is read with a size limit (a peer that
+//! announces or sends more is cut off with [`IicpError::ResponseTooLarge`]
+//! before the excess is buffered), and clients that talk to a directory
+//! follow no redirect to another origin.
 
 use crate::error::IicpError;
 use crate::wire::parse_error_body;
@@ -87,12 +92,27 @@ impl Reply {
     }
 }
 
-/// Sends `req` with a `timeout` and reads the whole answer. Failures name
-/// only `target`, never the URL or the request.
+/// The largest directory answer [`exchange`] reads: 4 MiB, room for a
+/// discover answer at its 50-node maximum with every field filled.
+pub const MAX_DIRECTORY_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Sends `req` with a `timeout` and reads the whole answer, at most
+/// [`MAX_DIRECTORY_ANSWER_BYTES`]. Failures name only `target`, never the
+/// URL or the request.
 pub(crate) async fn exchange(
     req: reqwest::RequestBuilder,
     target: &str,
     timeout: Duration,
+) -> Result<Reply, IicpError> {
+    exchange_limited(req, target, timeout, MAX_DIRECTORY_ANSWER_BYTES).await
+}
+
+/// [`exchange`] with its own size limit for the answer.
+pub(crate) async fn exchange_limited(
+    req: reqwest::RequestBuilder,
+    target: &str,
+    timeout: Duration,
+    limit: usize,
 ) -> Result<Reply, IicpError> {
     let resp = req
         .timeout(timeout)
@@ -101,16 +121,82 @@ pub(crate) async fn exchange(
         .map_err(|e| transport_error(target, &e, timeout))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| transport_error(target, &e, timeout))?;
+    let body = read_limited(resp, target, limit, timeout).await?;
     Ok(Reply {
         status,
         headers,
         body,
     })
 }
+
+/// Reads a whole body of at most `limit` bytes. A `Content-Length` above the
+/// limit is refused before any of the body is read; a body that grows past
+/// it is cut off as soon as it does. `waited` is reported on a timeout.
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    target: &str,
+    limit: usize,
+    waited: Duration,
+) -> Result<bytes::Bytes, IicpError> {
+    let too_large = || IicpError::ResponseTooLarge {
+        target: target.to_owned(),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(target, &e, waited))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The most redirects a directory call follows.
+const MAX_DIRECTORY_REDIRECTS: usize = 3;
+
+/// A client for calls to a directory: redirects are followed only within
+/// the origin of the first request (scheme, host and port), at most three
+/// times. A directory that answers with a redirect to another host must not
+/// be able to send the caller's bearer token, or its trust, elsewhere.
+pub(crate) fn directory_client(user_agent: &str) -> Result<reqwest::Client, IicpError> {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() == attempt.url().origin());
+            if same_origin && attempt.previous().len() <= MAX_DIRECTORY_REDIRECTS {
+                attempt.follow()
+            } else {
+                attempt.error(RedirectRefused)
+            }
+        }))
+        .build()
+        .map_err(|e| IicpError::InvalidConfig(format!("HTTP client: {e}")))
+}
+
+/// Why a directory redirect was not followed.
+#[derive(Debug)]
+struct RedirectRefused;
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the directory redirected to another origin (or more than 3 times); not followed",
+        )
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
 
 #[cfg(test)]
 mod tests {

@@ -248,8 +248,8 @@ async fn our_client_fetches_a_consumer_token_with_its_node_token() {
         .unwrap();
     assert_eq!(reply.node_id.as_deref(), Some(m.node_id.as_str()));
 
-    // A token the directory does not know buys no consumer token; the node
-    // then sees only that token and refuses it.
+    // A token the directory does not know buys no consumer token; the task
+    // then goes without a credential and the node refuses it.
     let err = client("not-a-directory-token")
         .chat(vec![ChatMessage::user("hi")], None)
         .await

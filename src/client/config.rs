@@ -110,7 +110,14 @@ pub struct ClientOptions {
     /// Default: `IICP_CX_ALLOW_PLAINTEXT=1` in the environment, else false:
     /// such nodes are skipped and the payload is always encrypted.
     pub allow_plaintext: bool,
+    /// Largest task answer read from a node (default 8 MiB,
+    /// `IICP_MAX_RESPONSE_BYTES`); a larger one is cut off unread with
+    /// `response_too_large` and the task moves to the next node.
+    pub max_response_bytes: usize,
 }
+
+/// Default of [`ClientOptions::max_response_bytes`]: 8 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -122,14 +129,15 @@ impl Default for ClientOptions {
             selection: SelectionStrategy::DirectoryOrder,
             discovery_cache: true,
             allow_plaintext: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
 
 impl ClientOptions {
     /// Defaults, with `IICP_PROXY_ALLOW_LOOPBACK_NODES`,
-    /// `IICP_CX_ALLOW_PLAINTEXT` and `IICP_ROUTING_STRATEGY` read from the
-    /// environment.
+    /// `IICP_CX_ALLOW_PLAINTEXT`, `IICP_ROUTING_STRATEGY` and
+    /// `IICP_MAX_RESPONSE_BYTES` read from the environment.
     pub fn from_env() -> Self {
         let flag = |name: &str| {
             std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
@@ -142,6 +150,10 @@ impl ClientOptions {
             allow_private_nodes: flag("IICP_PROXY_ALLOW_LOOPBACK_NODES"),
             allow_plaintext: flag("IICP_CX_ALLOW_PLAINTEXT"),
             selection,
+            max_response_bytes: std::env::var("IICP_MAX_RESPONSE_BYTES")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
             ..Self::default()
         }
     }
@@ -208,6 +220,12 @@ impl ClientBuilder {
     /// Reuse discover answers for their `Cache-Control: max-age`.
     pub fn discovery_cache(mut self, on: bool) -> Self {
         self.options.discovery_cache = on;
+        self
+    }
+
+    /// Largest task answer read from a node, in bytes (at least 1 KiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.options.max_response_bytes = bytes.max(1024);
         self
     }
 

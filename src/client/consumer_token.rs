@@ -1,11 +1,13 @@
 //! Consumer tokens on the client side (PROTOCOL.md §1.7, §2.4): with a
 //! `node_token` configured, the client asks the directory for a short-lived
 //! token that lets it reach one node with one intent, and sends that
-//! (`X-IICP-Consumer-Token`) instead of its own token. Tokens are cached
-//! until 30 s before they expire; a directory that issues none is asked
-//! again only after a minute.
+//! (`X-IICP-Consumer-Token`). Its own token is a directory credential and
+//! goes to the directory only: without a consumer token the task is sent
+//! without a credential. Tokens are cached until 30 s before they expire; a
+//! directory that refuses is asked again only after a minute, one that
+//! cannot be reached on the next task.
 
-use crate::outbound::exchange;
+use crate::outbound::exchange_limited;
 use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,6 +21,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const RENEW_BEFORE: Duration = Duration::from_secs(30);
 /// How long "the directory issued no token" is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Largest consumer-token answer read (a token is a few hundred bytes).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Most cached (node, intent) pairs.
 const CAPACITY: usize = 1024;
 
@@ -42,7 +46,7 @@ pub(crate) struct ConsumerTokens {
 impl ConsumerTokens {
     /// A token for `target`/`intent`, from the cache or the directory;
     /// `None` when the directory issues none (old directory, unknown node,
-    /// token refused). Never fails the task: the caller falls back.
+    /// token refused, no answer). Never fails the task.
     pub async fn get(
         &self,
         http: &reqwest::Client,
@@ -53,14 +57,17 @@ impl ConsumerTokens {
         left: Duration,
     ) -> Option<Secret> {
         let key = (target.to_owned(), intent.to_owned());
-        if let Some((token, until)) = self.cache.lock().expect("token cache").get(&key) {
+        if let Some((token, until)) = self.lock().get(&key) {
             if Instant::now() < *until {
                 return token.clone();
             }
         }
         let fetched = fetch(http, directory_url, node_token, target, intent, left).await;
         let entry = match fetched {
-            Some(issued) => {
+            // Asked again on the next task: a passing fault must not lock
+            // token-mode nodes out for a minute.
+            Fetched::NoAnswer => return None,
+            Fetched::Issued(issued) => {
                 let lifetime = issued
                     .expires_at
                     .saturating_sub(crate::token::unix_now())
@@ -70,10 +77,10 @@ impl ConsumerTokens {
                     Instant::now() + Duration::from_secs(lifetime),
                 )
             }
-            None => (None, Instant::now() + NEGATIVE_TTL),
+            Fetched::Refused => (None, Instant::now() + NEGATIVE_TTL),
         };
         let token = entry.0.clone();
-        let mut cache = self.cache.lock().expect("token cache");
+        let mut cache = self.lock();
         if cache.len() >= CAPACITY {
             let now = Instant::now();
             cache.retain(|_, (_, until)| *until > now);
@@ -84,6 +91,19 @@ impl ConsumerTokens {
         cache.insert(key, entry);
         token
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the directory said.
+enum Fetched {
+    Issued(Issued),
+    /// It answered, with no usable token.
+    Refused,
+    /// It could not be reached, or did not answer in time.
+    NoAnswer,
 }
 
 async fn fetch(
@@ -93,26 +113,39 @@ async fn fetch(
     target: &str,
     intent: &str,
     left: Duration,
-) -> Option<Issued> {
+) -> Fetched {
     let url = format!("{}/v1/consumer-token", directory_url.trim_end_matches('/'));
     let request = http
         .post(url)
         .bearer_auth(node_token.expose())
         .json(&json!({"target_node_id": target, "intent": intent}));
-    let reply = exchange(request, "the directory", left.min(CALL_TIMEOUT))
-        .await
-        .map_err(|e| tracing::debug!(error = %e, "no consumer token: the directory did not answer"))
-        .ok()?;
+    let reply = exchange_limited(
+        request,
+        "the directory",
+        left.min(CALL_TIMEOUT),
+        MAX_ANSWER_BYTES,
+    )
+    .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::debug!(error = %e, "no consumer token: the directory did not answer");
+            return Fetched::NoAnswer;
+        }
+    };
     if reply.status != 201 {
         tracing::debug!(
             status = reply.status,
             "no consumer token: the directory refused"
         );
-        return None;
+        return Fetched::Refused;
     }
-    reply
-        .json::<Issued>("the consumer token")
-        .map_err(|e| tracing::debug!(error = %e, "no consumer token: unreadable answer"))
-        .ok()
-        .filter(|issued| !issued.token.is_empty())
+    match reply.json::<Issued>("the consumer token") {
+        Ok(issued) if !issued.token.is_empty() => Fetched::Issued(issued),
+        Ok(_) => Fetched::Refused,
+        Err(e) => {
+            tracing::debug!(error = %e, "no consumer token: unreadable answer");
+            Fetched::Refused
+        }
+    }
 }

@@ -70,10 +70,15 @@ pub(crate) fn max_age(headers: &HeaderMap) -> Option<Duration> {
     age.filter(|a| !a.is_zero())
 }
 
-/// Calls discover and returns the list with its cache lifetime.
+/// Calls discover and returns the list with its cache lifetime. The answer
+/// is read up to [`MAX_DIRECTORY_ANSWER_BYTES`](crate::outbound::MAX_DIRECTORY_ANSWER_BYTES),
+/// and a directory that lists more nodes than the URL's `limit` (made by
+/// [`discover_url`] from `params`) is cut to that many, in its order: a
+/// directory cannot make the client hold or try more nodes than it asked for.
 pub(crate) async fn fetch(
     http: &reqwest::Client,
     url: reqwest::Url,
+    params: &DiscoverParams<'_>,
     traceparent: &str,
     timeout: Duration,
 ) -> Result<(NodeList, Option<Duration>)> {
@@ -83,7 +88,17 @@ pub(crate) async fn fetch(
         timeout,
     )
     .await?;
-    let list: NodeList = reply.json("the directory's discover answer")?;
+    let mut list: NodeList = reply.json("the directory's discover answer")?;
+    let asked = clamp_limit(params.limit.map(i64::from)) as usize;
+    if list.nodes.len() > asked {
+        tracing::debug!(
+            listed = list.nodes.len(),
+            asked,
+            "the directory listed more nodes than asked for; the rest are ignored"
+        );
+        list.nodes.truncate(asked);
+        list.count = asked;
+    }
     let ttl = max_age(&reply.headers);
     Ok((list, ttl))
 }

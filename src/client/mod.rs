@@ -20,7 +20,7 @@ pub mod trace;
 pub use chat::ChatResponse;
 pub use config::{
     ChatOptions, ClientBuilder, ClientConfig, ClientOptions, DEFAULT_DIRECTORY_URL,
-    DEFAULT_TIMEOUT_MS, DiscoverOptions, MAX_TIMEOUT_MS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, MAX_TIMEOUT_MS,
 };
 pub use selection::SelectionStrategy;
 
@@ -104,10 +104,7 @@ impl IicpClient {
             ))
         })?;
         let build_err = |e: reqwest::Error| IicpError::InvalidConfig(format!("HTTP client: {e}"));
-        let directory_http = reqwest::Client::builder()
-            .user_agent(user_agent())
-            .build()
-            .map_err(build_err)?;
+        let directory_http = crate::outbound::directory_client(&user_agent())?;
         let guard = EndpointGuard::new(options.allow_private_nodes);
         let node_http = guard
             .apply(reqwest::Client::builder().user_agent(user_agent()))
@@ -164,6 +161,7 @@ impl IicpClient {
         let (list, _) = discovery::fetch(
             &self.inner.directory_http,
             url,
+            &params,
             &trace,
             self.inner.timeout(),
         )

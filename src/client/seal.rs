@@ -6,7 +6,7 @@
 
 use crate::cx::{self, CxError, IicpConfResp, SharedSecret};
 use crate::error::IicpError;
-use crate::wire::{NodeInfo, TaskAuth, TaskRequest};
+use crate::wire::{NodeInfo, TaskRequest};
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -52,6 +52,10 @@ fn encode_error(e: serde_json::Error) -> IicpError {
 
 impl Outgoing {
     pub fn new(mut task: TaskRequest) -> Result<Self, IicpError> {
+        // A task goes to whichever nodes the directory lists: a credential in
+        // the body would reach all of them, outside the seal. The client's
+        // only credential for nodes is a consumer token, sent per node.
+        task.auth = None;
         let payload_json = serde_json::to_vec(&task.payload).map_err(encode_error)?;
         let payload = std::mem::take(&mut task.payload);
         Ok(Self {
@@ -61,13 +65,10 @@ impl Outgoing {
         })
     }
 
-    /// The body for `node`: sealed to its key when it has one. `auth` is
-    /// added when the node is to receive the caller's token in the body.
-    pub fn for_node(&self, node: &NodeInfo, auth: Option<TaskAuth>) -> Result<Prepared, IicpError> {
+    /// The body for `node`: sealed to its key when it has one.
+    pub fn for_node(&self, node: &NodeInfo) -> Result<Prepared, IicpError> {
         let Some(key) = node_key(node) else {
-            return self
-                .plaintext(auth)
-                .map(|body| Prepared { body, sealed: None });
+            return self.plaintext().map(|body| Prepared { body, sealed: None });
         };
         let (mut conf, ss) = cx::seal_request(
             &key,
@@ -86,7 +87,6 @@ impl Outgoing {
         let mut task = self.head.clone();
         task.iicp_conf = Some(serde_json::to_value(conf).map_err(encode_error)?);
         task.cx_response_encryption = Some("required".into());
-        task.auth = auth;
         let body = serde_json::to_vec(&task).map_err(encode_error)?;
         Ok(Prepared {
             body: body.into(),
@@ -97,10 +97,9 @@ impl Outgoing {
         })
     }
 
-    fn plaintext(&self, auth: Option<TaskAuth>) -> Result<Bytes, IicpError> {
+    fn plaintext(&self) -> Result<Bytes, IicpError> {
         let mut task = self.head.clone();
         task.payload = self.payload.clone();
-        task.auth = auth;
         Ok(serde_json::to_vec(&task).map_err(encode_error)?.into())
     }
 

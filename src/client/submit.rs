@@ -8,10 +8,10 @@ use super::retry::{Verdict, backoff, retry_after_header, verdict_for};
 use super::seal::{Outgoing, Prepared, Sealed, node_key};
 use super::{Inner, selection};
 use crate::error::{IicpError, Result};
-use crate::outbound::{error_from_response, transport_error};
+use crate::outbound::{error_from_response, read_limited, transport_error};
 use crate::secret::Secret;
 use crate::wire::{
-    NodeInfo, NodeList, Qos, TaskAuth, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
+    NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
     parse_error_body,
 };
 use std::sync::Arc;
@@ -65,8 +65,17 @@ pub(crate) async fn submit(
     let mut failures: Vec<String> = Vec::new();
     for node in &candidates {
         let credential = credential_for(inner, node, &outgoing, deadline).await;
-        let prepared = outgoing.for_node(node, credential.body_auth())?;
-        match attempt_node(inner, node, &prepared, &credential, &trace, deadline).await {
+        let prepared = outgoing.for_node(node)?;
+        match attempt_node(
+            inner,
+            node,
+            &prepared,
+            credential.as_ref(),
+            &trace,
+            deadline,
+        )
+        .await
+        {
             Ok(mut response) => {
                 let metrics = response.metrics.get_or_insert_with(Default::default);
                 metrics.node_id.get_or_insert_with(|| node.node_id.clone());
@@ -89,40 +98,22 @@ pub(crate) async fn submit(
     })
 }
 
-/// How the caller proves itself to one node.
-enum Credential {
-    /// No `node_token` configured.
-    None,
-    /// A consumer token the directory issued for this node and intent.
-    Consumer(Secret),
-    /// The caller's own token (the directory issued no consumer token):
-    /// sent as `Authorization: Bearer` and `auth.node_token`.
-    Own(Secret),
-}
-
-impl Credential {
-    fn body_auth(&self) -> Option<TaskAuth> {
-        match self {
-            Self::Own(token) => Some(TaskAuth {
-                node_token: Some(token.clone()),
-                ..Default::default()
-            }),
-            _ => None,
-        }
-    }
-}
-
+/// The consumer token that lets the caller reach `node` with this intent,
+/// when a `node_token` is configured and the directory issues one.
+///
+/// The caller's own `node_token` is a directory credential: it goes only
+/// to the directory, never to a node. Without a consumer token the task
+/// goes without a credential (nodes in `open` mode take it; nodes in
+/// `token` mode answer 401).
 async fn credential_for(
     inner: &Inner,
     node: &NodeInfo,
     outgoing: &Outgoing,
     deadline: Instant,
-) -> Credential {
-    let Some(own) = &inner.config.node_token else {
-        return Credential::None;
-    };
+) -> Option<Secret> {
+    let own = inner.config.node_token.as_ref()?;
     let left = deadline.saturating_duration_since(Instant::now());
-    match inner
+    inner
         .consumer_tokens
         .get(
             &inner.directory_http,
@@ -133,10 +124,6 @@ async fn credential_for(
             left,
         )
         .await
-    {
-        Some(token) => Credential::Consumer(token),
-        None => Credential::Own(own.clone()),
-    }
 }
 
 fn short_id(id: &str) -> &str {
@@ -183,7 +170,8 @@ async fn candidates(
         None => {
             let total = inner.timeout();
             let left = remaining(deadline, "discovery", total)?;
-            let (list, ttl) = discovery::fetch(&inner.directory_http, url, trace, left).await?;
+            let (list, ttl) =
+                discovery::fetch(&inner.directory_http, url, &params, trace, left).await?;
             let list = Arc::new(list);
             if let (true, Some(ttl)) = (inner.options.discovery_cache, ttl) {
                 inner.cache.put(key, list.clone(), ttl);
@@ -256,7 +244,7 @@ async fn attempt_node(
     inner: &Inner,
     node: &NodeInfo,
     prepared: &Prepared,
-    credential: &Credential,
+    consumer_token: Option<&Secret>,
     trace: &str,
     deadline: Instant,
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
@@ -273,12 +261,8 @@ async fn attempt_node(
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(left)
             .body(prepared.body.clone());
-        match credential {
-            Credential::None => {}
-            Credential::Consumer(token) => {
-                request = request.header("X-IICP-Consumer-Token", token.expose());
-            }
-            Credential::Own(token) => request = request.bearer_auth(token.expose()),
+        if let Some(token) = consumer_token {
+            request = request.header("X-IICP-Consumer-Token", token.expose());
         }
         let (verdict, error, retry_after) = match request.send().await {
             Err(e) => {
@@ -299,11 +283,10 @@ async fn attempt_node(
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let header_retry = retry_after_header(resp.headers());
-                let bytes = match resp.bytes().await {
+                let limit = inner.options.max_response_bytes;
+                let bytes = match read_limited(resp, &target, limit, left).await {
                     Ok(b) => b,
-                    Err(e) => {
-                        return Err(NodeOutcome::Next(transport_error(&target, &e, left)));
-                    }
+                    Err(e) => return Err(NodeOutcome::Next(e)),
                 };
                 if (200..300).contains(&status) {
                     match judge_success_body(&bytes, &target, prepared.sealed.as_ref()) {

@@ -77,7 +77,10 @@ pub struct TaskRequest {
     /// Execution constraints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraints: Option<TaskConstraints>,
-    /// Credentials.
+    /// Credentials, as nodes read them (PROTOCOL.md §2.4). `IicpClient`
+    /// never sends this field: a task may go to any node the directory
+    /// lists, so its only credential for nodes is a directory-issued consumer
+    /// token (`X-IICP-Consumer-Token`), scoped to one node and intent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<TaskAuth>,
     /// The submitting node, when a node submits.

@@ -128,10 +128,16 @@ pub fn registration_cx(endpoint: &str, models: &[&str], key: &iicp_client::cx::C
 
 /// A node stand-in that only answers `GET /iicp/health`, for liveness probes.
 pub async fn health_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let app = Router::new().route(
+    serve(Router::new().route(
         "/iicp/health",
         get(|| async { axum::Json(json!({"status": "ok"})) }),
-    );
+    ))
+    .await
+}
+
+/// Serves `app` on a free loopback port (a scripted peer: a hostile
+/// directory, a stand-in node).
+pub async fn serve(app: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {

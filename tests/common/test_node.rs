@@ -37,6 +37,7 @@ pub enum Reply {
 pub struct Seen {
     pub traceparent: Option<String>,
     pub authorization: Option<String>,
+    pub consumer_token: Option<String>,
     pub body: Value,
 }
 
@@ -128,6 +129,7 @@ async fn task(State(st): State<NodeState>, headers: HeaderMap, body: Bytes) -> R
         seen.push(Seen {
             traceparent: header("traceparent"),
             authorization: header("authorization"),
+            consumer_token: header("x-iicp-consumer-token"),
             body: body.clone(),
         });
         seen.len() - 1
