@@ -202,10 +202,10 @@ impl IicpNode {
             registration.implementation_name = Some("iicp-client-rs".into());
             registration.implementation_version = Some(env!("CARGO_PKG_VERSION").into());
             registration.cx_public_key = cx.as_ref().map(|k| k.advertised());
-            let http = reqwest::Client::builder()
-                .user_agent(format!("iicp-node/{}", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| IicpError::InvalidConfig(format!("HTTP client: {e}")))?;
+            let http = crate::outbound::directory_client(&format!(
+                "iicp-node/{}",
+                env!("CARGO_PKG_VERSION")
+            ))?;
             let params = lifecycle::LifecycleParams {
                 http,
                 directory_url: cfg.directory_url.clone(),
