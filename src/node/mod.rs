@@ -46,7 +46,7 @@ pub use signal::shutdown_signal;
 pub use task_auth::TaskAuthMode;
 
 use crate::backends::Backend;
-use crate::error::{IicpError, Result};
+use crate::error::Result;
 use crate::wire::{IntentUrn, NodeLimits, RegisterRequest};
 use pipeline::Pipeline;
 use std::net::SocketAddr;
