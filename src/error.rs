@@ -63,13 +63,19 @@ pub enum IicpError {
         /// The node that answered.
         node_id: String,
     },
-    /// No node could serve the task (code `no_available_node`).
+    /// No node could serve the task (code `no_available_node`): the
+    /// directory listed none, none was usable, or the candidates failed in
+    /// different ways. When every candidate answered with the same
+    /// [`Protocol`](Self::Protocol) error, that error is returned instead.
     #[error("[no_available_node] no node served {intent}: {reason}")]
     NoAvailableNode {
         /// The intent asked for.
         intent: String,
-        /// Why: none found, all filtered, or every attempt failed.
+        /// Why: none found, all filtered, or each node's failure.
         reason: String,
+        /// The last candidate's own error, whole (`None` when no node was
+        /// tried): match on it for its code and status.
+        last: Option<Box<IicpError>>,
     },
     /// Nodes serve the intent but none advertises an IICP-CX key, and
     /// plaintext was not allowed: nothing was sent (code `IICP-CX-REQUIRED`).

@@ -231,11 +231,63 @@ async fn a_502_is_not_retried_on_the_same_node() {
     mesh.add("a-broken", &broken.endpoint()).await;
     let err = mesh.client(5_000).chat(hello(), None).await.unwrap_err();
     assert_eq!(broken.hits(), 1);
-    assert_eq!(err.code(), "no_available_node", "{err}");
+    // The only candidate's own error comes back whole (issue 12 item 1).
+    match err {
+        IicpError::Protocol { code, status, .. } => {
+            assert_eq!((code.as_str(), status), ("backend_error", 502));
+        }
+        other => panic!("expected the node's Protocol error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn nodes_failing_differently_give_no_available_node_with_the_last_error() {
+    let mesh = Mesh::start().await;
+    let broken = TestNode::start(vec![Reply::Status(
+        502,
+        json!({"error": {"code": "backend_error", "message": "upstream down"}}),
+        None,
+    )])
+    .await;
+    let failing = TestNode::start(vec![Reply::Status(
+        500,
+        json!({"error": {"code": "handler_error", "message": "boom"}}),
+        None,
+    )])
+    .await;
+    mesh.add("a-broken", &broken.endpoint()).await;
+    mesh.add("b-failing", &failing.endpoint()).await;
+    let err = mesh.client(5_000).chat(hello(), None).await.unwrap_err();
     assert!(
         err.to_string().contains("backend_error"),
-        "the cause is reported: {err}"
+        "every cause is listed: {err}"
     );
+    match err {
+        IicpError::NoAvailableNode {
+            last: Some(last), ..
+        } => {
+            assert_eq!(last.code(), "handler_error");
+            assert_eq!(last.status(), Some(500));
+        }
+        other => panic!("expected NoAvailableNode with the last error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_empty_discover_answer_is_not_cached() {
+    let mesh = Mesh::start().await;
+    let client = mesh.client(5_000);
+    let err = client.chat(hello(), None).await.unwrap_err();
+    assert!(
+        matches!(err, IicpError::NoAvailableNode { last: None, .. }),
+        "{err:?}"
+    );
+    // A node registers right after: the next chat must find it.
+    let node = TestNode::start(vec![Reply::Echo]).await;
+    mesh.add("late", &node.endpoint()).await;
+    let reply = client.chat(hello(), None).await.unwrap();
+    assert_eq!(reply.node_id.as_deref(), Some("late"));
+    assert_eq!(mesh.proxy.discover_count(), 2);
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ pub(crate) async fn submit(
     let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
     // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
     let outgoing = Outgoing::new(task)?;
-    let mut failures: Vec<String> = Vec::new();
+    let mut failures: Vec<(String, IicpError)> = Vec::new();
     for node in &candidates {
         let credential = credential_for(inner, node, &outgoing, deadline).await;
         let prepared = outgoing.for_node(node)?;
@@ -88,14 +88,48 @@ pub(crate) async fn submit(
                 if matches!(e, IicpError::Timeout { .. }) && Instant::now() >= deadline {
                     return Err(e);
                 }
-                failures.push(format!("{}: {e}", short_id(&node.node_id)));
+                failures.push((short_id(&node.node_id).to_owned(), e));
             }
         }
     }
-    Err(IicpError::NoAvailableNode {
-        intent: outgoing.intent().to_owned(),
-        reason: format!("every candidate failed ({})", failures.join("; ")),
-    })
+    Err(all_failed(outgoing.intent(), failures))
+}
+
+/// The error of a submit whose every candidate failed: the nodes' own
+/// [`IicpError::Protocol`] when they all answered with the same code and
+/// status (one node, or a mesh that agrees), else `NoAvailableNode` listing
+/// each failure, with the last one kept whole in `last`.
+fn all_failed(intent: &str, mut failures: Vec<(String, IicpError)>) -> IicpError {
+    let same_protocol_error = failures
+        .windows(2)
+        .all(|pair| match (&pair[0].1, &pair[1].1) {
+            (
+                IicpError::Protocol {
+                    code: a, status: s, ..
+                },
+                IicpError::Protocol {
+                    code: b, status: t, ..
+                },
+            ) => a == b && s == t,
+            _ => false,
+        });
+    let reason = format!(
+        "every candidate failed ({})",
+        failures
+            .iter()
+            .map(|(node, e)| format!("{node}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let last = failures.pop().map(|(_, e)| e);
+    match last {
+        Some(e @ IicpError::Protocol { .. }) if same_protocol_error => e,
+        last => IicpError::NoAvailableNode {
+            intent: intent.to_owned(),
+            reason,
+            last: last.map(Box::new),
+        },
+    }
 }
 
 /// The consumer token that lets the caller reach `node` with this intent,
@@ -173,7 +207,11 @@ async fn candidates(
             let (list, ttl) =
                 discovery::fetch(&inner.directory_http, url, &params, trace, left).await?;
             let list = Arc::new(list);
-            if let (true, Some(ttl)) = (inner.options.discovery_cache, ttl) {
+            // An empty answer is never cached: a node that registers a moment
+            // later must be found by the next call.
+            if let (true, Some(ttl), false) =
+                (inner.options.discovery_cache, ttl, list.nodes.is_empty())
+            {
                 inner.cache.put(key, list.clone(), ttl);
             }
             list
@@ -209,6 +247,7 @@ async fn candidates(
         return Err(IicpError::NoAvailableNode {
             intent: task.intent.to_string(),
             reason,
+            last: None,
         });
     }
     let usable = if inner.options.allow_plaintext {
