@@ -133,16 +133,17 @@ impl IicpClient {
         &self.inner.options
     }
 
-    /// Asks the directory which nodes serve `intent`. `traceparent` is an
+    /// Asks the directory which nodes serve `intent`, a URN string or an
+    /// [`IntentUrn`] (e.g. [`IntentUrn::LLM_CHAT_V1`]). `traceparent` is an
     /// optional W3C trace context to propagate. Always asks the directory
     /// (the cache serves only `submit()` and `chat()`).
     pub async fn discover(
         &self,
-        intent: &str,
+        intent: impl AsRef<str>,
         options: Option<DiscoverOptions>,
         traceparent: Option<&str>,
     ) -> Result<NodeList> {
-        let intent = IntentUrn::parse(intent)?;
+        let intent = IntentUrn::parse(intent.as_ref())?;
         check_intent_policy(intent.as_str())?;
         let trace = trace::resolve(traceparent)?;
         let options = options.unwrap_or_default();
@@ -212,7 +213,7 @@ impl IicpClient {
                 "chat needs at least one message".into(),
             ));
         }
-        let intent = IntentUrn::parse(crate::wire::intent::LLM_CHAT_V1)?;
+        let intent = IntentUrn::LLM_CHAT_V1;
         let payload = chat::payload(
             &messages,
             options.model.as_deref(),

@@ -8,6 +8,7 @@
 
 use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -49,11 +50,31 @@ pub enum IntentError {
 }
 
 /// A validated intent URN such as `urn:iicp:intent:llm:chat:v1`.
+///
+/// The common intents are typed constants, usable wherever an intent is
+/// taken: `TaskRequest::new(IntentUrn::LLM_CHAT_V1, payload)`,
+/// `client.discover(IntentUrn::LLM_CHAT_V1, None, None)`. Any other intent
+/// comes from [`IntentUrn::parse`].
+///
+/// ```
+/// use iicp_client::IntentUrn;
+/// assert_eq!(IntentUrn::LLM_CHAT_V1.as_str(), "urn:iicp:intent:llm:chat:v1");
+/// let custom = IntentUrn::parse("urn:iicp:intent:x.acme:summarize:v1")?;
+/// assert!(custom.is_custom());
+/// # Ok::<(), iicp_client::wire::IntentError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct IntentUrn(String);
+pub struct IntentUrn(Cow<'static, str>);
 
 impl IntentUrn {
+    /// `urn:iicp:intent:llm:chat:v1`, the intent `chat()` uses.
+    pub const LLM_CHAT_V1: Self = Self(Cow::Borrowed(LLM_CHAT_V1));
+    /// `urn:iicp:intent:llm:completion:v1`.
+    pub const LLM_COMPLETION_V1: Self = Self(Cow::Borrowed(LLM_COMPLETION_V1));
+    /// `urn:iicp:intent:llm:embedding:v1`.
+    pub const LLM_EMBEDDING_V1: Self = Self(Cow::Borrowed(LLM_EMBEDDING_V1));
+
     /// Validates `s` against the registry grammar.
     pub fn parse(s: &str) -> Result<Self, IntentError> {
         if s.is_empty() {
@@ -68,7 +89,7 @@ impl IntentUrn {
         if !REGISTRY_PATTERN.is_match(s) {
             return Err(IntentError::Malformed(s.to_owned()));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(Cow::Owned(s.to_owned())))
     }
 
     /// The URN text.
@@ -189,6 +210,17 @@ mod tests {
             IntentUrn::parse(&format!("urn:iicp:intent:{}:v1", "a".repeat(300))),
             Err(IntentError::TooLong)
         );
+    }
+
+    #[test]
+    fn the_typed_constants_are_valid_urns() {
+        for c in [
+            IntentUrn::LLM_CHAT_V1,
+            IntentUrn::LLM_COMPLETION_V1,
+            IntentUrn::LLM_EMBEDDING_V1,
+        ] {
+            assert_eq!(IntentUrn::parse(c.as_str()), Ok(c));
+        }
     }
 
     #[test]
