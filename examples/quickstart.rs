@@ -19,7 +19,9 @@ async fn main() -> iicp_client::Result<()> {
         config.directory_url = url;
     }
     let question = std::env::var("IICP_PROMPT").unwrap_or_else(|_| "What is IICP?".into());
-    let client = IicpClient::new(config)?;
+    // The library reads no environment variable by itself; `with_env` lets
+    // IICP_PROXY_ALLOW_LOOPBACK_NODES and the other client variables in.
+    let client = IicpClient::builder(config).with_env().build()?;
     let reply = client
         .chat(
             vec![

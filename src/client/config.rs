@@ -44,7 +44,10 @@ pub struct ClientConfig {
     pub timeout_ms: u64,
     /// Preferred region: raises the score of nodes there, never filters.
     pub region: Option<String>,
-    /// Bearer token sent to nodes that require one. Prints as `***`.
+    /// Your node's directory token, for nodes that require authorisation
+    /// (`token` mode). The client shows it to the directory only, which
+    /// issues a consumer token scoped to one node and intent for each task
+    /// (PROTOCOL.md §1.7); it is never sent to a node. Prints as `***`.
     pub node_token: Option<Secret>,
 }
 
@@ -90,11 +93,13 @@ pub struct ChatOptions {
 }
 
 /// Settings beyond the four of [`ClientConfig`], set through
-/// [`ClientBuilder`]. Defaults come from the environment where noted.
+/// [`ClientBuilder`] and read back with `IicpClient::options()`. The
+/// library reads no environment variable by itself: [`ClientOptions::from_env`]
+/// and [`ClientBuilder::with_env`] are the explicit ways to let one in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientOptions {
-    /// Allow nodes on loopback, private and link-local addresses.
-    /// Default: `IICP_PROXY_ALLOW_LOOPBACK_NODES=1` in the environment, else false.
+    /// Allow nodes on loopback, private and link-local addresses (default
+    /// false; `IICP_PROXY_ALLOW_LOOPBACK_NODES` with `with_env`).
     pub allow_private_nodes: bool,
     /// Nodes tried per submit (default 3).
     pub max_candidates: usize,
@@ -102,17 +107,18 @@ pub struct ClientOptions {
     pub attempts_per_node: u32,
     /// First retry delay; doubles per retry, ±20 % jitter (default 200 ms).
     pub retry_base_ms: u64,
-    /// Candidate order. Default: directory order, or `IICP_ROUTING_STRATEGY`.
+    /// Candidate order (default: the directory's; `IICP_ROUTING_STRATEGY`
+    /// with `with_env`).
     pub selection: SelectionStrategy,
     /// Reuse discover answers for their `Cache-Control: max-age` (default on).
     pub discovery_cache: bool,
-    /// Send the payload in plaintext to nodes that advertise no IICP-CX key.
-    /// Default: `IICP_CX_ALLOW_PLAINTEXT=1` in the environment, else false:
-    /// such nodes are skipped and the payload is always encrypted.
+    /// Send the payload in plaintext to nodes that advertise no IICP-CX key
+    /// (default false: such nodes are skipped and the payload is always
+    /// encrypted; `IICP_CX_ALLOW_PLAINTEXT` with `with_env`).
     pub allow_plaintext: bool,
-    /// Largest task answer read from a node (default 8 MiB,
-    /// `IICP_MAX_RESPONSE_BYTES`); a larger one is cut off unread with
-    /// `response_too_large` and the task moves to the next node.
+    /// Largest task answer read from a node (default 8 MiB;
+    /// `IICP_MAX_RESPONSE_BYTES` with `with_env`); a larger one is cut off
+    /// unread with `response_too_large` and the task moves to the next node.
     pub max_response_bytes: usize,
 }
 
@@ -135,29 +141,51 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
-    /// Defaults, with `IICP_PROXY_ALLOW_LOOPBACK_NODES`,
-    /// `IICP_CX_ALLOW_PLAINTEXT`, `IICP_ROUTING_STRATEGY` and
-    /// `IICP_MAX_RESPONSE_BYTES` read from the environment.
+    /// The defaults, with [`ENV_VARS`] that are set applied over them.
     pub fn from_env() -> Self {
-        let flag = |name: &str| {
-            std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
-        };
-        let selection = std::env::var("IICP_ROUTING_STRATEGY")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_default();
-        Self {
-            allow_private_nodes: flag("IICP_PROXY_ALLOW_LOOPBACK_NODES"),
-            allow_plaintext: flag("IICP_CX_ALLOW_PLAINTEXT"),
-            selection,
-            max_response_bytes: std::env::var("IICP_MAX_RESPONSE_BYTES")
+        Self::default().with_env()
+    }
+
+    /// These options with each of [`ENV_VARS`] that is set applied over
+    /// them; unset or unreadable variables leave a setting as it is.
+    pub fn with_env(mut self) -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
                 .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            ..Self::default()
+                .map(|v| v.trim().to_ascii_lowercase())
+        };
+        let flag = |name: &str| {
+            var(name).and_then(|v| match v.as_str() {
+                "1" | "true" | "yes" | "on" => Some(true),
+                "0" | "false" | "no" | "off" => Some(false),
+                _ => None,
+            })
+        };
+        if let Some(on) = flag("IICP_PROXY_ALLOW_LOOPBACK_NODES") {
+            self.allow_private_nodes = on;
         }
+        if let Some(on) = flag("IICP_CX_ALLOW_PLAINTEXT") {
+            self.allow_plaintext = on;
+        }
+        if let Some(strategy) = var("IICP_ROUTING_STRATEGY").and_then(|v| v.parse().ok()) {
+            self.selection = strategy;
+        }
+        if let Some(bytes) = var("IICP_MAX_RESPONSE_BYTES").and_then(|v| v.parse().ok()) {
+            self.max_response_bytes = bytes;
+        }
+        self
     }
 }
+
+/// The environment variables [`ClientOptions::with_env`] reads. Two of them
+/// weaken a protection (loopback nodes, plaintext), which is why the library
+/// reads none of them unless asked.
+pub const ENV_VARS: [&str; 4] = [
+    "IICP_PROXY_ALLOW_LOOPBACK_NODES",
+    "IICP_CX_ALLOW_PLAINTEXT",
+    "IICP_ROUTING_STRATEGY",
+    "IICP_MAX_RESPONSE_BYTES",
+];
 
 /// Builds an [`IicpClient`](super::IicpClient) with non-default options.
 ///
@@ -229,6 +257,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Applies the [`ENV_VARS`] that are set over the options so far: the
+    /// explicit way to let an operator's environment configure the client
+    /// (`iicp-node chat` and the examples do).
+    pub fn with_env(mut self) -> Self {
+        self.options = self.options.with_env();
+        self
+    }
+
     /// Replaces all options at once.
     pub fn options(mut self, options: ClientOptions) -> Self {
         self.options = options;
@@ -238,5 +274,52 @@ impl ClientBuilder {
     /// Checks the configuration and builds the client.
     pub fn build(self) -> crate::Result<super::IicpClient> {
         super::IicpClient::from_parts(self.config, self.options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in the library that sets these variables (the
+    /// environment is shared by every test thread of this binary).
+    #[test]
+    fn the_environment_is_read_only_when_asked() {
+        // SAFETY: no other test of this binary reads or writes these variables.
+        unsafe {
+            std::env::set_var("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1");
+            std::env::set_var("IICP_CX_ALLOW_PLAINTEXT", "yes");
+            std::env::set_var("IICP_ROUTING_STRATEGY", "weighted_v1");
+            std::env::set_var("IICP_MAX_RESPONSE_BYTES", "4096");
+        }
+        let config = ClientConfig {
+            directory_url: "http://127.0.0.1:1/api".into(),
+            ..Default::default()
+        };
+        let plain = crate::IicpClient::new(config.clone()).unwrap();
+        assert_eq!(plain.options(), &ClientOptions::default());
+        let built = crate::IicpClient::builder(config.clone()).build().unwrap();
+        assert_eq!(built.options(), &ClientOptions::default());
+
+        let from_env = crate::IicpClient::builder(config.clone())
+            .max_candidates(5)
+            .with_env()
+            .build()
+            .unwrap();
+        let o = from_env.options();
+        assert!(o.allow_private_nodes && o.allow_plaintext);
+        assert!(matches!(o.selection, SelectionStrategy::WeightedV1 { .. }));
+        assert_eq!(o.max_response_bytes, 4096);
+        assert_eq!(o.max_candidates, 5, "settings made before with_env stay");
+
+        // SAFETY: as above.
+        unsafe { std::env::set_var("IICP_CX_ALLOW_PLAINTEXT", "0") };
+        assert!(!ClientOptions::from_env().allow_plaintext);
+        unsafe {
+            for name in ENV_VARS {
+                std::env::remove_var(name);
+            }
+        }
+        assert_eq!(ClientOptions::from_env(), ClientOptions::default());
     }
 }

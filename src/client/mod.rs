@@ -20,7 +20,7 @@ pub mod trace;
 pub use chat::ChatResponse;
 pub use config::{
     ChatOptions, ClientBuilder, ClientConfig, ClientOptions, DEFAULT_DIRECTORY_URL,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, MAX_TIMEOUT_MS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, ENV_VARS, MAX_TIMEOUT_MS,
 };
 pub use selection::SelectionStrategy;
 
@@ -79,18 +79,20 @@ fn user_agent() -> String {
 }
 
 impl IicpClient {
-    /// A client with default options (`IICP_PROXY_ALLOW_LOOPBACK_NODES` and
-    /// `IICP_ROUTING_STRATEGY` are read from the environment). Fails with
-    /// `invalid_config` when `timeout_ms` exceeds 120 000 (SDK-04).
+    /// A client with default options; no environment variable is read.
+    /// Fails with `invalid_config` when `timeout_ms` is outside
+    /// 1..=120 000 (SDK-04) or `directory_url` is not a URL.
     pub fn new(config: ClientConfig) -> Result<Self> {
-        Self::from_parts(config, ClientOptions::from_env())
+        Self::from_parts(config, ClientOptions::default())
     }
 
-    /// A builder for non-default options.
+    /// A builder for everything beyond [`ClientConfig`], starting from the
+    /// defaults (no environment variable is read unless
+    /// [`ClientBuilder::with_env`] is called).
     pub fn builder(config: ClientConfig) -> ClientBuilder {
         ClientBuilder {
             config,
-            options: ClientOptions::from_env(),
+            options: ClientOptions::default(),
         }
     }
 

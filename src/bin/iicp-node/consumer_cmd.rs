@@ -24,6 +24,7 @@ fn client(mesh: &ConsumerArgs) -> iicp_client::Result<IicpClient> {
         region: mesh.region.clone(),
         node_token: mesh.node_token.clone().map(Into::into),
     })
+    .with_env()
     .allow_private_nodes(mesh.allow_private_nodes || directory_is_loopback(&mesh.directory_url))
     .allow_plaintext(mesh.allow_plaintext)
     .build()
