@@ -286,3 +286,92 @@ async fn an_oversized_body_gets_413_naming_the_limit() {
         server.stop().await;
     }
 }
+
+/// A running `iicp-node` server (stopped with SIGTERM when dropped).
+struct Binary {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _home: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts `iicp-node <args>` with `env` and reads its address off the
+    /// startup line (the word after `on`).
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let home = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .env("IICP_HOME", home.path())
+            .env_remove("IICP_DIRECTORY_SIGNING_KEY")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let line = stderr
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("serving on") || l.contains("listening on"))
+            .expect("a startup line");
+        let addr = line
+            .split_whitespace()
+            .skip_while(|w| *w != "on")
+            .nth(1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("an address in {line:?}"));
+        Self {
+            child,
+            addr,
+            _home: home,
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_takes_the_limits_from_flags_and_environment() {
+    let cases: [&[&str]; 2] = [
+        &["directory", "--listen", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--skip-registration",
+            "--backend-type",
+            "echo",
+            "--no-cx",
+        ],
+    ];
+    for args in cases {
+        let args = [args, &["--header-timeout-ms", "1000"]].concat();
+        let server = Binary::start(&args, &[("IICP_MAX_CONNECTIONS", "1")]);
+        let mut held = connect(server.addr).await;
+        let mut extra = connect(server.addr).await;
+        let shed = read_until_closed(&mut extra)
+            .await
+            .expect("the second is shed");
+        assert!(
+            String::from_utf8_lossy(&shed).starts_with("HTTP/1.1 503 "),
+            "{}: IICP_MAX_CONNECTIONS=1 is applied",
+            args[0]
+        );
+        assert!(
+            read_until_closed(&mut held).await.is_some(),
+            "{}: --header-timeout-ms closes the silent connection",
+            args[0]
+        );
+    }
+}
