@@ -1,4 +1,5 @@
-//! Reading requests: bodies with JSON errors (size limit, read timeout), bearer tokens, the caller's IP.
+//! Reading requests: bodies with JSON errors (size limit, read timeout),
+//! bearer tokens, the caller's IP.
 //!
 //! axum's own extractors answer bad input in plain text; these helpers turn
 //! every failure into an [`ApiError`], and describe JSON errors without
