@@ -44,6 +44,10 @@ pub use client::{
 pub use error::{IicpError, Result};
 pub use node::{HandlerError, IicpNode, NodeConfig, RunningNode, TaskContext, TaskHandler};
 pub use secret::Secret;
+pub use server::ServerLimits;
+pub use server::limits::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+};
 pub use wire::{ChatMessage, IntentUrn, NodeInfo, NodeList, Qos, TaskRequest, TaskResponse};
 
 /// The README's code blocks, compiled as doc-tests so they stay true.

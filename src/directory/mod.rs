@@ -30,6 +30,7 @@ mod store;
 mod validate;
 
 use crate::error::{IicpError, Result};
+use crate::server::serve::Server;
 use crate::token::{self, DirectoryPublicKey, DirectorySigningKey};
 use clock::{Clock, SystemClock};
 use rate_limit::RateLimiter;
@@ -85,6 +86,8 @@ pub struct DirectoryConfig {
     pub signing_key: Option<DirectorySigningKey>,
     /// `iss` of the tokens this directory signs.
     pub issuer: String,
+    /// Header and body read timeouts and the connection cap of its HTTP server.
+    pub server_limits: crate::ServerLimits,
 }
 
 impl Default for DirectoryConfig {
@@ -103,6 +106,7 @@ impl Default for DirectoryConfig {
             clock: Arc::new(SystemClock),
             signing_key: Some(DirectorySigningKey::generate()),
             issuer: token::DEFAULT_ISSUER.to_owned(),
+            server_limits: crate::ServerLimits::default(),
         }
     }
 }
@@ -138,16 +142,8 @@ impl Directory {
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let app = routes::router(state.clone());
-        let stop = cancel.clone();
-        let task = tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, service)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "directory server stopped with an error");
-            }
-        });
+        let server = Server::new(listener, app, state.config.server_limits, "directory");
+        let task = tokio::spawn(server.run(cancel.clone()));
         tracing::debug!(%local_addr, restored, "directory started");
         Ok(RunningDirectory {
             local_addr,

@@ -66,6 +66,8 @@ pub struct NodeConfig {
     /// Where the node's CX key lives (created with 0600 on first start). `None`:
     /// a key kept in memory for this process only.
     pub cx_key_file: Option<PathBuf>,
+    /// Header and body read timeouts and the connection cap of its HTTP server.
+    pub server_limits: crate::ServerLimits,
 }
 
 impl Default for NodeConfig {
@@ -93,6 +95,7 @@ impl Default for NodeConfig {
             confidentiality: true,
             cx_key_file: None,
             task_auth: super::TaskAuthMode::Open,
+            server_limits: crate::ServerLimits::default(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use super::pipeline::{Answer, Pipeline};
 use super::task_auth::Credentials;
 use crate::server::api_error::ApiError;
-use crate::server::request::{RawBody, bearer, parse_json};
+use crate::server::request::{BodyLimit, RawBody, bearer, parse_json};
 use crate::wire::TaskRequest;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -39,6 +39,7 @@ pub(crate) fn router(state: NodeHttp, max_body_bytes: usize) -> Router {
         .fallback(crate::server::fallback::not_found)
         .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }

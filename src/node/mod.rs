@@ -47,6 +47,7 @@ pub use task_auth::TaskAuthMode;
 
 use crate::backends::Backend;
 use crate::error::Result;
+use crate::server::serve::Server;
 use crate::wire::{IntentUrn, NodeLimits, RegisterRequest};
 use pipeline::Pipeline;
 use std::net::SocketAddr;
@@ -171,15 +172,8 @@ impl IicpNode {
             cfg.max_body_bytes,
         );
         let server_stop = CancellationToken::new();
-        let stop = server_stop.clone();
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "node server stopped with an error");
-            }
-        });
+        let server = Server::new(listener, app, cfg.server_limits, "node");
+        let server = tokio::spawn(server.run(server_stop.clone()));
 
         let lifecycle_stop = CancellationToken::new();
         let lifecycle = if cfg.skip_registration {

@@ -15,6 +15,7 @@ pub(crate) struct ApiError {
     status: StatusCode,
     body: Value,
     retry_after_s: Option<u64>,
+    close_connection: bool,
 }
 
 impl ApiError {
@@ -25,6 +26,7 @@ impl ApiError {
             status,
             body,
             retry_after_s: None,
+            close_connection: false,
         }
     }
 
@@ -34,6 +36,7 @@ impl ApiError {
             status,
             body: json!({"error": code, "message": message.into()}),
             retry_after_s: None,
+            close_connection: false,
         }
     }
 
@@ -76,6 +79,13 @@ impl ApiError {
         self
     }
 
+    /// Adds `Connection: close`: the server closes the connection after
+    /// this answer (used when the rest of the request will not be read).
+    pub fn close_connection(mut self) -> Self {
+        self.close_connection = true;
+        self
+    }
+
     /// The HTTP status.
     #[cfg(test)]
     pub fn status(&self) -> StatusCode {
@@ -90,6 +100,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.close_connection {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -1,7 +1,12 @@
-//! Server-side HTTP pieces shared by the directory and the node: JSON error
-//! answers, JSON fallbacks for unknown routes, and request reading.
-//! Crate-private.
+//! Server-side pieces shared by the directory and the node: the accept loop
+//! and its limits, JSON error answers, JSON fallbacks for unknown routes,
+//! and request reading. Crate-private except [`ServerLimits`].
 
 pub(crate) mod api_error;
+mod connection;
 pub(crate) mod fallback;
+pub mod limits;
 pub(crate) mod request;
+pub(crate) mod serve;
+
+pub use limits::ServerLimits;

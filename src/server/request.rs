@@ -1,4 +1,5 @@
-//! Reading requests: bodies with JSON errors, bearer tokens, the caller's IP.
+//! Reading requests: bodies with JSON errors (size limit, read timeout),
+//! bearer tokens, the caller's IP.
 //!
 //! axum's own extractors answer bad input in plain text; these helpers turn
 //! every failure into an [`ApiError`], and describe JSON errors without
@@ -12,22 +13,41 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-/// The raw request body, with size-limit and read failures as JSON errors.
+/// How long a request body may take to arrive (from
+/// [`ServerLimits::body_read_timeout`](super::limits::ServerLimits)); the
+/// accept loop puts it in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyReadTimeout(pub Duration);
+
+/// The body size limit a router enforces (`DefaultBodyLimit`), kept in the
+/// request's extensions so that the 413 answer can name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub usize);
+
+/// The raw request body, with size-limit, timeout and read failures as JSON
+/// errors. The body must arrive within the request's [`BodyReadTimeout`]
+/// (when it has one), else 408 `request_timeout` and the connection closes.
 pub(crate) struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
+        let timeout = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+        let read = Bytes::from_request(req, state);
+        let result = match timeout {
+            Some(t) => tokio::time::timeout(t, read)
+                .await
+                .map_err(|_| body_timeout(t))?,
+            None => read.await,
+        };
+        match result {
             Ok(bytes) => Ok(Self(bytes)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body exceeds the directory's size limit",
-                ))
+                Err(too_large(limit))
             }
             Err(_) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -36,6 +56,29 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             )),
         }
     }
+}
+
+/// 413 `payload_too_large`, naming the limit when the router told it.
+fn too_large(limit: Option<usize>) -> ApiError {
+    let message = match limit {
+        Some(n) => format!("request body exceeds the limit of {n} bytes"),
+        None => "request body exceeds the size limit".to_owned(),
+    };
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+}
+
+/// 408 `request_timeout`; the connection is closed after it (the rest of
+/// the body is never read).
+fn body_timeout(t: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {} ms",
+            t.as_millis()
+        ),
+    )
+    .close_connection()
 }
 
 /// Parses a JSON body: malformed JSON is 400, a well-formed body of the

@@ -1,7 +1,7 @@
 //! Command-line interface: every flag has an `IICP_*` variable, so the
 //! precedence flag > environment > default holds by construction.
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +82,9 @@ pub struct DemoArgs {
     /// terminal can use it with `iicp-node chat` and `iicp-node discover`.
     #[arg(long)]
     pub keep_running: bool,
+
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
 }
 
 /// Where a consumer command finds the mesh.
@@ -293,6 +296,9 @@ pub struct ServeArgs {
     /// Seconds running tasks may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "IICP_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
+
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
 }
 
 /// `--task-auth` values.
@@ -364,4 +370,72 @@ pub struct DirectoryArgs {
     /// is generated in memory for this run only.
     #[arg(long, env = "IICP_DIRECTORY_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
+}
+
+/// Connection limits of a server (`serve`, `directory`, `demo`): the same
+/// flags and `IICP_*` variables for the node and the directory.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ServerLimitArgs {
+    /// Milliseconds a client has to send a request's headers, on a new
+    /// connection and between requests on a kept-alive one (the idle
+    /// timeout); the connection is closed after it.
+    #[arg(long, env = "IICP_HEADER_TIMEOUT_MS", default_value_t = iicp_client::DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a whole request body once its
+    /// headers are in; past it: 408 request_timeout and the connection closes.
+    #[arg(long, env = "IICP_BODY_TIMEOUT_MS", default_value_t = iicp_client::DEFAULT_BODY_READ_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+
+    /// Connections served at once; one more gets 503 IICP-E005 and is
+    /// closed at once. Keep it below the open-file limit (ulimit -n).
+    #[arg(long, env = "IICP_MAX_CONNECTIONS", default_value_t = iicp_client::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub max_connections: usize,
+}
+
+impl ServerLimitArgs {
+    /// The library's limits.
+    pub fn limits(self) -> iicp_client::ServerLimits {
+        iicp_client::ServerLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            body_read_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_limit_flags_reach_the_limits() {
+        let cli = Cli::try_parse_from([
+            "iicp-node",
+            "directory",
+            "--header-timeout-ms",
+            "1500",
+            "--body-timeout-ms",
+            "2500",
+            "--max-connections",
+            "7",
+        ])
+        .unwrap();
+        let Command::Directory(args) = cli.command else {
+            panic!("directory subcommand");
+        };
+        let limits = args.server.limits();
+        assert_eq!(limits.header_read_timeout.as_millis(), 1500);
+        assert_eq!(limits.body_read_timeout.as_millis(), 2500);
+        assert_eq!(limits.max_connections, 7);
+        for bad in ["--max-connections=0", "--header-timeout-ms=0"] {
+            assert!(
+                Cli::try_parse_from(["iicp-node", "serve", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -97,6 +97,7 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
     let dir = Directory::start(
         DirectoryConfig {
             heartbeat_interval: Duration::from_secs(5),
+            server_limits: args.server.limits(),
             ..DirectoryConfig::default()
         },
         "127.0.0.1:0".parse().expect("static address"),
@@ -130,6 +131,7 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
                 (_, Some(m)) => vec![m.clone()],
                 _ => Vec::new(),
             },
+            server_limits: args.server.limits(),
             ..NodeConfig::default()
         };
         let node = match &choice {

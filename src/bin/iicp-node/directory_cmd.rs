@@ -51,6 +51,7 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         register_rate_limit: args.register_rate_limit,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         signing_key: Some(key),
+        server_limits: args.server.limits(),
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(config, args.listen).await?;

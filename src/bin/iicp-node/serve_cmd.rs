@@ -40,6 +40,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
             .then(|| args.cx_key_file.clone().unwrap_or_else(default_key_file)),
         task_auth: args.task_auth.mode(),
         node_token: args.node_token.clone().map(Secret::new),
+        server_limits: args.server.limits(),
         ..NodeConfig::default()
     };
     let node = IicpNode::new(config);

@@ -60,5 +60,6 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(crate::server::fallback::not_found)
         .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::Extension(crate::server::request::BodyLimit(max_body)))
         .with_state(state)
 }

@@ -1,0 +1,167 @@
+//! The accept loop of the node and the directory: one [`Server`] owns its
+//! listener, hands each connection to [`connection::serve`] in a task it
+//! tracks, caps how many are open, and on shutdown stops accepting and waits
+//! for the open ones to finish.
+//!
+//! At the cap a new connection is shed at once: a minimal JSON 503 is written
+//! without waiting (it fits the empty send buffer) and the socket is closed,
+//! so no file descriptor outlives the accept call.
+
+use super::connection::{self, ConnectionContext};
+use super::limits::ServerLimits;
+use crate::wire::ErrorBody;
+use axum::Router;
+use std::io;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Pause after an accept error other than a peer's reset (e.g. out of file
+/// descriptors), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(250);
+/// Shed connections are reported at most this often.
+const SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// An HTTP/1.1 server for an axum [`Router`] with [`ServerLimits`].
+pub(crate) struct Server {
+    listener: TcpListener,
+    context: Arc<ConnectionContext>,
+    slots: Arc<Semaphore>,
+    name: &'static str,
+}
+
+impl Server {
+    /// A server on `listener`; `name` ("node", "directory") labels its logs.
+    pub(crate) fn new(
+        listener: TcpListener,
+        app: Router,
+        limits: ServerLimits,
+        name: &'static str,
+    ) -> Self {
+        let slots = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            listener,
+            context: Arc::new(ConnectionContext::new(app, limits)),
+            slots: Arc::new(Semaphore::new(slots)),
+            name,
+        }
+    }
+
+    /// Accepts until `shutdown` is cancelled, then closes the listener, asks
+    /// every open connection to finish its current request and close, and
+    /// returns once all have. Dropping the returned future (e.g. aborting
+    /// its task) aborts the open connections too.
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
+        let Self {
+            listener,
+            context,
+            slots,
+            name,
+        } = self;
+        let mut connections = JoinSet::new();
+        let mut shed = ShedLog::default();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    if let Err(e) = done {
+                        if e.is_panic() {
+                            tracing::error!(server = name, "a connection task panicked");
+                        }
+                    }
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            let context = context.clone();
+                            let stop = shutdown.clone();
+                            connections.spawn(async move {
+                                connection::serve(stream, peer, &context, stop).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            shed_connection(stream);
+                            shed.record(name);
+                        }
+                    },
+                    Err(e) if is_peer_error(&e) => {}
+                    Err(e) => {
+                        tracing::error!(server = name, error = %e, "accepting a connection failed");
+                        tokio::select! {
+                            () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
+                            () = shutdown.cancelled() => {}
+                        }
+                    }
+                },
+            }
+        }
+        drop(listener);
+        tracing::debug!(
+            server = name,
+            open = connections.len(),
+            "stopped accepting; waiting for open connections"
+        );
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+/// A connection reset or aborted by its peer before it was accepted.
+fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// The answer of a shed connection: 503 `IICP-E005`, JSON, `Connection: close`.
+static BUSY: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let body = serde_json::to_string(&ErrorBody::new(
+        "IICP-E005",
+        "server at its connection limit; retry later",
+    ))
+    .unwrap_or_default();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
+
+/// Answers 503 without waiting and closes: whatever the client already sent
+/// is read once without waiting (so the close is less likely to become a
+/// reset that discards the answer), never more.
+fn shed_connection(stream: TcpStream) {
+    let mut sink = [0u8; 4096];
+    let _ = stream.try_read(&mut sink);
+    let _ = stream.try_write(&BUSY);
+}
+
+/// Counts shed connections and logs them at most every [`SHED_LOG_INTERVAL`].
+#[derive(Default)]
+struct ShedLog {
+    since_last: u64,
+    last: Option<Instant>,
+}
+
+impl ShedLog {
+    fn record(&mut self, name: &str) {
+        self.since_last += 1;
+        if self.last.is_none_or(|t| t.elapsed() >= SHED_LOG_INTERVAL) {
+            tracing::warn!(
+                server = name,
+                shed = self.since_last,
+                "at the connection limit: closing new connections with 503"
+            );
+            self.since_last = 0;
+            self.last = Some(Instant::now());
+        }
+    }
+}
