@@ -159,6 +159,11 @@ pub(crate) async fn read_limited(
     Ok(body.freeze())
 }
 
+/// How long an idle pooled connection is kept: below the 10 s after which
+/// our servers (and many others) close an idle keep-alive connection, so a
+/// request is not sent on a connection the server is closing.
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The most redirects a directory call follows.
 const MAX_DIRECTORY_REDIRECTS: usize = 3;
 
@@ -169,6 +174,7 @@ const MAX_DIRECTORY_REDIRECTS: usize = 3;
 pub(crate) fn directory_client(user_agent: &str) -> Result<reqwest::Client, IicpError> {
     reqwest::Client::builder()
         .user_agent(user_agent)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let same_origin = attempt
                 .previous()

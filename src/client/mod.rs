@@ -109,7 +109,11 @@ impl IicpClient {
         let directory_http = crate::outbound::directory_client(&user_agent())?;
         let guard = EndpointGuard::new(options.allow_private_nodes);
         let node_http = guard
-            .apply(reqwest::Client::builder().user_agent(user_agent()))
+            .apply(
+                reqwest::Client::builder()
+                    .user_agent(user_agent())
+                    .pool_idle_timeout(crate::outbound::POOL_IDLE_TIMEOUT),
+            )
             .build()
             .map_err(build_err)?;
         Ok(Self {
