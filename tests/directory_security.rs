@@ -379,13 +379,36 @@ async fn a_heartbeat_must_answer_a_challenge_once_one_was_issued() {
     assert_eq!(status, 401, "{err}");
     assert_eq!(err["error"]["code"], "challenge_failed");
 
-    // Registering again (with the token) starts over without a challenge.
+    // Registering again (with the token) starts over without a challenge;
+    // a stale answer to the old one (the Python SDK sends it) is ignored.
+    let stale = iicp_client::wire::heartbeat::challenge_response(
+        &iicp_client::Secret::new(ack["node_hmac_key"].as_str().unwrap()),
+        pong["challenge"].as_str().unwrap(),
+    );
     let mut again = body.clone();
     again["node_id"] = ack["node_id"].clone();
     again["current_node_token"] = ack["node_token"].clone();
     let ack = h.register(&again).await;
+    let token = ack["node_token"].as_str();
+    let mut stale_hb = hb.clone();
+    stale_hb["challenge_response"] = json!(stale);
+    let (status, pong) = h.post("/v1/heartbeat", &stale_hb, token).await;
+    assert_eq!(status, 200);
+    let (status, err) = h.post("/v1/heartbeat", &stale_hb, token).await;
+    assert_eq!(
+        status, 401,
+        "once a challenge is out, the stale answer fails: {err}"
+    );
+    let fresh = iicp_client::wire::heartbeat::challenge_response(
+        &iicp_client::Secret::new(ack["node_hmac_key"].as_str().unwrap()),
+        pong["challenge"].as_str().unwrap(),
+    );
     let (status, _) = h
-        .post("/v1/heartbeat", &hb, ack["node_token"].as_str())
+        .post(
+            "/v1/heartbeat",
+            &json!({"node_id": ack["node_id"], "challenge_response": fresh}),
+            token,
+        )
         .await;
     assert_eq!(status, 200);
 }
