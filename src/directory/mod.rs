@@ -20,6 +20,7 @@
 //! ```
 
 mod addresses;
+mod beat;
 pub mod clock;
 pub mod ranking;
 mod rate_limit;
