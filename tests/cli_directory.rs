@@ -244,3 +244,54 @@ async fn the_binary_logs_token_issuance_without_the_token_or_the_bearer() {
         assert!(!l.contains(signature), "the token reached the log: {l}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_its_proxy_probe_and_capacity_limits_from_flags_and_env() {
+    let (child, _lines, line) = start_directory(
+        &[
+            "--skip-liveness-check",
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--max-nodes",
+            "1",
+            "--evict-after-secs",
+            "120",
+        ],
+        &[(
+            "IICP_PROBE_ALLOW",
+            std::path::Path::new("10.0.0.0/8,192.168.0.0/16"),
+        )],
+    );
+    assert!(line.contains("trusted proxies 127.0.0.1/32"), "{line}");
+    assert!(
+        line.contains("at most 1 nodes, evicted after 120 s"),
+        "{line}"
+    );
+    let url = url_of(&line);
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "endpoint": "http://10.0.0.9:1",
+        "capabilities": [{"intent": "urn:iicp:intent:llm:chat:v1", "models": ["m"]}],
+    });
+    let register = || {
+        http.post(format!("{url}/v1/register"))
+            .header("x-forwarded-for", "198.51.100.7")
+            .json(&body)
+            .send()
+    };
+    let first: serde_json::Value = register().await.unwrap().json().await.unwrap();
+    assert_eq!(first["observed_source_ip"], "198.51.100.7", "{first}");
+    let full = register().await.unwrap();
+    assert_eq!(full.status(), 503);
+    assert_eq!(full.headers()["retry-after"], "60");
+    let full: serde_json::Value = full.json().await.unwrap();
+    assert_eq!(full["error"]["code"], "directory_full");
+    stop(child);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+        .args(["directory", "--trusted-proxy", "proxy.example.com"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a name is not a CIDR range");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CIDR"));
+}

@@ -250,67 +250,59 @@ async fn metrics_batches_move_reputation_once() {
 }
 
 #[tokio::test]
-async fn ownership_rules_for_an_existing_node_id() {
+async fn an_existing_node_id_is_kept_only_with_its_current_token() {
     let (alive, _node) = health_server().await;
+    let (other, _other_node) = health_server().await;
     let h = Harness::start(DirectoryConfig::default()).await;
     let mut body = registration(&format!("http://{alive}"), &["m"]);
     body["node_id"] = json!("node-a");
     let first = h.register(&body).await;
+    assert_eq!(first["node_id"], "node-a");
     assert_eq!(
         first["recovered"], true,
-        "a supplied id is identity recovery"
+        "an unregistered id is taken as asked"
     );
 
-    // Without the token, a new CX key is refused.
+    // Without the token (same body, a new CX key, another endpoint, a wrong
+    // token), naming the id registers a new node and leaves node-a alone.
     let mut key_change = body.clone();
     key_change["cx_public_key"] =
         json!({"algorithm": "X25519", "encoding": "base64url", "key": "AAAA", "key_id": "cx-x"});
-    let (status, err) = h.post("/v1/register", &key_change, None).await;
-    assert_eq!(status, 403);
-    assert_eq!(err["error"], "IICP-E049", "flat error form");
-
-    // Without the token, moving away from an endpoint that still answers is refused.
-    let (other, _other_node) = health_server().await;
     let mut moved = body.clone();
     moved["endpoint"] = json!(format!("http://{other}"));
-    let (status, err) = h.post("/v1/register", &moved, None).await;
-    assert_eq!(status, 403);
-    assert_eq!(err["error"], "IICP-E050");
+    let mut wrong_token = body.clone();
+    wrong_token["current_node_token"] = json!("0".repeat(64));
+    for (case, attempt) in [
+        ("same body", &body),
+        ("new key", &key_change),
+        ("moved", &moved),
+        ("wrong token", &wrong_token),
+    ] {
+        let ack = h.register(attempt).await;
+        assert_ne!(ack["node_id"], "node-a", "{case}");
+        assert!(
+            uuid::Uuid::parse_str(ack["node_id"].as_str().unwrap()).is_ok(),
+            "{case}"
+        );
+        assert_eq!(ack["recovered"], false, "{case}");
+        assert_eq!(
+            h.heartbeat(&first, json!({})).await.0,
+            200,
+            "{case}: node-a keeps its token"
+        );
+    }
 
-    // Same routing and key, no token: recovered, and the old token is revoked.
-    let recovered = h.register(&body).await;
+    // With the token, the id is kept, anything may change, and the old token
+    // is revoked.
+    let mut owned = moved.clone();
+    owned["current_node_token"] = first["node_token"].clone();
+    let recovered = h.register(&owned).await;
     assert_eq!(recovered["node_id"], "node-a");
+    assert_eq!(recovered["recovered"], true);
     assert_eq!(h.heartbeat(&first, json!({})).await.0, 401);
     assert_eq!(h.heartbeat(&recovered, json!({})).await.0, 200);
-
-    // With the token, anything may change.
-    let mut owned = moved.clone();
-    owned["current_node_token"] = recovered["node_token"].clone();
-    h.register(&owned).await;
-}
-
-#[tokio::test]
-async fn moving_away_from_a_dead_endpoint_needs_no_token() {
-    let (old_addr, old_node) = health_server().await;
-    let (new_addr, _new_node) = health_server().await;
-    let h = Harness::start(DirectoryConfig::default()).await;
-    let mut at_old = registration(&format!("http://{old_addr}"), &["m"]);
-    at_old["node_id"] = json!("node-b");
-    let ack = h.register(&at_old).await;
-
-    old_node.abort();
-    let _ = old_node.await; // the listener is closed once the task is gone
-
-    let mut at_new = at_old.clone();
-    at_new["endpoint"] = json!(format!("http://{new_addr}"));
-    let (status, body) = h.post("/v1/register", &at_new, None).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["node_id"], "node-b");
-    assert_eq!(
-        h.heartbeat(&ack, json!({})).await.0,
-        401,
-        "the old token is revoked"
-    );
+    let (_, node) = h.get("/v1/node/node-a").await;
+    assert_eq!(node["endpoint"], format!("http://{other}"));
 }
 
 #[tokio::test]

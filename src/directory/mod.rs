@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+mod addresses;
+mod beat;
 pub mod clock;
 pub mod ranking;
 mod rate_limit;
@@ -29,12 +31,15 @@ mod routes;
 mod store;
 mod validate;
 
+pub use addresses::parse_cidr;
+pub use ipnet::IpNet;
+
 use crate::error::{IicpError, Result};
 use crate::server::serve::Server;
 use crate::token::{self, DirectoryPublicKey, DirectorySigningKey};
 use clock::{Clock, SystemClock};
 use rate_limit::RateLimiter;
-use registry::Registry;
+use registry::{Bounds, Registry};
 use routes::AppState;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +51,20 @@ use tokio_util::sync::CancellationToken;
 /// Default request body limit: 256 KiB, ample for a registration with many
 /// capabilities.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Default limit of a `POST /v1/register` body: 32 KiB, far above a
+/// registration with dozens of models.
+pub const DEFAULT_MAX_REGISTER_BODY_BYTES: usize = 32 * 1024;
+
+/// Default storage budget of one node: 64 KiB for its registration and the
+/// fields its heartbeats update (`health_models`, backend state, batch id).
+pub const DEFAULT_MAX_NODE_BYTES: usize = 64 * 1024;
+
+/// Default cap on registered nodes.
+pub const DEFAULT_MAX_NODES: usize = 1000;
+
+/// Default eviction age: a node unseen for 10 minutes is forgotten.
+pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(600);
 
 /// How the directory behaves.
 #[derive(Debug, Clone)]
@@ -88,6 +107,32 @@ pub struct DirectoryConfig {
     pub issuer: String,
     /// Header and body read timeouts and the connection cap of its HTTP server.
     pub server_limits: crate::ServerLimits,
+    /// Proxies whose forwarding headers (`CF-Connecting-IP`,
+    /// `X-Forwarded-For`, `X-Real-IP`) are believed when they are the socket
+    /// peer. Empty (the default): headers are ignored and the peer is the
+    /// caller, for the register rate limit and `observed_source_ip` alike.
+    pub trusted_proxies: Vec<IpNet>,
+    /// In local mode the liveness probe connects only to loopback addresses
+    /// and the registrant's own address; these ranges are allowed besides
+    /// (nodes on a LAN registered by another host). An endpoint resolving
+    /// elsewhere is refused (422 `IICP-E035`) before any connection.
+    pub probe_allow: Vec<IpNet>,
+    /// Largest `POST /v1/register` body (413 `payload_too_large` above);
+    /// `max_body_bytes` still applies when it is smaller.
+    pub max_register_body_bytes: usize,
+    /// Most bytes one node may store: its registration (JSON form) plus the
+    /// fields its heartbeats update. 413 `payload_too_large` above.
+    pub max_node_bytes: usize,
+    /// Most nodes held at once. A registration that needs a new record when
+    /// the directory is full (after evicting expired nodes) gets 503
+    /// `directory_full` with `Retry-After: 60`.
+    pub max_nodes: usize,
+    /// A node unseen (no registration or heartbeat) for this long is
+    /// forgotten, in memory and in the `db_path` store.
+    pub evict_after: Duration,
+    /// How often expired nodes are swept out (also done on demand when the
+    /// directory is full).
+    pub eviction_sweep_interval: Duration,
 }
 
 impl Default for DirectoryConfig {
@@ -107,6 +152,13 @@ impl Default for DirectoryConfig {
             signing_key: Some(DirectorySigningKey::generate()),
             issuer: token::DEFAULT_ISSUER.to_owned(),
             server_limits: crate::ServerLimits::default(),
+            trusted_proxies: Vec::new(),
+            probe_allow: Vec::new(),
+            max_register_body_bytes: DEFAULT_MAX_REGISTER_BODY_BYTES,
+            max_node_bytes: DEFAULT_MAX_NODE_BYTES,
+            max_nodes: DEFAULT_MAX_NODES,
+            evict_after: DEFAULT_EVICT_AFTER,
+            eviction_sweep_interval: Duration::from_secs(30),
         }
     }
 }
@@ -133,7 +185,16 @@ impl Directory {
         };
         let restored = records.len();
         let state = Arc::new(AppState {
-            registry: Registry::new(records, store, config.node_ttl.as_millis() as u64),
+            registry: Registry::new(
+                records,
+                store,
+                Bounds {
+                    ttl_ms: config.node_ttl.as_millis() as u64,
+                    evict_after_ms: config.evict_after.as_millis() as u64,
+                    max_nodes: config.max_nodes,
+                    max_node_bytes: config.max_node_bytes,
+                },
+            ),
             register_limiter: RateLimiter::new(config.register_rate_limit, 60_000),
             clock: config.clock.clone(),
             config,
@@ -144,6 +205,7 @@ impl Directory {
         let app = routes::router(state.clone());
         let server = Server::new(listener, app, state.config.server_limits, "directory");
         let task = tokio::spawn(server.run(cancel.clone()));
+        tokio::spawn(sweep_expired(state.clone(), cancel.clone()));
         tracing::debug!(%local_addr, restored, "directory started");
         Ok(RunningDirectory {
             local_addr,
@@ -152,6 +214,22 @@ impl Directory {
             state,
             restored,
         })
+    }
+}
+
+/// Forgets expired nodes at start (records restored from the store) and
+/// then every `eviction_sweep_interval`, until `cancel`.
+async fn sweep_expired(state: Arc<AppState>, cancel: CancellationToken) {
+    let period = state
+        .config
+        .eviction_sweep_interval
+        .max(Duration::from_millis(10));
+    loop {
+        state.registry.evict_expired(state.clock.now_ms());
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = cancel.cancelled() => return,
+        }
     }
 }
 

@@ -22,6 +22,10 @@ pub(crate) struct NodeRecord {
     pub previous_challenge: Option<String>,
     /// The registration as received, without `current_node_token`.
     pub registration: RegisterRequest,
+    /// Size of `registration` in its JSON form, counted against the
+    /// per-node budget (recomputed when records are loaded).
+    #[serde(skip)]
+    pub registration_bytes: usize,
     pub observed_ip: String,
     pub registered_at_ms: u64,
     pub last_seen_ms: u64,

@@ -6,22 +6,17 @@
 //! before these methods are called; nothing here does I/O except queueing
 //! writes for the store's own thread.
 
+use super::beat::{
+    apply_metrics, backend_state, check_challenge, heartbeat_bytes, over_budget, registration_bytes,
+};
 use super::ranking::{self, EligibilityQuery};
 use super::record::{INITIAL_REPUTATION, NodeRecord, token_digest};
 use super::store::Store;
 use crate::secret::Secret;
 use crate::server::api_error::ApiError;
-use crate::wire::heartbeat::verify_challenge_response;
 use crate::wire::{HeartbeatRequest, NodeInfo, Pong, RegisterAck, RegisterRequest};
 use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-/// Most task outcomes one heartbeat may report.
-const METRICS_CAP: u64 = 1000;
-/// Largest reputation gain per heartbeat, and per hour (§1.4).
-const GAIN_PER_HEARTBEAT: f64 = 0.10;
-const GAIN_PER_HOUR: f64 = 0.20;
-const HOUR_MS: u64 = 3_600_000;
 
 /// `n` random bytes as lowercase hex.
 pub(crate) fn random_hex(n: usize) -> String {
@@ -39,26 +34,139 @@ pub(crate) struct DiscoverFilter<'a> {
     pub limit: usize,
 }
 
+/// How much the registry holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// A node unseen for this long is no longer live (discover shows it offline).
+    pub ttl_ms: u64,
+    /// A node unseen for this long is forgotten (memory and store).
+    pub evict_after_ms: u64,
+    /// Most records held at once.
+    pub max_nodes: usize,
+    /// Most bytes one node may store: its registration plus what heartbeats update.
+    pub max_node_bytes: usize,
+}
+
 /// All registered nodes.
 #[derive(Debug)]
 pub(crate) struct Registry {
     nodes: RwLock<HashMap<String, NodeRecord>>,
     store: Option<Store>,
-    ttl_ms: u64,
+    bounds: Bounds,
 }
+
+/// Seconds a refused registration is told to wait when the registry is full.
+const FULL_RETRY_AFTER_S: u64 = 60;
 
 impl Registry {
     /// A registry holding `records` (from the store), mirroring to `store`.
-    pub fn new(records: Vec<NodeRecord>, store: Option<Store>, ttl_ms: u64) -> Self {
+    pub fn new(records: Vec<NodeRecord>, store: Option<Store>, bounds: Bounds) -> Self {
         let nodes = records
             .into_iter()
-            .map(|r| (r.node_id.clone(), r))
+            .map(|mut r| {
+                r.registration_bytes = registration_bytes(&r.registration);
+                (r.node_id.clone(), r)
+            })
             .collect();
         Self {
             nodes: RwLock::new(nodes),
             store,
-            ttl_ms,
+            bounds,
         }
+    }
+
+    /// Forgets every node unseen for longer than the eviction age, in memory
+    /// and in the store; returns how many went.
+    pub fn evict_expired(&self, now_ms: u64) -> usize {
+        let mut nodes = self.write();
+        self.evict_locked(&mut nodes, now_ms)
+    }
+
+    fn evict_locked(&self, nodes: &mut HashMap<String, NodeRecord>, now_ms: u64) -> usize {
+        let expired: Vec<String> = nodes
+            .values()
+            .filter(|r| !r.is_fresh(now_ms, self.bounds.evict_after_ms))
+            .map(|r| r.node_id.clone())
+            .collect();
+        for id in &expired {
+            nodes.remove(id);
+            if let Some(store) = &self.store {
+                store.delete(id);
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(
+                evicted = expired.len(),
+                "forgot nodes unseen for longer than the eviction age"
+            );
+        }
+        expired.len()
+    }
+
+    /// Makes room for one more record: evicts expired ones when the registry
+    /// is full, and refuses (503 `directory_full`) when that is not enough.
+    fn make_room(
+        &self,
+        nodes: &mut HashMap<String, NodeRecord>,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
+        if nodes.len() < self.bounds.max_nodes {
+            return Ok(());
+        }
+        self.evict_locked(nodes, now_ms);
+        if nodes.len() < self.bounds.max_nodes {
+            return Ok(());
+        }
+        tracing::warn!(
+            max_nodes = self.bounds.max_nodes,
+            "directory full: registration refused"
+        );
+        Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "directory_full",
+            format!(
+                "this directory holds its maximum of {} nodes; retry after the idle ones expire",
+                self.bounds.max_nodes
+            ),
+        )
+        .retry_after(FULL_RETRY_AFTER_S))
+    }
+
+    /// Whether a registration of `requested_id` proven with `token` would
+    /// replace the existing record (a proven re-registration) rather than
+    /// create one.
+    fn replaces(
+        nodes: &HashMap<String, NodeRecord>,
+        requested_id: Option<&str>,
+        token: Option<&Secret>,
+    ) -> bool {
+        requested_id
+            .and_then(|id| nodes.get(id))
+            .is_some_and(|old| token.is_some_and(|t| old.token_matches(t)))
+    }
+
+    /// Refuses early (before any probe) a registration that needs a new
+    /// record while the registry is full even after eviction.
+    pub fn ensure_room(&self, req: &RegisterRequest, now_ms: u64) -> Result<(), ApiError> {
+        let mut nodes = self.write();
+        if Self::replaces(
+            &nodes,
+            req.node_id.as_deref(),
+            req.current_node_token.as_ref(),
+        ) {
+            return Ok(());
+        }
+        self.make_room(&mut nodes, now_ms)
+    }
+
+    /// Refuses (413 `payload_too_large`) a registration whose stored form
+    /// alone exceeds the per-node budget.
+    pub fn check_registration_size(&self, req: &RegisterRequest) -> Result<(), ApiError> {
+        let bytes = registration_bytes(req);
+        if bytes > self.bounds.max_node_bytes {
+            return Err(over_budget(self.bounds.max_node_bytes));
+        }
+        Ok(())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, NodeRecord>> {
@@ -84,7 +192,9 @@ impl Registry {
 
     /// Whether a node is live: available by its last heartbeat and seen recently.
     pub fn is_live(&self, record: &NodeRecord, now_ms: u64) -> bool {
-        record.available && !record.awaiting_first_heartbeat && record.is_fresh(now_ms, self.ttl_ms)
+        record.available
+            && !record.awaiting_first_heartbeat
+            && record.is_fresh(now_ms, self.bounds.ttl_ms)
     }
 
     /// A copy of one node's record.
@@ -110,27 +220,48 @@ impl Registry {
     }
 
     /// Stores a registration that passed every check and issues fresh
-    /// credentials. A previous record of the same id keeps its reputation and
-    /// task counts; its token stops working. `reachable: Some(false)` (a local
-    /// node that did not answer the probe yet) keeps the node out of discover
-    /// until its first heartbeat.
+    /// credentials.
+    ///
+    /// Ownership (PROTOCOL.md §1.3 step 5, decided stricter here): naming a
+    /// registered `node_id` keeps that id only with its valid
+    /// `current_node_token`; the old record's reputation and task counts
+    /// carry over and its token stops working (`recovered: true`). Without
+    /// that proof the registration is a new node under a fresh UUID
+    /// (`recovered: false`) and the existing record is left untouched. An id
+    /// that is not registered (never, or evicted) is taken as asked
+    /// (`recovered: true`).
+    ///
+    /// `reachable: Some(false)` (a local node that did not answer the probe
+    /// yet) keeps the node out of discover until its first heartbeat. Fails
+    /// with 503 `directory_full` when a new record does not fit.
     pub fn commit_registration(
         &self,
         mut req: RegisterRequest,
         observed_ip: String,
         reachable: Option<bool>,
         now_ms: u64,
-    ) -> RegisterAck {
+    ) -> Result<RegisterAck, ApiError> {
+        let requested_id = req.node_id.take();
+        let proof = req.current_node_token.take();
+
+        let mut nodes = self.write();
+        let replaces = Self::replaces(&nodes, requested_id.as_deref(), proof.as_ref());
+        let (node_id, recovered) = match requested_id {
+            Some(id) if replaces || !nodes.contains_key(&id) => (id, true),
+            _ => (uuid::Uuid::new_v4().to_string(), false),
+        };
+        if !replaces {
+            self.make_room(&mut nodes, now_ms)?;
+        }
+        let previous = if replaces {
+            nodes.remove(&node_id)
+        } else {
+            None
+        };
+
         let node_token = Secret::new(random_hex(32));
         let proxy_token = Secret::new(random_hex(32));
         let hmac_key = Secret::new(random_hex(16));
-        let requested_id = req.node_id.take();
-        let recovered = requested_id.is_some();
-        let node_id = requested_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        req.current_node_token = None;
-
-        let mut nodes = self.write();
-        let previous = nodes.remove(&node_id);
         let record = NodeRecord {
             node_id: node_id.clone(),
             token_sha256: token_digest(&node_token),
@@ -138,6 +269,7 @@ impl Registry {
             hmac_key: hmac_key.clone(),
             challenge: None,
             previous_challenge: None,
+            registration_bytes: registration_bytes(&req),
             registration: req,
             observed_ip: observed_ip.clone(),
             registered_at_ms: now_ms,
@@ -162,7 +294,7 @@ impl Registry {
         nodes.insert(node_id.clone(), record);
         drop(nodes);
 
-        RegisterAck {
+        Ok(RegisterAck {
             node_id,
             node_token: Some(node_token),
             token: None,
@@ -178,7 +310,7 @@ impl Registry {
             public_reachable: reachable,
             message_type: Some("ACK".into()),
             extra: Default::default(),
-        }
+        })
     }
 
     /// Applies a heartbeat from the holder of `token`.
@@ -198,19 +330,16 @@ impl Registry {
                 "node token is not valid for this node",
             ));
         }
-        if let Some(answer) = &hb.challenge_response {
-            // The current challenge, or the one before it when a PONG was lost.
-            let answered = [&record.challenge, &record.previous_challenge]
-                .into_iter()
-                .flatten()
-                .any(|c| verify_challenge_response(&record.hmac_key, c, answer));
-            if !answered {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    "challenge_failed",
-                    "challenge_response does not match the last challenge; register again",
-                ));
-            }
+        check_challenge(record, hb.challenge_response.as_deref())?;
+        let backend_state = backend_state(&hb);
+        let stored = record.registration_bytes
+            + heartbeat_bytes(
+                hb.health_models.as_ref().or(record.health_models.as_ref()),
+                backend_state.as_deref(),
+                hb.metrics_batch_id.as_deref(),
+            );
+        if stored > self.bounds.max_node_bytes {
+            return Err(over_budget(self.bounds.max_node_bytes));
         }
         record.last_seen_ms = now_ms;
         record.awaiting_first_heartbeat = false;
@@ -221,7 +350,7 @@ impl Registry {
         if let Some(jobs) = hb.active_jobs {
             record.active_jobs = jobs;
         }
-        record.backend_state = backend_state(&hb);
+        record.backend_state = backend_state;
         if let Some(models) = &hb.health_models {
             record.health_models = Some(models.clone());
         }
@@ -300,52 +429,4 @@ impl Registry {
         });
         live.into_iter().take(limit).cloned().collect()
     }
-}
-
-/// Backend state from a heartbeat: `backend_stability.state`, a top-level
-/// `backend_state`, or `status: "draining"`.
-fn backend_state(hb: &HeartbeatRequest) -> Option<String> {
-    hb.extra
-        .get("backend_stability")
-        .and_then(|b| b.get("state"))
-        .or_else(|| hb.extra.get("backend_state"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .or_else(|| {
-            hb.status
-                .clone()
-                .filter(|s| s == "draining" || s == "unavailable")
-        })
-}
-
-/// Applies a metrics batch once (deduplicated by `metrics_batch_id`) and
-/// returns the id to echo in `metrics_batch_accepted`.
-fn apply_metrics(record: &mut NodeRecord, hb: &HeartbeatRequest, now_ms: u64) -> Option<String> {
-    let metrics = hb.metrics.as_ref()?;
-    let batch = hb.metrics_batch_id.clone();
-    if batch.is_some() && batch == record.last_metrics_batch {
-        return batch; // already applied: acknowledge again, change nothing
-    }
-    let success = metrics.tasks_success.min(METRICS_CAP);
-    let failed = metrics.tasks_failed.min(METRICS_CAP);
-    let timeouts = metrics
-        .extra
-        .get("tasks_timeout")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
-        .min(METRICS_CAP);
-    if now_ms.saturating_sub(record.rep_window_start_ms) >= HOUR_MS {
-        record.rep_window_start_ms = now_ms;
-        record.rep_window_gain = 0.0;
-    }
-    let gain = (0.01 * success as f64)
-        .min(GAIN_PER_HEARTBEAT)
-        .min((GAIN_PER_HOUR - record.rep_window_gain).max(0.0));
-    record.rep_window_gain += gain;
-    let loss = 0.05 * failed as f64 + 0.10 * timeouts as f64;
-    record.reputation = (record.reputation + gain - loss).clamp(0.0, 1.0);
-    record.completed_tasks += success;
-    record.failed_tasks += failed + timeouts;
-    record.last_metrics_batch = batch.clone();
-    batch
 }

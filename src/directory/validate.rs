@@ -2,8 +2,8 @@
 //! caught by serde; this checks ranges, patterns, sizes and the policy guard.
 
 use crate::server::api_error::ApiError;
-use crate::wire::endpoint::{EndpointError, parse_endpoint};
-use crate::wire::{RegisterRequest, check_intent_policy};
+use crate::wire::endpoint::{EndpointError, parse_endpoint, parse_url_with_schemes};
+use crate::wire::{HeartbeatRequest, RegisterRequest, check_intent_policy};
 use axum::http::StatusCode;
 use regex::Regex;
 use std::collections::HashSet;
@@ -17,6 +17,9 @@ static IMPLEMENTATION_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9@][A-Za-z0-9._/@+-]{0,63}$").expect("static regex"));
 static VARIANT_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._:-]{1,64}$").expect("static regex"));
+
+/// Schemes a `transport_metadata.relay_endpoint` may use.
+const RELAY_SCHEMES: &[&str] = &["http", "https", "ws", "wss", "iicp", "iicpsec"];
 
 const LIMIT_UNITS: &[&str] = &["tokens", "items", "bytes", "milliseconds", "dimensions"];
 
@@ -192,9 +195,18 @@ pub(crate) fn check_register(req: &RegisterRequest) -> Result<(), ApiError> {
         ));
     }
     if let Some(te) = &req.transport_endpoint {
-        if !(te.starts_with("iicp://") || te.starts_with("iicpsec://")) || te.len() > 2048 {
+        if te.len() > 2048 || parse_url_with_schemes(te, &["iicp", "iicpsec"]).is_err() {
             return Err(invalid(
-                "transport_endpoint: iicp://host:port or iicpsec://host:port",
+                "transport_endpoint: iicp://host:port or iicpsec://host:port \
+                 (no credentials, query or fragment)",
+            ));
+        }
+    }
+    if let Some(relay) = req.relay_endpoint() {
+        if relay.len() > 2048 || parse_url_with_schemes(relay, RELAY_SCHEMES).is_err() {
+            return Err(invalid(
+                "transport_metadata.relay_endpoint: scheme://host[:port][/path] with scheme \
+                 http, https, ws, wss, iicp or iicpsec (no credentials, query or fragment)",
             ));
         }
     }
@@ -230,6 +242,53 @@ pub(crate) fn check_register(req: &RegisterRequest) -> Result<(), ApiError> {
     }
     if req.availability.as_ref().is_some_and(|a| a.len() > 32) {
         return Err(invalid("availability: at most 32 windows"));
+    }
+    Ok(())
+}
+
+/// Longest `backend_state` (or `backend_stability.state`) a heartbeat may set.
+const MAX_BACKEND_STATE_CHARS: usize = 64;
+/// Longest `challenge_response` read (an HMAC-SHA256 in hex is 64).
+const MAX_CHALLENGE_RESPONSE_CHARS: usize = 128;
+
+/// Checks a HEARTBEAT body with the registration's rules for the fields
+/// the directory keeps: `health_models` as a capability's `models` (at most
+/// 64 unique strings of 1-255 characters), `metrics_batch_id` 1-64
+/// printable ASCII characters (PROTOCOL.md §1.4), and bounded lengths for
+/// `node_id`, `challenge_response` and the backend state.
+pub(crate) fn check_heartbeat(hb: &HeartbeatRequest) -> Result<(), ApiError> {
+    check_node_id(&hb.node_id)?;
+    if let Some(models) = &hb.health_models {
+        check_string_list("health_models", models)?;
+    }
+    if let Some(batch) = &hb.metrics_batch_id {
+        if batch.is_empty()
+            || batch.len() > 64
+            || !batch.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        {
+            return Err(invalid("metrics_batch_id: 1-64 printable ASCII characters"));
+        }
+    }
+    if hb
+        .challenge_response
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_CHALLENGE_RESPONSE_CHARS)
+    {
+        return Err(invalid("challenge_response: at most 128 characters"));
+    }
+    let states = [
+        hb.extra
+            .get("backend_stability")
+            .and_then(|b| b.get("state")),
+        hb.extra.get("backend_state"),
+    ];
+    for state in states.into_iter().flatten() {
+        if state
+            .as_str()
+            .is_some_and(|s| s.chars().count() > MAX_BACKEND_STATE_CHARS)
+        {
+            return Err(invalid("backend_state: at most 64 characters"));
+        }
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! JSON error answers of the directory (PROTOCOL.md §1.2).
 //!
 //! Every failure leaves as JSON: the normal `{"error":{"code","message"}}`,
-//! or the flat form for the register rate limit (E034) and the ownership
-//! refusals (E049/E050), as the reference directory sends them.
+//! or the flat form for the register rate limit (E034), as the reference
+//! directory sends it.
 
 use crate::wire::ErrorBody;
 use axum::http::{HeaderValue, StatusCode, header};

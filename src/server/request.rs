@@ -125,24 +125,63 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<Secret> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| Secret::new(token))
 }
 
-/// The caller's address: `CF-Connecting-IP`, then the first
-/// `X-Forwarded-For` entry, then `X-Real-IP`, then the socket peer
-/// (PROTOCOL.md §1.3 step 1).
-pub(crate) fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    let header_ip = |name: &str, first: bool| -> Option<IpAddr> {
-        let v = headers.get(name)?.to_str().ok()?;
-        let v = if first { v.split(',').next()? } else { v };
-        v.trim().parse().ok()
-    };
-    header_ip("cf-connecting-ip", false)
-        .or_else(|| header_ip("x-forwarded-for", true))
-        .or_else(|| header_ip("x-real-ip", false))
-        .unwrap_or_else(|| peer.ip().to_canonical())
+/// The caller's address. Forwarding headers are believed only when the
+/// socket peer is one of `trusted_proxies` (an empty list trusts none, so
+/// the peer is the caller): then `CF-Connecting-IP`, else the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy, else
+/// `X-Real-IP`, else the peer. IPv4-mapped addresses count as IPv4.
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    trusted_proxies: &[ipnet::IpNet],
+) -> IpAddr {
+    let peer_ip = peer.ip().to_canonical();
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer_ip) {
+        return peer_ip;
+    }
+    let single =
+        |name: &str| -> Option<IpAddr> { parse_forwarded_ip(headers.get(name)?.to_str().ok()?) };
+    single("cf-connecting-ip")
+        .or_else(|| forwarded_for(headers, &trusted))
+        .or_else(|| single("x-real-ip"))
+        .unwrap_or(peer_ip)
+}
+
+/// The client of an `X-Forwarded-For` chain (all such headers, in order):
+/// walking from the right, the first entry that is not a trusted proxy. An
+/// unreadable entry there ends the walk with `None` (the chain cannot be
+/// believed past it); a chain of trusted proxies only yields its leftmost.
+fn forwarded_for(headers: &HeaderMap, trusted: &dyn Fn(&IpAddr) -> bool) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        entries.extend(value.to_str().ok()?.split(',').map(str::trim));
+    }
+    let mut leftmost = None;
+    for entry in entries.iter().rev() {
+        let ip = parse_forwarded_ip(entry)?;
+        if !trusted(&ip) {
+            return Some(ip);
+        }
+        leftmost = Some(ip);
+    }
+    leftmost
+}
+
+/// One address of a forwarding header: `IP`, `IPv4:port` or `[IPv6]:port`.
+fn parse_forwarded_ip(value: &str) -> Option<IpAddr> {
+    let value = value.trim();
+    value
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| value.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::parse_cidr;
     use axum::http::HeaderValue;
 
     #[test]
@@ -171,13 +210,52 @@ mod tests {
         );
         assert_eq!(bearer(&h).unwrap().expose(), "abc");
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        assert_eq!(client_ip(&h, peer).to_string(), "127.0.0.1");
+        assert_eq!(client_ip(&h, peer, &[]).to_string(), "127.0.0.1");
         h.insert(
             "x-forwarded-for",
             HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
         );
-        assert_eq!(client_ip(&h, peer).to_string(), "203.0.113.9");
         h.insert("cf-connecting-ip", HeaderValue::from_static("198.51.100.2"));
-        assert_eq!(client_ip(&h, peer).to_string(), "198.51.100.2");
+        assert_eq!(
+            client_ip(&h, peer, &[]).to_string(),
+            "127.0.0.1",
+            "no trusted proxy: the headers are not believed"
+        );
+        let proxy = [parse_cidr("127.0.0.0/8").unwrap()];
+        assert_eq!(client_ip(&h, peer, &proxy).to_string(), "198.51.100.2");
+    }
+
+    #[test]
+    fn forwarded_for_takes_the_rightmost_untrusted_entry() {
+        let proxies = [
+            parse_cidr("127.0.0.1").unwrap(),
+            parse_cidr("10.0.0.0/8").unwrap(),
+        ];
+        let peer: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        for (chain, expected) in [
+            ("203.0.113.9", "203.0.113.9"),
+            ("1.1.1.1, 203.0.113.9, 10.0.0.1", "203.0.113.9"),
+            ("spoofed, 203.0.113.9:443", "203.0.113.9"),
+            ("1.1.1.1, [2001:db8::1]:80, 10.2.3.4", "2001:db8::1"),
+            ("10.0.0.2, 10.0.0.1", "10.0.0.2"),
+            ("203.0.113.9, garbage, 10.0.0.1", "127.0.0.1"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_str(chain).unwrap());
+            assert_eq!(
+                client_ip(&h, peer, &proxies).to_string(),
+                expected,
+                "{chain}"
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(client_ip(&h, peer, &proxies).to_string(), "198.51.100.4");
+        h.clear();
+        h.insert("x-real-ip", HeaderValue::from_static("198.51.100.5"));
+        assert_eq!(client_ip(&h, peer, &proxies).to_string(), "198.51.100.5");
+        let outsider: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        assert_eq!(client_ip(&h, outsider, &proxies).to_string(), "192.0.2.1");
     }
 }

@@ -76,8 +76,12 @@ pub fn classify_v4(ip: Ipv4Addr) -> Option<NonPublic> {
     })
 }
 
-/// Classifies an IPv6 address; `None` means publicly routable. IPv4-mapped,
-/// IPv4-compatible and NAT64 addresses are judged by the IPv4 inside them.
+/// Classifies an IPv6 address; `None` means publicly routable. Every form
+/// that carries an IPv4 address is judged by that address: IPv4-mapped,
+/// IPv4-compatible and NAT64 (`64:ff9b::/96`, never public itself), 6to4
+/// (`2002::/16`), Teredo (`2001:0::/32`: its server and its client address
+/// must both be public) and ISATAP interface ids (`…:0:5efe:a.b.c.d`,
+/// `…:200:5efe:a.b.c.d`). Local-use NAT64 (`64:ff9b:1::/48`) is never public.
 pub fn classify_v6(ip: Ipv6Addr) -> Option<NonPublic> {
     if ip.is_loopback() {
         return Some(NonPublic::Loopback);
@@ -86,12 +90,27 @@ pub fn classify_v6(ip: Ipv6Addr) -> Option<NonPublic> {
         return Some(NonPublic::Unspecified);
     }
     let seg = ip.segments();
-    let embedded_v4 = || Ipv4Addr::from(((seg[6] as u32) << 16) | seg[7] as u32);
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return classify_v4(v4);
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(mapped) = ip.to_ipv4_mapped() {
+        return classify_v4(mapped);
     }
     if seg[..6] == [0; 6] || seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return classify_v4(embedded_v4()).or(Some(NonPublic::SpecialPurpose));
+        return classify_v4(v4(seg[6], seg[7])).or(Some(NonPublic::SpecialPurpose));
+    }
+    if seg[..3] == [0x64, 0xff9b, 1] {
+        return Some(NonPublic::SpecialPurpose);
+    }
+    if seg[0] == 0x2002 {
+        return classify_v4(v4(seg[1], seg[2]));
+    }
+    if seg[..2] == [0x2001, 0] {
+        // The client's address is stored inverted (RFC 4380 §4).
+        return classify_v4(v4(seg[2], seg[3])).or_else(|| classify_v4(v4(!seg[6], !seg[7])));
+    }
+    if seg[4] & 0xfcff == 0 && seg[5] == 0x5efe {
+        if let Some(np) = classify_v4(v4(seg[6], seg[7])) {
+            return Some(np);
+        }
     }
     Some(match seg[0] {
         s if s & 0xfe00 == 0xfc00 => NonPublic::Private,
@@ -154,6 +173,14 @@ pub enum EndpointError {
     /// User name or password in the URL.
     #[error("endpoint must not carry credentials")]
     Credentials,
+    /// A query (`?…`) or fragment (`#…`): an endpoint is
+    /// `scheme://host[:port][/path]` and nothing more.
+    #[error("endpoint must not carry a query or fragment")]
+    QueryOrFragment,
+    /// Whitespace, control characters or backslashes, which URL parsers
+    /// drop or rewrite silently (what is stored would differ from what is used).
+    #[error("endpoint contains whitespace, control characters or backslashes")]
+    Characters,
     /// Not publicly routable.
     #[error("endpoint host is {}", .0.describe())]
     NonPublic(NonPublic),
@@ -179,23 +206,67 @@ pub struct ParsedEndpoint {
     pub port: u16,
 }
 
-/// Parses an endpoint URL and checks its scheme and form (no routability).
+/// Parses an endpoint URL and checks its form: `http(s)://host[:port][/path]`
+/// without credentials, query or fragment (no routability).
 pub fn parse_endpoint(endpoint: &str) -> Result<ParsedEndpoint, EndpointError> {
+    parse_url_with_schemes(endpoint, &["http", "https"])
+}
+
+/// Parses `scheme://host[:port][/path]` for one of `schemes`, refusing
+/// credentials, a query, a fragment and characters a URL parser would drop.
+/// Schemes without a default port (`iicp`, `iicpsec`) need an explicit one.
+pub fn parse_url_with_schemes(
+    endpoint: &str,
+    schemes: &[&str],
+) -> Result<ParsedEndpoint, EndpointError> {
+    if endpoint
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Err(EndpointError::Characters);
+    }
     let url = Url::parse(endpoint).map_err(|_| EndpointError::Invalid)?;
-    if url.scheme() != "http" && url.scheme() != "https" {
+    if !schemes.contains(&url.scheme()) {
         return Err(EndpointError::Scheme(url.scheme().to_owned()));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(EndpointError::Credentials);
     }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(EndpointError::QueryOrFragment);
+    }
     let host = match url.host() {
         Some(Host::Ipv4(v4)) => EndpointHost::Ip(IpAddr::V4(v4)),
         Some(Host::Ipv6(v6)) => EndpointHost::Ip(IpAddr::V6(v6)),
-        Some(Host::Domain(d)) => EndpointHost::Name(d.to_owned()),
+        // Non-special schemes (iicp://) leave IPv4 literals as names.
+        Some(Host::Domain(d)) => match d.parse::<Ipv4Addr>() {
+            Ok(v4) => EndpointHost::Ip(IpAddr::V4(v4)),
+            Err(_) if d.is_empty() => return Err(EndpointError::NoHost),
+            Err(_) => EndpointHost::Name(d.to_owned()),
+        },
         None => return Err(EndpointError::NoHost),
     };
     let port = url.port_or_known_default().ok_or(EndpointError::NoHost)?;
     Ok(ParsedEndpoint { url, host, port })
+}
+
+impl ParsedEndpoint {
+    /// The URL of `suffix` (e.g. `/iicp/health`) under this endpoint's path,
+    /// built from the parsed scheme, host, port and path: never by pasting
+    /// strings, so nothing in the endpoint can turn the suffix into a query
+    /// or fragment.
+    pub fn url_for(&self, suffix: &str) -> Url {
+        let mut url = self.url.clone();
+        let path = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            suffix.trim_start_matches('/')
+        );
+        url.set_path(&path);
+        url.set_query(None);
+        url.set_fragment(None);
+        url
+    }
 }
 
 /// Parses an endpoint and applies every check that needs no DNS: literal
@@ -242,7 +313,7 @@ mod tests {
             Err(EndpointError::Credentials)
         );
         assert_eq!(
-            check_endpoint_form("not a url"),
+            check_endpoint_form("not-a-url"),
             Err(EndpointError::Invalid)
         );
     }
@@ -259,6 +330,122 @@ mod tests {
         ] {
             let ip: Ipv6Addr = ip.parse().unwrap();
             assert_eq!(classify_v6(ip).is_none(), public, "{ip}");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_embedding_ipv4_are_judged_by_their_ipv4() {
+        // (address, expected verdict). 6to4 is 2002:AABB:CCDD::/48 for
+        // A.B.C.D; Teredo keeps the server's IPv4 in bits 32-63 and the
+        // client's, inverted, in the last 32 bits.
+        for (ip, expected) in [
+            ("2002:7f00:1::", Some(NonPublic::Loopback)), // 6to4 of 127.0.0.1
+            ("2002:a00:1::1", Some(NonPublic::Private)),  // 6to4 of 10.0.0.1
+            ("2002:a9fe:a9fe::", Some(NonPublic::LinkLocal)), // 169.254.169.254
+            ("2002:808:808::1", None),                    // 6to4 of 8.8.8.8
+            // Teredo, server 65.54.227.120, client 127.0.0.1 (inverted 80ff:fffe).
+            (
+                "2001:0:4136:e378:8000:63bf:80ff:fffe",
+                Some(NonPublic::Loopback),
+            ),
+            // Teredo, server 10.0.0.1, client 8.8.8.8 (inverted f7f7:f7f7).
+            ("2001:0:a00:1::f7f7:f7f7", Some(NonPublic::Private)),
+            // Teredo, server 65.54.227.120, client 8.8.8.8: both public.
+            ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", None),
+            ("2001:db8::5efe:a00:1", Some(NonPublic::Private)), // ISATAP first
+            ("2606:4700::5efe:7f00:1", Some(NonPublic::Loopback)), // ISATAP
+            ("2606:4700::200:5efe:a00:1", Some(NonPublic::Private)), // ISATAP
+            ("64:ff9b:1::a00:1", Some(NonPublic::SpecialPurpose)), // local-use NAT64
+            ("64:ff9b::7f00:1", Some(NonPublic::Loopback)),
+        ] {
+            let v6: Ipv6Addr = ip.parse().unwrap();
+            assert_eq!(classify_v6(v6), expected, "{ip}");
+            let ip = IpAddr::V6(v6);
+            // The directory's routability check and the client's DNS judge.
+            assert_eq!(check_resolved(&[ip], false).err(), expected, "{ip}");
+            assert!(
+                check_resolved(&[ip], true).is_ok(),
+                "{ip}: the opt-in admits it"
+            );
+            // The literal-URL path: the directory's form check and the
+            // client's SSRF guard on discovered endpoints.
+            let url = format!("http://[{v6}]:9484");
+            let form = check_endpoint_form(&url);
+            assert_eq!(
+                form.clone().err(),
+                expected.map(EndpointError::NonPublic),
+                "{url}"
+            );
+            let guard = crate::client::guard::EndpointGuard::new(false);
+            assert_eq!(
+                guard.check_endpoint(&url).is_ok(),
+                expected.is_none(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_carry_no_query_fragment_or_stray_characters() {
+        for (endpoint, expected) in [
+            (
+                "http://127.0.0.1:18001/admin/delete_all?confirm=yes#",
+                EndpointError::QueryOrFragment,
+            ),
+            ("http://node.example.com/?", EndpointError::QueryOrFragment),
+            (
+                "http://node.example.com/base#x",
+                EndpointError::QueryOrFragment,
+            ),
+            ("http://node.example.com/a b", EndpointError::Characters),
+            ("http://node.example.com/a\tb", EndpointError::Characters),
+            ("http://node.example.com\\@evil", EndpointError::Characters),
+            ("http://user@node.example.com", EndpointError::Credentials),
+        ] {
+            assert_eq!(parse_endpoint(endpoint), Err(expected), "{endpoint:?}");
+        }
+        assert!(parse_endpoint("https://node.example.com/base/").is_ok());
+    }
+
+    #[test]
+    fn url_for_builds_the_probe_url_from_parts() {
+        for (endpoint, expected) in [
+            ("http://127.0.0.1:9484", "http://127.0.0.1:9484/iicp/health"),
+            (
+                "http://127.0.0.1:9484/",
+                "http://127.0.0.1:9484/iicp/health",
+            ),
+            (
+                "https://h.example.com/base/",
+                "https://h.example.com/base/iicp/health",
+            ),
+            ("http://[::1]:80/p%3Fq", "http://[::1]/p%3Fq/iicp/health"),
+        ] {
+            let parsed = parse_endpoint(endpoint).unwrap();
+            assert_eq!(parsed.url_for("/iicp/health").as_str(), expected);
+        }
+    }
+
+    #[test]
+    fn transport_endpoints_use_the_same_form_rules() {
+        let schemes = &["iicp", "iicpsec"];
+        let ok = parse_url_with_schemes("iicp://127.0.0.1:9485", schemes).unwrap();
+        assert_eq!(ok.host, EndpointHost::Ip("127.0.0.1".parse().unwrap()));
+        assert_eq!(ok.port, 9485);
+        for (endpoint, expected) in [
+            ("iicp://h.example.com", EndpointError::NoHost), // no port
+            ("iicp://h.example.com:1?x", EndpointError::QueryOrFragment),
+            ("iicp://u:p@h.example.com:1", EndpointError::Credentials),
+            (
+                "http://h.example.com:1",
+                EndpointError::Scheme("http".into()),
+            ),
+        ] {
+            assert_eq!(
+                parse_url_with_schemes(endpoint, schemes),
+                Err(expected),
+                "{endpoint}"
+            );
         }
     }
 }

@@ -13,6 +13,16 @@ use std::net::SocketAddr;
 
 pub const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
 
+/// The last challenge each node token got in a PONG (see `Harness::heartbeat`).
+static CHALLENGES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, String>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The challenge of the last PONG sent to the holder of `node_token`.
+pub fn last_challenge(node_token: &str) -> Option<String> {
+    CHALLENGES.lock().unwrap().get(node_token).cloned()
+}
+
 /// A running directory and a client for it.
 pub struct Harness {
     pub dir: RunningDirectory,
@@ -80,13 +90,32 @@ impl Harness {
         ack
     }
 
+    /// Sends a heartbeat as a well-behaved node does: it answers the
+    /// challenge of this node's last PONG (remembered across harnesses, so a
+    /// restarted directory with `--db` is answered too) unless `extra` sets
+    /// `challenge_response` itself.
     pub async fn heartbeat(&self, ack: &Value, extra: Value) -> (u16, Value) {
+        let token = ack["node_token"].as_str().unwrap_or_default().to_owned();
         let mut body = json!({"node_id": ack["node_id"]});
+        if let (Some(challenge), Some(key)) =
+            (last_challenge(&token), ack["node_hmac_key"].as_str())
+        {
+            body["challenge_response"] = json!(iicp_client::wire::heartbeat::challenge_response(
+                &iicp_client::Secret::new(key),
+                &challenge
+            ));
+        }
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().cloned().unwrap_or_default());
-        self.post("/v1/heartbeat", &body, ack["node_token"].as_str())
-            .await
+        let (status, pong) = self.post("/v1/heartbeat", &body, Some(&token)).await;
+        if let Some(challenge) = pong["challenge"].as_str() {
+            CHALLENGES
+                .lock()
+                .unwrap()
+                .insert(token, challenge.to_owned());
+        }
+        (status, pong)
     }
 
     /// Node ids returned by discover for a query string.
@@ -145,6 +174,37 @@ pub async fn serve(app: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
         axum::serve(listener, app).await.unwrap();
     });
     (addr, task)
+}
+
+/// A loopback server that answers 200 `{}` to everything and records each
+/// request's method and path with its query (`GET /a?b=c`).
+pub async fn recording_server() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().fallback(move |req: axum::extract::Request| {
+        let log = log.clone();
+        async move {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map_or("", |p| p.as_str())
+                .to_owned();
+            log.lock()
+                .unwrap()
+                .push(format!("{} {target}", req.method()));
+            axum::Json(json!({}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, seen, task)
 }
 
 /// A loopback address where nothing listens.

@@ -371,6 +371,45 @@ pub struct DirectoryArgs {
     #[arg(long, env = "IICP_DIRECTORY_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
 
+    /// A reverse proxy whose forwarding headers (CF-Connecting-IP,
+    /// X-Forwarded-For, X-Real-IP) are believed when it is the connecting
+    /// peer: an address or CIDR range, repeatable (env: comma-separated).
+    /// Without any, headers are ignored and the peer address is the caller.
+    #[arg(long = "trusted-proxy", env = "IICP_TRUSTED_PROXIES", value_name = "CIDR",
+          value_delimiter = ',', value_parser = iicp_client::directory::parse_cidr)]
+    pub trusted_proxies: Vec<iicp_client::directory::IpNet>,
+
+    /// In local mode, also let the liveness probe reach this address or CIDR
+    /// range (besides loopback and the registrant's own address), repeatable
+    /// (env: comma-separated). Endpoints elsewhere are refused (422 IICP-E035).
+    #[arg(long = "probe-allow", env = "IICP_PROBE_ALLOW", value_name = "CIDR",
+          value_delimiter = ',', value_parser = iicp_client::directory::parse_cidr)]
+    pub probe_allow: Vec<iicp_client::directory::IpNet>,
+
+    /// Largest POST /v1/register body in bytes (413 above).
+    #[arg(long, env = "IICP_DIRECTORY_MAX_REGISTER_BODY_BYTES",
+          default_value_t = iicp_client::directory::DEFAULT_MAX_REGISTER_BODY_BYTES)]
+    pub max_register_body_bytes: usize,
+
+    /// Most bytes one node may store: its registration plus the fields its
+    /// heartbeats update (413 above).
+    #[arg(long, env = "IICP_DIRECTORY_MAX_NODE_BYTES",
+          default_value_t = iicp_client::directory::DEFAULT_MAX_NODE_BYTES)]
+    pub max_node_bytes: usize,
+
+    /// Most nodes held at once; a new node beyond it gets 503 directory_full
+    /// (Retry-After: 60) once expired nodes are evicted.
+    #[arg(long, env = "IICP_DIRECTORY_MAX_NODES",
+          default_value_t = iicp_client::directory::DEFAULT_MAX_NODES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_nodes: usize,
+
+    /// Forget a node (memory and --db) after this many seconds without a
+    /// registration or heartbeat.
+    #[arg(long, env = "IICP_DIRECTORY_EVICT_AFTER_SECS",
+          default_value_t = iicp_client::directory::DEFAULT_EVICT_AFTER.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub evict_after_secs: u64,
     #[command(flatten)]
     pub server: ServerLimitArgs,
 }

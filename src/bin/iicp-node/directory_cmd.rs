@@ -38,6 +38,14 @@ fn signing_key(file: Option<&Path>) -> iicp_client::Result<(DirectorySigningKey,
     Ok((key, how))
 }
 
+/// A CIDR list for the startup line.
+fn join(nets: &[iicp_client::directory::IpNet]) -> String {
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     let (key, key_source) = signing_key(args.signing_key.as_deref())?;
     let public_key = key.public_key().to_hex();
@@ -52,6 +60,12 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         signing_key: Some(key),
         server_limits: args.server.limits(),
+        trusted_proxies: args.trusted_proxies.clone(),
+        probe_allow: args.probe_allow.clone(),
+        max_register_body_bytes: args.max_register_body_bytes,
+        max_node_bytes: args.max_node_bytes,
+        max_nodes: args.max_nodes,
+        evict_after: Duration::from_secs(args.evict_after_secs),
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(config, args.listen).await?;
@@ -70,8 +84,14 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         ),
         None => "in memory".to_owned(),
     };
+    let proxies = if args.trusted_proxies.is_empty() {
+        "none (forwarding headers ignored)".to_owned()
+    } else {
+        join(&args.trusted_proxies)
+    };
     tracing::info!(
         "iicp-node directory listening on {} — directory URL {} — {mode}; liveness probe {}; probation {}; state {storage}; \
+         trusted proxies {proxies}; at most {} nodes, evicted after {} s unseen; \
          consumer-token signing key {key_source}, public key {public_key}",
         dir.local_addr(),
         dir.url(),
@@ -85,6 +105,8 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         } else {
             "off"
         },
+        args.max_nodes,
+        args.evict_after_secs,
     );
     let stop = dir.shutdown_token();
     tokio::spawn(async move {

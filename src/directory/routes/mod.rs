@@ -24,11 +24,13 @@ pub(crate) struct AppState {
     pub clock: Arc<dyn Clock>,
 }
 
-fn v1() -> Router<Arc<AppState>> {
+fn v1(max_register_body: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/register",
-            post(lifecycle::register).delete(lifecycle::deregister),
+            post(lifecycle::register)
+                .delete(lifecycle::deregister)
+                .layer(DefaultBodyLimit::max(max_register_body)),
         )
         .route("/heartbeat", post(lifecycle::heartbeat))
         .route("/discover", get(discovery::discover))
@@ -52,9 +54,11 @@ fn v1() -> Router<Arc<AppState>> {
 /// The complete router.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body_bytes;
+    // The register limit only ever tightens the general one.
+    let max_register = state.config.max_register_body_bytes.min(max_body);
     Router::new()
-        .nest("/v1", v1())
-        .nest("/api/v1", v1())
+        .nest("/v1", v1(max_register))
+        .nest("/api/v1", v1(max_register))
         .route("/iicp/health", get(misc::health))
         .route("/health", get(misc::health))
         .fallback(crate::server::fallback::not_found)
