@@ -20,11 +20,13 @@
 pub mod anthropic;
 mod error;
 mod http;
+mod limits;
 pub mod openai_compat;
 mod options;
 
 pub use anthropic::Anthropic;
 pub use error::{BackendError, MAX_UPSTREAM_TEXT};
+pub use limits::{CostLimits, DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOKENS, clamp_cost};
 pub use openai_compat::OpenAiCompat;
 pub use options::{BackendKind, BackendOptions};
 

@@ -40,6 +40,9 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
             .then(|| args.cx_key_file.clone().unwrap_or_else(default_key_file)),
         task_auth: args.task_auth.mode(),
         node_token: args.node_token.clone().map(Secret::new),
+        max_tokens: args.max_tokens,
+        max_choices: args.max_choices,
+        replay_window_entries: args.replay_window_entries,
         ..NodeConfig::default()
     };
     let node = IicpNode::new(config);
@@ -53,6 +56,8 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
                 base_url: args.backend_url.clone(),
                 api_key: args.backend_api_key.clone().map(Secret::new),
                 model: args.model.clone(),
+                max_tokens: args.max_tokens,
+                max_choices: args.max_choices,
                 ..BackendOptions::default()
             };
             let desc = format!("{kind} at {}", opts.base_for(kind));
