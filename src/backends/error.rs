@@ -39,8 +39,9 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    /// An upstream error from a status and its body text (scrubbed with
-    /// [`scrub`], `secret` being the API key).
+    /// An upstream error from a status and its body text, scrubbed
+    /// (`secret`, the API key, replaced; control characters escaped; cut to
+    /// [`MAX_UPSTREAM_TEXT`]).
     pub fn upstream(status: u16, text: &str, secret: Option<&str>) -> Self {
         Self::Upstream {
             status,
@@ -62,7 +63,7 @@ impl BackendError {
 /// `***` wherever it occurs, control characters escaped (`\n`, `\u{1b}`, …,
 /// so no line or colour can be forged), cut to [`MAX_UPSTREAM_TEXT`]
 /// characters with `…` after.
-pub fn scrub(text: &str, secret: Option<&str>) -> String {
+pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
     let text = match secret.filter(|s| !s.is_empty()) {
         Some(key) => text.replace(key, "***"),
         None => text.to_owned(),

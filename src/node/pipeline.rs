@@ -136,6 +136,9 @@ impl Pipeline {
         if let Err(e) = task.check_ids() {
             return Answer::error(422, ErrorBody::new("validation_error", e.to_string()));
         }
+        if task.nonce.as_deref() == Some("") {
+            task.nonce = None;
+        }
         if self.is_draining() {
             let body = ErrorBody::new("IICP-E024", "node is shutting down; try another node")
                 .with("retry_after_ms", 5000);

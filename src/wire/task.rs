@@ -146,13 +146,14 @@ pub enum IdError {
 
 impl TaskRequest {
     /// Checks `task_id` (an empty one is allowed: the node assigns a UUID)
-    /// and `nonce` (when present) against the id rules.
+    /// and `nonce` (an empty one counts as absent, as the reference node
+    /// reads it) against the id rules.
     pub fn check_ids(&self) -> Result<(), IdError> {
         if !self.task_id.is_empty() && !is_valid_task_id(&self.task_id) {
             return Err(IdError::TaskId);
         }
         match self.nonce.as_deref() {
-            Some(n) if !is_valid_nonce(n) => Err(IdError::Nonce),
+            Some(n) if !n.is_empty() && !is_valid_nonce(n) => Err(IdError::Nonce),
             _ => Ok(()),
         }
     }
@@ -288,6 +289,8 @@ mod tests {
         );
         assert_eq!(t.check_ids(), Ok(()), "an empty task_id is assigned later");
         t.nonce = Some(String::new());
+        assert_eq!(t.check_ids(), Ok(()), "an empty nonce counts as absent");
+        t.nonce = Some("a b".into());
         assert_eq!(t.check_ids(), Err(IdError::Nonce));
         t.nonce = None;
         t.task_id = "a\u{7f}".into();
