@@ -10,7 +10,7 @@
 use super::admission::AdmissionGate;
 use super::envelope;
 use super::handler::{TaskContext, TaskHandler};
-use super::replay::{Replay, ReplayGuard};
+use super::replay::ReplayGuard;
 use super::stats::{NodeStats, Outcome};
 use super::task_auth::{Authorizer, Credentials};
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
@@ -181,34 +181,12 @@ impl Pipeline {
                 ..Answer::error(429, body)
             };
         };
-        match self.replay.admit(task.nonce.as_deref(), &task.task_id) {
-            Ok(()) => {}
-            Err(Replay::Nonce) => {
-                return Answer::error(409, ErrorBody::new("IICP-E011", "nonce was already used"));
-            }
-            Err(Replay::TaskId) => {
-                return Answer::error(
-                    409,
-                    ErrorBody::new(
-                        "IICP-E010",
-                        "this node already received a task with this task_id",
-                    ),
-                );
-            }
-            Err(Replay::Full(wait)) => {
-                // Forgetting ids early would let a replay pass; refuse instead.
-                let retry_after_s = wait.as_secs_f64().ceil().max(1.0) as u64;
-                let body = ErrorBody::new(
-                    "IICP-E005",
-                    "this node's replay window is full; try again later or another node",
-                )
-                .with("reason", "replay_window_full")
-                .with("retry_after_ms", retry_after_s * 1000);
-                return Answer {
-                    retry_after_s: Some(retry_after_s),
-                    ..Answer::error(503, body)
-                };
-            }
+        if let Err(refusal) = self.replay.admit(task.nonce.as_deref(), &task.task_id) {
+            let (status, body, retry_after_s) = refusal.error();
+            return Answer {
+                retry_after_s,
+                ..Answer::error(status, body)
+            };
         }
         // PROTOCOL.md §2.5: open an encrypted payload; keep the shared
         // secret for an encrypted answer.

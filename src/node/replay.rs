@@ -7,6 +7,7 @@
 //! forget any: new tasks are refused until the oldest id expires, so a flood
 //! of fillers cannot make a replay pass inside its window.
 
+use crate::wire::ErrorBody;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +35,40 @@ pub(crate) enum Replay {
     TaskId,
     /// A window is full of unexpired ids; the oldest expires after this long.
     Full(Duration),
+}
+
+impl Replay {
+    /// The refusal: HTTP status, error body and Retry-After seconds.
+    /// 409 `IICP-E011` / `IICP-E010` for a replay; 503 `IICP-E005` (reason
+    /// `replay_window_full`) until the oldest id expires for a full window,
+    /// since forgetting ids early would let a replay pass.
+    pub fn error(self) -> (u16, ErrorBody, Option<u64>) {
+        match self {
+            Self::Nonce => (
+                409,
+                ErrorBody::new("IICP-E011", "nonce was already used"),
+                None,
+            ),
+            Self::TaskId => (
+                409,
+                ErrorBody::new(
+                    "IICP-E010",
+                    "this node already received a task with this task_id",
+                ),
+                None,
+            ),
+            Self::Full(wait) => {
+                let retry_after_s = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let body = ErrorBody::new(
+                    "IICP-E005",
+                    "this node's replay window is full; try again later or another node",
+                )
+                .with("reason", "replay_window_full")
+                .with("retry_after_ms", retry_after_s * 1000);
+                (503, body, Some(retry_after_s))
+            }
+        }
+    }
 }
 
 impl ReplayGuard {
@@ -153,6 +188,17 @@ mod tests {
         assert_eq!(g.admit(None, "a"), Err(Replay::TaskId), "still remembered");
         tokio::time::advance(Duration::from_secs(200)).await;
         assert_eq!(g.admit(Some("n1"), "c"), Ok(()), "`a` and `n1` expired");
+    }
+
+    #[test]
+    fn refusals_carry_codes_and_retry_after() {
+        let (status, body, retry) = Replay::Full(Duration::from_millis(1500)).error();
+        assert_eq!((status, retry), (503, Some(2)));
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["error"]["code"], "IICP-E005");
+        assert_eq!(v["error"]["retry_after_ms"], 2000);
+        assert_eq!(Replay::Nonce.error().0, 409);
+        assert_eq!(Replay::Full(Duration::ZERO).error().2, Some(1));
     }
 
     #[tokio::test(start_paused = true)]
