@@ -57,8 +57,13 @@ impl Fake {
     }
 }
 
+/// What the fake answers with status 500 (plus the key it was sent): a
+/// stand-in for an internal detail that must not reach a consumer.
+const INTERNAL_ERROR: &str = "upstream pool http://10.9.8.7:7000/internal/shard-3 exhausted";
+
 /// An OpenAI-style server: `/v1/models`, chat, completions, embeddings,
-/// moderations, audio; model `bad-model` gets a 404 with the key echoed.
+/// moderations, audio; model `bad-model` gets a 404 with the key echoed, a
+/// first message `FAIL-500` a 500 with an internal URL and the key echoed.
 async fn openai_fake() -> (String, Fake, tokio::task::JoinHandle<()>) {
     let fake = Fake::default();
     let app = Router::new()
@@ -91,6 +96,17 @@ async fn openai_route(
         return (
             StatusCode::NOT_FOUND,
             format!("model not found (you sent {auth})"),
+        )
+            .into_response();
+    }
+    if req["messages"][0]["content"] == "FAIL-500" {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{INTERNAL_ERROR} (request had {auth})\n\u{1b}[31mFORGED log line"),
         )
             .into_response();
     }
@@ -236,7 +252,7 @@ async fn audio_goes_as_multipart_and_comes_back_as_base64() {
 }
 
 #[tokio::test]
-async fn upstream_errors_are_typed_truncated_and_keyless() {
+async fn upstream_errors_are_typed_generic_and_keyless() {
     let (base, _fake, _t) = openai_fake().await;
     let b = backends::build(
         BackendKind::OpenaiCompat,
@@ -247,12 +263,19 @@ async fn upstream_errors_are_typed_truncated_and_keyless() {
         .await
         .unwrap_err()
     {
-        BackendError::Upstream { status, message } => {
-            assert_eq!(status, 404);
-            assert!(message.contains("model not found"));
+        e @ BackendError::Upstream { .. } => {
+            assert_eq!(
+                e.to_string(),
+                "the backend answered HTTP 404",
+                "the body stays out of the message"
+            );
+            let BackendError::Upstream { detail, .. } = e else {
+                unreachable!()
+            };
+            assert!(detail.contains("model not found"), "kept for the log");
             assert!(
-                !message.contains("sk-secret-42"),
-                "the echoed key is scrubbed: {message}"
+                !detail.contains("sk-secret-42"),
+                "the echoed key is scrubbed: {detail}"
             );
         }
         other => panic!("expected an upstream error, got {other:?}"),
@@ -488,8 +511,9 @@ async fn a_node_serves_through_a_backend_and_reports_its_models() {
         "constraints.max_tokens reaches the backend"
     );
 
-    let (status, body) =
-        post(json!({"intent": CHAT, "payload": {"model": "bad-model", "messages": []}})).await;
+    let (status, body) = post(json!({"intent": CHAT, "payload": {
+        "messages": [{"role": "user", "content": "FAIL-500"}]}}))
+    .await;
     assert_eq!(
         (
             status,
@@ -543,4 +567,287 @@ async fn a_node_serves_through_a_backend_and_reports_its_models() {
         "hidden while its backend is down"
     );
     node.shutdown().await;
+}
+
+/// A node in front of `backend` (no directory), with `config` for the rest.
+async fn node_over(
+    backend: Arc<dyn backends::Backend>,
+    config: NodeConfig,
+) -> iicp_client::RunningNode {
+    IicpNode::new(NodeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        skip_registration: true,
+        ..config
+    })
+    .start_backend(backend)
+    .await
+    .unwrap()
+}
+
+/// POSTs a task; returns the status, the JSON answer and its raw text.
+async fn post_task(node: &iicp_client::RunningNode, task: &Value) -> (u16, Value, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/task", node.endpoint()))
+        .json(task)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap(), text)
+}
+
+fn chat_task(payload: Value, constraints: Value) -> Value {
+    let mut t = json!({"intent": CHAT, "payload": payload});
+    if !constraints.is_null() {
+        t["constraints"] = constraints;
+    }
+    t
+}
+
+/// Issue #11 item 4: a consumer cannot pick a model the node never
+/// advertised, nor raise max_tokens / n above the operator's limits.
+#[tokio::test]
+async fn a_node_sends_only_advertised_models_and_clamped_costs_to_an_openai_backend() {
+    let (base, fake, _t) = openai_fake().await;
+    let node = node_over(
+        backends::build(
+            BackendKind::OpenaiCompat,
+            BackendOptions {
+                max_choices: 4, // the node's limits are lower and win
+                ..opts(&base, Some("sk-op"), None)
+            },
+        ),
+        NodeConfig {
+            max_tokens: 100,
+            max_choices: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    // (payload, constraints) → what the backend must receive.
+    let served = [
+        (
+            json!({"messages": hi, "max_tokens": 1_000_000, "max_completion_tokens": 999_999,
+                   "n": 8, "best_of": 9}),
+            Value::Null,
+            json!({"model": "alpha", "max_tokens": 100, "max_completion_tokens": 100,
+                   "n": 2, "best_of": 2}),
+        ),
+        (
+            json!({"messages": hi}),
+            json!({"max_tokens": 1_000_000, "model": "beta-vision"}),
+            json!({"model": "beta-vision", "max_tokens": 100}),
+        ),
+        (
+            json!({"messages": hi, "model": "alpha", "max_tokens": 7, "n": 1}),
+            json!({"max_tokens": 1_000_000}),
+            json!({"model": "alpha", "max_tokens": 7, "n": 1}),
+        ),
+    ];
+    for (payload, constraints, want) in served {
+        let (status, body, _) = post_task(&node, &chat_task(payload.clone(), constraints)).await;
+        assert_eq!(status, 200, "{payload}: {body}");
+        let sent = fake.json_to("/v1/chat/completions");
+        for (field, value) in want.as_object().unwrap() {
+            assert_eq!(&sent[field], value, "{field} for {payload}: sent {sent}");
+        }
+    }
+
+    let before = fake.seen.lock().unwrap().len();
+    for (payload, constraints) in [
+        (
+            json!({"messages": hi, "model": "gpt-4-expensive", "max_tokens": 1_000_000}),
+            Value::Null,
+        ),
+        (json!({"messages": hi}), json!({"model": "gpt-4-expensive"})),
+    ] {
+        let (status, body, text) = post_task(&node, &chat_task(payload, constraints)).await;
+        assert_eq!(
+            (
+                status,
+                body["status"].as_str(),
+                body["error"]["code"].as_str()
+            ),
+            (404, Some("error"), Some("IICP-E029")),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("alpha") && message.contains("beta-vision"),
+            "names the models served: {message}"
+        );
+        assert!(
+            !text.contains("gpt-4-expensive"),
+            "the asked model is not echoed"
+        );
+    }
+    let (status, body, _) = post_task(
+        &node,
+        &chat_task(
+            json!({"messages": hi, "max_tokens": "1000000"}),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("validation_error")),
+        "a string max_tokens is refused, not passed to a lenient server"
+    );
+    assert_eq!(
+        fake.seen.lock().unwrap().len(),
+        before,
+        "no refused task reached the backend"
+    );
+    node.shutdown().await;
+}
+
+/// Issue #11 item 4, Anthropic: the same rules, and `max_tokens` (which
+/// Anthropic requires) becomes the operator's limit when the task sets none.
+/// Also the backend-level limit that the seed's `invoke_backend` applies.
+#[tokio::test]
+async fn anthropic_and_the_seed_helper_get_clamped_max_tokens() {
+    let (base, fake) = anthropic_fake().await;
+    let node = node_over(
+        backends::build(
+            BackendKind::Anthropic,
+            opts(&base, Some("ak-test"), Some("claude-test-1")),
+        ),
+        NodeConfig {
+            models: vec!["claude-test-1".into()],
+            max_tokens: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    for (payload, constraints, want) in [
+        (
+            json!({"messages": hi, "max_tokens": 1_000_000}),
+            Value::Null,
+            1000,
+        ),
+        (
+            json!({"messages": hi}),
+            json!({"max_tokens": 1_000_000}),
+            1000,
+        ),
+        (json!({"messages": hi}), Value::Null, 1000),
+        (json!({"messages": hi, "max_tokens": 5}), Value::Null, 5),
+    ] {
+        let (status, body, _) = post_task(&node, &chat_task(payload.clone(), constraints)).await;
+        assert_eq!(status, 200, "{payload}: {body}");
+        let sent = fake.json_to("/v1/messages");
+        assert_eq!(sent["max_tokens"], want, "{payload}");
+        assert_eq!(sent["model"], "claude-test-1");
+    }
+    let before = fake.seen.lock().unwrap().len();
+    let (status, body, _) = post_task(
+        &node,
+        &chat_task(
+            json!({"messages": hi, "model": "claude-opus-expensive"}),
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("IICP-E029"))
+    );
+    assert_eq!(fake.seen.lock().unwrap().len(), before);
+    node.shutdown().await;
+
+    // Without a node: the backend options' own limit (default 4096).
+    let seed = BackendOptions {
+        max_tokens: 50,
+        ..opts(&base, Some("ak-test"), Some("claude-test-1"))
+    };
+    backends::invoke_backend(
+        "anthropic",
+        &seed,
+        CHAT,
+        &json!({"messages": hi, "max_tokens": 1_000_000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.json_to("/v1/messages")["max_tokens"], 50);
+    let (openai_base, openai, _t) = openai_fake().await;
+    backends::invoke_backend(
+        "openai_compat",
+        &opts(&openai_base, None, Some("alpha")),
+        CHAT,
+        &json!({"messages": hi, "max_tokens": 1_000_000, "n": 4}),
+    )
+    .await
+    .unwrap();
+    let sent = openai.json_to("/v1/chat/completions");
+    assert_eq!(
+        (sent["max_tokens"].as_u64(), sent["n"].as_u64()),
+        (
+            Some(backends::DEFAULT_MAX_TOKENS),
+            Some(backends::DEFAULT_MAX_CHOICES)
+        )
+    );
+}
+
+/// Issue #11 item 9: a backend's error body (internal URL, echoed API key,
+/// a forged log line) never reaches the consumer; the operator's log gets
+/// it scrubbed.
+#[tokio::test]
+async fn backend_error_text_stays_in_the_operators_log() {
+    let (captured, _guard) = common::logs::capture();
+    let (base, _fake, _t) = openai_fake().await;
+    let key = "sk-operator-secret-42";
+    let node = node_over(
+        backends::build(
+            BackendKind::OpenaiCompat,
+            opts(&base, Some(key), Some("alpha")),
+        ),
+        NodeConfig::default(),
+    )
+    .await;
+    let failing = json!({"messages": [{"role": "user", "content": "FAIL-500"}]});
+    let (status, body, text) = post_task(&node, &chat_task(failing.clone(), Value::Null)).await;
+    assert_eq!(
+        (
+            status,
+            body["status"].as_str(),
+            body["error"]["code"].as_str()
+        ),
+        (502, Some("error"), Some("backend_error"))
+    );
+    assert_eq!(body["error"]["message"], "the backend answered HTTP 500");
+    for secret in ["10.9.8.7", "internal", key, "FORGED"] {
+        assert!(
+            !text.contains(secret),
+            "`{secret}` reached the consumer: {text}"
+        );
+    }
+    let seed = backends::invoke_backend(
+        "openai_compat",
+        &opts(&base, Some(key), Some("alpha")),
+        CHAT,
+        &failing,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(seed, "the backend answered HTTP 500");
+    node.shutdown().await;
+
+    let logs = captured.text();
+    assert!(
+        logs.contains(INTERNAL_ERROR),
+        "the operator sees the detail: {logs}"
+    );
+    assert!(
+        !logs.contains(key),
+        "the key is scrubbed from the log: {logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}') && !logs.contains("\nFORGED"),
+        "control characters are escaped: {logs}"
+    );
 }

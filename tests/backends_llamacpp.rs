@@ -169,9 +169,9 @@ async fn error_paths_no_model_too_long_and_killed_server() {
     let b = server.backend(BackendKind::Llamacpp, Some(MODEL));
     let long = "word ".repeat(600);
     match b.invoke(CHAT, &chat_payload(&long, 4)).await.unwrap_err() {
-        BackendError::Upstream { status, message } => {
+        BackendError::Upstream { status, detail } => {
             assert_eq!(status, 400);
-            assert!(message.chars().count() <= backends::MAX_UPSTREAM_TEXT + 1);
+            assert!(detail.chars().count() <= backends::MAX_UPSTREAM_TEXT + 1);
         }
         other => panic!("expected an upstream error, got {other:?}"),
     }

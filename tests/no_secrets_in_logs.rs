@@ -4,37 +4,13 @@
 
 mod common;
 
+use common::logs::capture;
 use common::test_node::{RecordingProxy, Reply, TestNode};
 use common::{Harness, registration};
 use iicp_client::{
     ChatMessage, ClientConfig, IicpClient, IicpNode, NodeConfig, TaskContext, TaskRequest,
 };
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
 
 #[tokio::test]
 async fn client_and_directory_log_no_token_or_payload() {
@@ -83,7 +59,7 @@ async fn client_and_directory_log_no_token_or_payload() {
         "the node did get the payload"
     );
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("node registered"),
         "logging was captured: {logs}"
@@ -147,7 +123,7 @@ async fn node_logs_task_spans_but_no_payload_or_token() {
     node.shutdown().await;
 
     let ack = proxy.to("/v1/register")[0].response.clone();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("iicp.task.execute") && logs.contains(&task_id),
         "task span logged: {logs}"

@@ -3,7 +3,8 @@
 //! looks like any other node (PROTOCOL.md §6).
 //!
 //! Request: system messages are hoisted into `system` (joined with a blank
-//! line), `max_tokens` defaults to 4096 (Anthropic requires it),
+//! line), `max_tokens` is the task's, at most the options' `max_tokens`
+//! (which is also the value when the task sets none: Anthropic requires it),
 //! `temperature` and `top_p` pass through, `stop` becomes `stop_sequences`,
 //! `image_url` parts become image blocks (data URLs as base64, others as
 //! URL sources), other parts are dropped. Headers: `x-api-key` and
@@ -11,6 +12,7 @@
 
 use super::error::BackendError;
 use super::http::{send, shared_client};
+use super::limits::clamped;
 use super::options::{BackendKind, BackendOptions};
 use serde_json::{Map, Value, json};
 
@@ -62,10 +64,12 @@ fn system_text(content: &Value) -> String {
 }
 
 /// Translates an `llm:chat:v1` payload into a Messages API request body.
+/// `max_tokens` is the payload's, lowered to `max_tokens` (the operator's
+/// limit), or `max_tokens` when the payload sets none.
 pub fn to_messages_request(
     payload: &Value,
     default_model: Option<&str>,
-    default_max_tokens: u64,
+    max_tokens: u64,
 ) -> Result<Value, BackendError> {
     let messages = payload
         .get("messages")
@@ -96,11 +100,11 @@ pub fn to_messages_request(
     let mut body = Map::new();
     body.insert("model".into(), model.into());
     body.insert("messages".into(), out.into());
-    let max_tokens = payload
-        .get("max_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(default_max_tokens);
-    body.insert("max_tokens".into(), max_tokens.into());
+    let asked = match payload.get("max_tokens") {
+        Some(v) => clamped("max_tokens", v, max_tokens)?,
+        None => None,
+    };
+    body.insert("max_tokens".into(), asked.unwrap_or(max_tokens).into());
     let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
     if !system.is_empty() {
         body.insert("system".into(), system.join("\n\n").into());
@@ -198,11 +202,7 @@ impl Anthropic {
         if intent != crate::wire::intent::LLM_CHAT_V1 {
             return Err(BackendError::Unsupported(intent.to_owned()));
         }
-        let body = to_messages_request(
-            payload,
-            self.opts.model.as_deref(),
-            self.opts.anthropic_max_tokens,
-        )?;
+        let body = to_messages_request(payload, self.opts.model.as_deref(), self.opts.max_tokens)?;
         let timeout_ms = self.opts.timeout.as_millis() as u64;
         let reply = send(
             self.request(reqwest::Method::POST, "/messages").json(&body),
@@ -291,6 +291,17 @@ mod tests {
             (Some("m2"), Some(5))
         );
         assert!(own.get("system").is_none());
+        let capped = |asked: Value| {
+            to_messages_request(
+                &json!({"max_tokens": asked, "messages": []}),
+                Some("c"),
+                100,
+            )
+            .map(|b| b["max_tokens"].clone())
+        };
+        assert_eq!(capped(json!(1_000_000)).unwrap(), 100);
+        assert_eq!(capped(json!(null)).unwrap(), 100);
+        assert!(capped(json!("1000000")).is_err());
         assert!(to_messages_request(&json!({"messages": []}), None, 1).is_err());
     }
 

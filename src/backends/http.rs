@@ -42,7 +42,8 @@ impl Answer {
 }
 
 /// Sends, checks the status before reading the body as JSON, and maps
-/// failures to [`BackendError`] (the key is scrubbed from upstream text).
+/// failures to [`BackendError`]. An error answer's body text is logged here
+/// at warn, scrubbed; the error itself names only the status.
 pub(crate) async fn send(
     req: reqwest::RequestBuilder,
     timeout_ms: u64,
@@ -59,11 +60,13 @@ pub(crate) async fn send(
         .await
         .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?;
     if !status.is_success() {
-        return Err(BackendError::upstream(
-            status.as_u16(),
-            &String::from_utf8_lossy(&body),
-            key,
-        ));
+        let error = BackendError::upstream(status.as_u16(), &String::from_utf8_lossy(&body), key);
+        if let BackendError::Upstream { status, detail } = &error {
+            // Scrubbed (key replaced, control characters escaped, cut short)
+            // and still Debug-quoted: the one place the body text goes.
+            tracing::warn!(status, body = ?detail, "the backend answered with an error");
+        }
+        return Err(error);
     }
     Ok(Answer { headers, body })
 }

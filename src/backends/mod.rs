@@ -2,6 +2,12 @@
 //! [`Backend`], with one implementation per engine API (OpenAI-compatible,
 //! Anthropic), all sharing one pooled HTTP client (PROTOCOL.md §6).
 //!
+//! A payload comes from a consumer while the server bills the operator:
+//! every request's cost fields are lowered to [`CostLimits`] first
+//! ([`BackendOptions::max_tokens`], [`BackendOptions::max_choices`]), and an
+//! upstream error body never reaches a [`BackendError`]'s message (only its
+//! status does; the scrubbed text is logged).
+//!
 //! [`invoke_backend`] and [`openai_compat::invoke`] are the seed's
 //! conveniences: they return the consumer envelope `{"result": …}`, so a
 //! `serve()` handler unwraps it before returning:
@@ -20,11 +26,13 @@
 pub mod anthropic;
 mod error;
 mod http;
+mod limits;
 pub mod openai_compat;
 mod options;
 
 pub use anthropic::Anthropic;
 pub use error::{BackendError, MAX_UPSTREAM_TEXT};
+pub use limits::{CostLimits, DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOKENS, clamp_cost};
 pub use openai_compat::OpenAiCompat;
 pub use options::{BackendKind, BackendOptions};
 

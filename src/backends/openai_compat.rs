@@ -5,11 +5,13 @@
 //! embedding → `/embeddings`, moderation → `/moderations`, transcription →
 //! `/audio/transcriptions` (multipart, from base64 `payload.audio`), speech →
 //! `/audio/speech` (binary answer returned as base64 `result.audio`). The
-//! configured model fills in when the payload names none; `Authorization:
-//! Bearer` is sent only when a key is set.
+//! configured model fills in when the payload names none; `max_tokens`,
+//! `max_completion_tokens`, `n` and `best_of` are lowered to the options'
+//! limits (`limits.rs`); `Authorization: Bearer` is sent only when a key is set.
 
 use super::error::BackendError;
 use super::http::{send, shared_client};
+use super::limits::clamp_cost;
 use super::options::{BackendKind, BackendOptions};
 use crate::wire::BackendFlavour;
 use base64::Engine;
@@ -127,14 +129,19 @@ impl OpenAiCompat {
         req
     }
 
-    /// Runs one task; returns the upstream JSON as the result.
+    /// Runs one task; returns the upstream JSON as the result. The cost
+    /// fields of the payload are first lowered to the options' limits.
     pub async fn invoke(&self, intent: &str, payload: &Value) -> Result<Value, BackendError> {
         let route = route(intent).ok_or_else(|| BackendError::Unsupported(intent.to_owned()))?;
-        let model = self.opts.model.as_deref();
+        let needs_model = match route {
+            Route::Json { needs_model, .. } => needs_model,
+            Route::Speech | Route::Transcription => true,
+        };
+        let mut body = with_model(payload, self.opts.model.as_deref(), needs_model)?;
+        clamp_cost(&mut body, self.opts.limits())?;
         let timeout_ms = self.opts.timeout.as_millis() as u64;
         match route {
-            Route::Json { path, needs_model } => {
-                let body = with_model(payload, model, needs_model)?;
+            Route::Json { path, .. } => {
                 let resp = send(
                     self.request(reqwest::Method::POST, path).json(&body),
                     timeout_ms,
@@ -144,7 +151,6 @@ impl OpenAiCompat {
                 resp.json()
             }
             Route::Speech => {
-                let body = with_model(payload, model, true)?;
                 let resp = send(
                     self.request(reqwest::Method::POST, "/audio/speech")
                         .json(&body),
@@ -156,7 +162,6 @@ impl OpenAiCompat {
                 Ok(json!({"audio": B64.encode(resp.bytes()), "content_type": content_type}))
             }
             Route::Transcription => {
-                let body = with_model(payload, model, true)?;
                 let form = transcription_form(&body)?;
                 let resp = send(
                     self.request(reqwest::Method::POST, "/audio/transcriptions")

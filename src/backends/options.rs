@@ -72,8 +72,12 @@ pub struct BackendOptions {
     pub model: Option<String>,
     /// Time limit of one backend call.
     pub timeout: Duration,
-    /// `max_tokens` sent to Anthropic when the task sets none (it is required there).
-    pub anthropic_max_tokens: u64,
+    /// Most tokens one answer may ask for: a larger `max_tokens` /
+    /// `max_completion_tokens` is lowered to it, and Anthropic (which
+    /// requires `max_tokens`) gets it when the task sets none.
+    pub max_tokens: u64,
+    /// Most answers one request may ask for (`n`, `best_of`).
+    pub max_choices: u64,
 }
 
 impl Default for BackendOptions {
@@ -83,12 +87,21 @@ impl Default for BackendOptions {
             api_key: None,
             model: None,
             timeout: Duration::from_secs(120),
-            anthropic_max_tokens: 4096,
+            max_tokens: super::limits::DEFAULT_MAX_TOKENS,
+            max_choices: super::limits::DEFAULT_MAX_CHOICES,
         }
     }
 }
 
 impl BackendOptions {
+    /// The cost limits every request is held to.
+    pub fn limits(&self) -> super::limits::CostLimits {
+        super::limits::CostLimits {
+            max_tokens: self.max_tokens,
+            max_choices: self.max_choices,
+        }
+    }
+
     /// The base URL for `kind`, without a trailing slash.
     pub fn base_for(&self, kind: BackendKind) -> String {
         self.base_url
@@ -127,6 +140,6 @@ mod tests {
         assert_eq!(custom.base_for(BackendKind::Vllm), "http://h:1/v1");
         assert_eq!("llamacpp".parse::<BackendKind>(), Ok(BackendKind::Llamacpp));
         assert!("gpt".parse::<BackendKind>().is_err());
-        assert_eq!(o.anthropic_max_tokens, 4096);
+        assert_eq!((o.max_tokens, o.max_choices), (4096, 1));
     }
 }

@@ -12,6 +12,9 @@ pub const DEFAULT_PORT: u16 = 9484;
 /// The native relay port.
 pub const DEFAULT_RELAY_ACCEPT_PORT: u16 = 9485;
 
+/// Default of [`NodeConfig::replay_window_entries`].
+pub const DEFAULT_REPLAY_WINDOW_ENTRIES: usize = 100_000;
+
 /// Configuration of an [`IicpNode`](super::IicpNode).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -68,6 +71,21 @@ pub struct NodeConfig {
     pub cx_key_file: Option<PathBuf>,
     /// Header and body read timeouts and the connection cap of its HTTP server.
     pub server_limits: crate::ServerLimits,
+    /// Task ids and nonces remembered for replay protection, per window
+    /// (task ids 300 s, nonces 5 min). Ids are at most 128 bytes, so each
+    /// window takes at most about 200 bytes per entry. When a window is full
+    /// of unexpired ids, new tasks get 503 until the oldest expires.
+    pub replay_window_entries: usize,
+    /// Most tokens one answer may ask for through a backend: larger
+    /// `max_tokens` / `max_completion_tokens` (payload or constraints) are
+    /// lowered to it, and a backend that requires `max_tokens` (Anthropic)
+    /// gets it when the task sets none. The backend's own
+    /// [`BackendOptions::max_tokens`](crate::backends::BackendOptions) applies
+    /// too; the lower wins.
+    pub max_tokens: u64,
+    /// Most answers one task may ask for through a backend (`n`, `best_of`
+    /// are lowered to it; the backend's own `max_choices` applies too).
+    pub max_choices: u64,
 }
 
 impl Default for NodeConfig {
@@ -96,6 +114,9 @@ impl Default for NodeConfig {
             cx_key_file: None,
             task_auth: super::TaskAuthMode::Open,
             server_limits: crate::ServerLimits::default(),
+            replay_window_entries: DEFAULT_REPLAY_WINDOW_ENTRIES,
+            max_tokens: crate::backends::DEFAULT_MAX_TOKENS,
+            max_choices: crate::backends::DEFAULT_MAX_CHOICES,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! about it (ARCHITECTURE.md, "One lifecycle loop").
 
 use super::capabilities::capabilities;
+use super::models::AdvertisedModels;
 use super::pipeline::Pipeline;
 use super::stats::StatsDelta;
 use crate::backends::Backend;
@@ -56,8 +57,9 @@ pub(crate) struct LifecycleParams {
     pub pipeline: Arc<Pipeline>,
     pub health_models: Option<Vec<String>>,
     /// Re-probed before every heartbeat: its models become `health_models`,
-    /// and a changed model list re-registers with new capabilities.
-    pub model_probe: Option<Arc<dyn Backend>>,
+    /// and a changed model list re-registers with new capabilities and
+    /// becomes the advertised list tasks are held to.
+    pub model_probe: Option<(Arc<dyn Backend>, AdvertisedModels)>,
     /// The intent capabilities are built for.
     pub intent: IntentUrn,
 }
@@ -100,14 +102,14 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
         if registered.is_none() {
             match lc.register().await {
                 Ok(r) => {
-                    tracing::info!(node_id = %r.node_id, directory = %lc.p.directory_url, "registered with the directory");
+                    tracing::info!(node_id = ?r.node_id, directory = %lc.p.directory_url, "registered with the directory");
                     lc.p.identity.send_replace(Some(r.node_id.clone()));
                     registered = Some(r);
                     backoff = FIRST_BACKOFF;
                     next_beat = Instant::now(); // first heartbeat at once (SDK-NODE-01)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
+                    tracing::warn!(error = ?e.to_string(), retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = cancel.cancelled() => return,
@@ -141,16 +143,16 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
                 registered = None;
             }
             Err(BeatError::Other(e)) => {
-                tracing::warn!(error = %e, "heartbeat failed; retrying at the next beat");
+                tracing::warn!(error = ?e.to_string(), "heartbeat failed; retrying at the next beat");
                 next_beat = Instant::now() + RETRY_FAILED_BEAT;
             }
         }
     }
     if let Some(reg) = registered {
         match lc.deregister(&reg).await {
-            Ok(()) => tracing::info!(node_id = %reg.node_id, "deregistered from the directory"),
+            Ok(()) => tracing::info!(node_id = ?reg.node_id, "deregistered from the directory"),
             Err(e) => {
-                tracing::warn!(error = %e, "deregistration failed; the directory drops the node after 90 s")
+                tracing::warn!(error = ?e.to_string(), "deregistration failed; the directory drops the node after 90 s")
             }
         }
     }
@@ -162,13 +164,13 @@ impl Lifecycle {
     /// failed probe reports no models, which hides the node until the
     /// backend is back.
     async fn refresh_models(&mut self) -> bool {
-        let Some(probe) = self.p.model_probe.clone() else {
+        let Some((probe, advertised)) = self.p.model_probe.clone() else {
             return false;
         };
         let models = match tokio::time::timeout(PROBE_TIMEOUT, probe.probe()).await {
             Ok(Ok((models, _))) => models,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "backend model probe failed; advertising no models");
+                tracing::warn!(error = ?e.to_string(), "backend model probe failed; advertising no models");
                 Vec::new()
             }
             Err(_) => {
@@ -188,6 +190,7 @@ impl Lifecycle {
                 || models.iter().any(|m| !registered.contains(&m)));
         if changed {
             self.p.registration.capabilities = capabilities(&models, &self.p.intent, None);
+            advertised.set(&models);
         }
         self.p.health_models = Some(models);
         changed
@@ -221,7 +224,7 @@ impl Lifecycle {
                 .host_str()
                 .is_some_and(|h| h.trim_matches(['[', ']']) != seen)
             {
-                tracing::debug!(observed_source_ip = %seen, "the directory sees another address than the advertised endpoint");
+                tracing::debug!(observed_source_ip = ?seen, "the directory sees another address than the advertised endpoint");
             }
         }
         self.node_id = Some(ack.node_id.clone());
@@ -262,7 +265,7 @@ impl Lifecycle {
         }
         let answer: KeyAnswer = reply.json("the directory key").ok()?;
         DirectoryPublicKey::from_hex(&answer.public_key)
-            .map_err(|e| tracing::warn!(error = %e, "the directory's key is unusable"))
+            .map_err(|e| tracing::warn!(error = ?e.to_string(), "the directory's key is unusable"))
             .ok()
     }
 

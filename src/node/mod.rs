@@ -32,6 +32,7 @@ mod handler;
 mod http;
 mod lifecycle;
 mod listener;
+mod models;
 mod pipeline;
 mod replay;
 mod signal;
@@ -40,7 +41,9 @@ mod task_auth;
 
 pub use admission::ADMISSION_WAIT;
 pub use capabilities::{capabilities, intent_for_model, modalities_for_model};
-pub use config::{DEFAULT_PORT, DEFAULT_RELAY_ACCEPT_PORT, NodeConfig};
+pub use config::{
+    DEFAULT_PORT, DEFAULT_RELAY_ACCEPT_PORT, DEFAULT_REPLAY_WINDOW_ENTRIES, NodeConfig,
+};
 pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
 pub use signal::shutdown_signal;
 pub use task_auth::TaskAuthMode;
@@ -58,10 +61,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Task ids remembered for duplicate detection, and for how long.
+/// How long task ids (300 s) and nonces (5 min) are remembered
+/// (PROTOCOL.md §2.3 steps 5-6).
 const TASK_ID_WINDOW: Duration = Duration::from_secs(300);
 const NONCE_WINDOW: Duration = Duration::from_secs(300);
-const REPLAY_CAPACITY: usize = 100_000;
 
 /// An IICP provider node. Build it with [`IicpNode::new`], then
 /// [`serve`](Self::serve) (until SIGINT/SIGTERM) or [`start`](Self::start)
@@ -106,6 +109,8 @@ impl IicpNode {
     /// `models` is empty they become the advertised models, and the engine
     /// flavour the register `backend` field) and before every heartbeat
     /// (`health_models`; a changed list re-registers with new capabilities).
+    /// A task may name only an advertised model (else 404 `IICP-E029`), and
+    /// its cost fields are lowered to `max_tokens` / `max_choices`.
     pub async fn start_backend(mut self, backend: Arc<dyn Backend>) -> Result<RunningNode> {
         match backend.probe().await {
             Ok((models, flavour)) => {
@@ -114,19 +119,27 @@ impl IicpNode {
                 }
                 self.config.backend.get_or_insert(flavour);
             }
-            Err(e) => tracing::warn!(error = %e, "could not list the backend's models at start"),
+            Err(e) => {
+                tracing::warn!(error = ?e.to_string(), "could not list the backend's models at start")
+            }
         }
+        let advertised = models::AdvertisedModels::new(&self.config.models);
         let handler: Arc<dyn TaskHandler> = Arc::new(backend_handler::BackendHandler {
             backend: backend.clone(),
             default_model: self.config.models.first().cloned(),
+            advertised: advertised.clone(),
+            limits: crate::backends::CostLimits {
+                max_tokens: self.config.max_tokens,
+                max_choices: self.config.max_choices,
+            },
         });
-        self.launch(handler, Some(backend)).await
+        self.launch(handler, Some((backend, advertised))).await
     }
 
     async fn launch(
         self,
         handler: Arc<dyn TaskHandler>,
-        model_probe: Option<Arc<dyn Backend>>,
+        model_probe: Option<(Arc<dyn Backend>, models::AdvertisedModels)>,
     ) -> Result<RunningNode> {
         let cfg = self.config;
         let intent = IntentUrn::parse(&cfg.intent)?;
@@ -150,8 +163,11 @@ impl IicpNode {
         let pipeline = Arc::new(Pipeline {
             handler,
             gate: admission::AdmissionGate::new(cfg.max_concurrent),
-            task_ids: replay::ReplayWindow::new(TASK_ID_WINDOW, REPLAY_CAPACITY),
-            nonces: replay::ReplayWindow::new(NONCE_WINDOW, REPLAY_CAPACITY),
+            replay: replay::ReplayGuard::new(
+                NONCE_WINDOW,
+                TASK_ID_WINDOW,
+                cfg.replay_window_entries,
+            ),
             intents: caps.iter().map(|c| c.intent.clone()).collect(),
             default_timeout: cfg.default_task_timeout,
             identity: identity_rx.clone(),

@@ -1,14 +1,16 @@
 //! The one task pipeline. A task that arrives over HTTP (and later over the
-//! native transport or a relay) goes through `Pipeline::run`: draining
-//! check → intent and policy → authorisation → admission (concurrency, QoS) → replay checks
-//! (nonce, task id) → confidentiality → handler under a deadline → envelope.
+//! native transport or a relay) goes through `Pipeline::run`: id rules
+//! (`task_id`, `nonce`) → draining check → intent and policy → authorisation
+//! → admission (concurrency, QoS) → replay checks (nonce, task id; 503 when
+//! a window is full) → confidentiality → handler under a deadline → envelope.
+//! Nothing a peer sent is logged before the id rules passed.
 //! Transports are adapters in front of this function and add no checks of
 //! their own (ARCHITECTURE.md, "One task pipeline").
 
 use super::admission::AdmissionGate;
 use super::envelope;
 use super::handler::{TaskContext, TaskHandler};
-use super::replay::ReplayWindow;
+use super::replay::ReplayGuard;
 use super::stats::{NodeStats, Outcome};
 use super::task_auth::{Authorizer, Credentials};
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
@@ -56,8 +58,8 @@ impl Answer {
 pub(crate) struct Pipeline {
     pub handler: Arc<dyn TaskHandler>,
     pub gate: AdmissionGate,
-    pub task_ids: ReplayWindow,
-    pub nonces: ReplayWindow,
+    /// Nonces and task ids seen recently.
+    pub replay: ReplayGuard,
     pub intents: Vec<IntentUrn>,
     pub default_timeout: Duration,
     pub identity: watch::Receiver<Option<String>>,
@@ -129,6 +131,14 @@ impl Pipeline {
         traceparent: Option<String>,
         credentials: Credentials,
     ) -> Answer {
+        // First: ids are stored, logged and echoed below, so they must be
+        // short and plain. The message names the rule, not the value.
+        if let Err(e) = task.check_ids() {
+            return Answer::error(422, ErrorBody::new("validation_error", e.to_string()));
+        }
+        if task.nonce.as_deref() == Some("") {
+            task.nonce = None;
+        }
         if self.is_draining() {
             let body = ErrorBody::new("IICP-E024", "node is shutting down; try another node")
                 .with("retry_after_ms", 5000);
@@ -171,19 +181,12 @@ impl Pipeline {
                 ..Answer::error(429, body)
             };
         };
-        if let Some(nonce) = task.nonce.as_deref() {
-            if !self.nonces.first_sighting(nonce) {
-                return Answer::error(409, ErrorBody::new("IICP-E011", "nonce was already used"));
-            }
-        }
-        if !self.task_ids.first_sighting(&task.task_id) {
-            return Answer::error(
-                409,
-                ErrorBody::new(
-                    "IICP-E010",
-                    "this node already received a task with this task_id",
-                ),
-            );
+        if let Err(refusal) = self.replay.admit(task.nonce.as_deref(), &task.task_id) {
+            let (status, body, retry_after_s) = refusal.error();
+            return Answer {
+                retry_after_s,
+                ..Answer::error(status, body)
+            };
         }
         // PROTOCOL.md §2.5: open an encrypted payload; keep the shared
         // secret for an encrypted answer.

@@ -1,53 +1,163 @@
-//! `ReplayWindow`: ids seen within a time window (task ids: 300 s, nonces:
-//! 5 min; PROTOCOL.md §2.3 steps 5-6). Bounded: beyond `capacity` the
-//! oldest ids are forgotten first.
+//! Replay protection (PROTOCOL.md §2.3 steps 5-6): nonces seen in the last
+//! 5 min and task ids seen in the last 300 s are refused with 409.
+//!
+//! Each window holds at most `capacity` ids (each id stored once, shared
+//! between the expiry queue and the look-up set; ids are at most 128 bytes,
+//! `wire::task::MAX_ID_LEN`). A window full of unexpired ids does not
+//! forget any: new tasks are refused until the oldest id expires, so a flood
+//! of fillers cannot make a replay pass inside its window.
 
+use crate::wire::ErrorBody;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The nonce and task-id windows of one node, checked and updated together
+/// under one lock (a task refused by one window leaves no trace in the other).
 #[derive(Debug)]
-pub(crate) struct ReplayWindow {
-    window: Duration,
-    capacity: usize,
-    inner: Mutex<Seen>,
+pub(crate) struct ReplayGuard {
+    inner: Mutex<Windows>,
 }
 
-/// Ids in arrival order (for expiry) and as a set (for look-up).
-#[derive(Debug, Default)]
-struct Seen {
-    order: VecDeque<(Instant, String)>,
-    ids: HashSet<String>,
+#[derive(Debug)]
+struct Windows {
+    nonces: Window,
+    task_ids: Window,
 }
 
-impl ReplayWindow {
-    pub fn new(window: Duration, capacity: usize) -> Self {
+/// Why a task did not pass the replay checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// The nonce was seen within its window.
+    Nonce,
+    /// The task id was seen within its window.
+    TaskId,
+    /// A window is full of unexpired ids; the oldest expires after this long.
+    Full(Duration),
+}
+
+impl Replay {
+    /// The refusal: HTTP status, error body and Retry-After seconds.
+    /// 409 `IICP-E011` / `IICP-E010` for a replay; 503 `IICP-E005` (reason
+    /// `replay_window_full`) until the oldest id expires for a full window,
+    /// since forgetting ids early would let a replay pass.
+    pub fn error(self) -> (u16, ErrorBody, Option<u64>) {
+        match self {
+            Self::Nonce => (
+                409,
+                ErrorBody::new("IICP-E011", "nonce was already used"),
+                None,
+            ),
+            Self::TaskId => (
+                409,
+                ErrorBody::new(
+                    "IICP-E010",
+                    "this node already received a task with this task_id",
+                ),
+                None,
+            ),
+            Self::Full(wait) => {
+                let retry_after_s = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let body = ErrorBody::new(
+                    "IICP-E005",
+                    "this node's replay window is full; try again later or another node",
+                )
+                .with("reason", "replay_window_full")
+                .with("retry_after_ms", retry_after_s * 1000);
+                (503, body, Some(retry_after_s))
+            }
+        }
+    }
+}
+
+impl ReplayGuard {
+    /// Windows of `nonce_window` and `task_id_window`, `capacity` ids each.
+    pub fn new(nonce_window: Duration, task_id_window: Duration, capacity: usize) -> Self {
         Self {
-            window,
-            capacity,
-            inner: Mutex::new(Seen::default()),
+            inner: Mutex::new(Windows {
+                nonces: Window::new(nonce_window, capacity),
+                task_ids: Window::new(task_id_window, capacity),
+            }),
         }
     }
 
-    /// Records `id`; false when it was already seen within the window.
-    pub fn first_sighting(&self, id: &str) -> bool {
+    /// Records the task's nonce (if any) and id when neither was seen within
+    /// its window and there is room for both; otherwise records nothing.
+    pub fn admit(&self, nonce: Option<&str>, task_id: &str) -> Result<(), Replay> {
         let now = Instant::now();
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Seen { order, ids: seen } = &mut *guard;
-        while let Some((t, old)) = order.front() {
-            if now.duration_since(*t) < self.window && order.len() < self.capacity {
+        let Windows { nonces, task_ids } = &mut *guard;
+        nonces.expire(now);
+        task_ids.expire(now);
+        if nonce.is_some_and(|n| nonces.contains(n)) {
+            return Err(Replay::Nonce);
+        }
+        if task_ids.contains(task_id) {
+            return Err(Replay::TaskId);
+        }
+        let full = [
+            nonce.and_then(|_| nonces.full_until(now)),
+            task_ids.full_until(now),
+        ];
+        if let Some(wait) = full.into_iter().flatten().max() {
+            return Err(Replay::Full(wait));
+        }
+        if let Some(n) = nonce {
+            nonces.insert(now, n);
+        }
+        task_ids.insert(now, task_id);
+        Ok(())
+    }
+}
+
+/// Ids seen within `window`, oldest first, at most `capacity` of them.
+#[derive(Debug)]
+struct Window {
+    window: Duration,
+    capacity: usize,
+    order: VecDeque<(Instant, Arc<str>)>,
+    ids: HashSet<Arc<str>>,
+}
+
+impl Window {
+    fn new(window: Duration, capacity: usize) -> Self {
+        Self {
+            window,
+            capacity: capacity.max(1),
+            order: VecDeque::new(),
+            ids: HashSet::new(),
+        }
+    }
+
+    /// Drops the ids older than the window.
+    fn expire(&mut self, now: Instant) {
+        while let Some((seen, id)) = self.order.front() {
+            if now.duration_since(*seen) < self.window {
                 break;
             }
-            seen.remove(old);
-            order.pop_front();
+            self.ids.remove(id);
+            self.order.pop_front();
         }
-        if seen.contains(id) {
-            return false;
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// When full (after `expire`): how long until the oldest id expires.
+    fn full_until(&self, now: Instant) -> Option<Duration> {
+        if self.order.len() < self.capacity {
+            return None;
         }
-        seen.insert(id.to_owned());
-        order.push_back((now, id.to_owned()));
-        true
+        let oldest = self.order.front().map_or(now, |(t, _)| *t);
+        Some(self.window.saturating_sub(now.duration_since(oldest)))
+    }
+
+    fn insert(&mut self, now: Instant, id: &str) {
+        let id: Arc<str> = Arc::from(id);
+        self.ids.insert(id.clone());
+        self.order.push_back((now, id));
     }
 }
 
@@ -55,21 +165,57 @@ impl ReplayWindow {
 mod tests {
     use super::*;
 
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+
+    #[tokio::test(start_paused = true)]
+    async fn detects_repeats_and_refuses_when_full_instead_of_forgetting() {
+        let g = ReplayGuard::new(FIVE_MIN, FIVE_MIN, 2);
+        assert_eq!(g.admit(Some("n1"), "a"), Ok(()));
+        assert_eq!(g.admit(Some("n2"), "a"), Err(Replay::TaskId));
+        assert_eq!(g.admit(Some("n1"), "b"), Err(Replay::Nonce));
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(g.admit(None, "b"), Ok(()), "no nonce: only the id counts");
+        assert_eq!(
+            g.admit(None, "c"),
+            Err(Replay::Full(Duration::from_secs(200))),
+            "full: wait until `a` expires"
+        );
+        assert_eq!(
+            g.admit(Some("n1"), "c"),
+            Err(Replay::Nonce),
+            "still remembered"
+        );
+        assert_eq!(g.admit(None, "a"), Err(Replay::TaskId), "still remembered");
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(g.admit(Some("n1"), "c"), Ok(()), "`a` and `n1` expired");
+    }
+
     #[test]
-    fn detects_repeats_and_stays_bounded() {
-        let w = ReplayWindow::new(Duration::from_secs(300), 2);
-        assert!(w.first_sighting("a"));
-        assert!(!w.first_sighting("a"));
-        assert!(w.first_sighting("b"));
-        assert!(w.first_sighting("c"), "capacity pushes out `a`");
-        assert!(w.first_sighting("a"));
+    fn refusals_carry_codes_and_retry_after() {
+        let (status, body, retry) = Replay::Full(Duration::from_millis(1500)).error();
+        assert_eq!((status, retry), (503, Some(2)));
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["error"]["code"], "IICP-E005");
+        assert_eq!(v["error"]["retry_after_ms"], 2000);
+        assert_eq!(Replay::Nonce.error().0, 409);
+        assert_eq!(Replay::Full(Duration::ZERO).error().2, Some(1));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn forgets_after_the_window() {
-        let w = ReplayWindow::new(Duration::from_secs(300), 100);
-        assert!(w.first_sighting("a"));
-        tokio::time::advance(Duration::from_secs(301)).await;
-        assert!(w.first_sighting("a"));
+    async fn a_refused_task_leaves_no_trace() {
+        let g = ReplayGuard::new(FIVE_MIN, FIVE_MIN, 1);
+        assert_eq!(g.admit(None, "a"), Ok(()));
+        assert!(matches!(g.admit(Some("n"), "b"), Err(Replay::Full(_))));
+        tokio::time::advance(FIVE_MIN).await;
+        assert_eq!(g.admit(Some("n"), "b"), Ok(()), "`n` was not recorded");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_window_expires_on_its_own() {
+        let g = ReplayGuard::new(Duration::from_secs(10), FIVE_MIN, 100);
+        assert_eq!(g.admit(Some("n"), "a"), Ok(()));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(g.admit(Some("n"), "b"), Ok(()));
+        assert_eq!(g.admit(None, "a"), Err(Replay::TaskId));
     }
 }

@@ -113,6 +113,55 @@ impl TaskRequest {
     }
 }
 
+/// Longest `task_id` or `nonce` a node accepts (a UUID is 36 characters).
+pub const MAX_ID_LEN: usize = 128;
+
+/// A `task_id` a node accepts: 1-[`MAX_ID_LEN`] characters of
+/// `A-Z a-z 0-9 . _ : -` (a UUID qualifies). Nothing else, so an id can be
+/// stored, logged and echoed without escaping.
+pub fn is_valid_task_id(id: &str) -> bool {
+    is_token(id, b"._:-")
+}
+
+/// A `nonce` a node accepts: like a task id, and also `+ / =` so a nonce in
+/// standard base64 passes.
+pub fn is_valid_nonce(nonce: &str) -> bool {
+    is_token(nonce, b"._:-+/=")
+}
+
+fn is_token(s: &str, extra: &[u8]) -> bool {
+    (1..=MAX_ID_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+/// A task whose `task_id` or `nonce` breaks the rules. The message names
+/// the rule, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The `task_id` is not 1-128 characters of `A-Z a-z 0-9 . _ : -`.
+    #[error("task_id must be a UUID or 1-128 characters of A-Z a-z 0-9 . _ : -")]
+    TaskId,
+    /// The `nonce` is not 1-128 characters of `A-Z a-z 0-9 . _ : - + / =`.
+    #[error("nonce must be 1-128 characters of A-Z a-z 0-9 . _ : - + / =")]
+    Nonce,
+}
+
+impl TaskRequest {
+    /// Checks `task_id` (an empty one is allowed: the node assigns a UUID)
+    /// and `nonce` (an empty one counts as absent, as the reference node
+    /// reads it) against the id rules.
+    pub fn check_ids(&self) -> Result<(), IdError> {
+        if !self.task_id.is_empty() && !is_valid_task_id(&self.task_id) {
+            return Err(IdError::TaskId);
+        }
+        match self.nonce.as_deref() {
+            Some(n) if !n.is_empty() && !is_valid_nonce(n) => Err(IdError::Nonce),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Outcome of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -217,6 +266,39 @@ fn task_error<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TaskError>, D::E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_rules() {
+        let uuid = "550e8400-e29b-41d4-a716-446655440000";
+        for ok in [uuid, "a", "job.1:part_2-x", &"x".repeat(MAX_ID_LEN)] {
+            assert!(is_valid_task_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            &"x".repeat(MAX_ID_LEN + 1),
+            "a b",
+            "line\nbreak",
+            "\u{1b}[31mred",
+            "é",
+            "a/b",
+        ] {
+            assert!(!is_valid_task_id(bad), "{bad:?}");
+        }
+        assert!(is_valid_nonce("ycrLzM3Oz9DR0tPU+/=="));
+        assert!(!is_valid_nonce("n\r"));
+        let mut t = TaskRequest::new(
+            IntentUrn::parse("urn:iicp:intent:llm:chat:v1").unwrap(),
+            Value::Null,
+        );
+        assert_eq!(t.check_ids(), Ok(()), "an empty task_id is assigned later");
+        t.nonce = Some(String::new());
+        assert_eq!(t.check_ids(), Ok(()), "an empty nonce counts as absent");
+        t.nonce = Some("a b".into());
+        assert_eq!(t.check_ids(), Err(IdError::Nonce));
+        t.nonce = None;
+        t.task_id = "a\u{7f}".into();
+        assert_eq!(t.check_ids(), Err(IdError::TaskId));
+    }
 
     #[test]
     fn reads_both_qos_spellings() {

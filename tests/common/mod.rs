@@ -2,6 +2,7 @@
 //! port, a plain HTTP client, and a minimal node that answers its health probe.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod raw_http;
 pub mod test_node;
 

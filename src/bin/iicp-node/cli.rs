@@ -297,6 +297,22 @@ pub struct ServeArgs {
     #[arg(long, env = "IICP_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
 
+    /// Most tokens one answer may ask the backend for: a task's larger
+    /// max_tokens / max_completion_tokens (payload or constraints) is
+    /// lowered to it, and Anthropic gets it when the task sets none.
+    #[arg(long, env = "IICP_MAX_TOKENS", default_value_t = iicp_client::backends::DEFAULT_MAX_TOKENS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tokens: u64,
+
+    /// Most answers one task may ask the backend for (n, best_of are
+    /// lowered to it).
+    #[arg(long, env = "IICP_MAX_CHOICES", default_value_t = iicp_client::backends::DEFAULT_MAX_CHOICES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_choices: u64,
+
+    /// Task ids and nonces remembered for replay protection (task ids 300 s,
+    /// nonces 5 min), per window; about 200 bytes each at most. When a
+    /// window is full, new tasks get 503 until its oldest id expires.
+    #[arg(long, env = "IICP_REPLAY_WINDOW_ENTRIES", default_value_t = iicp_client::node::DEFAULT_REPLAY_WINDOW_ENTRIES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    pub replay_window_entries: usize,
     #[command(flatten)]
     pub server: ServerLimitArgs,
 }

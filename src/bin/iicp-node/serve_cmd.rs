@@ -41,6 +41,9 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         task_auth: args.task_auth.mode(),
         node_token: args.node_token.clone().map(Secret::new),
         server_limits: args.server.limits(),
+        max_tokens: args.max_tokens,
+        max_choices: args.max_choices,
+        replay_window_entries: args.replay_window_entries,
         ..NodeConfig::default()
     };
     let node = IicpNode::new(config);
@@ -54,6 +57,8 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
                 base_url: args.backend_url.clone(),
                 api_key: args.backend_api_key.clone().map(Secret::new),
                 model: args.model.clone(),
+                max_tokens: args.max_tokens,
+                max_choices: args.max_choices,
                 ..BackendOptions::default()
             };
             let desc = format!("{kind} at {}", opts.base_for(kind));
