@@ -19,14 +19,16 @@ pub fn parse_cidr(value: &str) -> Result<IpNet, String> {
         .map_err(|_| "expected an IP address or a CIDR range such as 10.0.0.0/8".to_owned())
 }
 
-/// Whether the local-mode liveness probe may connect to `target`: a
-/// loopback address, the registrant's own address `source`, or an address
-/// inside one of the operator's `allow` ranges. IPv4-mapped addresses count
-/// as IPv4.
+/// Whether the local-mode liveness probe may connect to `target`: the
+/// registrant's own address `source`, a loopback address when the
+/// registrant is itself on this machine (a remote registrant could
+/// otherwise learn which of the directory's local ports answer), or an
+/// address inside one of the operator's `allow` ranges. IPv4-mapped
+/// addresses count as IPv4.
 pub(crate) fn probe_allowed(target: IpAddr, source: IpAddr, allow: &[IpNet]) -> bool {
-    let target = target.to_canonical();
-    target.is_loopback()
-        || target == source.to_canonical()
+    let (target, source) = (target.to_canonical(), source.to_canonical());
+    target == source
+        || (target.is_loopback() && source.is_loopback())
         || allow.iter().any(|net| net.contains(&target))
 }
 
@@ -52,10 +54,8 @@ mod tests {
         let source = ip("192.168.1.20");
         let allow = [parse_cidr("10.8.0.0/16").unwrap()];
         for (target, allowed) in [
-            ("127.0.0.1", true),
-            ("127.9.9.9", true),
-            ("::1", true),
-            ("::ffff:127.0.0.1", true),
+            ("127.0.0.1", false),
+            ("::1", false),
             ("192.168.1.20", true),
             ("::ffff:192.168.1.20", true),
             ("10.8.3.4", true),
@@ -75,5 +75,15 @@ mod tests {
             !probe_allowed(ip("10.8.3.4"), source, &[]),
             "nothing extra by default"
         );
+        // A registrant on this machine may have its loopback endpoint probed.
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            for target in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+                assert!(
+                    probe_allowed(ip(target), ip(local), &[]),
+                    "{local} -> {target}"
+                );
+            }
+            assert!(!probe_allowed(ip("192.168.1.21"), ip(local), &[]));
+        }
     }
 }

@@ -112,10 +112,11 @@ pub struct DirectoryConfig {
     /// peer. Empty (the default): headers are ignored and the peer is the
     /// caller, for the register rate limit and `observed_source_ip` alike.
     pub trusted_proxies: Vec<IpNet>,
-    /// In local mode the liveness probe connects only to loopback addresses
-    /// and the registrant's own address; these ranges are allowed besides
-    /// (nodes on a LAN registered by another host). An endpoint resolving
-    /// elsewhere is refused (422 `IICP-E035`) before any connection.
+    /// In local mode the liveness probe connects only to the registrant's
+    /// own address and, for registrants on this machine, loopback; these
+    /// ranges are allowed besides (nodes on a LAN registered by another
+    /// host). An endpoint resolving elsewhere is refused (422 `IICP-E035`)
+    /// before any connection.
     pub probe_allow: Vec<IpNet>,
     /// Largest `POST /v1/register` body (413 `payload_too_large` above);
     /// `max_body_bytes` still applies when it is smaller.

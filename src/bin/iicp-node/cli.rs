@@ -396,8 +396,9 @@ pub struct DirectoryArgs {
     pub trusted_proxies: Vec<iicp_client::directory::IpNet>,
 
     /// In local mode, also let the liveness probe reach this address or CIDR
-    /// range (besides loopback and the registrant's own address), repeatable
-    /// (env: comma-separated). Endpoints elsewhere are refused (422 IICP-E035).
+    /// range (besides the registrant's own address, and loopback for
+    /// registrants on this machine), repeatable (env: comma-separated).
+    /// Endpoints elsewhere are refused (422 IICP-E035).
     #[arg(long = "probe-allow", env = "IICP_PROBE_ALLOW", value_name = "CIDR",
           value_delimiter = ',', value_parser = iicp_client::directory::parse_cidr)]
     pub probe_allow: Vec<iicp_client::directory::IpNet>,
