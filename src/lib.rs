@@ -42,7 +42,9 @@ pub use client::{
     IicpClient, SelectionStrategy,
 };
 pub use error::{IicpError, Result};
-pub use node::{HandlerError, IicpNode, NodeConfig, RunningNode, TaskContext, TaskHandler};
+pub use node::{
+    HandlerError, IicpNode, NodeConfig, NodeConfigBuilder, RunningNode, TaskContext, TaskHandler,
+};
 pub use secret::Secret;
 pub use server::ServerLimits;
 pub use server::limits::{

@@ -9,8 +9,6 @@ use regex::Regex;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-static NODE_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,35}$").expect("static regex"));
 static VERSION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$").expect("static regex"));
 static IMPLEMENTATION_NAME: LazyLock<Regex> =
@@ -48,7 +46,7 @@ fn check_string_list(field: &str, list: &[String]) -> Result<(), ApiError> {
 
 /// Checks a node id (≤ 36 chars of `[A-Za-z0-9._:-]`, alphanumeric first).
 pub(crate) fn check_node_id(node_id: &str) -> Result<(), ApiError> {
-    if NODE_ID.is_match(node_id) {
+    if crate::wire::register::is_valid_node_id(node_id) {
         Ok(())
     } else {
         Err(invalid(

@@ -28,8 +28,11 @@ pub fn modalities_for_model(model: &str) -> Vec<Modality> {
     out
 }
 
-/// The intent a model serves: `embed` models serve the embedding intent,
-/// all others `default_intent`.
+/// The intent a model serves: a model whose name contains `embed` (any
+/// case) serves the embedding intent, all others `default_intent`. Ollama
+/// and friends list embedding and chat models side by side; this keeps an
+/// embedding model out of chat discovery. [`capabilities`] warns when the
+/// rule moves a model away from the configured intent.
 pub fn intent_for_model(model: &str, default_intent: &IntentUrn) -> IntentUrn {
     if model.to_ascii_lowercase().contains("embed") {
         IntentUrn::parse(LLM_EMBEDDING_V1).expect("constant is a valid URN")
@@ -48,6 +51,15 @@ pub fn capabilities(
     let mut groups: Vec<(IntentUrn, Vec<Modality>, Vec<String>)> = Vec::new();
     for model in models {
         let intent = intent_for_model(model, default_intent);
+        if intent != *default_intent {
+            tracing::warn!(
+                model = ?model,
+                configured = %default_intent,
+                advertised = %intent,
+                "the model's name contains `embed`, so it is advertised for the embedding \
+                 intent, not the configured one; rename it or serve it from an embedding node"
+            );
+        }
         let modalities = modalities_for_model(model);
         match groups
             .iter_mut()

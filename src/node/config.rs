@@ -1,5 +1,6 @@
 //! `NodeConfig`: everything a provider node needs, with defaults so the
-//! seed's `NodeConfig { endpoint, intent, …, ..Default::default() }` works.
+//! seed's `NodeConfig { endpoint, intent, …, ..Default::default() }` works,
+//! and the checks `IicpNode::start` applies before it binds anything.
 
 use crate::client::DEFAULT_DIRECTORY_URL;
 use crate::secret::Secret;
@@ -16,13 +17,38 @@ pub const DEFAULT_RELAY_ACCEPT_PORT: u16 = 9485;
 pub const DEFAULT_REPLAY_WINDOW_ENTRIES: usize = 100_000;
 
 /// Configuration of an [`IicpNode`](super::IicpNode).
+///
+/// The defaults are those of the `iicp-node serve` binary: listen on every
+/// interface (`::`) on port 9484 and register with the **public** directory.
+/// A node embedded in a program or a test usually wants
+/// [`NodeConfig::local`] (loopback, a free port, your directory) or the
+/// [`builder`](NodeConfig::builder), which also survives new fields:
+///
+/// ```
+/// use iicp_client::NodeConfig;
+/// let config = NodeConfig::builder()
+///     .directory_url("http://127.0.0.1:8020/api")
+///     .host("127.0.0.1")
+///     .port(0u16)
+///     .models(vec!["my-model".to_owned()])
+///     .build()?;
+/// assert_eq!(config, NodeConfig {
+///     models: vec!["my-model".into()],
+///     ..NodeConfig::local("http://127.0.0.1:8020/api")
+/// });
+/// # Ok::<(), iicp_client::IicpError>(())
+/// ```
+///
+/// The struct literal with `..Default::default()` keeps working as fields
+/// are added. [`validate`](Self::validate) runs at `start()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     /// Public base URL advertised to the directory. Empty: derived from the
     /// bound port as `http://127.0.0.1:PORT` (reachable from this machine only).
     pub endpoint: String,
-    /// The intent served (models whose name contains `embed` serve the
-    /// embedding intent instead).
+    /// The intent served. A model whose name contains `embed` (any case)
+    /// is advertised for `urn:iicp:intent:llm:embedding:v1` instead, with a
+    /// warning in the log when that differs from this intent.
     pub intent: String,
     /// Accept relay binds from nodes that cannot be reached directly.
     pub relay_capable: bool,
@@ -118,5 +144,88 @@ impl Default for NodeConfig {
             max_tokens: crate::backends::DEFAULT_MAX_TOKENS,
             max_choices: crate::backends::DEFAULT_MAX_CHOICES,
         }
+    }
+}
+
+impl NodeConfig {
+    /// A node for this machine: binds `127.0.0.1` on a free port and
+    /// registers with `directory_url`; everything else as [`Default`].
+    pub fn local(directory_url: impl Into<String>) -> Self {
+        Self {
+            directory_url: directory_url.into(),
+            host: "127.0.0.1".into(),
+            port: 0,
+            ..Self::default()
+        }
+    }
+
+    /// A builder starting from the defaults (see [`NodeConfigBuilder`]).
+    pub fn builder() -> super::NodeConfigBuilder {
+        super::NodeConfigBuilder::new(Self::default())
+    }
+
+    /// Checks what can be checked without the network: the intent, the
+    /// directory URL (unless registration is skipped), the endpoint's form,
+    /// the bind address, the node id's form and the numeric limits. An
+    /// unreachable directory is not an error here (the node serves and
+    /// keeps trying); see `RunningNode::registered_within`.
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::IicpError::InvalidConfig;
+        crate::wire::IntentUrn::parse(&self.intent)?;
+        if !self.skip_registration {
+            let url = url::Url::parse(&self.directory_url).map_err(|_| {
+                InvalidConfig(format!(
+                    "directory_url `{}` is not a URL (e.g. http://127.0.0.1:8020/api)",
+                    self.directory_url
+                ))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(InvalidConfig(format!(
+                    "directory_url must be http:// or https://, not {}://",
+                    url.scheme()
+                )));
+            }
+        }
+        if !self.endpoint.is_empty() {
+            crate::wire::endpoint::parse_endpoint(&self.endpoint)
+                .map_err(|e| InvalidConfig(format!("endpoint: {e}")))?;
+        }
+        self.host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| {
+                InvalidConfig(format!(
+                    "host `{}` is not an IP address (e.g. 127.0.0.1 or ::)",
+                    self.host
+                ))
+            })?;
+        if let Some(id) = &self.node_id {
+            if !crate::wire::register::is_valid_node_id(id) {
+                return Err(InvalidConfig(
+                    "node_id: up to 36 characters of [A-Za-z0-9._:-], a letter or digit first"
+                        .into(),
+                ));
+            }
+        }
+        if self.models.len() > 64 {
+            return Err(InvalidConfig(
+                "models: a directory takes at most 64 per node".into(),
+            ));
+        }
+        let positive = [
+            ("max_concurrent", u64::from(self.max_concurrent)),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            (
+                "default_task_timeout",
+                self.default_task_timeout.as_millis() as u64,
+            ),
+            ("replay_window_entries", self.replay_window_entries as u64),
+            ("max_tokens", self.max_tokens),
+            ("max_choices", self.max_choices),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(InvalidConfig(format!("{name} must be greater than 0")));
+        }
+        Ok(())
     }
 }

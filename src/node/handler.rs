@@ -72,6 +72,40 @@ impl HandlerError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(400, "validation_error", message)
     }
+
+    /// 500 `handler_error` for any other failure: the error is logged on
+    /// this node (at warn, escaped) and the consumer gets a generic message,
+    /// since an internal error's text may name files, hosts or keys. The
+    /// `?` operator does this by itself for `std::io::Error` and
+    /// `serde_json::Error`; for other errors write `.map_err(HandlerError::internal)?`.
+    ///
+    /// ```
+    /// use iicp_client::HandlerError;
+    /// fn parse(text: &str) -> Result<u32, HandlerError> {
+    ///     Ok(text.trim().parse::<u32>().map_err(HandlerError::internal)?)
+    /// }
+    /// let err = parse("not a number").unwrap_err();
+    /// assert_eq!((err.status, err.code.as_str()), (500, "handler_error"));
+    /// assert!(!err.message.contains("invalid digit"));
+    /// ```
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = ?error.to_string(), "the task handler failed");
+        Self::new(500, "handler_error", "the handler failed on this node")
+    }
+}
+
+/// `?` on an I/O error in a handler: [`HandlerError::internal`].
+impl From<std::io::Error> for HandlerError {
+    fn from(e: std::io::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// `?` on a JSON error in a handler: [`HandlerError::internal`].
+impl From<serde_json::Error> for HandlerError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::internal(e)
+    }
 }
 
 impl From<String> for HandlerError {
@@ -116,8 +150,13 @@ impl From<BackendError> for HandlerError {
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send>>;
 
 /// Runs tasks. Implemented for every
-/// `Fn(TaskRequest, TaskContext) -> impl Future<Output = Result<Value, HandlerError>>`,
-/// so a closure `|req, ctx| async move { … }` is a handler.
+/// `Fn(TaskRequest, TaskContext) -> impl Future<Output = Result<Value, HandlerError>>`.
+///
+/// A closure passed straight to `serve`/`start` needs its parameter types
+/// written out (`|req: TaskRequest, ctx: TaskContext| async move { … }`):
+/// the compiler cannot learn them from a trait bound. [`handler_fn`] takes
+/// the closure as it is, and is the way to keep a handler in a variable.
+/// A struct that implements this trait works too.
 pub trait TaskHandler: Send + Sync + 'static {
     /// Runs one task and returns its *inner* result.
     fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture;
@@ -139,6 +178,30 @@ where
     }
 }
 
+/// Makes a handler of a closure whose parameter types are left to the
+/// compiler: `handler_fn(|req, ctx| async move { … })`.
+///
+/// ```
+/// use iicp_client::node::handler_fn;
+/// use iicp_client::{HandlerError, TaskHandler};
+/// use serde_json::json;
+///
+/// let handler = handler_fn(|req, ctx| async move {
+///     let text = req.payload["text"].as_str().ok_or_else(|| HandlerError::invalid("text is required"))?;
+///     let parsed: serde_json::Value = serde_json::from_str(text)?; // `?` on a serde_json::Error
+///     Ok(json!({"task": ctx.task_id, "parsed": parsed}))
+/// });
+/// fn is_handler(_: &impl TaskHandler) {}
+/// is_handler(&handler);
+/// ```
+pub fn handler_fn<F, Fut>(f: F) -> F
+where
+    F: Fn(TaskRequest, TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
+{
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +216,16 @@ mod tests {
         assert_eq!((h.status, h.code.as_str()), (502, "backend_error"));
         let h: HandlerError = BackendError::InvalidRequest("no model".into()).into();
         assert_eq!((h.status, h.code.as_str()), (400, "validation_error"));
+    }
+
+    #[test]
+    fn internal_errors_keep_their_text_on_the_node() {
+        let io = std::io::Error::other("/srv/secret/path unreadable");
+        let h: HandlerError = io.into();
+        assert_eq!((h.status, h.code.as_str()), (500, "handler_error"));
+        assert!(!h.message.contains("/srv/secret"), "{h}");
+        let json_err = serde_json::from_str::<Value>("{").unwrap_err();
+        let h: HandlerError = json_err.into();
+        assert_eq!(h.code, "handler_error");
     }
 }

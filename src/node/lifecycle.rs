@@ -54,6 +54,8 @@ pub(crate) struct LifecycleParams {
     pub registration: RegisterRequest,
     pub node_token: Option<Secret>,
     pub identity: watch::Sender<Option<String>>,
+    /// The last registration failure (for `RunningNode::registered_within`).
+    pub registration_error: watch::Sender<Option<String>>,
     pub pipeline: Arc<Pipeline>,
     pub health_models: Option<Vec<String>>,
     /// Re-probed before every heartbeat: its models become `health_models`,
@@ -104,12 +106,14 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
                 Ok(r) => {
                     tracing::info!(node_id = ?r.node_id, directory = %lc.p.directory_url, "registered with the directory");
                     lc.p.identity.send_replace(Some(r.node_id.clone()));
+                    lc.p.registration_error.send_replace(None);
                     registered = Some(r);
                     backoff = FIRST_BACKOFF;
                     next_beat = Instant::now(); // first heartbeat at once (SDK-NODE-01)
                 }
                 Err(e) => {
                     tracing::warn!(error = ?e.to_string(), retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
+                    lc.p.registration_error.send_replace(Some(e.to_string()));
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = cancel.cancelled() => return,

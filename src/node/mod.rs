@@ -27,6 +27,7 @@ mod admission;
 mod backend_handler;
 mod capabilities;
 mod config;
+mod config_builder;
 mod envelope;
 mod handler;
 mod http;
@@ -35,6 +36,7 @@ mod listener;
 mod models;
 mod pipeline;
 mod replay;
+mod running;
 mod signal;
 mod stats;
 mod task_auth;
@@ -44,7 +46,9 @@ pub use capabilities::{capabilities, intent_for_model, modalities_for_model};
 pub use config::{
     DEFAULT_PORT, DEFAULT_RELAY_ACCEPT_PORT, DEFAULT_REPLAY_WINDOW_ENTRIES, NodeConfig,
 };
-pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
+pub use config_builder::NodeConfigBuilder;
+pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler, handler_fn};
+pub use running::RunningNode;
 pub use signal::shutdown_signal;
 pub use task_auth::TaskAuthMode;
 
@@ -53,12 +57,10 @@ use crate::error::Result;
 use crate::server::serve::Server;
 use crate::wire::{IntentUrn, NodeLimits, RegisterRequest};
 use pipeline::Pipeline;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long task ids (300 s) and nonces (5 min) are remembered
@@ -142,6 +144,7 @@ impl IicpNode {
         model_probe: Option<(Arc<dyn Backend>, models::AdvertisedModels)>,
     ) -> Result<RunningNode> {
         let cfg = self.config;
+        cfg.validate()?;
         let intent = IntentUrn::parse(&cfg.intent)?;
         let explicit_endpoint = !cfg.endpoint.is_empty();
         let listener = listener::bind(&cfg.host, cfg.port, !explicit_endpoint).await?;
@@ -160,6 +163,7 @@ impl IicpNode {
             (true, None) => Some(crate::cx::CxKeyPair::generate()),
         };
         let (identity_tx, identity_rx) = watch::channel(cfg.node_id.clone());
+        let (error_tx, error_rx) = watch::channel(None);
         let pipeline = Arc::new(Pipeline {
             handler,
             gate: admission::AdmissionGate::new(cfg.max_concurrent),
@@ -195,23 +199,7 @@ impl IicpNode {
         let lifecycle = if cfg.skip_registration {
             None
         } else {
-            let mut registration = RegisterRequest::new(endpoint.clone(), caps);
-            registration.region = Some(cfg.region.clone().unwrap_or_else(|| "unknown".into()));
-            registration.limits = Some(NodeLimits {
-                max_concurrent: cfg.max_concurrent.clamp(1, 256),
-                tokens_per_min: cfg.tokens_per_min.max(1),
-                extra: Default::default(),
-            });
-            registration.node_id = cfg.node_id.clone();
-            registration.backend = cfg.backend;
-            registration.relay_capable = Some(cfg.relay_capable);
-            registration.relay_accept_port = cfg.relay_capable.then_some(cfg.relay_accept_port);
-            registration.sdk_language = Some("rust".into());
-            registration.sdk_version = Some(env!("CARGO_PKG_VERSION").into());
-            registration.sdk_compatibility_version = Some(env!("CARGO_PKG_VERSION").into());
-            registration.implementation_name = Some("iicp-client-rs".into());
-            registration.implementation_version = Some(env!("CARGO_PKG_VERSION").into());
-            registration.cx_public_key = cx.as_ref().map(|k| k.advertised());
+            let registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
             let http = crate::outbound::directory_client(&format!(
                 "iicp-node/{}",
                 env!("CARGO_PKG_VERSION")
@@ -222,6 +210,7 @@ impl IicpNode {
                 registration,
                 node_token: cfg.node_token.clone(),
                 identity: identity_tx,
+                registration_error: error_tx,
                 pipeline: pipeline.clone(),
                 health_models: (!cfg.models.is_empty()).then(|| cfg.models.clone()),
                 model_probe,
@@ -233,9 +222,11 @@ impl IicpNode {
             local_addr,
             endpoint,
             identity: identity_rx,
+            registration_error: error_rx,
             pipeline,
-            server,
+            server: Some(server),
             server_stop,
+            registers: lifecycle.is_some(),
             lifecycle,
             lifecycle_stop,
             grace: cfg.shutdown_grace,
@@ -243,80 +234,30 @@ impl IicpNode {
     }
 }
 
-/// A node that is serving.
-#[derive(Debug)]
-pub struct RunningNode {
-    local_addr: SocketAddr,
+/// What the node registers with: its endpoint and capabilities, limits,
+/// identity, implementation metadata and CX key (PROTOCOL.md §1.3).
+fn registration(
+    cfg: &NodeConfig,
     endpoint: String,
-    identity: watch::Receiver<Option<String>>,
-    pipeline: Arc<Pipeline>,
-    server: JoinHandle<()>,
-    server_stop: CancellationToken,
-    lifecycle: Option<JoinHandle<()>>,
-    lifecycle_stop: CancellationToken,
-    grace: Duration,
-}
-
-impl RunningNode {
-    /// The bound address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The endpoint advertised to the directory.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// The node id, once the directory assigned or confirmed it.
-    pub fn node_id(&self) -> Option<String> {
-        self.identity.borrow().clone()
-    }
-
-    /// The node's current directory token (it changes when the node
-    /// registers again): the credential its operator presents to a node in
-    /// `token` task-auth mode. Keep it private.
-    pub fn node_token(&self) -> Option<crate::Secret> {
-        self.pipeline.auth.own_token()
-    }
-
-    /// Waits until the node is registered and returns its id; `None` if it
-    /// never registers (registration skipped, or the node stopped).
-    pub async fn registered(&self) -> Option<String> {
-        self.lifecycle.as_ref()?;
-        let mut rx = self.identity.clone();
-        rx.wait_for(Option::is_some).await.ok()?.clone()
-    }
-
-    /// Serves until SIGINT or SIGTERM, then shuts down as [`shutdown`](Self::shutdown).
-    pub async fn run_until_signal(self) {
-        self.run_until(shutdown_signal()).await;
-    }
-
-    /// Serves until `stop` resolves (e.g. a [`shutdown_signal`] installed
-    /// before the startup line), then shuts down as [`shutdown`](Self::shutdown).
-    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
-        stop.await;
-        tracing::info!("shutdown signal received: finishing running tasks, then deregistering");
-        self.shutdown().await;
-    }
-
-    /// Stops taking tasks (new ones get 503 `IICP-E024`), lets running ones
-    /// finish within the grace period, then deregisters with the current token.
-    pub async fn shutdown(self) {
-        self.pipeline.start_draining();
-        self.server_stop.cancel();
-        let mut server = self.server;
-        if tokio::time::timeout(self.grace, &mut server).await.is_err() {
-            tracing::warn!(
-                grace_ms = self.grace.as_millis() as u64,
-                "tasks still running after the grace period; stopping them"
-            );
-            server.abort();
-        }
-        self.lifecycle_stop.cancel();
-        if let Some(lifecycle) = self.lifecycle {
-            let _ = lifecycle.await;
-        }
-    }
+    caps: Vec<crate::wire::Capability>,
+    cx: Option<&crate::cx::CxKeyPair>,
+) -> RegisterRequest {
+    let mut registration = RegisterRequest::new(endpoint, caps);
+    registration.region = Some(cfg.region.clone().unwrap_or_else(|| "unknown".into()));
+    registration.limits = Some(NodeLimits {
+        max_concurrent: cfg.max_concurrent.clamp(1, 256),
+        tokens_per_min: cfg.tokens_per_min.max(1),
+        extra: Default::default(),
+    });
+    registration.node_id = cfg.node_id.clone();
+    registration.backend = cfg.backend;
+    registration.relay_capable = Some(cfg.relay_capable);
+    registration.relay_accept_port = cfg.relay_capable.then_some(cfg.relay_accept_port);
+    registration.sdk_language = Some("rust".into());
+    registration.sdk_version = Some(env!("CARGO_PKG_VERSION").into());
+    registration.sdk_compatibility_version = Some(env!("CARGO_PKG_VERSION").into());
+    registration.implementation_name = Some("iicp-client-rs".into());
+    registration.implementation_version = Some(env!("CARGO_PKG_VERSION").into());
+    registration.cx_public_key = cx.map(|k| k.advertised());
+    registration
 }

@@ -6,8 +6,19 @@
 
 use super::intent::IntentUrn;
 use crate::secret::Secret;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::LazyLock;
+
+static NODE_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,35}$").expect("static regex"));
+
+/// Whether `id` is a valid node id (PROTOCOL.md §1.3): at most 36
+/// characters of `[A-Za-z0-9._:-]`, a letter or digit first.
+pub fn is_valid_node_id(id: &str) -> bool {
+    NODE_ID.is_match(id)
+}
 
 /// An input or output modality of a capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,0 +1,156 @@
+//! [`RunningNode`]: the handle of a started node. It reports where the node
+//! listens and what the directory calls it, waits for the registration, and
+//! stops the node: explicitly with [`RunningNode::shutdown`], or when the
+//! handle is dropped.
+
+use super::pipeline::Pipeline;
+use super::signal::shutdown_signal;
+use crate::error::{IicpError, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A node that is serving, returned by `IicpNode::start`.
+///
+/// Keep it as long as the node should serve: dropping it stops the node
+/// (no new connections, running tasks finish in the background, then the
+/// lifecycle deregisters, as long as the Tokio runtime runs). Call
+/// [`shutdown`](Self::shutdown) to wait for all of that, or
+/// [`run_until_signal`](Self::run_until_signal) to serve until SIGINT/SIGTERM.
+#[derive(Debug)]
+pub struct RunningNode {
+    pub(super) local_addr: SocketAddr,
+    pub(super) endpoint: String,
+    pub(super) identity: watch::Receiver<Option<String>>,
+    /// The last registration failure, cleared by a success.
+    pub(super) registration_error: watch::Receiver<Option<String>>,
+    pub(super) pipeline: Arc<Pipeline>,
+    /// `None` once shut down.
+    pub(super) server: Option<JoinHandle<()>>,
+    pub(super) server_stop: CancellationToken,
+    pub(super) lifecycle: Option<JoinHandle<()>>,
+    pub(super) registers: bool,
+    pub(super) lifecycle_stop: CancellationToken,
+    pub(super) grace: Duration,
+}
+
+impl RunningNode {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The endpoint advertised to the directory.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The node id, once the directory assigned or confirmed it.
+    pub fn node_id(&self) -> Option<String> {
+        self.identity.borrow().clone()
+    }
+
+    /// The node's current directory token (it changes when the node
+    /// registers again): the credential its operator presents to a node in
+    /// `token` task-auth mode. Keep it private.
+    pub fn node_token(&self) -> Option<crate::Secret> {
+        self.pipeline.auth.own_token()
+    }
+
+    /// Waits until the node is registered and returns its id; `None` if it
+    /// never registers (registration skipped, or the node stopped). It waits
+    /// without bound while the directory cannot be reached: prefer
+    /// [`registered_within`](Self::registered_within).
+    pub async fn registered(&self) -> Option<String> {
+        if !self.registers {
+            return None;
+        }
+        let mut rx = self.identity.clone();
+        rx.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    /// Waits at most `limit` for the registration and returns the node id.
+    ///
+    /// Fails with `InvalidConfig` when the node does not register
+    /// (`skip_registration`), and with `Timeout` naming the last
+    /// registration failure (directory unreachable, registration refused)
+    /// when `limit` runs out. The node keeps serving and retrying either way.
+    pub async fn registered_within(&self, limit: Duration) -> Result<String> {
+        if !self.registers {
+            return Err(IicpError::InvalidConfig(
+                "this node does not register (skip_registration)".into(),
+            ));
+        }
+        match tokio::time::timeout(limit, self.registered()).await {
+            Ok(Some(id)) => Ok(id),
+            Ok(None) => Err(IicpError::InvalidConfig(
+                "the node stopped before it registered".into(),
+            )),
+            Err(_) => {
+                let last = self.registration_error.borrow().clone();
+                Err(IicpError::Timeout {
+                    what: match last {
+                        Some(e) => {
+                            format!("the registration with the directory (last attempt: {e})")
+                        }
+                        None => "the registration with the directory".into(),
+                    },
+                    elapsed_ms: limit.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down as [`shutdown`](Self::shutdown).
+    pub async fn run_until_signal(self) {
+        self.run_until(shutdown_signal()).await;
+    }
+
+    /// Serves until `stop` resolves (e.g. a [`shutdown_signal`] installed
+    /// before the startup line), then shuts down as [`shutdown`](Self::shutdown).
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+        stop.await;
+        tracing::info!("shutdown signal received: finishing running tasks, then deregistering");
+        self.shutdown().await;
+    }
+
+    /// Stops taking tasks (new ones get 503 `IICP-E024`), lets running ones
+    /// finish within the grace period, then deregisters with the current token.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(self.grace, &mut server).await.is_err() {
+                tracing::warn!(
+                    grace_ms = self.grace.as_millis() as u64,
+                    "tasks still running after the grace period; stopping them"
+                );
+                server.abort();
+            }
+        }
+        self.lifecycle_stop.cancel();
+        if let Some(lifecycle) = self.lifecycle.take() {
+            let _ = lifecycle.await;
+        }
+    }
+
+    /// Starts draining and closes the listener.
+    fn stop(&self) {
+        self.pipeline.start_draining();
+        self.server_stop.cancel();
+    }
+}
+
+/// Dropping the handle stops the node: the listener closes, running tasks
+/// finish in the background, and the lifecycle deregisters (it runs on as
+/// long as the runtime does).
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            self.stop();
+            self.lifecycle_stop.cancel();
+        }
+    }
+}
