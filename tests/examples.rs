@@ -57,3 +57,37 @@ async fn quickstart_example_chats_through_a_local_directory() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IICP_PROXY_ALLOW_LOOPBACK_NODES"));
 }
+
+#[tokio::test]
+async fn library_tour_example_runs_every_step() {
+    let bin = example("library_tour");
+    assert!(
+        bin.exists(),
+        "cargo test builds examples: {}",
+        bin.display()
+    );
+    let out = tokio::process::Command::new(&bin)
+        .env_remove("IICP_PROXY_ALLOW_LOOPBACK_NODES")
+        .env_remove("IICP_CX_ALLOW_PLAINTEXT")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "chat: you said: hello",
+        "submit: \"3 words\"",
+        "Protocol { validation_error, 400 }",
+        "Protocol { handler_error, 500 }",
+        "NoAvailableNode",
+        "InvalidIntent",
+        "InvalidConfig",
+        "shut down cleanly",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}

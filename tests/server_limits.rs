@@ -104,11 +104,11 @@ impl Server {
 }
 
 fn limits(header: Duration, body: Duration, max_connections: usize) -> ServerLimits {
-    ServerLimits {
-        header_read_timeout: header,
-        body_read_timeout: body,
-        max_connections,
-    }
+    let mut limits = ServerLimits::default();
+    limits.header_read_timeout = header;
+    limits.body_read_timeout = body;
+    limits.max_connections = max_connections;
+    limits
 }
 
 #[tokio::test]

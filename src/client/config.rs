@@ -97,6 +97,7 @@ pub struct ChatOptions {
 /// library reads no environment variable by itself: [`ClientOptions::from_env`]
 /// and [`ClientBuilder::with_env`] are the explicit ways to let one in.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// Allow nodes on loopback, private and link-local addresses (default
     /// false; `IICP_PROXY_ALLOW_LOOPBACK_NODES` with `with_env`).
@@ -260,6 +261,15 @@ impl ClientBuilder {
     /// Applies the [`ENV_VARS`] that are set over the options so far: the
     /// explicit way to let an operator's environment configure the client
     /// (`iicp-node chat` and the examples do).
+    ///
+    /// ```
+    /// use iicp_client::{ClientConfig, IicpClient};
+    /// // IICP_PROXY_ALLOW_LOOPBACK_NODES=1 in the environment would allow
+    /// // loopback nodes here; IicpClient::new would ignore it.
+    /// let client = IicpClient::builder(ClientConfig::default()).with_env().build()?;
+    /// # drop(client);
+    /// # Ok::<(), iicp_client::IicpError>(())
+    /// ```
     pub fn with_env(mut self) -> Self {
         self.options = self.options.with_env();
         self

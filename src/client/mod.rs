@@ -142,7 +142,19 @@ impl IicpClient {
     /// Asks the directory which nodes serve `intent`, a URN string or an
     /// [`IntentUrn`] (e.g. [`IntentUrn::LLM_CHAT_V1`]). `traceparent` is an
     /// optional W3C trace context to propagate. Always asks the directory
-    /// (the cache serves only `submit()` and `chat()`).
+    /// (the cache serves only `submit()` and `chat()`). A malformed intent
+    /// fails with `InvalidIntent` before any request.
+    ///
+    /// ```no_run
+    /// # async fn f(client: iicp_client::IicpClient) -> iicp_client::Result<()> {
+    /// use iicp_client::{DiscoverOptions, IntentUrn};
+    /// let all = client.discover(IntentUrn::LLM_CHAT_V1, None, None).await?;
+    /// let near = client
+    ///     .discover("urn:iicp:intent:llm:chat:v1", Some(DiscoverOptions { limit: Some(3), ..Default::default() }), None)
+    ///     .await?;
+    /// assert!(near.nodes.len() <= 3 && all.nodes.len() <= 10);
+    /// # Ok(()) }
+    /// ```
     pub async fn discover(
         &self,
         intent: impl AsRef<str>,
@@ -178,7 +190,24 @@ impl IicpClient {
 
     /// Runs a task on the best available node, failing over to up to three
     /// candidates (SDK-01). The task id is generated when empty (SDK-02);
-    /// `timeout_ms` bounds the whole call.
+    /// `timeout_ms` bounds the whole call. Failures, by variant: a node's
+    /// refusal, or the same error from every candidate, is `Protocol`;
+    /// different failures are `NoAvailableNode` with the last one in `last`;
+    /// no node at all is `NoAvailableNode { last: None, .. }`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: iicp_client::IicpClient) -> iicp_client::Result<()> {
+    /// use iicp_client::{IicpError, IntentUrn, TaskRequest};
+    /// use serde_json::json;
+    /// let task = TaskRequest::new(IntentUrn::LLM_CHAT_V1, json!({"messages": [{"role": "user", "content": "hi"}]}));
+    /// match client.submit(task).await {
+    ///     Ok(answer) => println!("{:?}", answer.result),
+    ///     Err(IicpError::Protocol { code, status, .. }) => eprintln!("refused: {code} ({status})"),
+    ///     Err(IicpError::NoAvailableNode { last: Some(last), .. }) => eprintln!("all failed, last: {last}"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn submit(&self, request: TaskRequest) -> Result<TaskResponse> {
         self.submit_traced(request, None).await
     }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 /// What the node knows about a task besides the request itself.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TaskContext {
     /// The task id (also in the request).
     pub task_id: String,

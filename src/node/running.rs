@@ -78,6 +78,18 @@ impl RunningNode {
     /// (`skip_registration`), and with `Timeout` naming the last
     /// registration failure (directory unreachable, registration refused)
     /// when `limit` runs out. The node keeps serving and retrying either way.
+    ///
+    /// ```no_run
+    /// # async fn f() -> iicp_client::Result<()> {
+    /// use iicp_client::{IicpNode, NodeConfig, node::handler_fn};
+    /// let node = IicpNode::new(NodeConfig::local("http://127.0.0.1:8020/api"))
+    ///     .start(handler_fn(|_req, _ctx| async { Ok(serde_json::json!({})) }))
+    ///     .await?;
+    /// let id = node.registered_within(std::time::Duration::from_secs(5)).await?;
+    /// println!("registered as {id}");
+    /// node.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn registered_within(&self, limit: Duration) -> Result<String> {
         if !self.registers {
             return Err(IicpError::InvalidConfig(

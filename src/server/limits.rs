@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// slow or silent clients from holding connections (and file descriptors)
 /// forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerLimits {
     /// Time a client has to send a request's headers, counted from the
     /// moment the server waits for them: on a new connection, and again on a

@@ -455,11 +455,11 @@ pub struct ServerLimitArgs {
 impl ServerLimitArgs {
     /// The library's limits.
     pub fn limits(self) -> iicp_client::ServerLimits {
-        iicp_client::ServerLimits {
-            header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
-            body_read_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
-            max_connections: self.max_connections,
-        }
+        let mut limits = iicp_client::ServerLimits::default();
+        limits.header_read_timeout = std::time::Duration::from_millis(self.header_timeout_ms);
+        limits.body_read_timeout = std::time::Duration::from_millis(self.body_timeout_ms);
+        limits.max_connections = self.max_connections;
+        limits
     }
 }
 
