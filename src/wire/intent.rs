@@ -136,6 +136,14 @@ impl TryFrom<&str> for IntentUrn {
     }
 }
 
+/// An intent where a `String` is taken, e.g. `NodeConfig { intent:
+/// IntentUrn::LLM_CHAT_V1.into(), .. }`.
+impl From<IntentUrn> for String {
+    fn from(intent: IntentUrn) -> Self {
+        intent.0.into_owned()
+    }
+}
+
 /// An intent reads as its URN text, so `&intent` passes where `&str` is expected.
 impl std::ops::Deref for IntentUrn {
     type Target = str;
@@ -219,7 +227,8 @@ mod tests {
             IntentUrn::LLM_COMPLETION_V1,
             IntentUrn::LLM_EMBEDDING_V1,
         ] {
-            assert_eq!(IntentUrn::parse(c.as_str()), Ok(c));
+            assert_eq!(IntentUrn::parse(c.as_str()), Ok(c.clone()));
+            assert_eq!(String::from(c.clone()), c.as_str());
         }
     }
 
