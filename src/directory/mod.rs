@@ -204,7 +204,7 @@ impl Directory {
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let app = routes::router(state.clone());
-        let server = Server::new(listener, app, state.config.server_limits, "directory");
+        let server = Server::new(listener, app, state.config.server_limits, None, "directory");
         let task = tokio::spawn(server.run(cancel.clone()));
         tokio::spawn(sweep_expired(state.clone(), cancel.clone()));
         tracing::debug!(%local_addr, restored, "directory started");

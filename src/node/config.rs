@@ -109,6 +109,11 @@ pub struct NodeConfig {
     /// [`BackendOptions::max_tokens`](crate::backends::BackendOptions) applies
     /// too; the lower wins.
     pub max_tokens: u64,
+    /// Serve the native transport (`iicp-tcp` frames) on the same port and
+    /// advertise it as `transport_endpoint` (`iicp://host:port`, or
+    /// `iicpsec://` for an https endpoint). Default true; without the
+    /// `iicp-tcp` feature there is no native transport and this is ignored.
+    pub native_transport: bool,
     /// Most answers one task may ask for through a backend (`n`, `best_of`
     /// are lowered to it; the backend's own `max_choices` applies too).
     pub max_choices: u64,
@@ -143,6 +148,7 @@ impl Default for NodeConfig {
             replay_window_entries: DEFAULT_REPLAY_WINDOW_ENTRIES,
             max_tokens: crate::backends::DEFAULT_MAX_TOKENS,
             max_choices: crate::backends::DEFAULT_MAX_CHOICES,
+            native_transport: true,
         }
     }
 }

@@ -64,6 +64,7 @@ impl NodeConfigBuilder {
         replay_window_entries: usize,
         max_tokens: u64,
         max_choices: u64,
+        native_transport: bool,
     }
 
     optional_setters! {

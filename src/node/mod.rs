@@ -192,7 +192,7 @@ impl IicpNode {
             cfg.max_body_bytes,
         );
         let server_stop = CancellationToken::new();
-        let server = Server::new(listener, app, cfg.server_limits, "node");
+        let server = Server::new(listener, app, cfg.server_limits, None, "node");
         let server = tokio::spawn(server.run(server_stop.clone()));
 
         let lifecycle_stop = CancellationToken::new();

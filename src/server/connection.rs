@@ -1,9 +1,11 @@
 //! One accepted connection, from its first byte to its close.
 //!
-//! [`serve`] is where a connection's protocol is chosen. Today every
-//! connection speaks HTTP/1.1; the native transport will peek the first
-//! four bytes here (under the header-read timeout) and hand connections that
-//! start with `IICP` to its own handler, with the same context and shutdown.
+//! [`serve`] is where a connection's protocol is chosen. A server with a
+//! [`NativeHandler`] (the node, with the `iicp-tcp` feature) peeks at the
+//! first four bytes under the header-read timeout: `IICP` goes to the native
+//! handler, anything else to HTTP/1.1, on the same socket (no second hop, so
+//! the peer address stays the client's). A peer that sends nothing within
+//! the timeout is dropped. Other servers speak HTTP/1.1 only.
 
 use super::limits::ServerLimits;
 use super::request::BodyReadTimeout;
@@ -14,26 +16,60 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// The four bytes that open a native connection (PROTOCOL.md §7.1).
+pub(crate) const NATIVE_MAGIC: &[u8; 4] = b"IICP";
+/// Pause between peeks while fewer than four bytes have arrived and they
+/// still read as the start of `IICP` (rare: a client's first write is
+/// normally a whole frame or a whole request line).
+const PEEK_RETRY: Duration = Duration::from_millis(2);
+
+/// Serves connections that open with the native magic.
+pub(crate) trait NativeHandler: Send + Sync + 'static {
+    /// Serves one native connection until it closes or `shutdown` is
+    /// cancelled (then it closes the session gracefully).
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
 
 /// What every connection of one server shares.
 pub(crate) struct ConnectionContext {
     app: Router,
     limits: ServerLimits,
     http: http1::Builder,
+    native: Option<Arc<dyn NativeHandler>>,
 }
 
 impl ConnectionContext {
-    pub(crate) fn new(app: Router, limits: ServerLimits) -> Self {
+    pub(crate) fn new(
+        app: Router,
+        limits: ServerLimits,
+        native: Option<Arc<dyn NativeHandler>>,
+    ) -> Self {
         let mut http = http1::Builder::new();
         // hyper (>= 1.6) restarts this timer whenever it waits for a request
         // head, after each answer too: it is also the idle keep-alive limit.
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true);
-        Self { app, limits, http }
+        Self {
+            app,
+            limits,
+            http,
+            native,
+        }
     }
 }
 
@@ -45,7 +81,49 @@ pub(crate) async fn serve(
     context: &ConnectionContext,
     shutdown: CancellationToken,
 ) {
-    serve_http(stream, peer, context, shutdown).await;
+    let Some(native) = &context.native else {
+        return serve_http(stream, peer, context, shutdown).await;
+    };
+    match opening(&stream, context.limits.header_read_timeout).await {
+        Opening::Native => native.serve(stream, peer, shutdown).await,
+        Opening::Other => serve_http(stream, peer, context, shutdown).await,
+        Opening::Silent => {
+            tracing::debug!("connection sent nothing before the header timeout; dropped");
+        }
+    }
+}
+
+/// What a connection's first bytes say it speaks.
+#[derive(Debug, PartialEq)]
+enum Opening {
+    Native,
+    Other,
+    /// Nothing (or only a prefix of the magic) before the deadline, or closed.
+    Silent,
+}
+
+/// Peeks (without consuming) until the first bytes decide: four bytes equal
+/// to `IICP`, or any byte that differs from it.
+async fn opening(stream: &TcpStream, limit: Duration) -> Opening {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4];
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await;
+        let n = match peeked {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Opening::Silent,
+            Ok(Ok(n)) => n,
+        };
+        if buf[..n] != NATIVE_MAGIC[..n] {
+            return Opening::Other;
+        }
+        if n == NATIVE_MAGIC.len() {
+            return Opening::Native;
+        }
+        if Instant::now() + PEEK_RETRY >= deadline {
+            return Opening::Silent;
+        }
+        tokio::time::sleep(PEEK_RETRY).await;
+    }
 }
 
 /// HTTP/1.1 through hyper, answered by the context's router.

@@ -7,7 +7,7 @@
 //! without waiting (it fits the empty send buffer) and the socket is closed,
 //! so no file descriptor outlives the accept call.
 
-use super::connection::{self, ConnectionContext};
+use super::connection::{self, ConnectionContext, NativeHandler};
 use super::limits::ServerLimits;
 use crate::wire::ErrorBody;
 use axum::Router;
@@ -35,16 +35,18 @@ pub(crate) struct Server {
 
 impl Server {
     /// A server on `listener`; `name` ("node", "directory") labels its logs.
+    /// With `native`, connections that open with `IICP` go to it.
     pub(crate) fn new(
         listener: TcpListener,
         app: Router,
         limits: ServerLimits,
+        native: Option<Arc<dyn NativeHandler>>,
         name: &'static str,
     ) -> Self {
         let slots = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             listener,
-            context: Arc::new(ConnectionContext::new(app, limits)),
+            context: Arc::new(ConnectionContext::new(app, limits, native)),
             slots: Arc::new(Semaphore::new(slots)),
             name,
         }

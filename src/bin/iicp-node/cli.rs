@@ -266,6 +266,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IICP_SKIP_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub skip_registration: bool,
 
+    /// Serve HTTP only: no native (iicp-tcp) frames on the port, and no
+    /// transport_endpoint advertised.
+    #[arg(long, env = "IICP_DISABLE_NATIVE_TRANSPORT", value_parser = BoolishValueParser::new())]
+    pub disable_native_transport: bool,
+
     /// Largest task body in bytes (413 above).
     #[arg(long, env = "IICP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -33,6 +33,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         models,
         max_concurrent: args.max_concurrent,
         skip_registration: args.skip_registration,
+        native_transport: !args.disable_native_transport,
         max_body_bytes: args.max_body_bytes,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
         confidentiality: !args.no_cx,
