@@ -3,89 +3,16 @@
 
 mod common;
 
+use common::node::Transport;
+use common::node_bin::NodeProcess;
 use common::{CHAT, Harness};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::Command;
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    spare.local_addr().unwrap().port()
-}
-
-/// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME.
-struct Serve {
-    child: Child,
-    port: u16,
-    /// stderr lines after the startup line.
-    lines: std::io::Lines<BufReader<ChildStderr>>,
-    /// stderr lines up to and including the startup line.
-    seen: Vec<String>,
-    _home: tempfile::TempDir,
-}
-
-impl Serve {
-    /// Starts `iicp-node serve --host 127.0.0.1 --port P <args>` and waits
-    /// for its startup line.
-    fn start(args: &[&str]) -> Self {
-        let port = free_port();
-        let home = tempfile::tempdir().unwrap(); // removed afterwards
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
-            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("IICP_HOME", home.path())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("binary starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        loop {
-            let l = lines.next().expect("a startup line").unwrap();
-            seen.push(l.clone());
-            if l.contains("iicp-node serving on") {
-                break;
-            }
-        }
-        Self {
-            child,
-            port,
-            lines,
-            seen,
-            _home: home,
-        }
-    }
-
-    fn startup_line(&self) -> &str {
-        self.seen.last().unwrap()
-    }
-
-    /// POSTs a plaintext chat task with `text`.
-    async fn task(&self, text: &str) -> (u16, serde_json::Value) {
-        let resp = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/v1/task", self.port))
-            .json(&serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": text}]}}))
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-
-    /// SIGTERM, then the exit code and every remaining stderr line.
-    fn terminate(mut self) -> (Option<i32>, Vec<String>) {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let code = self.child.wait().unwrap().code();
-        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
-        self.seen.extend(rest.iter().cloned());
-        (code, self.seen)
-    }
+/// POSTs a plaintext chat task with `text` to the binary.
+async fn task(node: &NodeProcess, text: &str) -> (u16, serde_json::Value) {
+    let task = serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": text}]}});
+    let reply = Transport::Http.send(node.addr(), task, &[]).await;
+    (reply.status, reply.body)
 }
 
 // Multi-threaded: the test blocks a thread reading the child's output while
@@ -93,7 +20,7 @@ impl Serve {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_registers_answers_and_deregisters_on_sigterm() {
     let h = Harness::start(iicp_client::directory::DirectoryConfig::default()).await;
-    let node = Serve::start(&[
+    let node = NodeProcess::start(&[
         "--backend-type",
         "echo",
         "--directory-url",
@@ -114,7 +41,7 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
 
     let ids = h.discover_ids(&format!("intent={CHAT}")).await;
     assert_eq!(ids.len(), 1, "the node is discoverable");
-    let (_, reply) = node.task("ping").await;
+    let (_, reply) = task(&node, "ping").await;
     assert_eq!(
         reply["result"]["choices"][0]["message"]["content"],
         "echo: ping"
@@ -136,7 +63,7 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_in_front_of_an_unreachable_backend_answers_502() {
     let dead = common::dead_endpoint().await;
-    let node = Serve::start(&[
+    let node = NodeProcess::start(&[
         "--skip-registration",
         "--backend-type",
         "llamacpp",
@@ -152,7 +79,7 @@ async fn serve_in_front_of_an_unreachable_backend_answers_502() {
         line.contains("backend llamacpp at http://127.0.0.1:"),
         "{line}"
     );
-    let (status, body) = node.task("x").await;
+    let (status, body) = task(&node, "x").await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "backend_error");
     let (code, seen) = node.terminate();
@@ -181,7 +108,7 @@ fn chat_cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_in_token_mode_answers_401_and_chat_gets_in_with_a_consumer_token() {
     let h = Harness::without_probe().await;
-    let node = Serve::start(&[
+    let node = NodeProcess::start(&[
         "--backend-type",
         "echo",
         "--directory-url",
@@ -194,7 +121,7 @@ async fn serve_in_token_mode_answers_401_and_chat_gets_in_with_a_consumer_token(
         "{}",
         node.startup_line()
     );
-    let (status, body) = node.task("x").await;
+    let (status, body) = task(&node, "x").await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "unauthorized");
 

@@ -5,6 +5,7 @@
 mod common;
 
 use common::CHAT;
+use common::node::{Body, Transport, post_raw, post_task, start_node};
 use common::test_node::RecordingProxy;
 use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
 use iicp_client::{HandlerError, IicpNode, NodeConfig, RunningNode, TaskContext, TaskRequest};
@@ -87,16 +88,10 @@ async fn discover_ids(dir_url: &str) -> Vec<String> {
         .collect()
 }
 
-async fn post_task(node: &RunningNode, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/task", node.endpoint()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let headers = resp.headers().clone();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap(), headers)
+/// POSTs `body` as JSON; (status, JSON answer).
+async fn post(node: &RunningNode, body: Value) -> (u16, Value) {
+    let posted = post_task(node.endpoint(), &body, &[]).await;
+    (posted.status, posted.body)
 }
 
 fn task(payload: Value) -> Value {
@@ -184,9 +179,9 @@ async fn metrics_reach_the_directory_once() {
         .unwrap();
     node.registered().await.unwrap();
     for _ in 0..3 {
-        assert_eq!(post_task(&node, task(json!({}))).await.0, 200);
+        assert_eq!(post(&node, task(json!({}))).await.0, 200);
     }
-    assert_eq!(post_task(&node, task(json!({"fail": "down"}))).await.0, 502);
+    assert_eq!(post(&node, task(json!({"fail": "down"}))).await.0, 502);
     // Heartbeats run every 100 ms, so the outcomes may be spread over several
     // batches. Summed over distinct batch ids (a resent batch keeps its id),
     // the directory must see each outcome exactly once, and accept each batch.
@@ -265,7 +260,7 @@ async fn serves_while_the_directory_is_down_and_registers_when_it_comes_up() {
         .start(handler(Arc::new(Semaphore::new(0))))
         .await
         .unwrap();
-    let (status, body, _) = post_task(&node, task(json!({}))).await;
+    let (status, body) = post(&node, task(json!({}))).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("success")),
@@ -331,206 +326,253 @@ async fn two_nodes_on_one_port_number_get_consecutive_ports() {
     b.shutdown().await;
 }
 
+/// A node that does not register, with the test handler.
+async fn local_node(cfg: NodeConfig, gate: Arc<Semaphore>) -> RunningNode {
+    start_node(
+        NodeConfig {
+            skip_registration: true,
+            ..cfg
+        },
+        handler(gate),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn full_node_refuses_batch_tasks_with_429_and_recovers() {
     let gate = Arc::new(Semaphore::new(0));
     let cfg = NodeConfig {
         max_concurrent: 1,
-        skip_registration: true,
         ..node_config("http://127.0.0.1:9/api")
     };
-    let node = Arc::new(
-        IicpNode::new(cfg)
-            .start(handler(gate.clone()))
-            .await
-            .unwrap(),
-    );
-    let busy = {
-        let node = node.clone();
-        tokio::spawn(async move { post_task(&node, task(json!({"block": true}))).await })
-    };
+    let node = local_node(cfg, gate.clone()).await;
+    let addr = node.local_addr();
     let health_url = format!("{}/iicp/health", node.endpoint());
-    eventually("the first task to hold the slot", || async {
-        let h: Value = reqwest::get(&health_url)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        h["active_jobs"] == 1
-    })
-    .await;
-    let mut t = task(json!({}));
-    t["constraints"] = json!({"qos": "batch"});
-    let (status, body, headers) = post_task(&node, t).await;
-    assert_eq!(status, 429);
-    assert_eq!(body["error"]["code"], "IICP-E021");
-    assert_eq!(body["error"]["message"], "capacity_exceeded");
-    assert_eq!(body["error"]["qos_class"], "batch");
-    assert_eq!(body["error"]["retry_after_ms"], 2000);
-    assert_eq!(headers["retry-after"], "2");
-    gate.add_permits(1);
-    assert_eq!(busy.await.unwrap().0, 200);
-    assert_eq!(
-        post_task(&node, task(json!({}))).await.0,
-        200,
-        "the slot is free again"
-    );
+    for transport in Transport::ALL {
+        let busy = tokio::spawn(transport.send(addr, task(json!({"block": true})), &[]));
+        eventually("the first task to hold the slot", || async {
+            let h: Value = reqwest::get(&health_url)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            h["active_jobs"] == 1
+        })
+        .await;
+        let mut t = task(json!({}));
+        t["constraints"] = json!({"qos": "batch"});
+        let reply = transport.send(addr, t, &[]).await;
+        let body = &reply.body;
+        assert_eq!(
+            reply.status_code(),
+            (429, Some("IICP-E021")),
+            "{transport:?}"
+        );
+        assert_eq!(body["error"]["message"], "capacity_exceeded");
+        assert_eq!(body["error"]["qos_class"], "batch");
+        assert_eq!(body["error"]["retry_after_ms"], 2000);
+        assert_eq!(reply.retry_after_s, Some(2), "{transport:?}: Retry-After");
+        gate.add_permits(1);
+        assert_eq!(busy.await.unwrap().status, 200, "{transport:?}");
+        assert_eq!(
+            transport.send(addr, task(json!({})), &[]).await.status,
+            200,
+            "{transport:?}: the slot is free again"
+        );
+    }
+    node.shutdown().await;
 }
 
 #[tokio::test]
 async fn replays_timeouts_and_panics() {
     let cfg = NodeConfig {
         max_concurrent: 1,
-        skip_registration: true,
         ..node_config("http://127.0.0.1:9/api")
     };
-    let node = IicpNode::new(cfg)
-        .start(handler(Arc::new(Semaphore::new(0))))
-        .await
-        .unwrap();
-    let t = task(json!({}));
-    assert_eq!(post_task(&node, t.clone()).await.0, 200);
-    let (status, body, _) = post_task(&node, t).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("IICP-E010"))
-    );
+    let node = local_node(cfg, Arc::new(Semaphore::new(0))).await;
+    let addr = node.local_addr();
+    for transport in Transport::ALL {
+        let send = |t: Value| transport.send(addr, t, &[]);
+        let t = task(json!({}));
+        assert_eq!(send(t.clone()).await.status, 200, "{transport:?}");
+        assert_eq!(
+            send(t).await.status_code(),
+            (409, Some("IICP-E010")),
+            "{transport:?}: a task id again"
+        );
 
-    let mut with_nonce = task(json!({}));
-    with_nonce["nonce"] = json!("n-1");
-    assert_eq!(post_task(&node, with_nonce.clone()).await.0, 200);
-    with_nonce["task_id"] = json!(uuid::Uuid::new_v4().to_string());
-    let (status, body, _) = post_task(&node, with_nonce).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("IICP-E011"))
-    );
+        let mut with_nonce = task(json!({}));
+        with_nonce["nonce"] = json!(uuid::Uuid::new_v4().simple().to_string());
+        assert_eq!(send(with_nonce.clone()).await.status, 200);
+        with_nonce["task_id"] = json!(uuid::Uuid::new_v4().to_string());
+        assert_eq!(
+            send(with_nonce).await.status_code(),
+            (409, Some("IICP-E011")),
+            "{transport:?}: a nonce again"
+        );
 
-    let mut slow = task(json!({"sleep_ms": 60_000}));
-    slow["constraints"] = json!({"timeout_ms": 200});
-    let (status, body, _) = post_task(&node, slow).await;
-    assert_eq!(status, 504);
-    assert_eq!(body["status"], "timeout");
-    assert_eq!(body["error"]["code"], "task_timeout");
-    assert_eq!(
-        post_task(&node, task(json!({}))).await.0,
-        200,
-        "the timed-out task freed its slot"
-    );
+        let mut slow = task(json!({"sleep_ms": 60_000}));
+        slow["constraints"] = json!({"timeout_ms": 200});
+        let reply = send(slow).await;
+        assert_eq!(
+            reply.status_code(),
+            (504, Some("task_timeout")),
+            "{transport:?}"
+        );
+        assert_eq!(reply.body["status"], "timeout");
+        assert_eq!(
+            send(task(json!({}))).await.status,
+            200,
+            "{transport:?}: the timed-out task freed its slot"
+        );
 
-    let (status, body, _) = post_task(&node, task(json!({"panic": true}))).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (500, Some("handler_error"))
-    );
-    assert_eq!(
-        post_task(&node, task(json!({}))).await.0,
-        200,
-        "the panicked task freed its slot"
-    );
+        assert_eq!(
+            send(task(json!({"panic": true}))).await.status_code(),
+            (500, Some("handler_error")),
+            "{transport:?}"
+        );
+        assert_eq!(
+            send(task(json!({}))).await.status,
+            200,
+            "{transport:?}: the panicked task freed its slot"
+        );
+    }
     node.shutdown().await;
 }
 
 #[tokio::test]
 async fn envelopes_are_spec_complete_and_wrapped_once() {
-    let cfg = NodeConfig {
-        skip_registration: true,
-        ..node_config("http://127.0.0.1:9/api")
-    };
-    let node = IicpNode::new(cfg)
-        .start(handler(Arc::new(Semaphore::new(0))))
-        .await
-        .unwrap();
-    let t = task(json!({}));
-    let (status, body, _) = post_task(&node, t.clone()).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["task_id"], t["task_id"]);
-    assert_eq!(body["status"], "success");
-    assert_eq!(body["result"]["answer"], 42);
-    assert_eq!(body["model_used"], "test-model");
-    assert_eq!(body["generated_by_ai"], true);
-    assert!(body["metrics"]["latency_ms"].is_u64());
-    assert_eq!(body["metrics"]["tokens_used"], 9);
+    let node = local_node(
+        node_config("http://127.0.0.1:9/api"),
+        Arc::new(Semaphore::new(0)),
+    )
+    .await;
+    let addr = node.local_addr();
+    for transport in Transport::ALL {
+        let t = task(json!({}));
+        let reply = transport.send(addr, &t, &[]).await;
+        let body = &reply.body;
+        assert_eq!(reply.status_code(), (200, None), "{transport:?}");
+        assert_eq!(body["task_id"], t["task_id"]);
+        assert_eq!(body["status"], "success");
+        assert_eq!(body["result"]["answer"], 42);
+        assert_eq!(body["model_used"], "test-model");
+        assert_eq!(body["generated_by_ai"], true);
+        assert!(body["metrics"]["latency_ms"].is_u64());
+        assert_eq!(body["metrics"]["tokens_used"], 9);
 
-    let (_, body, _) = post_task(&node, task(json!({"wrap": true}))).await;
-    assert_eq!(
-        body["result"],
-        json!({"answer": 42, "model": "test-model"}),
-        "not double-wrapped"
-    );
+        let reply = transport.send(addr, task(json!({"wrap": true})), &[]).await;
+        assert_eq!(
+            reply.body["result"],
+            json!({"answer": 42, "model": "test-model"}),
+            "{transport:?}: not double-wrapped"
+        );
 
-    let (status, body, _) = post_task(&node, task(json!({"fail": "model server down"}))).await;
-    assert_eq!(status, 502);
-    assert_eq!(body["status"], "error");
-    assert_eq!(
-        body["error"],
-        json!({"code": "backend_error", "message": "model server down"})
-    );
-    assert_eq!(body["generated_by_ai"], false);
+        let reply = transport
+            .send(addr, task(json!({"fail": "model server down"})), &[])
+            .await;
+        assert_eq!(
+            reply.status_code(),
+            (502, Some("backend_error")),
+            "{transport:?}"
+        );
+        assert_eq!(reply.body["status"], "error");
+        assert_eq!(
+            reply.body["error"],
+            json!({"code": "backend_error", "message": "model server down"})
+        );
+        assert_eq!(reply.body["generated_by_ai"], false);
+    }
     node.shutdown().await;
 }
 
 #[tokio::test]
-async fn bad_requests_get_json_errors() {
-    let cfg = NodeConfig {
-        skip_registration: true,
-        max_body_bytes: 2048,
-        ..node_config("http://127.0.0.1:9/api")
+async fn bad_input_gets_a_json_refusal_with_its_status_and_code() {
+    let node = local_node(
+        NodeConfig {
+            max_body_bytes: 2048,
+            ..node_config("http://127.0.0.1:9/api")
+        },
+        Arc::new(Semaphore::new(0)),
+    )
+    .await;
+    let json_ct = "application/json";
+    let raw = |bytes: &[u8], content_type| Body::Raw {
+        bytes: bytes.to_vec(),
+        content_type,
     };
-    let node = IicpNode::new(cfg)
-        .start(handler(Arc::new(Semaphore::new(0))))
-        .await
-        .unwrap();
+    // (what, task, status, code, needs a content type)
+    let cases = [
+        (
+            "malformed JSON",
+            raw(b"{oops", json_ct),
+            400,
+            "validation_error",
+            false,
+        ),
+        (
+            "a task sent as text/plain",
+            raw(task(json!({})).to_string().as_bytes(), "text/plain"),
+            415,
+            "validation_error",
+            true,
+        ),
+        (
+            "no intent",
+            Body::Json(json!({"payload": {}})),
+            422,
+            "validation_error",
+            false,
+        ),
+        (
+            "an intent URN that breaks the grammar",
+            Body::Json(json!({"intent": "urn:iicp:intent:Chat:v1", "payload": {}})),
+            422,
+            "validation_error",
+            false,
+        ),
+        (
+            "an intent the node does not serve",
+            Body::Json(json!({"intent": "urn:iicp:intent:llm:completion:v1", "payload": {}})),
+            422,
+            "unknown_intent",
+            false,
+        ),
+        (
+            "a task over the size limit",
+            Body::Json(task(json!({"text": "x".repeat(4096)}))),
+            413,
+            "payload_too_large",
+            false,
+        ),
+    ];
+    for transport in Transport::ALL {
+        for (what, body, status, code, needs_content_type) in cases.iter().cloned() {
+            if needs_content_type && !transport.has_content_type() {
+                continue;
+            }
+            let reply = transport.send(node.local_addr(), body, &[]).await;
+            assert_eq!(
+                reply.status_code(),
+                (status, Some(code)),
+                "{transport:?}, {what}: {}",
+                reply.text
+            );
+        }
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_routes_answer_json_and_every_answer_has_cors() {
+    let node = local_node(
+        node_config("http://127.0.0.1:9/api"),
+        Arc::new(Semaphore::new(0)),
+    )
+    .await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/task", node.endpoint());
-    let send = |body: String, ct: &'static str| {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let r = http
-                .post(url)
-                .header("content-type", ct)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let v: Value = r.json().await.expect("every answer is JSON");
-            (
-                status,
-                v["error"]["code"].as_str().unwrap_or_default().to_owned(),
-            )
-        }
-    };
-    let json_ct = "application/json";
-    assert_eq!(
-        send("{oops".into(), json_ct).await,
-        (400, "validation_error".into())
-    );
-    assert_eq!(
-        send(task(json!({})).to_string(), "text/plain").await,
-        (415, "validation_error".into())
-    );
-    assert_eq!(
-        send(json!({"payload": {}}).to_string(), json_ct).await,
-        (422, "validation_error".into())
-    );
-    let bad_urn = json!({"intent": "urn:iicp:intent:Chat:v1", "payload": {}});
-    assert_eq!(
-        send(bad_urn.to_string(), json_ct).await,
-        (422, "validation_error".into())
-    );
-    let other = json!({"intent": "urn:iicp:intent:llm:completion:v1", "payload": {}});
-    assert_eq!(
-        send(other.to_string(), json_ct).await,
-        (422, "unknown_intent".into())
-    );
-    let big = task(json!({"text": "x".repeat(4096)}));
-    assert_eq!(
-        send(big.to_string(), json_ct).await,
-        (413, "payload_too_large".into())
-    );
     let r = http
         .get(format!("{}/nope", node.endpoint()))
         .send()
@@ -561,6 +603,11 @@ async fn bad_requests_get_json_errors() {
         (h["status"].as_str(), h["max_concurrent"].as_u64()),
         (Some("ok"), Some(4))
     );
+    // A refusal has CORS and its content type too.
+    let refused = post_raw(node.endpoint(), b"{oops".to_vec(), "application/json", &[]).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.headers["access-control-allow-origin"], "*");
+    assert_eq!(refused.headers["content-type"], "application/json");
     node.shutdown().await;
 }
 

@@ -6,21 +6,16 @@ mod common;
 
 use base64::Engine;
 use common::CHAT;
+use common::node::{Transport, start_node};
 use iicp_client::cx::{self, IicpConfResp};
-use iicp_client::{IicpNode, NodeConfig, RunningNode, TaskContext, TaskRequest};
+use iicp_client::{NodeConfig, RunningNode, TaskContext, TaskRequest};
 use serde_json::{Value, json};
 
 async fn node(cfg: NodeConfig) -> RunningNode {
-    IicpNode::new(NodeConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        ..cfg
-    })
-    .start(|req: TaskRequest, _ctx: TaskContext| async move {
+    start_node(cfg, |req: TaskRequest, _ctx: TaskContext| async move {
         Ok(json!({"seen": req.payload["messages"][0]["content"]}))
     })
     .await
-    .unwrap()
 }
 
 /// The node's advertised public key, read back from its registration.
@@ -32,16 +27,6 @@ async fn advertised_key(
         .get(&format!("/v1/node/{}", node.registered().await.unwrap()))
         .await;
     serde_json::from_value(info["cx_public_key"].clone()).expect("a CX key is advertised")
-}
-
-async fn post(node: &RunningNode, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/task", node.endpoint()))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 #[tokio::test]
@@ -58,38 +43,43 @@ async fn encrypted_task_and_encrypted_answer() {
     assert!(key.key_id.starts_with("cx-"));
     let public = cx::public_key_bytes(&key).unwrap();
 
-    let task_id = uuid::Uuid::new_v4().to_string();
-    let payload = json!({"messages": [{"role": "user", "content": "secret question"}]});
-    let (conf, ss) = cx::seal_request(&public, &task_id, CHAT, payload.to_string().as_bytes());
-    let body = json!({"task_id": task_id, "intent": CHAT, "iicp_conf": conf, "cx_response_encryption": "required"});
-    let (status, answer) = post(&n, &body).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["status"], "encrypted");
-    assert!(
-        answer.get("result").is_none(),
-        "no plaintext result beside the sealed one"
-    );
-    assert!(!answer.to_string().contains("secret question"));
-    let sealed: IicpConfResp = serde_json::from_value(answer["iicp_conf_resp"].clone()).unwrap();
-    let opened: Value =
-        serde_json::from_slice(&cx::open_response(&ss, &task_id, &sealed).unwrap()).unwrap();
-    assert_eq!(opened["status"], "success");
-    assert_eq!(opened["task_id"], task_id);
-    assert_eq!(
-        opened["result"]["seen"], "secret question",
-        "the handler saw the decrypted payload"
-    );
+    for transport in Transport::ALL {
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let payload = json!({"messages": [{"role": "user", "content": "secret question"}]});
+        let (conf, ss) = cx::seal_request(&public, &task_id, CHAT, payload.to_string().as_bytes());
+        let body = json!({"task_id": task_id, "intent": CHAT, "iicp_conf": conf, "cx_response_encryption": "required"});
+        let reply = transport.send(n.local_addr(), body, &[]).await;
+        let answer = &reply.body;
+        assert_eq!(reply.status, 200, "{transport:?}: {answer}");
+        assert_eq!(answer["status"], "encrypted");
+        assert!(
+            answer.get("result").is_none(),
+            "no plaintext result beside the sealed one"
+        );
+        assert!(!reply.text.contains("secret question"));
+        let sealed: IicpConfResp =
+            serde_json::from_value(answer["iicp_conf_resp"].clone()).unwrap();
+        let opened: Value =
+            serde_json::from_slice(&cx::open_response(&ss, &task_id, &sealed).unwrap()).unwrap();
+        assert_eq!(opened["status"], "success");
+        assert_eq!(opened["task_id"], task_id);
+        assert_eq!(
+            opened["result"]["seen"], "secret question",
+            "the handler saw the decrypted payload"
+        );
 
-    // Encrypted request, plaintext answer allowed when not asked for.
-    let task_id = uuid::Uuid::new_v4().to_string();
-    let (conf, _) = cx::seal_request(&public, &task_id, CHAT, payload.to_string().as_bytes());
-    let (status, answer) = post(
-        &n,
-        &json!({"task_id": task_id, "intent": CHAT, "iicp_conf": conf}),
-    )
-    .await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("success")));
-    assert_eq!(answer["result"]["seen"], "secret question");
+        // Encrypted request, plaintext answer allowed when not asked for.
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let (conf, _) = cx::seal_request(&public, &task_id, CHAT, payload.to_string().as_bytes());
+        let body = json!({"task_id": task_id, "intent": CHAT, "iicp_conf": conf});
+        let reply = transport.send(n.local_addr(), body, &[]).await;
+        assert_eq!(
+            (reply.status, reply.body["status"].as_str()),
+            (200, Some("success")),
+            "{transport:?}"
+        );
+        assert_eq!(reply.body["result"]["seen"], "secret question");
+    }
     n.shutdown().await;
 }
 
@@ -107,72 +97,61 @@ async fn cx_failures_are_json_errors_with_codes() {
         serde_json::to_value(cx::seal_request(&public, task_id, CHAT, payload).0).unwrap()
     };
     let fresh = || uuid::Uuid::new_v4().to_string();
-
-    let id = fresh();
-    let mut conf = sealed(&id);
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut ct = b64
-        .decode(conf["encrypted_body"].as_str().unwrap())
-        .unwrap();
-    ct[0] ^= 1;
-    conf["encrypted_body"] = b64.encode(ct).into();
-    let (status, body) = post(
-        &n,
-        &json!({"task_id": id, "intent": CHAT, "iicp_conf": conf}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("IICP-CX-02")),
-        "tampered body"
-    );
-
-    let id = fresh();
-    let mut conf = sealed(&id);
-    conf["recipient_key_id"] = "cx-0000000000000000".into();
-    let (status, body) = post(
-        &n,
-        &json!({"task_id": id, "intent": CHAT, "iicp_conf": conf}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("IICP-E060")),
-        "unknown key id"
-    );
-
-    let (status, body) = post(
-        &n,
-        &json!({"task_id": fresh(), "intent": CHAT, "iicp_conf": sealed(&fresh())}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("IICP-CX-02")),
-        "AAD of another task"
-    );
-
-    let id = fresh();
-    let mut conf = sealed(&id);
-    conf.as_object_mut().unwrap().remove("nonce");
-    let (status, body) = post(
-        &n,
-        &json!({"task_id": id, "intent": CHAT, "iicp_conf": conf}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("IICP-CX-02")),
-        "missing field"
-    );
-
-    let plain = json!({"task_id": fresh(), "intent": CHAT, "payload": {"messages": []}, "cx_response_encryption": "required"});
-    let (status, body) = post(&n, &plain).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("IICP-CX-03")),
-        "plaintext where encryption was required"
-    );
+    // A sealed task whose `iicp_conf` was changed by `spoil`.
+    let spoiled = |spoil: &dyn Fn(&mut Value)| {
+        let id = fresh();
+        let mut conf = sealed(&id);
+        spoil(&mut conf);
+        json!({"task_id": id, "intent": CHAT, "iicp_conf": conf})
+    };
+    for transport in Transport::ALL {
+        // Built per transport: every case has a fresh task id (the replay
+        // window is checked before the payload is opened).
+        let cases = [
+            (
+                "tampered body",
+                spoiled(&|conf| {
+                    let mut ct = b64
+                        .decode(conf["encrypted_body"].as_str().unwrap())
+                        .unwrap();
+                    ct[0] ^= 1;
+                    conf["encrypted_body"] = b64.encode(ct).into();
+                }),
+                "IICP-CX-02",
+            ),
+            (
+                "unknown key id",
+                spoiled(&|conf| conf["recipient_key_id"] = "cx-0000000000000000".into()),
+                "IICP-E060",
+            ),
+            (
+                "AAD of another task",
+                json!({"task_id": fresh(), "intent": CHAT, "iicp_conf": sealed(&fresh())}),
+                "IICP-CX-02",
+            ),
+            (
+                "missing field",
+                spoiled(&|conf| {
+                    conf.as_object_mut().unwrap().remove("nonce");
+                }),
+                "IICP-CX-02",
+            ),
+            (
+                "plaintext where encryption was required",
+                json!({"task_id": fresh(), "intent": CHAT, "payload": {"messages": []}, "cx_response_encryption": "required"}),
+                "IICP-CX-03",
+            ),
+        ];
+        for (why, task, code) in cases {
+            let reply = transport.send(n.local_addr(), task, &[]).await;
+            assert_eq!(
+                reply.status_code(),
+                (400, Some(code)),
+                "{transport:?}: {why}"
+            );
+        }
+    }
     n.shutdown().await;
 
     let keyless = node(NodeConfig {
@@ -181,16 +160,17 @@ async fn cx_failures_are_json_errors_with_codes() {
         ..Default::default()
     })
     .await;
-    let (status, body) = post(
-        &keyless,
-        &json!({"task_id": fresh(), "intent": CHAT, "iicp_conf": sealed(&fresh())}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("IICP-CX-02")),
-        "a node without a key"
-    );
+    for transport in Transport::ALL {
+        let task = json!({"task_id": fresh(), "intent": CHAT, "iicp_conf": sealed(&fresh())});
+        assert_eq!(
+            transport
+                .send(keyless.local_addr(), task, &[])
+                .await
+                .status_code(),
+            (400, Some("IICP-CX-02")),
+            "{transport:?}: a node without a key"
+        );
+    }
     keyless.shutdown().await;
 }
 

@@ -6,45 +6,19 @@
 mod common;
 
 use common::CHAT;
-use iicp_client::{IicpNode, NodeConfig, RunningNode, TaskContext, TaskRequest};
+use common::node::{Transport, local_config, start_node};
+use iicp_client::{NodeConfig, RunningNode, TaskContext, TaskRequest};
 use serde_json::{Value, json};
 
 async fn node(replay_window_entries: usize) -> RunningNode {
-    IicpNode::new(NodeConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        skip_registration: true,
-        models: vec!["m".into()],
-        replay_window_entries,
-        ..NodeConfig::default()
-    })
-    .start(|_req: TaskRequest, _ctx: TaskContext| async move { Ok(json!({"ok": true})) })
-    .await
-    .unwrap()
-}
-
-/// POSTs a task; returns the status, the JSON answer, its raw text and
-/// the Retry-After header.
-async fn post(node: &RunningNode, task: &Value) -> (u16, Value, String, Option<String>) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/task", node.endpoint()))
-        .json(task)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap(),
-        text,
-        retry_after,
+    start_node(
+        NodeConfig {
+            replay_window_entries,
+            ..local_config()
+        },
+        |_req: TaskRequest, _ctx: TaskContext| async move { Ok(json!({"ok": true})) },
     )
+    .await
 }
 
 fn task(task_id: &str, nonce: Option<&str>) -> Value {
@@ -71,42 +45,51 @@ async fn bad_task_ids_and_nonces_are_refused_and_never_logged() {
         ("\u{1b}[2J\u{1b}[31mANSI-red", "ANSI-red"),
         ("spaced id", "spaced id"),
     ];
-    let (status, body, _, _) = post(&node, &task("", Some(""))).await;
-    assert_eq!(
-        status, 200,
-        "an empty task_id is assigned, an empty nonce counts as absent: {body}"
-    );
-    for field in ["task_id", "nonce"] {
-        for (value, marker) in &bad {
-            let t = if field == "task_id" {
-                task(value, None)
-            } else {
-                task(&uuid::Uuid::new_v4().to_string(), Some(value))
-            };
-            let (status, body, text, _) = post(&node, &t).await;
-            // Failure messages show only the start of a (possibly huge) value.
-            let shown: String = value.chars().take(40).collect();
-            let answer: String = text.chars().take(300).collect();
-            assert_eq!(
-                (status, body["error"]["code"].as_str()),
-                (422, Some("validation_error")),
-                "{field} {shown:?}: {answer}"
-            );
-            assert!(
-                body["error"]["message"].as_str().unwrap().contains(field),
-                "the message names the field: {answer}"
-            );
-            assert!(!text.contains(marker), "{field} {shown:?} echoed: {answer}");
+    let addr = node.local_addr();
+    for transport in Transport::ALL {
+        let reply = transport.send(addr, task("", Some("")), &[]).await;
+        assert_eq!(
+            reply.status, 200,
+            "{transport:?}: an empty task_id is assigned, an empty nonce counts as absent: {}",
+            reply.body
+        );
+        for field in ["task_id", "nonce"] {
+            for (value, marker) in &bad {
+                let t = if field == "task_id" {
+                    task(value, None)
+                } else {
+                    task(&uuid::Uuid::new_v4().to_string(), Some(value))
+                };
+                let reply = transport.send(addr, t, &[]).await;
+                let (body, text) = (&reply.body, &reply.text);
+                // Failure messages show only the start of a (possibly huge) value.
+                let shown: String = value.chars().take(40).collect();
+                let answer: String = text.chars().take(300).collect();
+                assert_eq!(
+                    reply.status_code(),
+                    (422, Some("validation_error")),
+                    "{transport:?}, {field} {shown:?}: {answer}"
+                );
+                assert!(
+                    body["error"]["message"].as_str().unwrap().contains(field),
+                    "the message names the field: {answer}"
+                );
+                assert!(!text.contains(marker), "{field} {shown:?} echoed: {answer}");
+            }
         }
-    }
-    // Valid forms pass: a UUID, a plain token, a base64 nonce.
-    for (id, nonce) in [
-        (uuid::Uuid::new_v4().to_string(), None),
-        ("job.42:part_1-a".to_owned(), Some("q83v+/A=")),
-    ] {
-        let (status, body, _, _) = post(&node, &task(&id, nonce)).await;
-        assert_eq!(status, 200, "{id}: {body}");
-        assert_eq!(body["task_id"], id.as_str());
+        // Valid forms pass: a UUID, a plain token, a base64 nonce.
+        let nonce = format!("q83v+/A{}=", uuid::Uuid::new_v4().simple());
+        for (id, nonce) in [
+            (uuid::Uuid::new_v4().to_string(), None),
+            (
+                format!("job.42:part_1-a.{transport:?}"),
+                Some(nonce.as_str()),
+            ),
+        ] {
+            let reply = transport.send(addr, task(&id, nonce), &[]).await;
+            assert_eq!(reply.status, 200, "{transport:?}, {id}: {}", reply.body);
+            assert_eq!(reply.body["task_id"], id.as_str());
+        }
     }
     node.shutdown().await;
 
@@ -131,47 +114,46 @@ async fn bad_task_ids_and_nonces_are_refused_and_never_logged() {
 
 #[tokio::test]
 async fn a_full_replay_window_refuses_with_503_and_replays_stay_refused() {
-    let node = node(3).await;
-    let first = task("t-1", Some("n-1"));
-    for t in [first.clone(), task("t-2", Some("n-2")), task("t-3", None)] {
-        assert_eq!(post(&node, &t).await.0, 200, "{t}");
-    }
-    // The task-id window holds 3 unexpired ids: it is full.
-    let (status, body, _, retry_after) = post(&node, &task("t-4", None)).await;
-    assert_eq!(
-        (
-            status,
-            body["error"]["code"].as_str(),
-            body["error"]["reason"].as_str()
-        ),
-        (503, Some("IICP-E005"), Some("replay_window_full")),
-        "{body}"
-    );
-    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
-    assert!(
-        (1..=300).contains(&retry_after),
-        "until the oldest id expires: {retry_after}"
-    );
-    assert_eq!(body["error"]["retry_after_ms"], retry_after * 1000);
+    for transport in Transport::ALL {
+        let node = node(3).await;
+        let send = |t: Value| transport.send(node.local_addr(), t, &[]);
+        let first = task("t-1", Some("n-1"));
+        for t in [first.clone(), task("t-2", Some("n-2")), task("t-3", None)] {
+            assert_eq!(send(t.clone()).await.status, 200, "{transport:?}: {t}");
+        }
+        // The task-id window holds 3 unexpired ids: it is full.
+        let reply = send(task("t-4", None)).await;
+        let body = &reply.body;
+        assert_eq!(
+            (
+                reply.status,
+                reply.code.as_deref(),
+                body["error"]["reason"].as_str()
+            ),
+            (503, Some("IICP-E005"), Some("replay_window_full")),
+            "{transport:?}: {body}"
+        );
+        let retry_after = reply.retry_after_s.expect("Retry-After");
+        assert!(
+            (1..=300).contains(&retry_after),
+            "until the oldest id expires: {retry_after}"
+        );
+        assert_eq!(body["error"]["retry_after_ms"], retry_after * 1000);
 
-    // Replays inside the window are still refused, full or not.
-    let (status, body, _, _) = post(&node, &task("t-1", None)).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("IICP-E010"))
-    );
-    let (status, body, _, _) = post(&node, &first).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("IICP-E011"))
-    );
-    let (status, body, _, _) = post(&node, &task("t-5", Some("n-1"))).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("IICP-E011"))
-    );
-    // A refused task left no trace: still 503, not 409, on a second try.
-    let (status, _, _, _) = post(&node, &task("t-4", None)).await;
-    assert_eq!(status, 503);
-    node.shutdown().await;
+        // Replays inside the window are still refused, full or not.
+        for (again, code) in [
+            (task("t-1", None), "IICP-E010"),
+            (first.clone(), "IICP-E011"),
+            (task("t-5", Some("n-1")), "IICP-E011"),
+        ] {
+            assert_eq!(
+                send(again.clone()).await.status_code(),
+                (409, Some(code)),
+                "{transport:?}: {again}"
+            );
+        }
+        // A refused task left no trace: still 503, not 409, on a second try.
+        assert_eq!(send(task("t-4", None)).await.status, 503, "{transport:?}");
+        node.shutdown().await;
+    }
 }

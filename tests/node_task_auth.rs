@@ -5,13 +5,13 @@
 
 mod common;
 
+use common::node::{Transport, start_node};
 use common::{CHAT, Harness, registration};
 use iicp_client::directory::DirectoryConfig;
 use iicp_client::node::TaskAuthMode;
 use iicp_client::token::{ConsumerClaims, DEFAULT_ISSUER, DirectorySigningKey};
 use iicp_client::{
-    ChatMessage, ClientConfig, IicpClient, IicpNode, NodeConfig, RunningNode, TaskContext,
-    TaskRequest,
+    ChatMessage, ClientConfig, IicpClient, NodeConfig, RunningNode, TaskContext, TaskRequest,
 };
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,23 +36,22 @@ impl Mesh {
             ..DirectoryConfig::default()
         })
         .await;
-        let node = IicpNode::new(NodeConfig {
-            directory_url: h.base.clone(),
-            host: "127.0.0.1".into(),
-            port: 0,
-            models: vec!["m".into()],
-            task_auth: mode,
-            ..Default::default()
-        })
-        .start(|_req: TaskRequest, _ctx: TaskContext| async move {
-            Ok(json!({
-                "ok": true,
-                "model": "m",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "served"}, "finish_reason": "stop"}],
-            }))
-        })
-        .await
-        .unwrap();
+        let node = start_node(
+            NodeConfig {
+                directory_url: h.base.clone(),
+                models: vec!["m".into()],
+                task_auth: mode,
+                ..Default::default()
+            },
+            |_req: TaskRequest, _ctx: TaskContext| async move {
+                Ok(json!({
+                    "ok": true,
+                    "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "served"}, "finish_reason": "stop"}],
+                }))
+            },
+        )
+        .await;
         let node_id = node.registered().await.unwrap();
         let mut consumer = registration("http://10.1.2.3:9484", &["other"]);
         consumer["node_id"] = json!("consumer-node");
@@ -66,8 +65,13 @@ impl Mesh {
         }
     }
 
-    /// POSTs a plaintext task with extra headers and `auth`.
-    async fn task(&self, headers: &[(&str, &str)], auth: Option<Value>) -> (u16, Value) {
+    /// Sends a plaintext task with extra headers and `auth` over `transport`.
+    async fn task(
+        &self,
+        transport: Transport,
+        headers: &[(&str, &str)],
+        auth: Option<Value>,
+    ) -> (u16, Value) {
         let mut body = json!({
             "task_id": uuid::Uuid::new_v4().to_string(),
             "intent": CHAT,
@@ -76,15 +80,8 @@ impl Mesh {
         if let Some(auth) = auth {
             body["auth"] = auth;
         }
-        let mut req = self
-            .h
-            .http
-            .post(format!("{}/v1/task", self.node.endpoint()))
-            .json(&body);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        common::read(req.send().await.unwrap()).await
+        let reply = transport.send(self.node.local_addr(), body, headers).await;
+        (reply.status, reply.body)
     }
 
     /// A consumer token from the directory, as a client would get it.
@@ -127,49 +124,121 @@ fn assert_unauthorized((status, body): (u16, Value), why: &str) {
     assert_eq!(body["error"]["code"], "unauthorized", "{why}: {body}");
 }
 
+/// One case: the headers and `auth` a task goes with, the status it gets
+/// and why.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, Option<Value>, u16);
+
+/// Runs every case over every transport; a 401 must be `unauthorized`.
+/// Returns the answer bodies of each transport, case by case, for further
+/// checks.
+async fn run(m: &Mesh, cases: &[Case<'_>]) -> Vec<Vec<Value>> {
+    let mut all = Vec::new();
+    for transport in Transport::ALL {
+        let mut bodies = Vec::new();
+        for (why, headers, auth, status) in cases {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let (got, body) = m.task(transport, &headers, auth.clone()).await;
+            if *status == 401 {
+                assert_unauthorized((got, body.clone()), &format!("{transport:?}, {why}"));
+            } else {
+                assert_eq!(got, *status, "{transport:?}, {why}: {body}");
+            }
+            bodies.push(body);
+        }
+        all.push(bodies);
+    }
+    all
+}
+
+/// The consumer-token header with `token`.
+fn consumer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("X-IICP-Consumer-Token", token.to_owned())]
+}
+
 #[tokio::test]
 async fn token_mode_refuses_tasks_without_a_valid_credential() {
     let m = Mesh::start(TaskAuthMode::Token).await;
-    assert_unauthorized(m.task(&[], None).await, "no credential");
-    let (status, body) = m
-        .task(&[], Some(json!({"node_token": "guessed-token"})))
-        .await;
-    assert_unauthorized((status, body.clone()), "a wrong node token");
-    assert!(!body.to_string().contains("guessed-token"), "{body}");
-    assert_unauthorized(
-        m.task(&[("Authorization", "Bearer guessed-token")], None)
-            .await,
-        "a wrong bearer",
-    );
-    // The consumer's own directory token is not this node's token.
-    assert_unauthorized(
-        m.task(&[], Some(json!({"node_token": m.consumer_token})))
-            .await,
-        "another node's token",
-    );
+    let answers = run(
+        &m,
+        &[
+            ("no credential", vec![], None, 401),
+            (
+                "a wrong node token",
+                vec![],
+                Some(json!({"node_token": "guessed-token"})),
+                401,
+            ),
+            (
+                "a wrong bearer",
+                vec![("Authorization", "Bearer guessed-token".into())],
+                None,
+                401,
+            ),
+            // The consumer's own directory token is not this node's token.
+            (
+                "another node's token",
+                vec![],
+                Some(json!({"node_token": m.consumer_token})),
+                401,
+            ),
+        ],
+    )
+    .await;
+    for bodies in answers {
+        assert!(
+            !bodies[1].to_string().contains("guessed-token"),
+            "{}",
+            bodies[1]
+        );
+        assert!(
+            !bodies[2].to_string().contains("guessed-token"),
+            "{}",
+            bodies[2]
+        );
+    }
 }
 
 #[tokio::test]
 async fn token_mode_accepts_the_nodes_own_token_in_every_spelling() {
     let m = Mesh::start(TaskAuthMode::Token).await;
     let own = m.node.node_token().expect("registered").expose().to_owned();
-    let (status, body) = m.task(&[], Some(json!({"node_token": own}))).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["result"]["ok"], true);
-    let (status, _) = m.task(&[], Some(json!({"token": own}))).await;
-    assert_eq!(status, 200, "the older `auth.token` spelling");
-    let bearer = format!("Bearer {own}");
-    let (status, _) = m.task(&[("Authorization", &bearer)], None).await;
-    assert_eq!(status, 200, "Authorization: Bearer");
+    let answers = run(
+        &m,
+        &[
+            (
+                "auth.node_token",
+                vec![],
+                Some(json!({"node_token": own})),
+                200,
+            ),
+            (
+                "the older `auth.token` spelling",
+                vec![],
+                Some(json!({"token": own})),
+                200,
+            ),
+            (
+                "Authorization: Bearer",
+                vec![("Authorization", format!("Bearer {own}"))],
+                None,
+                200,
+            ),
+        ],
+    )
+    .await;
+    for bodies in answers {
+        assert_eq!(bodies[0]["result"]["ok"], true);
+    }
 }
 
 #[tokio::test]
 async fn token_mode_accepts_a_consumer_token_from_our_directory() {
     let m = Mesh::start(TaskAuthMode::Token).await;
     let token = m.consumer_token_for(&m.node_id).await;
-    let (status, body) = m.task(&[("X-IICP-Consumer-Token", &token)], None).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "success");
+    for bodies in run(&m, &[("a consumer token", consumer(&token), None, 200)]).await {
+        assert_eq!(bodies[0]["status"], "success");
+    }
 }
 
 #[tokio::test]
@@ -177,31 +246,10 @@ async fn token_mode_refuses_expired_wrong_audience_wrong_intent_and_forged_token
     let m = Mesh::start(TaskAuthMode::Token).await;
     // A token the directory issued for another node.
     let elsewhere = m.consumer_token_for(&m.consumer_id).await;
-    assert_unauthorized(
-        m.task(&[("X-IICP-Consumer-Token", &elsewhere)], None).await,
-        "wrong audience",
-    );
     let expired = m.signed(&m.node_id, CHAT, now() - 300 - 11);
-    let (status, body) = m.task(&[("X-IICP-Consumer-Token", &expired)], None).await;
-    assert_unauthorized((status, body.clone()), "expired beyond the grace");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("expired"),
-        "{body}"
-    );
     let in_grace = m.signed(&m.node_id, CHAT, now() - 300 - 5);
-    let (status, _) = m.task(&[("X-IICP-Consumer-Token", &in_grace)], None).await;
-    assert_eq!(status, 200, "within the 10 s grace");
     let embedding = m.signed(&m.node_id, "urn:iicp:intent:llm:embedding:v1", now());
-    assert_unauthorized(
-        m.task(&[("X-IICP-Consumer-Token", &embedding)], None).await,
-        "another intent",
-    );
     let wildcard = m.signed(&m.node_id, "*", now());
-    let (status, _) = m.task(&[("X-IICP-Consumer-Token", &wildcard)], None).await;
-    assert_eq!(status, 200, "`*` covers every intent");
     let forged = DirectorySigningKey::from_seed([1; 32]).sign_consumer_token(&ConsumerClaims::new(
         DEFAULT_ISSUER,
         "x",
@@ -209,23 +257,43 @@ async fn token_mode_refuses_expired_wrong_audience_wrong_intent_and_forged_token
         CHAT,
         now(),
     ));
-    assert_unauthorized(
-        m.task(&[("X-IICP-Consumer-Token", &forged)], None).await,
-        "signed by another key",
-    );
+    let answers = run(
+        &m,
+        &[
+            ("wrong audience", consumer(&elsewhere), None, 401),
+            ("expired beyond the grace", consumer(&expired), None, 401),
+            ("within the 10 s grace", consumer(&in_grace), None, 200),
+            ("another intent", consumer(&embedding), None, 401),
+            ("`*` covers every intent", consumer(&wildcard), None, 200),
+            ("signed by another key", consumer(&forged), None, 401),
+        ],
+    )
+    .await;
+    for bodies in answers {
+        let message = bodies[1]["error"]["message"].as_str().unwrap();
+        assert!(message.contains("expired"), "{}", bodies[1]);
+    }
 }
 
 #[tokio::test]
 async fn open_mode_accepts_anyone_and_any_consumer_token() {
     let m = Mesh::start(TaskAuthMode::Open).await;
-    let (status, body) = m.task(&[], None).await;
-    assert_eq!(status, 200, "{body}");
     let token = m.consumer_token_for(&m.node_id).await;
-    let (status, _) = m.task(&[("X-IICP-Consumer-Token", &token)], None).await;
-    assert_eq!(status, 200);
     let expired = m.signed(&m.node_id, CHAT, 1);
-    let (status, _) = m.task(&[("X-IICP-Consumer-Token", &expired)], None).await;
-    assert_eq!(status, 200, "open mode does not turn bad tokens away");
+    run(
+        &m,
+        &[
+            ("no credential", vec![], None, 200),
+            ("a consumer token", consumer(&token), None, 200),
+            (
+                "open mode does not turn bad tokens away",
+                consumer(&expired),
+                None,
+                200,
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

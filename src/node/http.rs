@@ -1,20 +1,24 @@
 //! The node's HTTP plane (PROTOCOL.md §2.1-§2.3): `POST /v1/task`,
 //! `GET /iicp/health`, CORS on every route and `OPTIONS` pre-flights. This
-//! is only an adapter: it reads the request, hands the task to the
-//! pipeline and writes its answer. Every refusal is JSON, never plain text.
+//! is only an adapter: it reads the body (its size limit is the HTTP body
+//! limit), maps headers to an [`Inbound`], hands both to
+//! [`Pipeline::run_json`] and serialises the typed [`Answer`] once. Every
+//! refusal is JSON, never plain text.
 
-use super::pipeline::{Answer, Pipeline};
+use super::answer::Answer;
+use super::inbound::Inbound;
+use super::pipeline::Pipeline;
 use super::task_auth::Credentials;
-use crate::server::api_error::ApiError;
-use crate::server::request::{BodyLimit, RawBody, bearer, parse_json};
-use crate::wire::TaskRequest;
+use crate::server::request::{BodyError, BodyLimit, RawBody, bearer};
+use crate::wire::ErrorBody;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// What the health route reports besides the pipeline's counters.
@@ -25,14 +29,18 @@ pub(crate) struct HealthInfo {
     pub intent: String,
 }
 
+/// The state of a node's routes.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeHttp {
     pub pipeline: Arc<Pipeline>,
     pub health: Arc<HealthInfo>,
+    /// Largest task body read (413 `payload_too_large` above).
+    pub max_body_bytes: usize,
 }
 
 /// The router of a node.
-pub(crate) fn router(state: NodeHttp, max_body_bytes: usize) -> Router {
+pub(crate) fn router(state: NodeHttp) -> Router {
+    let max_body_bytes = state.max_body_bytes;
     Router::new()
         .route("/v1/task", post(task))
         .route("/iicp/health", get(health))
@@ -83,34 +91,60 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn task(State(st): State<NodeHttp>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
-    if !is_json(&headers) {
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "validation_error",
-            "send the task as Content-Type: application/json",
-        )
-        .into_response();
-    }
-    let task: TaskRequest = match parse_json(&body) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let credentials = Credentials {
-        consumer_token: headers
-            .get("x-iicp-consumer-token")
+/// The credentials and trace context of a request's headers.
+fn inbound(headers: &HeaderMap, peer: Option<SocketAddr>) -> Inbound {
+    let header = |name: &str| {
+        headers
+            .get(name)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        bearer: bearer(&headers),
+            .map(str::to_owned)
     };
-    let answer = st.pipeline.run(task, traceparent, credentials).await;
-    into_response(answer)
+    Inbound {
+        credentials: Credentials {
+            consumer_token: header("x-iicp-consumer-token"),
+            bearer: bearer(headers),
+        },
+        traceparent: header("traceparent"),
+        peer,
+    }
 }
 
+async fn task(
+    State(st): State<NodeHttp>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<RawBody, BodyError>,
+) -> Response {
+    let body = match body {
+        Ok(RawBody(body)) => body,
+        Err(BodyError::TooLarge(_)) => return into_response(Answer::too_large(st.max_body_bytes)),
+        Err(e @ BodyError::Timeout(_)) => {
+            // The rest of the body is never read: close the connection.
+            let mut response = into_response(Answer::refusal(
+                e.status(),
+                ErrorBody::new(e.code(), e.message()),
+            ));
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        Err(e @ BodyError::Unreadable) => {
+            return into_response(Answer::validation_error(e.status(), e.message()));
+        }
+    };
+    if !is_json(&headers) {
+        return into_response(Answer::validation_error(
+            415,
+            "send the task as Content-Type: application/json",
+        ));
+    }
+    let inbound = inbound(&headers, peer.map(|p| p.0.0));
+    into_response(st.pipeline.run_json(&body, inbound).await)
+}
+
+/// The answer as HTTP: its status, the body serialised once as JSON, and
+/// `Retry-After` when it has one.
 fn into_response(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
@@ -119,7 +153,7 @@ fn into_response(answer: Answer) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        answer.body,
+        answer.to_json(),
     )
         .into_response();
     if let Some(s) = answer.retry_after_s {

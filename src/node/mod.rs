@@ -24,6 +24,7 @@
 //! ```
 
 mod admission;
+mod answer;
 mod backend_handler;
 mod capabilities;
 mod config;
@@ -31,6 +32,7 @@ mod config_builder;
 mod envelope;
 mod handler;
 mod http;
+mod inbound;
 mod lifecycle;
 mod listener;
 mod models;
@@ -180,17 +182,15 @@ impl IicpNode {
             cx: cx.clone(),
             auth: task_auth::Authorizer::new(cfg.task_auth, cfg.node_token.clone()),
         });
-        let app = http::router(
-            http::NodeHttp {
-                pipeline: pipeline.clone(),
-                health: Arc::new(http::HealthInfo {
-                    region: cfg.region.clone().unwrap_or_default(),
-                    models: cfg.models.clone(),
-                    intent: cfg.intent.clone(),
-                }),
-            },
-            cfg.max_body_bytes,
-        );
+        let app = http::router(http::NodeHttp {
+            pipeline: pipeline.clone(),
+            health: Arc::new(http::HealthInfo {
+                region: cfg.region.clone().unwrap_or_default(),
+                models: cfg.models.clone(),
+                intent: cfg.intent.clone(),
+            }),
+            max_body_bytes: cfg.max_body_bytes,
+        });
         let server_stop = CancellationToken::new();
         let server = Server::new(listener, app, cfg.server_limits, None, "node");
         let server = tokio::spawn(server.run(server_stop.clone()));

@@ -1,18 +1,23 @@
 //! The one task pipeline. A task that arrives over HTTP (and later over the
-//! native transport or a relay) goes through `Pipeline::run`: id rules
+//! native transport or a relay) goes through `Pipeline::run` (or
+//! `Pipeline::run_json`, which decodes JSON bytes first): id rules
 //! (`task_id`, `nonce`) → draining check → intent and policy → authorisation
 //! → admission (concurrency, QoS) → replay checks (nonce, task id; 503 when
 //! a window is full) → confidentiality → handler under a deadline → envelope.
 //! Nothing a peer sent is logged before the id rules passed.
 //! Transports are adapters in front of this function and add no checks of
-//! their own (ARCHITECTURE.md, "One task pipeline").
+//! their own (ARCHITECTURE.md, "One task pipeline"): each reads its bytes
+//! (and enforces its size limit), fills an [`Inbound`], and renders the
+//! typed [`Answer`].
 
 use super::admission::AdmissionGate;
+use super::answer::Answer;
 use super::envelope;
 use super::handler::{TaskContext, TaskHandler};
+use super::inbound::{Inbound, decode_task};
 use super::replay::ReplayGuard;
 use super::stats::{NodeStats, Outcome};
-use super::task_auth::{Authorizer, Credentials};
+use super::task_auth::Authorizer;
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
 use serde_json::Value;
 use std::sync::Arc;
@@ -26,33 +31,6 @@ use tracing::Instrument;
 const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Shortest, so a tiny value cannot make every task time out at once.
 const MIN_TASK_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// A transport-neutral answer: HTTP status, the JSON body already
-/// serialised (once, straight from the typed message), optional Retry-After.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Answer {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub retry_after_s: Option<u64>,
-}
-
-impl Answer {
-    fn json(status: u16, body: &impl serde::Serialize) -> Self {
-        Self {
-            status,
-            body: serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
-            retry_after_s: None,
-        }
-    }
-
-    fn error(status: u16, body: ErrorBody) -> Self {
-        Self::json(status, &body)
-    }
-
-    fn envelope(status: u16, response: &crate::wire::TaskResponse) -> Self {
-        Self::json(status, response)
-    }
-}
 
 /// Everything the pipeline needs; shared by all transports.
 pub(crate) struct Pipeline {
@@ -89,7 +67,7 @@ impl Pipeline {
         task: &TaskRequest,
     ) -> Result<(Value, crate::cx::SharedSecret), Answer> {
         let refuse =
-            |code: &str, message: String| Answer::error(400, ErrorBody::new(code, message));
+            |code: &str, message: String| Answer::refusal(400, ErrorBody::new(code, message));
         let Some(key) = &self.cx else {
             return Err(refuse(
                 "IICP-CX-02",
@@ -124,17 +102,27 @@ impl Pipeline {
         self.draining.load(Ordering::SeqCst)
     }
 
+    /// Decodes a task from JSON bytes ([`decode_task`]: 400 or 422
+    /// `validation_error`) and runs it. Every transport that carries the
+    /// task as JSON calls this, so the decoding rules are the same for all.
+    pub async fn run_json(&self, body: &[u8], inbound: Inbound) -> Answer {
+        match decode_task(body) {
+            Ok(task) => self.run(task, inbound).await,
+            Err(refusal) => refusal,
+        }
+    }
+
     /// Runs one task through every step and returns the answer to send.
-    pub async fn run(
-        &self,
-        mut task: TaskRequest,
-        traceparent: Option<String>,
-        credentials: Credentials,
-    ) -> Answer {
+    pub async fn run(&self, mut task: TaskRequest, inbound: Inbound) -> Answer {
+        let Inbound {
+            credentials,
+            traceparent,
+            peer,
+        } = inbound;
         // First: ids are stored, logged and echoed below, so they must be
         // short and plain. The message names the rule, not the value.
         if let Err(e) = task.check_ids() {
-            return Answer::error(422, ErrorBody::new("validation_error", e.to_string()));
+            return Answer::validation_error(422, e.to_string());
         }
         if task.nonce.as_deref() == Some("") {
             task.nonce = None;
@@ -142,13 +130,10 @@ impl Pipeline {
         if self.is_draining() {
             let body = ErrorBody::new("IICP-E024", "node is shutting down; try another node")
                 .with("retry_after_ms", 5000);
-            return Answer {
-                retry_after_s: Some(5),
-                ..Answer::error(503, body)
-            };
+            return Answer::refusal(503, body).retry_after(5);
         }
         if !self.intents.contains(&task.intent) {
-            return Answer::error(
+            return Answer::refusal(
                 422,
                 ErrorBody::new(
                     "unknown_intent",
@@ -157,14 +142,14 @@ impl Pipeline {
             );
         }
         if let Err(v) = check_intent_policy(task.intent.as_str()) {
-            return Answer::error(422, ErrorBody::new(v.code(), v.to_string()));
+            return Answer::refusal(422, ErrorBody::new(v.code(), v.to_string()));
         }
         // PROTOCOL.md §2.4: credentials before any capacity is spent.
         if let Err(body) = self
             .auth
             .check(&task, &credentials, self.node_id().as_deref())
         {
-            return Answer::error(401, body);
+            return Answer::refusal(401, body);
         }
         if task.task_id.is_empty() {
             task.task_id = uuid::Uuid::new_v4().to_string();
@@ -176,16 +161,13 @@ impl Pipeline {
             let body = ErrorBody::new("IICP-E021", "capacity_exceeded")
                 .with("qos_class", qos.unwrap_or(Qos::BestEffort).as_str())
                 .with("retry_after_ms", 2000);
-            return Answer {
-                retry_after_s: Some(2),
-                ..Answer::error(429, body)
-            };
+            return Answer::refusal(429, body).retry_after(2);
         };
         if let Err(refusal) = self.replay.admit(task.nonce.as_deref(), &task.task_id) {
             let (status, body, retry_after_s) = refusal.error();
             return Answer {
                 retry_after_s,
-                ..Answer::error(status, body)
+                ..Answer::refusal(status, body)
             };
         }
         // PROTOCOL.md §2.5: open an encrypted payload; keep the shared
@@ -202,7 +184,7 @@ impl Pipeline {
         }
         let seal_answer = task.cx_response_encryption.as_deref() == Some("required");
         if seal_answer && shared.is_none() {
-            return Answer::error(
+            return Answer::refusal(
                 400,
                 ErrorBody::new(
                     "IICP-CX-03",
@@ -226,7 +208,7 @@ impl Pipeline {
             node_id: self.node_id(),
         };
         let task_id = task.task_id.clone();
-        let span = tracing::info_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %task.intent);
+        let span = tracing::info_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %task.intent, peer = ?peer);
         // The handler runs in its own task: a panic is contained, and on
         // timeout it is aborted; the admission slot is released either way.
         let mut running = tokio::spawn(self.handler.handle(task, ctx).instrument(span.clone()));
@@ -241,9 +223,9 @@ impl Pipeline {
                 let response = envelope::success(&task_id, value, latency_ms, node_id);
                 match (seal_answer, &shared) {
                     (true, Some(ss)) => {
-                        Answer::envelope(200, &envelope::sealed(&task_id, &response, ss))
+                        Answer::envelope(200, envelope::sealed(&task_id, &response, ss))
                     }
-                    _ => Answer::envelope(200, &response),
+                    _ => Answer::envelope(200, response),
                 }
             }
             Ok(Ok(Err(e))) => {
@@ -262,7 +244,7 @@ impl Pipeline {
                     Some(latency_ms),
                     node_id,
                 );
-                Answer::envelope(status, &response)
+                Answer::envelope(status, response)
             }
             Ok(Err(join_error)) => {
                 self.stats.record(Outcome::Failed, latency_ms);
@@ -279,7 +261,7 @@ impl Pipeline {
                     Some(latency_ms),
                     node_id,
                 );
-                Answer::envelope(500, &response)
+                Answer::envelope(500, response)
             }
             Err(_elapsed) => {
                 running.abort();
@@ -293,7 +275,7 @@ impl Pipeline {
                     Some(latency_ms),
                     node_id,
                 );
-                Answer::envelope(504, &response)
+                Answer::envelope(504, response)
             }
         }
     }

@@ -45,12 +45,17 @@ impl std::str::FromStr for TaskAuthMode {
     }
 }
 
-/// The credentials a transport found outside the task body.
+/// The credentials a transport found outside the task body, in a
+/// transport-neutral form. The body's own `auth.node_token` (or
+/// `auth.token`) is not here: it is read from the task.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Credentials {
-    /// `X-IICP-Consumer-Token`.
+    /// A consumer token signed by the directory (HTTP:
+    /// `X-IICP-Consumer-Token`).
     pub consumer_token: Option<String>,
-    /// `Authorization: Bearer`.
+    /// The node's own token presented beside the task (HTTP:
+    /// `Authorization: Bearer`; the native transport's connection or call
+    /// token goes here too).
     pub bearer: Option<Secret>,
 }
 

@@ -1,5 +1,5 @@
 //! Reading requests: bodies with JSON errors (size limit, read timeout),
-//! bearer tokens, the caller's IP.
+//! the JSON decoding rules (400/422), bearer tokens, the caller's IP.
 //!
 //! axum's own extractors answer bad input in plain text; these helpers turn
 //! every failure into an [`ApiError`], and describe JSON errors without
@@ -11,6 +11,7 @@ use crate::secret::Secret;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -26,13 +27,76 @@ pub(crate) struct BodyReadTimeout(pub Duration);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimit(pub usize);
 
-/// The raw request body, with size-limit, timeout and read failures as JSON
-/// errors. The body must arrive within the request's [`BodyReadTimeout`]
-/// (when it has one), else 408 `request_timeout` and the connection closes.
+/// The raw request body; a body over the limit, too slow or unreadable is
+/// a [`BodyError`] (each a JSON error when answered as is). The body must
+/// arrive within the request's [`BodyReadTimeout`] (when it has one).
 pub(crate) struct RawBody(pub Bytes);
 
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Over the router's limit (named when the router told it).
+    TooLarge(Option<usize>),
+    /// It did not arrive within this time; the rest will not be read, so
+    /// the connection must close after the answer.
+    Timeout(Duration),
+    /// The connection failed while it was read.
+    Unreadable,
+}
+
+impl BodyError {
+    /// 413, 408 or 400.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::TooLarge(_) => 413,
+            Self::Timeout(_) => 408,
+            Self::Unreadable => 400,
+        }
+    }
+
+    /// `payload_too_large`, `request_timeout` or `validation_error`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge(_) => "payload_too_large",
+            Self::Timeout(_) => "request_timeout",
+            Self::Unreadable => "validation_error",
+        }
+    }
+
+    /// What went wrong, for the client.
+    pub fn message(self) -> String {
+        match self {
+            Self::TooLarge(Some(n)) => format!("request body exceeds the limit of {n} bytes"),
+            Self::TooLarge(None) => "request body exceeds the size limit".to_owned(),
+            Self::Timeout(t) => format!(
+                "the request body did not arrive within {} ms",
+                t.as_millis()
+            ),
+            Self::Unreadable => "could not read the request body".to_owned(),
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let error = ApiError::new(status, e.code(), e.message());
+        match e {
+            // The rest of the body is never read.
+            BodyError::Timeout(_) => error.close_connection(),
+            _ => error,
+        }
+    }
+}
+
+impl IntoResponse for BodyError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = ApiError;
+    type Rejection = BodyError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let timeout = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
@@ -41,59 +105,53 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, read)
                 .await
-                .map_err(|_| body_timeout(t))?,
+                .map_err(|_| BodyError::Timeout(t))?,
             None => read.await,
         };
         match result {
             Ok(bytes) => Ok(Self(bytes)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(too_large(limit))
+                Err(BodyError::TooLarge(limit))
             }
-            Err(_) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "validation_error",
-                "could not read the request body",
-            )),
+            Err(_) => Err(BodyError::Unreadable),
         }
     }
 }
 
-/// 413 `payload_too_large`, naming the limit when the router told it.
-fn too_large(limit: Option<usize>) -> ApiError {
-    let message = match limit {
-        Some(n) => format!("request body exceeds the limit of {n} bytes"),
-        None => "request body exceeds the size limit".to_owned(),
-    };
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+/// A JSON body refused: 400 (malformed JSON) or 422 (the wrong shape); the
+/// code is always `validation_error`.
+#[derive(Debug)]
+pub(crate) struct JsonRejection {
+    /// 400 or 422.
+    pub status: u16,
+    /// Names the position or the field, never a value.
+    pub message: String,
 }
 
-/// 408 `request_timeout`; the connection is closed after it (the rest of
-/// the body is never read).
-fn body_timeout(t: Duration) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
-        format!(
-            "the request body did not arrive within {} ms",
-            t.as_millis()
-        ),
-    )
-    .close_connection()
-}
-
-/// Parses a JSON body: malformed JSON is 400, a well-formed body of the
-/// wrong shape is 422 (PROTOCOL.md §1.2), both `validation_error`.
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Decodes a JSON body: malformed JSON is 400, a well-formed body of the
+/// wrong shape is 422 (PROTOCOL.md §1.2). The directory and the node (for
+/// every transport that carries JSON) share these rules.
+pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, JsonRejection> {
     serde_json::from_slice(body).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "validation_error",
-                format!("malformed JSON (line {}, column {})", e.line(), e.column()),
-            ),
-            Category::Data => ApiError::validation(describe_data_error(&e)),
+            Category::Syntax | Category::Eof | Category::Io => JsonRejection {
+                status: 400,
+                message: format!("malformed JSON (line {}, column {})", e.line(), e.column()),
+            },
+            Category::Data => JsonRejection {
+                status: 422,
+                message: describe_data_error(&e),
+            },
         }
+    })
+}
+
+/// [`decode_json`] with its refusal as an [`ApiError`] (`validation_error`).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    decode_json(body).map_err(|r| {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, "validation_error", r.message)
     })
 }
 

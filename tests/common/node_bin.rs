@@ -1,0 +1,99 @@
+//! The real `iicp-node serve` binary as a child process: started on a
+//! loopback port with its own `IICP_HOME`, read up to its startup line, and
+//! stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    spare.local_addr().unwrap().port()
+}
+
+/// Sends SIGTERM to `child` (panics when `kill` fails).
+pub fn sigterm(child: &Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success(),
+        "kill -TERM {}",
+        child.id()
+    );
+}
+
+/// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME.
+pub struct NodeProcess {
+    child: Child,
+    pub port: u16,
+    /// stderr lines after the startup line.
+    lines: std::io::Lines<BufReader<ChildStderr>>,
+    /// stderr lines up to and including the startup line.
+    seen: Vec<String>,
+    _home: tempfile::TempDir,
+}
+
+impl NodeProcess {
+    /// Starts `iicp-node serve --host 127.0.0.1 --port P <args>` and waits
+    /// for its startup line.
+    pub fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let home = tempfile::tempdir().unwrap(); // removed afterwards
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
+            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("IICP_HOME", home.path())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        loop {
+            let l = lines.next().expect("a startup line").unwrap();
+            seen.push(l.clone());
+            if l.contains("iicp-node serving on") {
+                break;
+            }
+        }
+        Self {
+            child,
+            port,
+            lines,
+            seen,
+            _home: home,
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// The line that announced it serves.
+    pub fn startup_line(&self) -> &str {
+        self.seen.last().unwrap()
+    }
+
+    /// SIGTERM, then the exit code and every stderr line.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        sigterm(&self.child);
+        let code = self.child.wait().unwrap().code();
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        self.seen.extend(rest);
+        (code, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for NodeProcess {
+    /// A node a failed test left running is stopped too.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
