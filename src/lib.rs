@@ -17,6 +17,8 @@
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
 //! - [`token`]: signed directory tokens (Ed25519 consumer tokens), no I/O.
+//! - [`transport`]: the native transport's framing: frame codec and typed
+//!   CBOR messages, no I/O besides the codec traits.
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
 //!   error bodies and endpoint rules. No I/O.
 //!
@@ -35,6 +37,7 @@ mod outbound;
 mod secret;
 mod server;
 pub mod token;
+pub mod transport;
 pub mod wire;
 
 pub use client::{

@@ -1,0 +1,38 @@
+//! The native IICP transport (`iicp-tcp`, PROTOCOL.md §7.1): binary frames
+//! with a 12-byte header and CBOR payloads with integer keys.
+//!
+//! This module owns the framing layer only and does no I/O besides the
+//! tokio-util codec traits: [`FrameCodec`] turns bytes into [`Frame`]s (and
+//! back) for a `Framed` socket, and [`Message`] turns a frame's payload into
+//! typed messages ([`Init`], [`Call`], [`Response`], …) and back. The session
+//! that drives a connection (handshake, dispatch into the task pipeline,
+//! timeouts) lives above it and decides what to do with every error: each one
+//! names the CLOSE reason to send ([`FrameError::close_reason`],
+//! [`MessageError::close_reason`]).
+//!
+//! Guarantees:
+//! - a frame's length is checked against the codec's maximum before any
+//!   buffer is reserved for it;
+//! - decoding never panics, never recurses without bound and never allocates
+//!   more than a small multiple of the frame it reads;
+//! - input is lenient (any key order, unknown keys ignored, every key layout
+//!   PROTOCOL.md lists), output is deterministic CBOR (map keys ascending,
+//!   shortest integer and float forms, definite lengths).
+
+mod cbor;
+mod frame;
+pub mod kind;
+mod message;
+mod reason;
+
+pub use cbor::{CborLimits, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS};
+pub use frame::{
+    DEFAULT_MAX_FRAME_PAYLOAD, FRAMING_VERSION, Frame, FrameCodec, FrameError, FrameHeader,
+    HEADER_LEN, MAGIC, decode_one, flags,
+};
+pub use message::{
+    Ack, BufferedError, BufferedResponse, Call, Close, Discover, DiscoverQuery, DiscoverReply,
+    Echo, Init, Lifecycle, LifecycleEvent, MAX_ECHO_LEN, Message, MessageError, Response,
+    ResultEncoding, SpecError, SpecResponse,
+};
+pub use reason::CloseReason;
