@@ -37,6 +37,7 @@ mod outbound;
 mod secret;
 mod server;
 pub mod token;
+#[cfg(feature = "iicp-tcp")]
 pub mod transport;
 pub mod wire;
 

@@ -561,3 +561,100 @@ async fn python_node_deregisters_on_sigterm_and_sigint() {
     }
     dir.shutdown().await;
 }
+
+/// Issue 13: the Python SDK's native client (`IicpTcpClient`, with cbor2)
+/// handshakes, pings, calls, discovers and `stream_call`s our node on its one
+/// port, found through the `transport_endpoint` our directory lists; HTTP
+/// keeps working on that port.
+#[tokio::test]
+#[ignore = "needs the Python SDK with iicp-tcp (IICP_INTEROP_PYTHON); run by .ci/run"]
+async fn python_native_client_calls_our_node_on_its_one_port() {
+    let python = python();
+    let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("directory starts");
+    let base = dir.url();
+    let (_ours, _ours_err, _home) = spawn_our_node(&base, &["--no-cx"]).await;
+    let mut listed = Value::Null;
+    let started = Instant::now();
+    while listed.is_null() && started.elapsed() < Duration::from_secs(30) {
+        let url = format!("{base}/v1/discover?intent={CHAT}");
+        let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        listed = body["nodes"][0].clone();
+        if listed.is_null() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let native = listed["transport_endpoint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no transport_endpoint listed: {listed}"));
+    let hostport = native.strip_prefix("iicp://").expect("iicp:// endpoint");
+    assert_eq!(
+        listed["endpoint"].as_str().unwrap().strip_prefix("http://"),
+        Some(hostport),
+        "one port for HTTP and native"
+    );
+    let (host, port) = hostport.rsplit_once(':').unwrap();
+    let mut py = python_script(
+        &python,
+        "py_native_client.py",
+        &[
+            host,
+            port,
+            "--stream",
+            "interop-task-1",
+            "--text",
+            "native hello",
+        ],
+    );
+    let out = Lines::collect(py.stdout.take().unwrap());
+    let err = Lines::collect(py.stderr.take().unwrap());
+    let status = wait_exit(&mut py, Duration::from_secs(60)).await;
+    let events = wait_for("py_native_client.py output", Duration::from_secs(5), || {
+        let events = out.json();
+        events
+            .iter()
+            .any(|e| e["event"] == "stream" || e["event"] == "error")
+            .then_some(events)
+    })
+    .await;
+    let logs = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        out.all().join("\n"),
+        err.all().join("\n")
+    );
+    assert!(
+        status.success(),
+        "py_native_client.py failed ({status})\n{logs}"
+    );
+    let event = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} event\n{logs}"))
+            .clone()
+    };
+    assert_eq!(event("ping")["echo"], hex_of(b"interop"));
+    let content = &event("call")["result"]["choices"][0]["message"]["content"];
+    assert_eq!(content, "echo: native hello", "{logs}");
+    assert_eq!(event("discover")["nodes"][0]["transport_endpoint"], native);
+    let stream = event("stream");
+    assert_eq!(stream["item"]["lifecycle"]["event"], "completed", "{logs}");
+    assert_eq!(stream["item"]["lifecycle"]["task_id"], "interop-task-1");
+    assert_eq!(
+        stream["item"]["result"]["choices"][0]["message"]["content"],
+        "echo: native hello"
+    );
+    // HTTP on the same port still answers.
+    let health: Value = reqwest::get(format!("http://{hostport}/iicp/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -6,6 +6,8 @@
 //! bytes and byte-level mutations of valid frames and messages, from a fixed
 //! seed, through the frame decoder and every message decoder.
 
+#![cfg(feature = "iicp-tcp")]
+
 use bytes::BytesMut;
 use iicp_client::transport::{
     Call, CborLimits, Echo, Frame, FrameCodec, Message, MessageError, Response, flags, kind,

@@ -4,6 +4,8 @@
 //! behaviours the vectors do not cover (split input, several frames per
 //! buffer, end of stream mid-frame, limits, zero-copy payloads).
 
+#![cfg(feature = "iicp-tcp")]
+
 use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
 use iicp_client::transport::{

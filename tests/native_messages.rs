@@ -5,6 +5,8 @@
 //! both key layouts and in any key order, and byte-exact deterministic output
 //! checked against cbor2's canonical encoding.
 
+#![cfg(feature = "iicp-tcp")]
+
 use std::time::Duration;
 
 use iicp_client::Secret;

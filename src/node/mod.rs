@@ -36,6 +36,8 @@ mod inbound;
 mod lifecycle;
 mod listener;
 mod models;
+#[cfg(feature = "iicp-tcp")]
+mod native;
 mod pipeline;
 mod replay;
 mod running;
@@ -191,15 +193,24 @@ impl IicpNode {
             }),
             max_body_bytes: cfg.max_body_bytes,
         });
+        let native = native_transport(&cfg, &endpoint, &pipeline);
+        let transport_endpoint = native.as_ref().map(|(_, te)| te.clone());
         let server_stop = CancellationToken::new();
-        let server = Server::new(listener, app, cfg.server_limits, None, "node");
+        let server = Server::new(
+            listener,
+            app,
+            cfg.server_limits,
+            native.map(|(handler, _)| handler),
+            "node",
+        );
         let server = tokio::spawn(server.run(server_stop.clone()));
 
         let lifecycle_stop = CancellationToken::new();
         let lifecycle = if cfg.skip_registration {
             None
         } else {
-            let registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
+            let mut registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
+            registration.transport_endpoint = transport_endpoint;
             let http = crate::outbound::directory_client(&format!(
                 "iicp-node/{}",
                 env!("CARGO_PKG_VERSION")
@@ -260,4 +271,45 @@ fn registration(
     registration.implementation_version = Some(env!("CARGO_PKG_VERSION").into());
     registration.cx_public_key = cx.map(|k| k.advertised());
     registration
+}
+
+/// The native transport's session handler and the `transport_endpoint` it
+/// is advertised under, when the node serves it (`native_transport`, the
+/// `iicp-tcp` feature, and an http(s) endpoint to derive it from).
+#[cfg(feature = "iicp-tcp")]
+fn native_transport(
+    cfg: &NodeConfig,
+    endpoint: &str,
+    pipeline: &Arc<Pipeline>,
+) -> Option<(Arc<dyn crate::server::NativeHandler>, String)> {
+    if !cfg.native_transport {
+        return None;
+    }
+    let transport_endpoint = native::transport_endpoint(endpoint)?;
+    let sessions = native::NativeSessions {
+        pipeline: pipeline.clone(),
+        info: Arc::new(native::NativeInfo {
+            endpoint: endpoint.to_owned(),
+            transport_endpoint: transport_endpoint.clone(),
+            region: cfg.region.clone().unwrap_or_default(),
+            models: cfg.models.clone(),
+        }),
+        limits: native::NativeLimits {
+            max_frame: cfg
+                .max_body_bytes
+                .min(crate::transport::DEFAULT_MAX_FRAME_PAYLOAD),
+            ..Default::default()
+        },
+    };
+    Some((Arc::new(sessions), transport_endpoint))
+}
+
+/// Without the `iicp-tcp` feature the node speaks HTTP only.
+#[cfg(not(feature = "iicp-tcp"))]
+fn native_transport(
+    _cfg: &NodeConfig,
+    _endpoint: &str,
+    _pipeline: &Arc<Pipeline>,
+) -> Option<(Arc<dyn crate::server::NativeHandler>, String)> {
+    None
 }

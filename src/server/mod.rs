@@ -9,4 +9,5 @@ pub mod limits;
 pub(crate) mod request;
 pub(crate) mod serve;
 
+pub(crate) use connection::NativeHandler;
 pub use limits::ServerLimits;

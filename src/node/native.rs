@@ -1,0 +1,475 @@
+//! The node's native transport (PROTOCOL.md §7.1): binary frames on the
+//! node's one port, as an adapter in front of the one task pipeline, the way
+//! `http.rs` is for HTTP. It adds no checks of its own: a CALL becomes a
+//! [`TaskRequest`] and goes through `Pipeline::run` (admission, replay,
+//! deadline, CX, task auth), and the pipeline's [`Answer`] becomes a RESPONSE
+//! in the layout the CALL implies.
+//!
+//! A session, in order: INIT within [`NativeLimits::init_timeout`] (anything
+//! else first: CLOSE `protocol_error`; no common version: CLOSE
+//! `version_mismatch`) → ACK → PING/PONG, DISCOVER and CALLs, many in flight
+//! (matched by call id) up to [`NativeLimits::max_calls`] → CLOSE. A frame
+//! the codec or the message decoder refuses ends the session with a CLOSE
+//! naming the reason; an unknown frame type gets CLOSE `unknown_type`;
+//! nothing for [`NativeLimits::idle_timeout`] while no call runs gets CLOSE
+//! `idle_timeout`. When the peer goes away, its calls are cancelled.
+
+use super::answer::Answer;
+use super::inbound::Inbound;
+use super::pipeline::Pipeline;
+use super::task_auth::Credentials;
+use crate::server::NativeHandler;
+use crate::transport::{
+    Ack, BufferedError, BufferedResponse, Call, Close, CloseReason, Discover, DiscoverReply, Frame,
+    FrameCodec, Lifecycle, LifecycleEvent, Message, Response, ResultEncoding, SpecError,
+    SpecResponse, kind,
+};
+use crate::wire::{IntentUrn, Qos, TaskConstraints, TaskRequest, TaskStatus};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+/// The protocol versions this node speaks.
+const VERSIONS: (u64, u64) = (1, 1);
+/// Frames queued for the writer before a call's answer waits for room.
+const WRITE_QUEUE: usize = 64;
+
+/// Bounds of a native session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NativeLimits {
+    /// Largest frame payload accepted (CLOSE `frame_too_large` above).
+    pub max_frame: usize,
+    /// Time a new connection has to send INIT.
+    pub init_timeout: Duration,
+    /// Time without a frame, while no call runs, before CLOSE `idle_timeout`.
+    pub idle_timeout: Duration,
+    /// CALLs in flight on one connection; more are answered 429.
+    pub max_calls: usize,
+}
+
+impl Default for NativeLimits {
+    fn default() -> Self {
+        Self {
+            max_frame: crate::transport::DEFAULT_MAX_FRAME_PAYLOAD,
+            init_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            max_calls: 64,
+        }
+    }
+}
+
+/// What DISCOVER tells about this node.
+#[derive(Debug, Clone)]
+pub(crate) struct NativeInfo {
+    pub endpoint: String,
+    pub transport_endpoint: String,
+    pub region: String,
+    pub models: Vec<String>,
+}
+
+/// Serves native sessions for one node.
+pub(crate) struct NativeSessions {
+    pub pipeline: Arc<Pipeline>,
+    pub info: Arc<NativeInfo>,
+    pub limits: NativeLimits,
+}
+
+impl NativeHandler for NativeSessions {
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.session(stream, peer, shutdown))
+    }
+}
+
+/// The `transport_endpoint` for an HTTP endpoint: `http://h:p` →
+/// `iicp://h:p`, `https://h:p` → `iicpsec://h:p` (PROTOCOL.md §2.1). The
+/// port is the HTTP one (both share it); a path is dropped.
+pub(crate) fn transport_endpoint(endpoint: &str) -> Option<String> {
+    let url = url::Url::parse(endpoint).ok()?;
+    let scheme = match url.scheme() {
+        "http" => "iicp",
+        "https" => "iicpsec",
+        _ => return None,
+    };
+    let host = match url.host()? {
+        url::Host::Ipv6(ip) => format!("[{ip}]"),
+        host => host.to_string(),
+    };
+    Some(format!(
+        "{scheme}://{host}:{}",
+        url.port_or_known_default()?
+    ))
+}
+
+/// How a session goes on after a frame.
+enum Next {
+    Continue,
+    /// Send this CLOSE (if any) and end the session.
+    Close(Option<Close>),
+}
+
+/// Per-connection state.
+struct Session {
+    peer: SocketAddr,
+    /// Set by INIT; nothing but INIT is taken before.
+    ready: bool,
+    /// INIT key 4: the credential for every CALL of this session that
+    /// carries none of its own.
+    node_token: Option<crate::Secret>,
+    calls: JoinSet<()>,
+    out: mpsc::Sender<Frame>,
+}
+
+impl NativeSessions {
+    async fn session(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+        let (read, write) = stream.into_split();
+        let mut frames = FramedRead::new(read, FrameCodec::with_max_payload(self.limits.max_frame));
+        let (out, mut queue) = mpsc::channel::<Frame>(WRITE_QUEUE);
+        let writer = tokio::spawn(async move {
+            let mut sink = FramedWrite::new(write, FrameCodec::new());
+            while let Some(frame) = queue.recv().await {
+                if sink.send(frame).await.is_err() {
+                    break;
+                }
+            }
+            let _ = SinkExt::<Frame>::close(&mut sink).await;
+        });
+        let mut s = Session {
+            peer,
+            ready: false,
+            node_token: None,
+            calls: JoinSet::new(),
+            out,
+        };
+        let init_deadline = Instant::now() + self.limits.init_timeout;
+        let mut peer_left = false;
+        let close = loop {
+            let wait_until = if !s.ready {
+                init_deadline
+            } else if s.calls.is_empty() {
+                Instant::now() + self.limits.idle_timeout
+            } else {
+                Instant::now() + Duration::from_secs(86_400)
+            };
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    break Some(Close::new(CloseReason::Graceful, "the node is shutting down"));
+                }
+                Some(_) = s.calls.join_next(), if !s.calls.is_empty() => {}
+                () = tokio::time::sleep_until(wait_until) => {
+                    break Some(if s.ready {
+                        Close::new(CloseReason::IdleTimeout, "no frame for too long")
+                    } else {
+                        Close::new(CloseReason::ProtocolError, "no INIT in time")
+                    });
+                }
+                next = frames.next() => match next {
+                    None => {
+                        peer_left = true;
+                        break None;
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(peer = %s.peer, reason = e.reason(), "native frame refused");
+                        break Some(Close::new(e.close_reason(), e.to_string()));
+                    }
+                    Some(Ok(frame)) => match self.dispatch(&mut s, frame).await {
+                        Next::Continue => {}
+                        Next::Close(close) => break close,
+                    },
+                },
+            }
+        };
+        if peer_left {
+            // Nobody is left to read the answers: stop the work.
+            s.calls.abort_all();
+        } else {
+            while s.calls.join_next().await.is_some() {}
+        }
+        if let Some(close) = close {
+            let _ = s.out.send(close.to_frame()).await;
+        }
+        drop(s);
+        let _ = writer.await;
+    }
+
+    /// Applies one frame.
+    async fn dispatch(&self, s: &mut Session, frame: Frame) -> Next {
+        let message = match Message::from_frame(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = if frame.kind == kind::CLOSE {
+                    return Next::Close(None);
+                } else {
+                    e.close_reason()
+                };
+                return Next::Close(Some(Close::new(reason, e.to_string())));
+            }
+        };
+        if !s.ready {
+            let Message::Init(init) = message else {
+                return Next::Close(Some(Close::new(
+                    CloseReason::ProtocolError,
+                    "the first frame must be INIT",
+                )));
+            };
+            let Some(version) = init.choose_version(VERSIONS.0, VERSIONS.1) else {
+                return Next::Close(Some(Close::new(
+                    CloseReason::VersionMismatch,
+                    format!("this node speaks version {}", VERSIONS.1),
+                )));
+            };
+            s.ready = true;
+            s.node_token = init.node_token;
+            let ack = Ack {
+                version: Some(version),
+                node_id: self.pipeline.identity.borrow().clone(),
+            };
+            return self.send(s, ack.to_frame()).await;
+        }
+        match message {
+            Message::Ping(echo) => self.send(s, Message::Pong(echo).to_frame()).await,
+            Message::Pong(_) => Next::Continue,
+            Message::Discover(d) => {
+                let reply = self.discover(&d);
+                self.send(s, Message::Response(Response::Discover(reply)).to_frame())
+                    .await
+            }
+            Message::Call(call) => {
+                if s.calls.len() >= self.limits.max_calls {
+                    let busy = error_response(
+                        &call,
+                        &Answer::refusal(
+                            429,
+                            crate::wire::ErrorBody::new(
+                                "IICP-E021",
+                                "too many calls in flight on this connection",
+                            ),
+                        ),
+                    );
+                    return self.send(s, busy).await;
+                }
+                let pipeline = self.pipeline.clone();
+                let out = s.out.clone();
+                let inbound = Inbound {
+                    credentials: Credentials {
+                        consumer_token: None,
+                        bearer: call.auth_token.clone().or_else(|| s.node_token.clone()),
+                    },
+                    traceparent: call.trace_id.map(traceparent),
+                    peer: Some(s.peer),
+                };
+                s.calls.spawn(async move {
+                    let frame = run_call(&pipeline, call, inbound).await;
+                    let _ = out.send(frame).await;
+                });
+                Next::Continue
+            }
+            Message::Close(_) => Next::Close(None),
+            Message::Init(_) | Message::Ack(_) | Message::Response(_) => Next::Close(Some(
+                Close::new(CloseReason::ProtocolError, "unexpected frame for a node"),
+            )),
+        }
+    }
+
+    async fn send(&self, s: &Session, frame: Frame) -> Next {
+        if s.out.send(frame).await.is_err() {
+            Next::Close(None)
+        } else {
+            Next::Continue
+        }
+    }
+
+    /// This node, if it serves the intent asked for.
+    fn discover(&self, d: &Discover) -> DiscoverReply {
+        let intent = d.intent().map(str::to_owned);
+        let serves = intent
+            .as_deref()
+            .and_then(|i| IntentUrn::parse(i).ok())
+            .is_some_and(|i| self.pipeline.intents.contains(&i));
+        let nodes = if serves {
+            let p = &self.pipeline;
+            vec![json!({
+                "node_id": p.identity.borrow().clone(),
+                "endpoint": self.info.endpoint,
+                "transport_endpoint": self.info.transport_endpoint,
+                "region": self.info.region,
+                "models": self.info.models,
+                "load": f64::from(p.gate.active()) / f64::from(p.gate.max()),
+                "available": !p.is_draining(),
+            })]
+        } else {
+            Vec::new()
+        };
+        DiscoverReply {
+            session_id: match d {
+                Discover::Session { session_id, .. } => session_id.clone(),
+                Discover::Query(_) => None,
+            },
+            intent,
+            nodes,
+        }
+    }
+}
+
+/// A W3C traceparent for CALL key 13's 16-byte trace id.
+fn traceparent(trace_id: [u8; 16]) -> String {
+    let span: [u8; 8] = rand::random();
+    format!("00-{}-{}-01", hex::encode(trace_id), hex::encode(span))
+}
+
+/// Turns a CALL into a task, runs it through the pipeline and renders the
+/// answer as the RESPONSE frame the CALL implies.
+async fn run_call(pipeline: &Pipeline, call: Call, inbound: Inbound) -> Frame {
+    let task = match task_of(&call) {
+        Ok(task) => task,
+        Err(answer) => return error_response(&call, &answer),
+    };
+    let answer = pipeline.run(task, inbound).await;
+    match answer.as_envelope() {
+        Some(env)
+            if matches!(
+                env.status,
+                TaskStatus::Success | TaskStatus::Completed | TaskStatus::Encrypted
+            ) =>
+        {
+            // A sealed answer travels whole, for the client to open.
+            let result = if env.status == TaskStatus::Encrypted {
+                serde_json::to_value(env).unwrap_or(Value::Null)
+            } else {
+                env.result.clone().unwrap_or(Value::Null)
+            };
+            success_response(&call, result)
+        }
+        _ => error_response(&call, &answer),
+    }
+}
+
+/// The task a CALL asks for. The payload may carry `iicp_conf` (CX) and
+/// `cx_response_encryption` as an HTTP body would.
+fn task_of(call: &Call) -> Result<TaskRequest, Answer> {
+    let intent = call
+        .intent
+        .as_deref()
+        .ok_or_else(|| Answer::validation_error(422, "CALL key 3 (intent) is required"))?;
+    let intent = IntentUrn::parse(intent)
+        .map_err(|e| Answer::validation_error(422, format!("CALL key 3: {e}")))?;
+    let mut payload = call.payload.clone();
+    let mut task = TaskRequest::new(intent, Value::Null);
+    if let Some(obj) = payload.as_object_mut() {
+        task.iicp_conf = obj.remove("iicp_conf");
+        task.cx_response_encryption = obj
+            .remove("cx_response_encryption")
+            .and_then(|v| v.as_str().map(str::to_owned));
+    }
+    if task.iicp_conf.is_none() {
+        task.payload = payload;
+    }
+    task.task_id = call.task_id.clone().unwrap_or_default();
+    task.nonce = call.idempotency_key.clone();
+    task.constraints = Some(TaskConstraints {
+        timeout_ms: call.timeout.map(|t| t.as_millis() as u64),
+        qos: call.qos.as_deref().and_then(|q| q.parse::<Qos>().ok()),
+        ..Default::default()
+    });
+    Ok(task)
+}
+
+fn success_response(call: &Call, result: Value) -> Frame {
+    let response = match &call.task_id {
+        Some(task_id) => Response::Spec(SpecResponse {
+            result: Some(result),
+            ..SpecResponse::step(
+                call.session_id.clone(),
+                call.call_id.clone(),
+                Lifecycle {
+                    task_id: Some(task_id.clone()),
+                    sequence: 0,
+                    event: LifecycleEvent::Completed,
+                    is_final: true,
+                },
+            )
+        }),
+        None => Response::Buffered(BufferedResponse {
+            session_id: call.session_id.clone(),
+            call_id: call.call_id.clone(),
+            result: Some(result),
+            encoding: ResultEncoding::CborBytes,
+        }),
+    };
+    Message::Response(response).to_frame()
+}
+
+/// A refusal or failure: `{100 status, 101 message}` for a buffered CALL,
+/// the `failed`/`timed_out` step with `6 {1 code, 2 message}` for a
+/// streaming one.
+fn error_response(call: &Call, answer: &Answer) -> Frame {
+    let code = answer.code().unwrap_or("task_error").to_owned();
+    let message = answer.message().unwrap_or("the task failed").to_owned();
+    let response = match &call.task_id {
+        Some(task_id) => {
+            let event = if answer.status == 504 {
+                LifecycleEvent::TimedOut
+            } else {
+                LifecycleEvent::Failed
+            };
+            Response::Spec(SpecResponse {
+                error: Some(SpecError {
+                    code: Some(code),
+                    message: Some(message),
+                }),
+                ..SpecResponse::step(
+                    call.session_id.clone(),
+                    call.call_id.clone(),
+                    Lifecycle {
+                        task_id: Some(task_id.clone()),
+                        sequence: 0,
+                        event,
+                        is_final: true,
+                    },
+                )
+            })
+        }
+        None => Response::Error(BufferedError {
+            code: i64::from(answer.status),
+            message: Some(format!("[{code}] {message}")),
+            session_id: call.session_id.clone(),
+            call_id: call.call_id.clone(),
+        }),
+    };
+    Message::Response(response).to_frame()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_endpoints_follow_the_http_endpoint() {
+        for (http, native) in [
+            ("http://127.0.0.1:9484", Some("iicp://127.0.0.1:9484")),
+            (
+                "https://node.example.com",
+                Some("iicpsec://node.example.com:443"),
+            ),
+            ("http://[::1]:8020/base", Some("iicp://[::1]:8020")),
+            ("ftp://x", None),
+        ] {
+            assert_eq!(transport_endpoint(http).as_deref(), native, "{http}");
+        }
+    }
+}
