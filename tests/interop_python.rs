@@ -658,3 +658,29 @@ async fn python_native_client_calls_our_node_on_its_one_port() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Issue 13, the other direction: our native client handshakes, pings and
+/// calls the Python node on the port of its HTTP endpoint.
+#[cfg(feature = "iicp-tcp")]
+#[tokio::test]
+#[ignore = "needs the Python SDK with iicp-tcp (IICP_INTEROP_PYTHON); run by .ci/run"]
+async fn our_native_client_calls_the_python_node() {
+    use iicp_client::transport::{NativeClient, NativeOptions};
+    let dir = directory_for_python_node().await;
+    let base = dir.url();
+    let node = PyNode::spawn(&base).await;
+    let hostport = node.endpoint.strip_prefix("http://").unwrap().to_owned();
+    let client = NativeClient::connect(&hostport, NativeOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("handshake with the Python node: {e}\n{}", node.logs()));
+    assert_eq!(&client.ping(b"from rust").await.unwrap()[..], b"from rust");
+    let result = client
+        .call(
+            CHAT,
+            serde_json::json!({"messages": [{"role": "user", "content": "native from rust"}]}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("call: {e}\n{}", node.logs()));
+    let text = serde_json::to_string(&result).unwrap();
+    assert!(text.contains("python echo: native from rust"), "{text}");
+}

@@ -1,14 +1,14 @@
 //! The native IICP transport (`iicp-tcp`, PROTOCOL.md §7.1): binary frames
 //! with a 12-byte header and CBOR payloads with integer keys.
 //!
-//! This module owns the framing layer only and does no I/O besides the
-//! tokio-util codec traits: [`FrameCodec`] turns bytes into [`Frame`]s (and
-//! back) for a `Framed` socket, and [`Message`] turns a frame's payload into
-//! typed messages ([`Init`], [`Call`], [`Response`], …) and back. The session
-//! that drives a connection (handshake, dispatch into the task pipeline,
-//! timeouts) lives above it and decides what to do with every error: each one
-//! names the CLOSE reason to send ([`FrameError::close_reason`],
-//! [`MessageError::close_reason`]).
+//! The framing layer knows bytes, not tasks: [`FrameCodec`] turns bytes into
+//! [`Frame`]s (and back) for a `Framed` socket, and [`Message`] turns a
+//! frame's payload into typed messages ([`Init`], [`Call`], [`Response`], …)
+//! and back. Every decoding error names the CLOSE reason to send
+//! ([`FrameError::close_reason`], [`MessageError::close_reason`]). Above it,
+//! [`NativeClient`] is the consumer's side of a connection (handshake, ping,
+//! discover, multiplexed buffered and streaming calls); the node's side is
+//! the session in `node/native.rs`, in front of the task pipeline.
 //!
 //! Guarantees:
 //! - a frame's length is checked against the codec's maximum before any
@@ -20,12 +20,14 @@
 //!   shortest integer and float forms, definite lengths).
 
 mod cbor;
+mod client;
 mod frame;
 pub mod kind;
 mod message;
 mod reason;
 
 pub use cbor::{CborLimits, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS};
+pub use client::{NativeClient, NativeOptions, StreamStep};
 pub use frame::{
     DEFAULT_MAX_FRAME_PAYLOAD, FRAMING_VERSION, Frame, FrameCodec, FrameError, FrameHeader,
     HEADER_LEN, MAGIC, decode_one, flags,
