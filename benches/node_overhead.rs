@@ -65,6 +65,9 @@ fn bench(c: &mut Criterion) {
             port: 0,
             skip_registration: true,
             max_concurrent: 256,
+            // Every task has a fresh id; a full run sends far more than the
+            // default window's 100 000 within its 300 s (then: 503s).
+            replay_window_entries: 50_000_000,
             ..NodeConfig::default()
         })
         .start(|_req: TaskRequest, _ctx: TaskContext| async { Ok(json!({"ok": true})) })
