@@ -134,35 +134,39 @@ impl FrameError {
     }
 }
 
-/// Parses and checks the header at the start of `buf`: the magic (as soon as
-/// any of it is there), then the length against `max`.
-fn parse_header(buf: &[u8], max: usize) -> Result<FrameHeader, FrameError> {
-    let seen = buf.len().min(MAGIC.len());
-    if buf[..seen] != MAGIC[..seen] {
-        return Err(FrameError::InvalidMagic {
-            found: buf[..seen].to_vec(),
-        });
+impl FrameHeader {
+    /// Parses and checks the header at the start of `buf`: the magic (as
+    /// soon as any of it is there: `GET` fails at once), then the length
+    /// against `max`. Fewer than 12 bytes with a matching start is
+    /// `truncated_header`.
+    pub fn parse(buf: &[u8], max: usize) -> Result<Self, FrameError> {
+        let seen = buf.len().min(MAGIC.len());
+        if buf[..seen] != MAGIC[..seen] {
+            return Err(FrameError::InvalidMagic {
+                found: buf[..seen].to_vec(),
+            });
+        }
+        if buf.len() < HEADER_LEN {
+            return Err(FrameError::TruncatedHeader {
+                available: buf.len(),
+            });
+        }
+        // Byte 7 is reserved and ignored on receive (vector
+        // `reserved_byte_is_ignored_by_decoder`).
+        let length = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        if length as u64 > max as u64 {
+            return Err(FrameError::TooLarge {
+                length: length.into(),
+                max,
+            });
+        }
+        Ok(Self {
+            version: buf[4],
+            kind: buf[5],
+            flags: buf[6],
+            length,
+        })
     }
-    if buf.len() < HEADER_LEN {
-        return Err(FrameError::TruncatedHeader {
-            available: buf.len(),
-        });
-    }
-    // Byte 7 is reserved and ignored on receive (vector
-    // `reserved_byte_is_ignored_by_decoder`).
-    let length = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-    if length as u64 > max as u64 {
-        return Err(FrameError::TooLarge {
-            length: length.into(),
-            max,
-        });
-    }
-    Ok(FrameHeader {
-        version: buf[4],
-        kind: buf[5],
-        flags: buf[6],
-        length,
-    })
 }
 
 /// Decodes the frame at the start of `buf` with the default maximum. Returns
@@ -214,7 +218,7 @@ impl FrameCodec {
 
     /// [`decode_one`] with this codec's maximum.
     pub fn decode_one(&self, buf: &[u8]) -> Result<(Frame, usize), FrameError> {
-        let header = parse_header(buf, self.max_payload)?;
+        let header = FrameHeader::parse(buf, self.max_payload)?;
         let expected = header.length as usize;
         let available = buf.len() - HEADER_LEN;
         if available < expected {
@@ -239,7 +243,7 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let header = match parse_header(src, self.max_payload) {
+        let header = match FrameHeader::parse(src, self.max_payload) {
             Ok(header) => header,
             Err(FrameError::TruncatedHeader { .. }) => return Ok(None),
             Err(e) => return Err(e),
