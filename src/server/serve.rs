@@ -79,6 +79,10 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
                         Ok(slot) => {
+                            // Answers are small and often several in flight on one
+                            // connection (native calls): without this, Nagle's
+                            // algorithm holds each behind the peer's delayed ACK.
+                            let _ = stream.set_nodelay(true);
                             let context = context.clone();
                             let stop = shutdown.clone();
                             connections.spawn(async move {
