@@ -389,20 +389,25 @@ fn task_of(call: &Call) -> Result<TaskRequest, Answer> {
     Ok(task)
 }
 
+/// The one, final step of a streaming call's lifecycle.
+fn final_step(call: &Call, task_id: &str, event: LifecycleEvent) -> SpecResponse {
+    SpecResponse::step(
+        call.session_id.clone(),
+        call.call_id.clone(),
+        Lifecycle {
+            task_id: Some(task_id.to_owned()),
+            sequence: 0,
+            event,
+            is_final: true,
+        },
+    )
+}
+
 fn success_response(call: &Call, result: Value) -> Frame {
     let response = match &call.task_id {
         Some(task_id) => Response::Spec(SpecResponse {
             result: Some(result),
-            ..SpecResponse::step(
-                call.session_id.clone(),
-                call.call_id.clone(),
-                Lifecycle {
-                    task_id: Some(task_id.clone()),
-                    sequence: 0,
-                    event: LifecycleEvent::Completed,
-                    is_final: true,
-                },
-            )
+            ..final_step(call, task_id, LifecycleEvent::Completed)
         }),
         None => Response::Buffered(BufferedResponse {
             session_id: call.session_id.clone(),
@@ -432,16 +437,7 @@ fn error_response(call: &Call, answer: &Answer) -> Frame {
                     code: Some(code),
                     message: Some(message),
                 }),
-                ..SpecResponse::step(
-                    call.session_id.clone(),
-                    call.call_id.clone(),
-                    Lifecycle {
-                        task_id: Some(task_id.clone()),
-                        sequence: 0,
-                        event,
-                        is_final: true,
-                    },
-                )
+                ..final_step(call, task_id, event)
             })
         }
         None => Response::Error(BufferedError {
