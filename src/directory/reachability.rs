@@ -24,7 +24,19 @@ pub(crate) async fn check_public(
     timeout: Duration,
 ) -> Result<SocketAddr, EndpointError> {
     let parsed = check_endpoint_form(endpoint)?;
-    let addrs: Vec<IpAddr> = match &parsed.host {
+    let addrs = resolve(&parsed, timeout).await;
+    check_resolved(&addrs, false).map_err(|np| match (np, addrs.is_empty()) {
+        (_, true) => EndpointError::NonPublic(NonPublic::SpecialPurpose),
+        (np, false) => EndpointError::NonPublic(np),
+    })?;
+    Ok(SocketAddr::new(addrs[0], parsed.port))
+}
+
+/// Every address an endpoint's host stands for: itself for an IP, the
+/// look-up's answer for a name (empty when it fails or takes longer than
+/// `timeout`).
+async fn resolve(parsed: &ParsedEndpoint, timeout: Duration) -> Vec<IpAddr> {
+    match &parsed.host {
         EndpointHost::Ip(ip) => vec![*ip],
         EndpointHost::Name(name) => {
             let lookup = tokio::net::lookup_host((name.as_str(), parsed.port));
@@ -33,12 +45,7 @@ pub(crate) async fn check_public(
                 _ => vec![],
             }
         }
-    };
-    check_resolved(&addrs, false).map_err(|np| match (np, addrs.is_empty()) {
-        (_, true) => EndpointError::NonPublic(NonPublic::SpecialPurpose),
-        (np, false) => EndpointError::NonPublic(np),
-    })?;
-    Ok(SocketAddr::new(addrs[0], parsed.port))
+    }
 }
 
 /// Where the local-mode probe of an endpoint may go.
@@ -60,16 +67,7 @@ pub(crate) async fn local_target(
     allow: &[IpNet],
     timeout: Duration,
 ) -> LocalTarget {
-    let addrs: Vec<IpAddr> = match &parsed.host {
-        EndpointHost::Ip(ip) => vec![*ip],
-        EndpointHost::Name(name) => {
-            let lookup = tokio::net::lookup_host((name.as_str(), parsed.port));
-            match tokio::time::timeout(timeout, lookup).await {
-                Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
-                _ => vec![],
-            }
-        }
-    };
+    let addrs = resolve(parsed, timeout).await;
     match addrs.first() {
         None => LocalTarget::Unresolved,
         Some(_) if addrs.iter().any(|ip| !probe_allowed(*ip, source, allow)) => {
