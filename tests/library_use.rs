@@ -11,6 +11,13 @@ use iicp_client::{HandlerError, IicpError, IicpNode, NodeConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// Starts a node with `config` and a handler that answers `{}`.
+async fn start(config: NodeConfig) -> iicp_client::Result<iicp_client::RunningNode> {
+    IicpNode::new(config)
+        .start(handler_fn(|_req, _ctx| async { Ok(json!({})) }))
+        .await
+}
+
 async fn post_task(endpoint: &str, payload: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{endpoint}/v1/task"))
@@ -40,10 +47,7 @@ async fn a_config_that_cannot_work_is_refused_at_start() {
             "endpoint",
         ),
     ] {
-        let err = IicpNode::new(config)
-            .start(handler_fn(|_req, _ctx| async { Ok(json!({})) }))
-            .await
-            .unwrap_err();
+        let err = start(config).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -58,8 +62,7 @@ async fn a_config_that_cannot_work_is_refused_at_start() {
 #[tokio::test]
 async fn registration_against_a_dead_directory_fails_visibly() {
     let dead = format!("{}/api", dead_endpoint().await);
-    let node = IicpNode::new(NodeConfig::local(dead))
-        .start(handler_fn(|_req, _ctx| async { Ok(json!({})) }))
+    let node = start(NodeConfig::local(dead))
         .await
         .expect("a directory that is down does not stop the node from serving");
     let err = node
@@ -76,11 +79,10 @@ async fn registration_against_a_dead_directory_fails_visibly() {
     assert_eq!(status, 200);
     node.shutdown().await;
 
-    let unregistered = IicpNode::new(NodeConfig {
+    let unregistered = start(NodeConfig {
         skip_registration: true,
         ..NodeConfig::local("")
     })
-    .start(handler_fn(|_req, _ctx| async { Ok(json!({})) }))
     .await
     .unwrap();
     let err = unregistered
@@ -132,11 +134,10 @@ async fn a_closure_handler_uses_question_mark_and_keeps_internal_text_local() {
 async fn an_embed_model_moved_off_the_configured_intent_is_announced() {
     let (logs, _guard) = common::logs::capture();
     let h = Harness::without_probe().await;
-    let node = IicpNode::new(NodeConfig {
+    let node = start(NodeConfig {
         models: vec!["embedder-chat-7b".into()],
         ..NodeConfig::local(h.base.clone())
     })
-    .start(handler_fn(|_req, _ctx| async { Ok(json!({})) }))
     .await
     .unwrap();
     let id = node
@@ -158,10 +159,7 @@ async fn an_embed_model_moved_off_the_configured_intent_is_announced() {
 #[tokio::test]
 async fn dropping_the_handle_stops_and_deregisters_the_node() {
     let h = Harness::without_probe().await;
-    let node = IicpNode::new(NodeConfig::local(h.base.clone()))
-        .start(handler_fn(|_req, _ctx| async { Ok(json!({})) }))
-        .await
-        .unwrap();
+    let node = start(NodeConfig::local(h.base.clone())).await.unwrap();
     let id = node
         .registered_within(Duration::from_secs(10))
         .await
