@@ -396,21 +396,33 @@ async fn run_py_client(
 ) -> (std::process::ExitStatus, Vec<Value>, String) {
     let mut args = vec!["--directory-url", base, "--text", "hello from python"];
     args.extend_from_slice(extra);
-    let mut py = python_script(python, "py_client.py", &args);
+    run_script(python, "py_client.py", &args, "reply").await
+}
+
+/// Runs a one-shot Python script to its end; returns its exit status, its
+/// JSON events (read until one named `last` or `error` arrived) and its
+/// output for messages.
+async fn run_script(
+    python: &PathBuf,
+    name: &str,
+    args: &[&str],
+    last: &str,
+) -> (std::process::ExitStatus, Vec<Value>, String) {
+    let mut py = python_script(python, name, args);
     let out = Lines::collect(py.stdout.take().unwrap());
     let err = Lines::collect(py.stderr.take().unwrap());
     let status = wait_exit(&mut py, Duration::from_secs(60)).await;
     // The reader threads finish at EOF; give them a moment to drain.
-    let events = wait_for("py_client.py output", Duration::from_secs(5), || {
+    let events = wait_for(&format!("{name} output"), Duration::from_secs(5), || {
         let events = out.json();
         events
             .iter()
-            .any(|e| e["event"] == "reply" || e["event"] == "error")
+            .any(|e| e["event"] == last || e["event"] == "error")
             .then_some(events)
     })
     .await;
     let logs = format!(
-        "py_client.py stdout:\n{}\nstderr:\n{}",
+        "{name} stdout:\n{}\nstderr:\n{}",
         out.all().join("\n"),
         err.all().join("\n")
     );
@@ -595,34 +607,15 @@ async fn python_native_client_calls_our_node_on_its_one_port() {
         "one port for HTTP and native"
     );
     let (host, port) = hostport.rsplit_once(':').unwrap();
-    let mut py = python_script(
-        &python,
-        "py_native_client.py",
-        &[
-            host,
-            port,
-            "--stream",
-            "interop-task-1",
-            "--text",
-            "native hello",
-        ],
-    );
-    let out = Lines::collect(py.stdout.take().unwrap());
-    let err = Lines::collect(py.stderr.take().unwrap());
-    let status = wait_exit(&mut py, Duration::from_secs(60)).await;
-    let events = wait_for("py_native_client.py output", Duration::from_secs(5), || {
-        let events = out.json();
-        events
-            .iter()
-            .any(|e| e["event"] == "stream" || e["event"] == "error")
-            .then_some(events)
-    })
-    .await;
-    let logs = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        out.all().join("\n"),
-        err.all().join("\n")
-    );
+    let args = [
+        host,
+        port,
+        "--stream",
+        "interop-task-1",
+        "--text",
+        "native hello",
+    ];
+    let (status, events, logs) = run_script(&python, "py_native_client.py", &args, "stream").await;
     assert!(
         status.success(),
         "py_native_client.py failed ({status})\n{logs}"
