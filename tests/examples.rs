@@ -8,15 +8,23 @@ use common::{Harness, registration_cx};
 use iicp_client::cx::CxKeyPair;
 use std::path::PathBuf;
 
-/// `target/<profile>/examples/<name>`, beside this test's `deps/` folder.
+/// `target/<profile>/examples/<name>`, beside this test's `deps/` folder
+/// (`cargo test` builds the examples).
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
+    let bin = exe
+        .parent()
         .unwrap()
         .parent()
         .unwrap()
         .join("examples")
-        .join(name)
+        .join(name);
+    assert!(
+        bin.exists(),
+        "cargo test builds examples: {}",
+        bin.display()
+    );
+    bin
 }
 
 #[tokio::test]
@@ -27,11 +35,6 @@ async fn quickstart_example_chats_through_a_local_directory() {
     h.register(&registration_cx(&node.endpoint(), &["m"], &key))
         .await;
     let bin = example("quickstart");
-    assert!(
-        bin.exists(),
-        "cargo test builds examples: {}",
-        bin.display()
-    );
     let out = tokio::process::Command::new(&bin)
         .env("IICP_DIRECTORY_URL", &h.base)
         .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
@@ -61,11 +64,6 @@ async fn quickstart_example_chats_through_a_local_directory() {
 #[tokio::test]
 async fn library_tour_example_runs_every_step() {
     let bin = example("library_tour");
-    assert!(
-        bin.exists(),
-        "cargo test builds examples: {}",
-        bin.display()
-    );
     let out = tokio::process::Command::new(&bin)
         .env_remove("IICP_PROXY_ALLOW_LOOPBACK_NODES")
         .env_remove("IICP_CX_ALLOW_PLAINTEXT")
