@@ -211,14 +211,9 @@ impl NativeSessions {
     async fn dispatch(&self, s: &mut Session, frame: Frame) -> Next {
         let message = match Message::from_frame(&frame) {
             Ok(m) => m,
-            Err(e) => {
-                let reason = if frame.kind == kind::CLOSE {
-                    return Next::Close(None);
-                } else {
-                    e.close_reason()
-                };
-                return Next::Close(Some(Close::new(reason, e.to_string())));
-            }
+            // A malformed CLOSE still ends the session; nothing to answer.
+            Err(_) if frame.kind == kind::CLOSE => return Next::Close(None),
+            Err(e) => return Next::Close(Some(Close::new(e.close_reason(), e.to_string()))),
         };
         if !s.ready {
             let Message::Init(init) = message else {
