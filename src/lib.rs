@@ -34,6 +34,7 @@ mod error;
 mod key_file;
 pub mod node;
 mod outbound;
+mod partials;
 mod secret;
 mod server;
 pub mod token;
@@ -49,6 +50,7 @@ pub use error::{IicpError, Result};
 pub use node::{
     HandlerError, IicpNode, NodeConfig, NodeConfigBuilder, RunningNode, TaskContext, TaskHandler,
 };
+pub use partials::PartialSink;
 pub use secret::Secret;
 pub use server::ServerLimits;
 pub use server::limits::{

@@ -10,10 +10,14 @@
 //! URL sources), other parts are dropped. Headers: `x-api-key` and
 //! `anthropic-version: 2023-06-01`.
 
+use super::anthropic_stream::{AnthropicStream, finish_reason};
 use super::error::BackendError;
-use super::http::{send, shared_client};
+use super::http::{send, send_streaming, shared_client};
 use super::limits::clamped;
 use super::options::{BackendKind, BackendOptions};
+use super::sse::SseStream;
+use super::streaming::drive;
+use crate::partials::PartialSink;
 use serde_json::{Map, Value, json};
 
 /// The API version sent in `anthropic-version`.
@@ -137,12 +141,7 @@ pub fn to_chat_completion(reply: &Value) -> Result<Value, BackendError> {
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
         .filter_map(|b| b.get("text").and_then(Value::as_str))
         .collect();
-    let finish_reason = match reply.get("stop_reason").and_then(Value::as_str) {
-        Some("end_turn" | "stop_sequence") | None => "stop",
-        Some("max_tokens") => "length",
-        Some("tool_use") => "tool_calls",
-        Some(other) => other,
-    };
+    let finish_reason = finish_reason(reply.get("stop_reason").and_then(Value::as_str));
     let usage = reply.get("usage").cloned().unwrap_or_default();
     let prompt = usage
         .get("input_tokens")
@@ -212,6 +211,35 @@ impl Anthropic {
         .await?
         .json()?;
         to_chat_completion(&reply)
+    }
+
+    /// Runs a chat task streaming (`stream: true`): text goes to `partials`
+    /// as OpenAI chunks, and the whole answer is returned as
+    /// [`invoke`](Self::invoke) returns it.
+    pub async fn invoke_streaming(
+        &self,
+        intent: &str,
+        payload: &Value,
+        partials: &PartialSink,
+    ) -> Result<Value, BackendError> {
+        if intent != crate::wire::intent::LLM_CHAT_V1 {
+            return Err(BackendError::Unsupported(intent.to_owned()));
+        }
+        let mut body =
+            to_messages_request(payload, self.opts.model.as_deref(), self.opts.max_tokens)?;
+        body["stream"] = true.into();
+        let timeout_ms = self.opts.timeout.as_millis() as u64;
+        let resp = send_streaming(
+            self.request(reqwest::Method::POST, "/messages").json(&body),
+            timeout_ms,
+            self.key(),
+        )
+        .await?;
+        let mut state = AnthropicStream::default();
+        drive(SseStream::new(resp, timeout_ms), partials, |e| {
+            state.step(e)
+        })
+        .await
     }
 
     /// Model ids from `GET /models`.

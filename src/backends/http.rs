@@ -41,6 +41,11 @@ impl Answer {
     }
 }
 
+/// Largest answer body read from a model server (a buffered answer; a
+/// streamed one is bounded event by event). Speech audio comes this way,
+/// so it is generous; a server that sends more is cut off, not buffered.
+pub(crate) const MAX_BODY_BYTES: usize = 64 << 20;
+
 /// Sends, checks the status before reading the body as JSON, and maps
 /// failures to [`BackendError`]. An error answer's body text is logged here
 /// at warn, scrubbed; the error itself names only the status.
@@ -49,24 +54,63 @@ pub(crate) async fn send(
     timeout_ms: u64,
     key: Option<&str>,
 ) -> Result<Answer, BackendError> {
+    let resp = send_streaming(req, timeout_ms, key).await?;
+    let headers = resp.headers().clone();
+    let (body, complete) = read_body(resp, MAX_BODY_BYTES, timeout_ms).await?;
+    if !complete {
+        return Err(BackendError::BadAnswer(format!(
+            "the answer is larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    Ok(Answer { headers, body })
+}
+
+/// Sends and checks the status; a 2xx answer is returned unread (for a
+/// streamed body), an error answer is read (bounded), logged and mapped.
+pub(crate) async fn send_streaming(
+    req: reqwest::RequestBuilder,
+    timeout_ms: u64,
+    key: Option<&str>,
+) -> Result<reqwest::Response, BackendError> {
     let resp = req
         .send()
         .await
         .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?;
     let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?;
-    if !status.is_success() {
-        let error = BackendError::upstream(status.as_u16(), &String::from_utf8_lossy(&body), key);
-        if let BackendError::Upstream { status, detail } = &error {
-            // Scrubbed (key replaced, control characters escaped, cut short)
-            // and still Debug-quoted: the one place the body text goes.
-            tracing::warn!(status, body = ?detail, "the backend answered with an error");
-        }
-        return Err(error);
+    if status.is_success() {
+        return Ok(resp);
     }
-    Ok(Answer { headers, body })
+    // Only the start of an error body is kept for the log.
+    let (body, _) = read_body(resp, 4096, timeout_ms).await.unwrap_or_default();
+    let error = BackendError::upstream(status.as_u16(), &String::from_utf8_lossy(&body), key);
+    if let BackendError::Upstream { status, detail } = &error {
+        // Scrubbed (key replaced, control characters escaped, cut short)
+        // and still Debug-quoted: the one place the body text goes.
+        tracing::warn!(status, body = ?detail, "the backend answered with an error");
+    }
+    Err(error)
+}
+
+/// Reads at most `limit` bytes of a body: the bytes, and whether that was
+/// the whole body (the read stops at the limit; nothing beyond is
+/// buffered).
+async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+    timeout_ms: u64,
+) -> Result<(bytes::Bytes, bool), BackendError> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?
+    {
+        if body.len() + chunk.len() > limit {
+            let room = limit - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body.freeze(), false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body.freeze(), true))
 }

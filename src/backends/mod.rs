@@ -24,11 +24,15 @@
 //! ```
 
 pub mod anthropic;
+mod anthropic_stream;
+mod chat_stream;
 mod error;
 mod http;
 mod limits;
 pub mod openai_compat;
 mod options;
+mod sse;
+mod streaming;
 
 pub use anthropic::Anthropic;
 pub use error::{BackendError, MAX_UPSTREAM_TEXT};
@@ -36,6 +40,7 @@ pub use limits::{CostLimits, DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOKENS, clamp_cost
 pub use openai_compat::OpenAiCompat;
 pub use options::{BackendKind, BackendOptions};
 
+use crate::partials::PartialSink;
 use crate::wire::BackendFlavour;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -51,6 +56,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> BackendKind;
     /// Runs one task and returns the result (not an envelope).
     fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value>;
+    /// Runs one task, streaming from the model server: partial results go
+    /// to `partials` as they arrive, and the whole result is returned as
+    /// [`Backend::invoke`] would return it. An engine or intent that does
+    /// not stream just invokes (no partials).
+    fn invoke_streaming<'a>(
+        &'a self,
+        intent: &'a str,
+        payload: &'a Value,
+        partials: &'a PartialSink,
+    ) -> BackendFuture<'a, Value> {
+        let _ = partials;
+        self.invoke(intent, payload)
+    }
     /// The models the server has loaded now, and the engine flavour it reveals.
     fn probe(&self) -> BackendFuture<'_, (Vec<String>, BackendFlavour)>;
 }
@@ -61,6 +79,16 @@ impl Backend for OpenAiCompat {
     }
     fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value> {
         Box::pin(OpenAiCompat::invoke(self, intent, payload))
+    }
+    fn invoke_streaming<'a>(
+        &'a self,
+        intent: &'a str,
+        payload: &'a Value,
+        partials: &'a PartialSink,
+    ) -> BackendFuture<'a, Value> {
+        Box::pin(OpenAiCompat::invoke_streaming(
+            self, intent, payload, partials,
+        ))
     }
     fn probe(&self) -> BackendFuture<'_, (Vec<String>, BackendFlavour)> {
         Box::pin(OpenAiCompat::probe(self))
@@ -73,6 +101,14 @@ impl Backend for Anthropic {
     }
     fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value> {
         Box::pin(Anthropic::invoke(self, intent, payload))
+    }
+    fn invoke_streaming<'a>(
+        &'a self,
+        intent: &'a str,
+        payload: &'a Value,
+        partials: &'a PartialSink,
+    ) -> BackendFuture<'a, Value> {
+        Box::pin(Anthropic::invoke_streaming(self, intent, payload, partials))
     }
     fn probe(&self) -> BackendFuture<'_, (Vec<String>, BackendFlavour)> {
         Box::pin(async move { Ok((self.models().await?, BackendFlavour::Anthropic)) })

@@ -10,9 +10,12 @@
 //! limits (`limits.rs`); `Authorization: Bearer` is sent only when a key is set.
 
 use super::error::BackendError;
-use super::http::{send, shared_client};
+use super::http::{send, send_streaming, shared_client};
 use super::limits::clamp_cost;
 use super::options::{BackendKind, BackendOptions};
+use super::sse::SseStream;
+use super::streaming::{drive, openai_step};
+use crate::partials::PartialSink;
 use crate::wire::BackendFlavour;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -139,6 +142,12 @@ impl OpenAiCompat {
         };
         let mut body = with_model(payload, self.opts.model.as_deref(), needs_model)?;
         clamp_cost(&mut body, self.opts.limits())?;
+        // The node decides whether to stream (by how the consumer asked),
+        // not the payload: a buffered call reads one JSON answer.
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("stream");
+            obj.remove("stream_options");
+        }
         let timeout_ms = self.opts.timeout.as_millis() as u64;
         match route {
             Route::Json { path, .. } => {
@@ -173,6 +182,35 @@ impl OpenAiCompat {
                 resp.json()
             }
         }
+    }
+
+    /// Runs one task, streaming when it is a chat: the server is asked for
+    /// `stream: true` (with `stream_options.include_usage`), its chunks go
+    /// to `partials` (grouped, see `chat_stream.rs`) and the whole answer is
+    /// returned as `chat.completion`, as [`invoke`](Self::invoke) returns
+    /// it. Other intents are invoked without partials.
+    pub async fn invoke_streaming(
+        &self,
+        intent: &str,
+        payload: &Value,
+        partials: &PartialSink,
+    ) -> Result<Value, BackendError> {
+        if intent != crate::wire::intent::LLM_CHAT_V1 {
+            return self.invoke(intent, payload).await;
+        }
+        let mut body = with_model(payload, self.opts.model.as_deref(), true)?;
+        clamp_cost(&mut body, self.opts.limits())?;
+        body["stream"] = true.into();
+        body["stream_options"] = json!({"include_usage": true});
+        let timeout_ms = self.opts.timeout.as_millis() as u64;
+        let resp = send_streaming(
+            self.request(reqwest::Method::POST, "/chat/completions")
+                .json(&body),
+            timeout_ms,
+            self.key(),
+        )
+        .await?;
+        drive(SseStream::new(resp, timeout_ms), partials, openai_step).await
     }
 
     /// Model ids the server lists (`GET /models`, then Ollama's `/api/tags`),

@@ -11,7 +11,9 @@
 //!    `max_completion_tokens`, `n`, `best_of`), and a backend that requires
 //!    `max_tokens` (Anthropic) gets the limit when the task sets none.
 //!
-//! Backend failures become error envelopes.
+//! When the consumer asked for a streamed answer (the task context has a
+//! partial sink) the backend streams from the model server and passes
+//! pieces on as they come. Backend failures become error envelopes.
 
 use super::handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
 use super::models::AdvertisedModels;
@@ -108,7 +110,7 @@ fn unknown_model(policy: &Policy<'_>) -> HandlerError {
 }
 
 impl TaskHandler for BackendHandler {
-    fn handle(&self, task: TaskRequest, _ctx: TaskContext) -> HandlerFuture {
+    fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
         let backend = self.backend.clone();
         let allowed = self.advertised.get();
         let policy = Policy {
@@ -119,10 +121,13 @@ impl TaskHandler for BackendHandler {
         };
         let payload = prepare(&task, &policy);
         Box::pin(async move {
-            backend
-                .invoke(task.intent.as_str(), &payload?)
-                .await
-                .map_err(HandlerError::from)
+            let payload = payload?;
+            let intent = task.intent.as_str();
+            let result = match &ctx.partials {
+                Some(partials) => backend.invoke_streaming(intent, &payload, partials).await,
+                None => backend.invoke(intent, &payload).await,
+            };
+            result.map_err(HandlerError::from)
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::backends::BackendError;
 use crate::error::IicpError;
+use crate::partials::PartialSink;
 use crate::wire::{IntentUrn, Qos, TaskRequest};
 use serde_json::Value;
 use std::future::Future;
@@ -27,6 +28,10 @@ pub struct TaskContext {
     pub qos: Option<Qos>,
     /// This node's id, once registered.
     pub node_id: Option<String>,
+    /// Where to send partial results, when the consumer asked for a
+    /// streamed answer (never for a confidential task). The returned
+    /// result is still the whole answer. See [`PartialSink`].
+    pub partials: Option<PartialSink>,
 }
 
 impl TaskContext {

@@ -106,6 +106,7 @@ fn inbound(headers: &HeaderMap, peer: Option<SocketAddr>) -> Inbound {
         },
         traceparent: header("traceparent"),
         peer,
+        partials: None,
     }
 }
 

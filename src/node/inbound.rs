@@ -4,6 +4,7 @@
 
 use super::answer::Answer;
 use super::task_auth::Credentials;
+use crate::partials::PartialSink;
 use crate::server::request::decode_json;
 use crate::wire::TaskRequest;
 use std::net::SocketAddr;
@@ -19,6 +20,9 @@ pub(crate) struct Inbound {
     pub traceparent: Option<String>,
     /// The connection's peer, when the transport has one (for logs).
     pub peer: Option<SocketAddr>,
+    /// Where partial results go, when the transport streams this task's
+    /// answer (a native lifecycle CALL).
+    pub partials: Option<PartialSink>,
 }
 
 /// A task from JSON bytes: malformed JSON is 400, a well-formed body that

@@ -12,7 +12,10 @@
 //! the codec or the message decoder refuses ends the session with a CLOSE
 //! naming the reason; an unknown frame type gets CLOSE `unknown_type`;
 //! nothing for [`NativeLimits::idle_timeout`] while no call runs gets CLOSE
-//! `idle_timeout`. When the peer goes away, its calls are cancelled.
+//! `idle_timeout`. When the peer goes away (end of stream, or its CLOSE),
+//! its calls are cancelled: the handler is aborted and a backend's model
+//! server call dropped. A CALL with key 24 streams: partial results the
+//! handler sends become `partial` steps before the final one.
 
 use super::answer::Answer;
 use super::inbound::Inbound;
@@ -120,6 +123,8 @@ enum Next {
     Continue,
     /// Send this CLOSE (if any) and end the session.
     Close(Option<Close>),
+    /// The peer closed the session: nobody reads answers any more.
+    PeerClosed,
 }
 
 /// Per-connection state.
@@ -190,6 +195,10 @@ impl NativeSessions {
                     Some(Ok(frame)) => match self.dispatch(&mut s, frame).await {
                         Next::Continue => {}
                         Next::Close(close) => break close,
+                        Next::PeerClosed => {
+                            peer_left = true;
+                            break None;
+                        }
                     },
                 },
             }
@@ -212,7 +221,7 @@ impl NativeSessions {
         let message = match Message::from_frame(&frame) {
             Ok(m) => m,
             // A malformed CLOSE still ends the session; nothing to answer.
-            Err(_) if frame.kind == kind::CLOSE => return Next::Close(None),
+            Err(_) if frame.kind == kind::CLOSE => return Next::PeerClosed,
             Err(e) => return Next::Close(Some(Close::new(e.close_reason(), e.to_string()))),
         };
         if !s.ready {
@@ -255,6 +264,7 @@ impl NativeSessions {
                                 "too many calls in flight on this connection",
                             ),
                         ),
+                        0,
                     );
                     return self.send(s, busy).await;
                 }
@@ -267,14 +277,14 @@ impl NativeSessions {
                     },
                     traceparent: call.trace_id.map(traceparent),
                     peer: Some(s.peer),
+                    partials: None,
                 };
                 s.calls.spawn(async move {
-                    let frame = run_call(&pipeline, call, inbound).await;
-                    let _ = out.send(frame).await;
+                    run_call(&pipeline, call, inbound, &out).await;
                 });
                 Next::Continue
             }
-            Message::Close(_) => Next::Close(None),
+            Message::Close(_) => Next::PeerClosed,
             Message::Init(_) | Message::Ack(_) | Message::Response(_) => Next::Close(Some(
                 Close::new(CloseReason::ProtocolError, "unexpected frame for a node"),
             )),
@@ -283,7 +293,7 @@ impl NativeSessions {
 
     async fn send(&self, s: &Session, frame: Frame) -> Next {
         if s.out.send(frame).await.is_err() {
-            Next::Close(None)
+            Next::PeerClosed
         } else {
             Next::Continue
         }
@@ -327,14 +337,72 @@ fn traceparent(trace_id: [u8; 16]) -> String {
     format!("00-{}-{}-01", hex::encode(trace_id), hex::encode(span))
 }
 
-/// Turns a CALL into a task, runs it through the pipeline and renders the
-/// answer as the RESPONSE frame the CALL implies.
-async fn run_call(pipeline: &Pipeline, call: Call, inbound: Inbound) -> Frame {
+/// Turns a CALL into a task, runs it through the pipeline and sends the
+/// answer as the RESPONSE frames the CALL implies: one buffered RESPONSE, or
+/// for a streaming CALL (key 24) a `partial` step per partial result the
+/// handler sends, then the final step.
+async fn run_call(
+    pipeline: &Pipeline,
+    call: Call,
+    mut inbound: Inbound,
+    out: &mpsc::Sender<Frame>,
+) {
     let task = match task_of(&call) {
         Ok(task) => task,
-        Err(answer) => return error_response(&call, &answer),
+        Err(answer) => {
+            let _ = out.send(error_response(&call, &answer, 0)).await;
+            return;
+        }
     };
-    let answer = pipeline.run(task, inbound).await;
+    let Some(task_id) = call.task_id.clone() else {
+        let answer = pipeline.run(task, inbound).await;
+        let _ = out.send(final_response(&call, &answer, 0)).await;
+        return;
+    };
+    let (sink, mut partials) = crate::PartialSink::channel();
+    inbound.partials = Some(sink);
+    let mut sequence = 0;
+    let step = |sequence: u64, result: Value| {
+        Message::Response(Response::Spec(SpecResponse {
+            result: Some(result),
+            ..SpecResponse::step(
+                call.session_id.clone(),
+                call.call_id.clone(),
+                Lifecycle {
+                    task_id: Some(task_id.clone()),
+                    sequence,
+                    event: LifecycleEvent::Partial,
+                    is_final: false,
+                },
+            )
+        }))
+        .to_frame()
+    };
+    let run = pipeline.run(task, inbound);
+    tokio::pin!(run);
+    let answer = loop {
+        tokio::select! {
+            biased;
+            Some(partial) = partials.recv() => {
+                if out.send(step(sequence, partial)).await.is_err() {
+                    return; // the session is gone; dropping `run` cancels the task
+                }
+                sequence += 1;
+            }
+            answer = &mut run => break answer,
+        }
+    };
+    // Partials sent just before the handler returned come first.
+    while let Ok(partial) = partials.try_recv() {
+        let _ = out.send(step(sequence, partial)).await;
+        sequence += 1;
+    }
+    let _ = out.send(final_response(&call, &answer, sequence)).await;
+}
+
+/// The RESPONSE for the pipeline's answer: the result, or the refusal or
+/// failure.
+fn final_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
     match answer.as_envelope() {
         Some(env)
             if matches!(
@@ -348,9 +416,9 @@ async fn run_call(pipeline: &Pipeline, call: Call, inbound: Inbound) -> Frame {
             } else {
                 env.result.clone().unwrap_or(Value::Null)
             };
-            success_response(&call, result)
+            success_response(call, result, sequence)
         }
-        _ => error_response(&call, &answer),
+        _ => error_response(call, answer, sequence),
     }
 }
 
@@ -384,25 +452,25 @@ fn task_of(call: &Call) -> Result<TaskRequest, Answer> {
     Ok(task)
 }
 
-/// The one, final step of a streaming call's lifecycle.
-fn final_step(call: &Call, task_id: &str, event: LifecycleEvent) -> SpecResponse {
+/// The final step of a streaming call's lifecycle, after `sequence` others.
+fn final_step(call: &Call, task_id: &str, event: LifecycleEvent, sequence: u64) -> SpecResponse {
     SpecResponse::step(
         call.session_id.clone(),
         call.call_id.clone(),
         Lifecycle {
             task_id: Some(task_id.to_owned()),
-            sequence: 0,
+            sequence,
             event,
             is_final: true,
         },
     )
 }
 
-fn success_response(call: &Call, result: Value) -> Frame {
+fn success_response(call: &Call, result: Value, sequence: u64) -> Frame {
     let response = match &call.task_id {
         Some(task_id) => Response::Spec(SpecResponse {
             result: Some(result),
-            ..final_step(call, task_id, LifecycleEvent::Completed)
+            ..final_step(call, task_id, LifecycleEvent::Completed, sequence)
         }),
         None => Response::Buffered(BufferedResponse {
             session_id: call.session_id.clone(),
@@ -417,7 +485,7 @@ fn success_response(call: &Call, result: Value) -> Frame {
 /// A refusal or failure: `{100 status, 101 message}` for a buffered CALL,
 /// the `failed`/`timed_out` step with `6 {1 code, 2 message}` for a
 /// streaming one.
-fn error_response(call: &Call, answer: &Answer) -> Frame {
+fn error_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
     let code = answer.code().unwrap_or("task_error").to_owned();
     let message = answer.message().unwrap_or("the task failed").to_owned();
     let response = match &call.task_id {
@@ -432,7 +500,7 @@ fn error_response(call: &Call, answer: &Answer) -> Frame {
                     code: Some(code),
                     message: Some(message),
                 }),
-                ..final_step(call, task_id, event)
+                ..final_step(call, task_id, event, sequence)
             })
         }
         None => Response::Error(BufferedError {

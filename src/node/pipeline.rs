@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 /// Longest handler budget a task may ask for (`task.json` allows 300 000 ms).
@@ -118,6 +119,7 @@ impl Pipeline {
             credentials,
             traceparent,
             peer,
+            partials,
         } = inbound;
         // First: ids are stored, logged and echoed below, so they must be
         // short and plain. The message names the rule, not the value.
@@ -206,12 +208,19 @@ impl Pipeline {
             deadline: started + budget,
             qos,
             node_id: self.node_id(),
+            // A partial travels in plaintext: none for a confidential task.
+            partials: partials.filter(|_| shared.is_none()),
         };
         let task_id = task.task_id.clone();
         let span = tracing::info_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %task.intent, peer = ?peer);
         // The handler runs in its own task: a panic is contained, and on
         // timeout it is aborted; the admission slot is released either way.
-        let mut running = tokio::spawn(self.handler.handle(task, ctx).instrument(span.clone()));
+        // When the caller stops waiting (the consumer went away and the
+        // transport dropped this future) the handle aborts the handler, and
+        // with it the model server call.
+        let mut running = AbortOnDropHandle::new(tokio::spawn(
+            self.handler.handle(task, ctx).instrument(span.clone()),
+        ));
         let outcome = tokio::time::timeout(budget, &mut running).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let node_id = self.node_id();
