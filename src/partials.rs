@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 /// Partial results waiting for the transport, per task.
+#[cfg_attr(not(feature = "iicp-tcp"), allow(dead_code))]
 const QUEUE: usize = 16;
 
 /// The sending side of a task's partial results.
@@ -26,7 +27,9 @@ pub struct PartialSink {
 }
 
 impl PartialSink {
-    /// A sink and the receiver the transport reads partials from.
+    /// A sink and the receiver the transport reads partials from (only a
+    /// streaming transport makes one: native, and later the gateway).
+    #[cfg_attr(not(feature = "iicp-tcp"), allow(dead_code))]
     pub(crate) fn channel() -> (Self, mpsc::Receiver<Value>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         (Self { tx }, rx)
