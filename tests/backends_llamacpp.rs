@@ -334,3 +334,63 @@ fn the_cli_chats_with_the_tiny_model_through_a_local_directory() {
     );
     drop(rt);
 }
+
+/// Issue 13: a streamed native CALL to a node in front of the real model:
+/// the model's text arrives as `chat.completion.chunk` partials, in order,
+/// and joined they are exactly the whole answer's text.
+#[cfg(feature = "iicp-tcp")]
+#[tokio::test]
+#[ignore = "needs the llama.cpp test server (bash scripts/llama-server.sh setup)"]
+async fn a_native_stream_carries_the_models_text_piece_by_piece() {
+    use iicp_client::transport::{LifecycleEvent, NativeClient, NativeOptions};
+    let server = LlamaServer::start();
+    let node = IicpNode::new(NodeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        skip_registration: true,
+        ..Default::default()
+    })
+    .start_backend(server.backend(BackendKind::Llamacpp, None))
+    .await
+    .unwrap();
+    let c = NativeClient::connect(
+        &format!("iicp://{}", node.local_addr()),
+        NativeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let payload = json!({"messages": [{"role": "user", "content": "tell me a story"}],
+        "max_tokens": 200, "temperature": 0.0});
+    let mut rx = c.stream(CHAT, payload, "llama-stream-1").await.unwrap();
+    let mut partial_text = String::new();
+    let mut partials = 0;
+    let last = loop {
+        let step = rx.recv().await.expect("a step").expect("not an error");
+        if step.is_final {
+            break step;
+        }
+        assert_eq!(step.event, LifecycleEvent::Partial);
+        assert_eq!(step.sequence, partials);
+        let chunk = step.result.unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        partial_text += chunk["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap_or_default();
+        partials += 1;
+    };
+    assert_eq!(last.event, LifecycleEvent::Completed);
+    assert_eq!(last.sequence, partials);
+    let answer = last.result.unwrap();
+    let text = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(partials >= 1, "no partial before the answer");
+    assert!(!text.is_empty());
+    assert_eq!(partial_text, text, "the partials are the answer, in order");
+    assert_eq!(answer["model"], MODEL);
+    // llama-cpp-python ignores `stream_options.include_usage`: no usage
+    // chunk, so the answer has none (rather than a guessed count).
+    if let Some(usage) = answer.get("usage") {
+        assert_eq!(usage["completion_tokens"], 200);
+    }
+    assert_eq!(answer["choices"][0]["finish_reason"], "length");
+    node.shutdown().await;
+}

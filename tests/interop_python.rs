@@ -631,11 +631,33 @@ async fn python_native_client_calls_our_node_on_its_one_port() {
     let content = &event("call")["result"]["choices"][0]["message"]["content"];
     assert_eq!(content, "echo: native hello", "{logs}");
     assert_eq!(event("discover")["nodes"][0]["transport_endpoint"], native);
-    let stream = event("stream");
-    assert_eq!(stream["item"]["lifecycle"]["event"], "completed", "{logs}");
-    assert_eq!(stream["item"]["lifecycle"]["task_id"], "interop-task-1");
+    // stream_call checks the lifecycle itself (sequence from 0, task and
+    // call ids, status and event agree, one final step): it yields partials
+    // word by word, then the whole answer.
+    let items: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "stream")
+        .map(|e| &e["item"])
+        .collect();
+    let (last, partials) = items.split_last().expect("stream items");
+    assert_eq!(partials.len(), 3, "one partial per word\n{logs}");
+    let mut text = String::new();
+    for (n, p) in partials.iter().enumerate() {
+        assert_eq!(
+            (p["status"].as_str(), p["lifecycle"]["event"].as_str()),
+            (Some("partial"), Some("partial"))
+        );
+        assert_eq!(p["lifecycle"]["sequence"], n);
+        text += p["result"]["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap();
+    }
+    assert_eq!(text, "echo: native hello");
+    assert_eq!(last["lifecycle"]["event"], "completed", "{logs}");
+    assert_eq!(last["lifecycle"]["sequence"], 3);
+    assert_eq!(last["lifecycle"]["task_id"], "interop-task-1");
     assert_eq!(
-        stream["item"]["result"]["choices"][0]["message"]["content"],
+        last["result"]["choices"][0]["message"]["content"],
         "echo: native hello"
     );
     // HTTP on the same port still answers.

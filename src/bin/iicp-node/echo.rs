@@ -1,6 +1,8 @@
 //! The `echo` demo backend: answers a chat with "echo: <last user message>"
 //! in the OpenAI chat-completion shape. It is not a model; it lets a mesh be
-//! tried, and tested, without an LLM server.
+//! tried, and tested, without an LLM server. Asked for a streamed answer
+//! (a native CALL with a task id) it also sends the reply word by word as
+//! `chat.completion.chunk` partials, the way a model backend does.
 
 use iicp_client::wire::MessageContent;
 use iicp_client::{HandlerError, TaskContext, TaskRequest};
@@ -9,7 +11,7 @@ use serde_json::{Value, json};
 /// The model name the echo backend advertises.
 pub const MODEL: &str = "echo";
 
-pub async fn handle(req: TaskRequest, _ctx: TaskContext) -> Result<Value, HandlerError> {
+pub async fn handle(req: TaskRequest, ctx: TaskContext) -> Result<Value, HandlerError> {
     let Some(messages) = req.payload.get("messages").and_then(Value::as_array) else {
         return Err(HandlerError::invalid(
             "the echo backend answers chat payloads with `messages`",
@@ -31,8 +33,23 @@ pub async fn handle(req: TaskRequest, _ctx: TaskContext) -> Result<Value, Handle
         .map(words)
         .sum();
     let completion_tokens = words(&content);
+    let id = format!("chatcmpl-echo-{}", req.task_id);
+    if let Some(partials) = &ctx.partials {
+        for (n, word) in content.split(' ').enumerate() {
+            let piece = if n == 0 {
+                word.to_owned()
+            } else {
+                format!(" {word}")
+            };
+            let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": MODEL,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+            if !partials.send(chunk).await {
+                break;
+            }
+        }
+    }
     Ok(json!({
-        "id": format!("chatcmpl-echo-{}", req.task_id),
+        "id": id,
         "object": "chat.completion",
         "created": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "model": MODEL,
