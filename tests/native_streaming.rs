@@ -356,3 +356,42 @@ async fn a_consumer_that_leaves_closes_the_model_server_call() {
         .expect("the server saw the close");
     node.shutdown().await;
 }
+
+/// A confidential (CX) task gets no partial sink even when streamed: a
+/// partial would travel in plaintext. The answer still comes, whole.
+#[tokio::test]
+async fn a_confidential_task_is_not_streamed_in_plaintext() {
+    let dir = common::Harness::without_probe().await;
+    let node = start_node(
+        NodeConfig {
+            directory_url: dir.base.clone(),
+            skip_registration: false,
+            ..local_config()
+        },
+        handler_fn(|req, ctx| async move {
+            if let Some(p) = ctx.partials {
+                p.send(json!({"leak": req.payload})).await;
+            }
+            Ok(json!({"streamed": false}))
+        }),
+    )
+    .await;
+    let id = node.registered().await.expect("registered");
+    let (_, info) = dir.get(&format!("/v1/node/{id}")).await;
+    let key: iicp_client::wire::CxPublicKey =
+        serde_json::from_value(info["cx_public_key"].clone()).expect("a CX key");
+    let public = iicp_client::cx::public_key_bytes(&key).unwrap();
+    let task_id = "cx-stream-1";
+    let (conf, _ss) = iicp_client::cx::seal_request(
+        &public,
+        task_id,
+        CHAT,
+        br#"{"messages":[{"role":"user","content":"secret"}]}"#,
+    );
+    let c = client(&node).await;
+    let got = steps(&c, json!({"iicp_conf": conf}), task_id).await;
+    assert_eq!(got.len(), 1, "no partial step: {got:?}");
+    assert_eq!(got[0].event, LifecycleEvent::Completed);
+    assert_eq!(got[0].result, Some(json!({"streamed": false})));
+    node.shutdown().await;
+}
