@@ -414,9 +414,9 @@ fn success_response(call: &Call, result: Value) -> Frame {
     Message::Response(response).to_frame()
 }
 
-/// A refusal or failure: `{100 status, 101 message}` for a buffered CALL,
-/// the `failed`/`timed_out` step with `6 {1 code, 2 message}` for a
-/// streaming one.
+/// A refusal or failure: `{100 status, 101 "[code] message", 6 {1 code,
+/// 2 message}}` for a buffered CALL, the `failed`/`timed_out` step (key 4
+/// `error`/`timeout`) with `6 {1 code, 2 message}` for a streaming one.
 fn error_response(call: &Call, answer: &Answer) -> Frame {
     let code = answer.code().unwrap_or("task_error").to_owned();
     let message = answer.message().unwrap_or("the task failed").to_owned();
@@ -438,6 +438,10 @@ fn error_response(call: &Call, answer: &Answer) -> Frame {
         None => Response::Error(BufferedError {
             code: i64::from(answer.status),
             message: Some(format!("[{code}] {message}")),
+            error: Some(SpecError {
+                code: Some(code),
+                message: Some(message),
+            }),
             session_id: call.session_id.clone(),
             call_id: call.call_id.clone(),
         }),
