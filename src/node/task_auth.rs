@@ -64,6 +64,7 @@ pub(crate) struct Credentials {
 /// has. A transport with one field for both (native CALL key 11) uses it to
 /// route the token; the signature is checked later, as for any consumer
 /// token.
+#[cfg_attr(not(feature = "iicp-tcp"), allow(dead_code))]
 pub(crate) fn looks_like_consumer_token(token: &str) -> bool {
     let Some((claims, signature)) = token.trim().split_once('.') else {
         return false;
