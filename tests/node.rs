@@ -689,3 +689,35 @@ async fn the_default_host_accepts_ipv4_clients() {
     assert_eq!(node.endpoint(), format!("http://127.0.0.1:{port}"));
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_trace_id_and_qos_reach_the_handler_over_every_transport() {
+    let node = start_node(
+        common::node::local_config(),
+        |_req: TaskRequest, ctx: TaskContext| async move {
+            let trace_id = ctx
+                .traceparent
+                .as_deref()
+                .and_then(|t| t.split('-').nth(1))
+                .map(str::to_owned);
+            Ok(json!({"trace_id": trace_id, "qos": ctx.qos.map(|q| q.to_string())}))
+        },
+    )
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    for &transport in Transport::ALL {
+        let mut t = json!({"intent": CHAT, "payload": {}, "constraints": {"qos": "batch"}});
+        t["task_id"] = json!(uuid::Uuid::new_v4().to_string());
+        let reply = transport
+            .send(node.local_addr(), t, &[("traceparent", &traceparent)])
+            .await;
+        reply.assert_ok(format!("{transport:?}"));
+        assert_eq!(
+            reply.body["result"],
+            json!({"trace_id": trace_id, "qos": "batch"}),
+            "{transport:?}"
+        );
+    }
+    node.shutdown().await;
+}
