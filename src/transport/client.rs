@@ -261,7 +261,7 @@ impl NativeClient {
         match answer? {
             Response::Buffered(r) => Ok(r.result.unwrap_or(Value::Null)),
             Response::Spec(r) => spec_result(&self.target, r),
-            Response::Error(e) => Err(protocol_error(e.code, e.message.as_deref())),
+            Response::Error(e) => Err(protocol_error(&e)),
             Response::Discover(_) => Err(transport(&self.target, "a DISCOVER reply to a CALL")),
         }
     }
@@ -306,18 +306,27 @@ impl NativeClient {
     }
 }
 
-/// A buffered error as the node's own error: the status from key 100, the
-/// code from a `[code] message` text (our nodes), else `http_<status>`.
-fn protocol_error(status: i64, message: Option<&str>) -> IicpError {
-    let text = message.unwrap_or_default();
-    let (code, message) = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
-        Some((code, rest)) => (code.to_owned(), rest.to_owned()),
-        None => (format!("http_{status}"), text.to_owned()),
+/// A buffered error as the node's own error: the status from key 100; the
+/// code from the structured error (key 6), else from a `[code] message`
+/// text (our older nodes), else `http_<status>` (the reference peers).
+fn protocol_error(e: &super::BufferedError) -> IicpError {
+    let status = u16::try_from(e.code).unwrap_or(500);
+    let text = e.message.as_deref().unwrap_or_default();
+    let bracketed = text.strip_prefix('[').and_then(|t| t.split_once("] "));
+    let structured = e.error.as_ref().and_then(|s| s.code.clone());
+    let (code, message) = match (structured, bracketed) {
+        (Some(code), _) => {
+            let message = e.error.as_ref().and_then(|s| s.message.clone());
+            let fallback = bracketed.map_or(text, |(_, rest)| rest);
+            (code, message.unwrap_or_else(|| fallback.to_owned()))
+        }
+        (None, Some((code, rest))) => (code.to_owned(), rest.to_owned()),
+        (None, None) => (format!("http_{status}"), text.to_owned()),
     };
     IicpError::Protocol {
         code,
         message,
-        status: u16::try_from(status).unwrap_or(500),
+        status,
     }
 }
 
@@ -447,5 +456,69 @@ fn route(p: &mut Pending, response: Response) {
             }
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{BufferedError, SpecError};
+
+    fn code_and_message(e: &BufferedError) -> (String, String, u16) {
+        match protocol_error(e) {
+            IicpError::Protocol {
+                code,
+                message,
+                status,
+            } => (code, message, status),
+            other => panic!("not a Protocol error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_buffered_error_keeps_the_nodes_status_and_code() {
+        let ours = BufferedError {
+            code: 429,
+            message: Some("[IICP-E021] capacity_exceeded".into()),
+            error: Some(SpecError {
+                code: Some("IICP-E021".into()),
+                message: Some("capacity_exceeded".into()),
+            }),
+            ..Default::default()
+        };
+        let want = |c: &str, m: &str, s| (c.to_owned(), m.to_owned(), s);
+        assert_eq!(
+            code_and_message(&ours),
+            want("IICP-E021", "capacity_exceeded", 429)
+        );
+        // Key 6 wins over a text that looks like another code.
+        let structured = BufferedError {
+            message: Some("[other] text".into()),
+            error: Some(SpecError {
+                code: Some("unauthorized".into()),
+                message: None,
+            }),
+            code: 401,
+            ..Default::default()
+        };
+        assert_eq!(
+            code_and_message(&structured),
+            want("unauthorized", "text", 401)
+        );
+        let bracketed = BufferedError {
+            code: 409,
+            message: Some("[IICP-E010] replay".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            code_and_message(&bracketed),
+            want("IICP-E010", "replay", 409)
+        );
+        let reference = BufferedError {
+            code: 503,
+            message: Some("busy".into()),
+            ..Default::default()
+        };
+        assert_eq!(code_and_message(&reference), want("http_503", "busy", 503));
     }
 }
