@@ -7,7 +7,8 @@
 //! and back. Every decoding error names the CLOSE reason to send
 //! ([`FrameError::close_reason`], [`MessageError::close_reason`]). Above it,
 //! [`NativeClient`] is the consumer's side of a connection (handshake, ping,
-//! discover, multiplexed buffered and streaming calls); the node's side is
+//! discover, multiplexed buffered and streaming calls), and [`NativePool`]
+//! keeps such connections per endpoint for reuse; the node's side is
 //! the session in `node/native.rs`, in front of the task pipeline.
 //!
 //! Guarantees:
@@ -24,6 +25,7 @@ mod client;
 mod frame;
 pub mod kind;
 mod message;
+mod pool;
 mod reason;
 
 pub use cbor::{CborLimits, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS};
@@ -37,4 +39,5 @@ pub use message::{
     Echo, Init, Lifecycle, LifecycleEvent, MAX_ECHO_LEN, Message, MessageError, Response,
     ResultEncoding, SpecError, SpecResponse,
 };
+pub use pool::{NativePool, PoolOptions};
 pub use reason::CloseReason;
