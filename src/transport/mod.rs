@@ -29,6 +29,7 @@ mod pool;
 mod reason;
 
 pub use cbor::{CborLimits, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS};
+pub(crate) use client::{Failure, answer_value};
 pub use client::{NativeClient, NativeOptions, StreamStep};
 pub use frame::{
     DEFAULT_MAX_FRAME_PAYLOAD, FRAMING_VERSION, Frame, FrameCodec, FrameError, FrameHeader,
@@ -39,5 +40,6 @@ pub use message::{
     Echo, Init, Lifecycle, LifecycleEvent, MAX_ECHO_LEN, Message, MessageError, Response,
     ResultEncoding, SpecError, SpecResponse,
 };
+pub(crate) use pool::Resolver;
 pub use pool::{NativePool, PoolOptions};
 pub use reason::CloseReason;
