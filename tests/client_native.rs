@@ -99,7 +99,7 @@ async fn a_sealed_task_goes_native_and_its_answer_is_the_http_shape() {
     )
     .await;
     let over_http = Harness::without_probe().await;
-    list(&over_http, "n-http", &node.endpoint(), None, Some(&key)).await;
+    list(&over_http, "n-http", node.endpoint(), None, Some(&key)).await;
 
     let mut t = task(json!({"text": "sealed hello"}));
     t.task_id = "task-native-cx-1".into();
@@ -151,7 +151,7 @@ async fn a_plaintext_task_goes_native_and_refusals_are_judged_as_over_http() {
     )
     .await;
     let over_http = Harness::without_probe().await;
-    list(&over_http, "n-http", &node.endpoint(), None, None).await;
+    list(&over_http, "n-http", node.endpoint(), None, None).await;
     let native = client(&native_only, true, true);
     let http = client(&over_http, true, true);
 
@@ -193,7 +193,7 @@ async fn the_client_falls_back_to_http_when_native_does_not_connect() {
     let (node, _keys) = node(Some(&key)).await;
     let h = Harness::without_probe().await;
     let dead_native = dead_endpoint().await.replace("http://", "iicp://");
-    list(&h, "n1", &node.endpoint(), Some(&dead_native), Some(&key)).await;
+    list(&h, "n1", node.endpoint(), Some(&dead_native), Some(&key)).await;
     let answer = client(&h, true, false)
         .submit(task(json!({"via": "fallback"})))
         .await
@@ -209,7 +209,7 @@ async fn iicpsec_endpoints_are_reached_over_http_not_native_without_tls() {
     // The listed TLS endpoint is the node's own port: were it used natively
     // without TLS, the task would reach the node in the clear.
     let tls = format!("iicpsec://{}", node.local_addr());
-    list(&h, "n1", &node.endpoint(), Some(&tls), None).await;
+    list(&h, "n1", node.endpoint(), Some(&tls), None).await;
     let answer = client(&h, true, true)
         .submit(task(json!({"n": 3})))
         .await
