@@ -781,8 +781,9 @@ async fn our_client_prefers_native_with_the_python_node() {
         .chat(vec![ChatMessage::user("sealed over native")], None)
         .await
         .expect_err("a plaintext answer to a sealed task is refused");
-    assert!(
-        err.to_string().contains("CX") || err.code().starts_with("IICP-CX"),
+    assert_eq!(
+        err.code(),
+        "IICP-CX-RESP-REQUIRED",
         "{err:?}\n{}",
         node.logs()
     );

@@ -144,14 +144,20 @@ fn judge(
         Err(other) => return Err(Judged::new(Verdict::NextNode, other)),
     };
     match &prepared.sealed {
-        // The whole sealed envelope comes back as the result.
+        // The whole sealed envelope comes back as the result. Anything else
+        // is a plaintext answer to an encrypted task (a node whose native
+        // path does not apply IICP-CX, as the Python SDK's 0.7.109).
         Some(sealed) => {
-            let envelope: TaskResponse = serde_json::from_value(result).map_err(|e| {
+            let envelope: TaskResponse = serde_json::from_value(result).map_err(|_| {
                 Judged::new(
                     Verdict::NextNode,
-                    IicpError::Decode {
-                        what: format!("the encrypted answer of {target}"),
-                        reason: e.to_string(),
+                    IicpError::Protocol {
+                        code: "IICP-CX-RESP-REQUIRED".into(),
+                        message: format!(
+                            "{target} answered an encrypted request in plaintext over the \
+                             native transport; the answer is refused"
+                        ),
+                        status: 200,
                     },
                 )
             })?;
