@@ -17,6 +17,7 @@
 //! server call dropped. A CALL with key 24 streams: partial results the
 //! handler sends become `partial` steps before the final one.
 
+use super::NativeLimits;
 use super::answer::Answer;
 use super::inbound::Inbound;
 use super::pipeline::Pipeline;
@@ -46,30 +47,6 @@ use tokio_util::sync::CancellationToken;
 const VERSIONS: (u64, u64) = (1, 1);
 /// Frames queued for the writer before a call's answer waits for room.
 const WRITE_QUEUE: usize = 64;
-
-/// Bounds of a native session.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NativeLimits {
-    /// Largest frame payload accepted (CLOSE `frame_too_large` above).
-    pub max_frame: usize,
-    /// Time a new connection has to send INIT.
-    pub init_timeout: Duration,
-    /// Time without a frame, while no call runs, before CLOSE `idle_timeout`.
-    pub idle_timeout: Duration,
-    /// CALLs in flight on one connection; more are answered 429.
-    pub max_calls: usize,
-}
-
-impl Default for NativeLimits {
-    fn default() -> Self {
-        Self {
-            max_frame: crate::transport::DEFAULT_MAX_FRAME_PAYLOAD,
-            init_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(120),
-            max_calls: 64,
-        }
-    }
-}
 
 /// What DISCOVER tells about this node.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ mod consumer_cmd;
 mod demo_cmd;
 mod directory_cmd;
 mod echo;
+mod native_args;
 mod serve_cmd;
 
 use clap::Parser;
