@@ -1,9 +1,11 @@
 //! `IicpClient` with `prefer_native` against the real local directory and
 //! our node on loopback: tasks go over the native transport to nodes that
-//! list an `iicp://` `transport_endpoint` (sealed and plaintext alike), the
-//! answer has the shape the HTTP path gives, refusals are judged the same,
-//! and the client falls back to HTTP when the native connection cannot be
-//! made. Without the option, or for `iicpsec://`, HTTP is used.
+//! list an `iicp://` `transport_endpoint` (sealed and plaintext alike, with
+//! a consumer token when the directory issues one), the answer has the
+//! shape the HTTP path gives, refusals carry the status HTTP gives and are
+//! judged the same, and the client falls back to HTTP when the native
+//! connection cannot be made. Without the option, or for `iicpsec://`,
+//! HTTP is used.
 //!
 //! To tell the transports apart, the directory entries are registered by
 //! the test: a "native only" entry lists a dead HTTP endpoint beside the
@@ -16,15 +18,40 @@ mod common;
 use common::node::{local_config, start_node};
 use common::{CHAT, Harness, dead_endpoint, registration, registration_cx};
 use iicp_client::cx::CxKeyPair;
-use iicp_client::node::handler_fn;
+use iicp_client::directory::DirectoryConfig;
+use iicp_client::node::{TaskAuthMode, handler_fn};
+use iicp_client::token::DirectorySigningKey;
 use iicp_client::wire::TaskStatus;
 use iicp_client::{
     ClientConfig, HandlerError, IicpClient, IicpError, NodeConfig, RunningNode, TaskRequest,
 };
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Our node with CX key `key` (from a key file), echoing its payload.
-async fn node(key: Option<&CxKeyPair>) -> (RunningNode, Option<tempfile::TempDir>) {
+/// Our node, echoing its payload and counting the tasks its handler saw.
+struct Node {
+    node: RunningNode,
+    calls: Arc<AtomicUsize>,
+    _keys: Option<tempfile::TempDir>,
+}
+
+/// The handler of every node here: echoes the payload, refuses one with
+/// `"fail": true` (400 `bad_input`), and counts its calls.
+fn echo(calls: Arc<AtomicUsize>) -> impl iicp_client::node::TaskHandler {
+    handler_fn(move |req, _ctx| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if req.payload["fail"] == json!(true) {
+                return Err(HandlerError::new(400, "bad_input", "this task cannot run"));
+            }
+            Ok(json!({"echo": req.payload}))
+        }
+    })
+}
+
+/// Our node with CX key `key` (from a key file).
+async fn node(key: Option<&CxKeyPair>) -> Node {
     let dir = key.map(|k| {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cx.key"), hex::encode(k.secret_bytes())).unwrap();
@@ -35,17 +62,13 @@ async fn node(key: Option<&CxKeyPair>) -> (RunningNode, Option<tempfile::TempDir
         cx_key_file: dir.as_ref().map(|d| d.path().join("cx.key")),
         ..local_config()
     };
-    let node = start_node(
-        config,
-        handler_fn(|req, _ctx| async move {
-            if req.payload["fail"] == json!(true) {
-                return Err(HandlerError::new(400, "bad_input", "this task cannot run"));
-            }
-            Ok(json!({"echo": req.payload}))
-        }),
-    )
-    .await;
-    (node, dir)
+    let calls = Arc::new(AtomicUsize::new(0));
+    let node = start_node(config, echo(calls.clone())).await;
+    Node {
+        node,
+        calls,
+        _keys: dir,
+    }
 }
 
 fn client(h: &Harness, prefer_native: bool, allow_plaintext: bool) -> IicpClient {
@@ -87,7 +110,7 @@ fn native_of(node: &RunningNode) -> String {
 #[tokio::test]
 async fn a_sealed_task_goes_native_and_its_answer_is_the_http_shape() {
     let key = CxKeyPair::generate();
-    let (node, _keys) = node(Some(&key)).await;
+    let Node { node, _keys, .. } = node(Some(&key)).await;
     let native_only = Harness::without_probe().await;
     let dead = dead_endpoint().await;
     list(
@@ -139,7 +162,7 @@ async fn a_sealed_task_goes_native_and_its_answer_is_the_http_shape() {
 
 #[tokio::test]
 async fn a_plaintext_task_goes_native_and_refusals_are_judged_as_over_http() {
-    let (node, _) = node(None).await;
+    let Node { node, .. } = node(None).await;
     let native_only = Harness::without_probe().await;
     let dead = dead_endpoint().await;
     list(
@@ -190,7 +213,7 @@ async fn a_plaintext_task_goes_native_and_refusals_are_judged_as_over_http() {
 #[tokio::test]
 async fn the_client_falls_back_to_http_when_native_does_not_connect() {
     let key = CxKeyPair::generate();
-    let (node, _keys) = node(Some(&key)).await;
+    let Node { node, _keys, .. } = node(Some(&key)).await;
     let h = Harness::without_probe().await;
     let dead_native = dead_endpoint().await.replace("http://", "iicp://");
     list(&h, "n1", node.endpoint(), Some(&dead_native), Some(&key)).await;
@@ -204,7 +227,7 @@ async fn the_client_falls_back_to_http_when_native_does_not_connect() {
 
 #[tokio::test]
 async fn iicpsec_endpoints_are_reached_over_http_not_native_without_tls() {
-    let (node, _) = node(None).await;
+    let Node { node, .. } = node(None).await;
     let h = Harness::without_probe().await;
     // The listed TLS endpoint is the node's own port: were it used natively
     // without TLS, the task would reach the node in the clear.
@@ -217,5 +240,146 @@ async fn iicpsec_endpoints_are_reached_over_http_not_native_without_tls() {
     assert_eq!(answer.result, Some(json!({"echo": {"n": 3}})));
     // Proof it went over HTTP: the HTTP envelope carries the node's metrics.
     assert!(answer.metrics.and_then(|m| m.latency_ms).is_some());
+    node.shutdown().await;
+}
+
+/// A handler's 400 on a sealed task sent natively: the buffered CALL's
+/// refusal carries the real status (key 100), so the client reports the
+/// 400 and fails fast, as over HTTP, instead of taking it for a failure of
+/// this node and trying the next one.
+#[tokio::test]
+async fn a_sealed_task_refused_with_400_over_native_fails_fast_with_the_400() {
+    let key = CxKeyPair::generate();
+    let Node { node, calls, _keys } = node(Some(&key)).await;
+    let native_only = Harness::without_probe().await;
+    let dead = dead_endpoint().await;
+    // Two entries, one node: a second attempt would reach the same handler.
+    for id in ["n-native-a", "n-native-b"] {
+        list(&native_only, id, &dead, Some(&native_of(&node)), Some(&key)).await;
+    }
+    let over_http = Harness::without_probe().await;
+    list(&over_http, "n-http", node.endpoint(), None, Some(&key)).await;
+
+    let over_native = client(&native_only, true, false)
+        .submit(task(json!({"fail": true})))
+        .await
+        .unwrap_err();
+    assert_eq!(over_native.status(), Some(400), "{over_native:?}");
+    assert_eq!(over_native.code(), "bad_input");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no second node is tried");
+
+    let over_http = client(&over_http, true, false)
+        .submit(task(json!({"fail": true})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (over_native.status(), over_native.code()),
+        (over_http.status(), over_http.code())
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // The sealed CALL names its task id (beside iicp_conf): a repeat is the
+    // node's 409 IICP-E010, as over HTTP.
+    let mut first = task(json!({"n": 1}));
+    first.task_id = "task-native-cx-repeat".into();
+    let answer = client(&native_only, true, false)
+        .submit(first.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer.task_id, "task-native-cx-repeat");
+    let repeat = client(&native_only, true, false)
+        .submit(first)
+        .await
+        .unwrap_err();
+    assert_eq!(repeat.status(), Some(409), "{repeat:?}");
+    assert_eq!(repeat.code(), "IICP-E010");
+    node.shutdown().await;
+}
+
+/// A node in `token` task-auth mode reached natively: the client's consumer
+/// token travels in CALL key 11 and the node accepts it. The task can only
+/// succeed natively (the entry's HTTP endpoint is dead); a task without a
+/// consumer token is refused natively with 401, and the refusal is final
+/// (no fallback to HTTP, which would end in a connection error here).
+#[tokio::test]
+async fn a_consumer_token_goes_native_to_a_node_in_token_mode() {
+    // Both directories sign with one key, so the node (registered with the
+    // first) accepts the consumer tokens the second issues.
+    let seed = [7u8; 32];
+    let directory = || {
+        Harness::start(DirectoryConfig {
+            skip_liveness_check: true,
+            signing_key: Some(DirectorySigningKey::from_seed(seed)),
+            ..DirectoryConfig::default()
+        })
+    };
+    let home = directory().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let node = start_node(
+        NodeConfig {
+            directory_url: home.base.clone(),
+            models: vec!["m".into()],
+            task_auth: TaskAuthMode::Token,
+            ..Default::default()
+        },
+        echo(calls.clone()),
+    )
+    .await;
+    let node_id = node.registered().await.unwrap();
+    let (_, found) = home.get(&format!("/v1/discover?intent={CHAT}")).await;
+    let listed = found["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == json!(node_id))
+        .expect("the node is listed")
+        .clone();
+    assert!(listed["cx_public_key"].is_object(), "{listed}");
+
+    let native_only = directory().await;
+    let mut entry = registration(&dead_endpoint().await, &["m"]);
+    entry["node_id"] = json!(node_id);
+    entry["transport_endpoint"] = json!(native_of(&node));
+    entry["cx_public_key"] = listed["cx_public_key"].clone();
+    native_only.register(&entry).await;
+    let mut consumer = registration("http://10.1.2.3:9484", &["other"]);
+    consumer["node_id"] = json!("consumer-node");
+    let ack = native_only.register(&consumer).await;
+    let own_token = ack["node_token"].as_str().unwrap().to_owned();
+
+    let with_token = |token: &str| {
+        IicpClient::builder(ClientConfig {
+            directory_url: native_only.base.clone(),
+            timeout_ms: 10_000,
+            node_token: Some(token.into()),
+            ..Default::default()
+        })
+        .allow_private_nodes(true)
+        .prefer_native(true)
+        .retry_base_ms(1)
+        .discovery_cache(false)
+        .build()
+        .unwrap()
+    };
+    let answer = with_token(&own_token)
+        .submit(task(json!({"text": "with a token"})))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, TaskStatus::Success);
+    assert_eq!(
+        answer.result,
+        Some(json!({"echo": {"text": "with a token"}}))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // A token the directory does not know buys no consumer token: the
+    // node refuses the task natively, and that answer stands.
+    let err = with_token("not-a-directory-token")
+        .submit(task(json!({"text": "without"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err:?}");
+    assert_eq!(err.code(), "unauthorized");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
     node.shutdown().await;
 }

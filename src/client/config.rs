@@ -123,10 +123,12 @@ pub struct ClientOptions {
     pub max_response_bytes: usize,
     /// Submit over the native transport (`iicp-tcp`) to nodes whose
     /// discover entry has an `iicp://` `transport_endpoint`, on pooled,
-    /// multiplexed connections; HTTP when the native connection cannot be
-    /// made, for `iicpsec://` endpoints (no TLS on the native client), for
-    /// tasks with a consumer token, and in builds without the `iicp-tcp`
-    /// feature. Default false (docs/ARCHITECTURE.md says why);
+    /// multiplexed connections, with the consumer token (if any) in CALL
+    /// key 11; HTTP when the native connection cannot be made (a CALL the
+    /// node never saw), for `iicpsec://` endpoints (no TLS on the native
+    /// client), and in builds without the `iicp-tcp` feature. A node's
+    /// refusal over native is final as over HTTP. Default false
+    /// (docs/ARCHITECTURE.md says why);
     /// `IICP_PREFER_NATIVE` with `with_env`.
     pub prefer_native: bool,
 }

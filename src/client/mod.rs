@@ -13,6 +13,8 @@ mod discovery;
 pub(crate) mod guard;
 mod http_attempt;
 mod judge;
+#[cfg(feature = "iicp-tcp")]
+mod native_answer;
 mod native_attempt;
 mod retry;
 mod seal;

@@ -1,26 +1,27 @@
 //! One attempt of a task on a node over the native transport (PROTOCOL.md
 //! §7.1), on the client's [`NativePool`](crate::transport::NativePool),
-//! judged exactly as an HTTP answer is, so `submit()` returns the same
-//! [`TaskResponse`](crate::wire::TaskResponse) either way.
+//! judged exactly as an HTTP answer is (`native_answer.rs`), so `submit()`
+//! returns the same [`TaskResponse`](crate::wire::TaskResponse) either way.
 //!
-//! The task becomes one CALL: intent (key 3), payload (key 5), time budget
-//! (key 6), trace id (key 13), QoS (key 18). A plaintext task is a buffered
-//! CALL whose idempotency key (16) is the caller's nonce or else the task
-//! id, so a node recognises a repeat as it does a repeated task id over HTTP
-//! (the buffered layout has no task id). A sealed task is a lifecycle CALL
-//! (key 24 = task id): the seal binds the task id, which the node must know
-//! to open it; its final step carries the whole sealed envelope, opened and
-//! judged as over HTTP. A lifecycle refusal carries a code and no status;
-//! the status is inferred from the code ([`status_for_code`]).
+//! Every task is one buffered CALL: intent (key 3), payload (key 5), time
+//! budget (key 6), consumer token (key 11), trace id (key 13), idempotency
+//! key (16), QoS (key 18). Its refusals carry the HTTP status (key 100), so
+//! they get the verdicts HTTP gives. A sealed task's key 5 holds `iicp_conf`
+//! and `cx_response_encryption` with the task id beside them (the seal binds
+//! it; docs/INTEROP.md item 16); a plaintext task's idempotency key is the
+//! caller's nonce or else the task id, so a node recognises a repeat as it
+//! does a repeated task id over HTTP (its key 5 is the bare payload, with
+//! no task id).
 
 use super::judge::Exchanged;
 #[cfg(feature = "iicp-tcp")]
-use super::judge::{Judged, judge_envelope};
+use super::judge::Judged;
 #[cfg(feature = "iicp-tcp")]
 use super::retry::Verdict;
 use super::seal::Prepared;
 #[cfg(feature = "iicp-tcp")]
 use crate::error::IicpError;
+use crate::secret::Secret;
 
 /// Whether this build has the native transport.
 #[cfg(feature = "iicp-tcp")]
@@ -35,6 +36,7 @@ pub(super) async fn exchange(
     _inner: &super::Inner,
     _endpoint: &str,
     _prepared: &Prepared,
+    _consumer_token: Option<&Secret>,
     _trace: &str,
     _left: std::time::Duration,
     _target: &str,
@@ -43,14 +45,17 @@ pub(super) async fn exchange(
 }
 
 /// Sends `prepared` to the node at `endpoint` (`iicp://host:port`) once,
-/// waiting at most `left`. `None` when no connection took the CALL (none
-/// could be made, or each ended before the CALL was handed over): the node
-/// has not seen it, and the caller falls back to HTTP.
+/// with `consumer_token` in CALL key 11, waiting at most `left`. `None` when
+/// no connection took the CALL (none could be made, or each ended before
+/// the CALL was handed over): the node has not seen it, and the caller
+/// falls back to HTTP. A refusal (a 401 for the token included) is an
+/// answer, judged as over HTTP, never a reason to fall back.
 #[cfg(feature = "iicp-tcp")]
 pub(super) async fn exchange(
     inner: &super::Inner,
     endpoint: &str,
     prepared: &Prepared,
+    consumer_token: Option<&Secret>,
     trace: &str,
     left: std::time::Duration,
     target: &str,
@@ -60,6 +65,8 @@ pub(super) async fn exchange(
     let task = &prepared.task;
     let sealed = prepared.sealed.is_some();
     let constraints = task.constraints.as_ref();
+    // A sealed task's id reaches the node beside `iicp_conf`, which makes a
+    // repeat known as over HTTP; a plaintext one's only as the key.
     let derived_key = !sealed && task.nonce.is_none();
     let call = Call {
         intent: Some(task.intent.to_string()),
@@ -67,6 +74,7 @@ pub(super) async fn exchange(
         timeout: constraints
             .and_then(|c| c.timeout_ms)
             .map(std::time::Duration::from_millis),
+        auth_token: consumer_token.cloned(),
         trace_id: trace_id(trace),
         idempotency_key: match (&task.nonce, sealed) {
             (Some(nonce), _) => Some(nonce.clone()),
@@ -76,7 +84,6 @@ pub(super) async fn exchange(
         qos: constraints
             .and_then(|c| c.effective_qos())
             .map(|q| q.as_str().to_owned()),
-        task_id: sealed.then(|| task.task_id.clone()),
         ..Default::default()
     };
     let sent = tokio::time::timeout(left, inner.native.exchange(endpoint, call, left)).await;
@@ -102,99 +109,12 @@ pub(super) async fn exchange(
         }
         Ok(Ok(response)) => response,
     };
-    Some(judge(response, prepared, target, derived_key))
-}
-
-/// Judges a native answer as the HTTP path judges its status and body.
-#[cfg(feature = "iicp-tcp")]
-fn judge(
-    response: crate::transport::Response,
-    prepared: &Prepared,
-    target: &str,
-    derived_key: bool,
-) -> Exchanged {
-    use crate::wire::{TaskResponse, TaskStatus};
-    let result = match crate::transport::answer_value(target, response) {
-        Ok(result) => result,
-        Err(IicpError::Protocol {
-            code,
-            message,
-            status,
-        }) => {
-            // Status 200 marks a lifecycle (or spec-layout) refusal, which
-            // carries only a code.
-            let status = if status == 200 {
-                status_for_code(&code)
-            } else {
-                status
-            };
-            let verdict = match (status, code.as_str()) {
-                // Our own key (the task id) seen before: this node already
-                // has the task, as 409 IICP-E010 says over HTTP.
-                (409, "IICP-E011") if derived_key => Verdict::NextNode,
-                _ => super::retry::verdict_for(status, Some(&code)),
-            };
-            let error = IicpError::Protocol {
-                code,
-                message,
-                status,
-            };
-            return Err(Judged::new(verdict, error));
-        }
-        Err(other) => return Err(Judged::new(Verdict::NextNode, other)),
-    };
-    match &prepared.sealed {
-        // The whole sealed envelope comes back as the result. Anything else
-        // is a plaintext answer to an encrypted task (a node whose native
-        // path does not apply IICP-CX, as the Python SDK's 0.7.109).
-        Some(sealed) => {
-            let envelope: TaskResponse = serde_json::from_value(result).map_err(|_| {
-                Judged::new(
-                    Verdict::NextNode,
-                    IicpError::Protocol {
-                        code: "IICP-CX-RESP-REQUIRED".into(),
-                        message: format!(
-                            "{target} answered an encrypted request in plaintext over the \
-                             native transport; the answer is refused"
-                        ),
-                        status: 200,
-                    },
-                )
-            })?;
-            judge_envelope(envelope, target, Some(sealed))
-        }
-        None => {
-            let envelope = TaskResponse {
-                task_id: prepared.task.task_id.clone(),
-                status: TaskStatus::Success,
-                result: Some(result),
-                error: None,
-                metrics: None,
-                model_used: None,
-                generated_by_ai: None,
-                iicp_conf_resp: None,
-                extra: Default::default(),
-            };
-            judge_envelope(envelope, target, None)
-        }
-    }
-}
-
-/// The HTTP status a node gives with a refusal `code`, for native answers
-/// that carry only the code (the lifecycle layout). Unknown codes count as
-/// a failure of this node (502: another node may do better).
-#[cfg(feature = "iicp-tcp")]
-fn status_for_code(code: &str) -> u16 {
-    match code {
-        "IICP-E021" => 429,
-        "IICP-E005" | "IICP-E024" => 503,
-        "task_timeout" => 504,
-        "IICP-E010" | "IICP-E011" => 409,
-        "unauthorized" => 401,
-        "validation_error" | "unknown_intent" | "payload_too_large" => 422,
-        c if c.starts_with("IICP-CX-") => 400,
-        _ => 502,
-    }
+    Some(super::native_answer::judge(
+        response,
+        prepared,
+        target,
+        derived_key,
+    ))
 }
 
 /// CALL key 13: the trace id of a W3C `traceparent` (`00-<32 hex>-…`).
@@ -217,34 +137,5 @@ mod tests {
         );
         assert_eq!(trace_id("garbage"), None);
         assert_eq!(trace_id("00-abc-00f067aa0ba902b7-01"), None);
-    }
-
-    #[test]
-    fn lifecycle_codes_map_to_the_statuses_http_gives() {
-        use super::super::retry::verdict_for_status;
-        assert_eq!(
-            verdict_for_status(status_for_code("IICP-E021")),
-            Verdict::NextNode
-        );
-        assert_eq!(
-            verdict_for_status(status_for_code("IICP-E024")),
-            Verdict::RetrySameNode
-        );
-        assert_eq!(
-            verdict_for_status(status_for_code("task_timeout")),
-            Verdict::RetrySameNode
-        );
-        assert_eq!(
-            verdict_for_status(status_for_code("IICP-CX-02")),
-            Verdict::Fail
-        );
-        assert_eq!(
-            verdict_for_status(status_for_code("unauthorized")),
-            Verdict::Fail
-        );
-        assert_eq!(
-            verdict_for_status(status_for_code("handler_error")),
-            Verdict::NextNode
-        );
     }
 }

@@ -40,12 +40,14 @@ impl Prepared {
     }
 
     /// The native CALL's payload (key 5): the task payload, or for a sealed
-    /// task `iicp_conf` and `cx_response_encryption`, as the node reads them
-    /// from a CALL.
+    /// task `iicp_conf` and `cx_response_encryption` with the task id beside
+    /// them (the seal binds the task id, and a buffered CALL has no key for
+    /// it; docs/INTEROP.md item 16), as the node reads them from a CALL.
     #[cfg(feature = "iicp-tcp")]
     pub fn native_payload(&self) -> serde_json::Value {
         match &self.task.iicp_conf {
             Some(conf) => serde_json::json!({
+                "task_id": self.task.task_id,
                 "iicp_conf": conf,
                 "cx_response_encryption": self.task.cx_response_encryption,
             }),

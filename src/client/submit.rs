@@ -288,14 +288,22 @@ async fn attempt_node(
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
     let target = format!("node {}", short_id(&node.node_id));
     let total = inner.timeout();
-    let native = native_endpoint(inner, node, consumer_token);
+    let native = native_endpoint(inner, node);
     let mut retry = 0u32;
     loop {
         let left = remaining(deadline, &target, total).map_err(NodeOutcome::Fail)?;
         let mut exchanged = None;
         if let Some(endpoint) = native {
-            exchanged =
-                native_attempt::exchange(inner, endpoint, prepared, trace, left, &target).await;
+            exchanged = native_attempt::exchange(
+                inner,
+                endpoint,
+                prepared,
+                consumer_token,
+                trace,
+                left,
+                &target,
+            )
+            .await;
         }
         let exchanged = match exchanged {
             Some(exchanged) => exchanged,
@@ -333,17 +341,12 @@ async fn attempt_node(
 }
 
 /// The native endpoint to try `node` on, if any: only with
-/// [`ClientOptions::prefer_native`](super::ClientOptions::prefer_native),
+/// [`ClientOptions::prefer_native`](super::ClientOptions::prefer_native) and
 /// only `iicp://` (an `iicpsec://` endpoint needs TLS, which the native
-/// client does not speak: such nodes are reached over HTTPS), and only for
-/// tasks without a consumer token (the native CALL has no field for it yet,
-/// so those go over HTTP, where the node checks it).
-fn native_endpoint<'n>(
-    inner: &Inner,
-    node: &'n NodeInfo,
-    consumer_token: Option<&Secret>,
-) -> Option<&'n str> {
-    if !inner.options.prefer_native || consumer_token.is_some() || !native_attempt::AVAILABLE {
+/// client does not speak: such nodes are reached over HTTPS). A consumer
+/// token goes along in CALL key 11 (docs/INTEROP.md item 15).
+fn native_endpoint<'n>(inner: &Inner, node: &'n NodeInfo) -> Option<&'n str> {
+    if !inner.options.prefer_native || !native_attempt::AVAILABLE {
         return None;
     }
     let endpoint = node.transport_endpoint.as_deref()?;
