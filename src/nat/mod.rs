@@ -1,16 +1,18 @@
 //! Reachability: which endpoint a node may advertise, found by trying the
-//! tiers of PROTOCOL.md §7.3 in order on every start (feature `nat`).
+//! tiers of PROTOCOL.md §7.3 in order on every start.
 //!
-//! 0. an operator endpoint (`IICP_PUBLIC_ENDPOINT`, trusted as given, no
-//!    probing), or a public IPv4 address on an interface;
-//! 1a. a UPnP IGD on the LAN maps the serve port: the router's external
-//!    address, if public (`upnp.rs`); skipped inside a container, where it
-//!    would reach the container host's NAT (`container.rs`);
-//! 1c. a stable global IPv6 address: advertised, with the guidance that the
-//!    router's IPv6 firewall must let the port in (no pinhole yet);
-//! 3. carrier-grade NAT (the IGD's external address is not public): a relay
-//!    is needed (reported; the relay comes with its own issue);
-//! 4. nothing worked: serve locally, and say exactly what to set or forward.
+//! - tier 0: an operator endpoint (`IICP_PUBLIC_ENDPOINT`, trusted as given,
+//!   no probing), or a public IPv4 address on an interface;
+//! - tier 1a: a UPnP IGD on the LAN maps the serve port to the router's
+//!   external address, if that is public (`upnp.rs`, feature `nat`); skipped
+//!   inside a container, where it would reach the container host's NAT
+//!   (`container.rs`);
+//! - tier 1c: a stable global IPv6 address: advertised, with the guidance
+//!   that the router's IPv6 firewall must let the port in (no pinhole yet);
+//! - tier 3: carrier-grade NAT (the IGD's external address is not public):
+//!   a relay is needed (reported; the relay comes with its own issue);
+//! - tier 4: nothing worked: serve locally, and say exactly what to set or
+//!   forward.
 //!
 //! Rule: an endpoint is advertised only when a rung verified it (the IGD
 //! accepted the mapping and named a public address, or the address is on
