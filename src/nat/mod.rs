@@ -189,9 +189,10 @@ pub async fn detect_with(options: &NatOptions, addresses: &[HostAddress]) -> Rea
             Tier::Local,
             None,
             format!("bound to {} (loopback)", options.bind),
-            Some(format!(
+            Some(
                 "listen on all interfaces (--host :: or --host 0.0.0.0) to be reachable from elsewhere, or set IICP_PUBLIC_ENDPOINT"
-            )),
+                    .into(),
+            ),
             rungs,
             None,
         );
@@ -247,7 +248,7 @@ pub async fn detect_with(options: &NatOptions, addresses: &[HostAddress]) -> Rea
         match upnp_rung(&lan_ips, options).await {
             UpnpOutcome::Mapped(reason, endpoint, lease, rung) => {
                 rungs.push(rung);
-                return done(Tier::Upnp, Some(endpoint), reason, None, rungs, Some(lease));
+                return done(Tier::Upnp, Some(endpoint), reason, None, rungs, Some(*lease));
             }
             UpnpOutcome::Failed(rung, cgnat) => {
                 behind_cgnat = cgnat;
@@ -341,7 +342,8 @@ pub async fn release(lease: &Lease) -> Result<(), String> {
 /// What the UPnP rung gave.
 enum UpnpOutcome {
     /// Reason, endpoint, lease and the rung.
-    Mapped(String, String, Lease, Rung),
+    #[cfg_attr(not(feature = "nat"), allow(dead_code))]
+    Mapped(String, String, Box<Lease>, Rung),
     /// The rung, and the reason when the gateway's address was not public.
     Failed(Rung, Option<String>),
 }
@@ -374,7 +376,7 @@ async fn upnp_rung(lan_ips: &[Ipv4Addr], options: &NatOptions) -> UpnpOutcome {
             UpnpOutcome::Mapped(
                 format!("UPnP mapping {what}"),
                 endpoint,
-                (igd, mapping),
+                Box::new((igd, mapping)),
                 Rung {
                     name: "UPnP",
                     outcome: format!("mapped {what}"),
