@@ -12,7 +12,7 @@ use std::process::Command;
 async fn task(node: &NodeProcess, text: &str) -> (u16, serde_json::Value) {
     let task = serde_json::json!({"intent": CHAT, "payload": {"messages": [{"role": "user", "content": text}]}});
     let reply = Transport::Http.send(node.addr(), task, &[]).await;
-    (reply.status, reply.body)
+    (reply.status.expect("HTTP has a status"), reply.body)
 }
 
 // Multi-threaded: the test blocks a thread reading the child's output while

@@ -699,3 +699,114 @@ async fn our_native_client_calls_the_python_node() {
     let text = serde_json::to_string(&result).unwrap();
     assert!(text.contains("python echo: native from rust"), "{text}");
 }
+
+/// Issue 13: `IicpClient` with `prefer_native` submits to the Python node
+/// over its native port. A second directory lists the Python node with a
+/// dead HTTP endpoint beside its real native one, so only a native submit
+/// can succeed; a sealed task (the Python node's native path does not
+/// apply IICP-CX) gets a plaintext answer, which our client refuses.
+#[cfg(feature = "iicp-tcp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python SDK with iicp-tcp (IICP_INTEROP_PYTHON); run by .ci/run"]
+async fn our_client_prefers_native_with_the_python_node() {
+    let dir = directory_for_python_node().await;
+    let node = PyNode::spawn(&dir.url()).await;
+    wait_listed(&dir.url(), &node.node_id, true).await;
+    let listed: Value = reqwest::get(format!("{}/v1/discover?intent={CHAT}", dir.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cx_key = listed["nodes"][0]["cx_public_key"].clone();
+    let hostport = node.endpoint.strip_prefix("http://").unwrap().to_owned();
+
+    let native_only = Directory::start(
+        DirectoryConfig {
+            skip_liveness_check: true,
+            ..DirectoryConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("directory starts");
+    let register = |id: &str, key: Value| {
+        serde_json::json!({
+            "node_id": id,
+            "endpoint": "http://127.0.0.1:1",
+            "transport_endpoint": format!("iicp://{hostport}"),
+            "region": "eu-central",
+            "capabilities": [{"intent": CHAT, "models": ["py-echo"], "max_tokens": 4096}],
+            "limits": {"max_concurrent": 4, "tokens_per_min": 1000},
+            "cx_public_key": key,
+        })
+    };
+    let client = IicpClient::builder(ClientConfig {
+        directory_url: native_only.url(),
+        timeout_ms: 20_000,
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .allow_plaintext(true)
+    .prefer_native(true)
+    .build()
+    .expect("client");
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        http.post(format!("{}/v1/register", native_only.url()))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        post(register("py-native", Value::Null))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let reply = client
+        .chat(vec![ChatMessage::user("native from IicpClient")], None)
+        .await
+        .unwrap_or_else(|e| panic!("native chat with the Python node: {e}\n{}", node.logs()));
+    assert_eq!(reply.text(), "python echo: native from IicpClient");
+
+    // The same node listed with its CX key (in another directory): the task
+    // goes sealed, the Python node answers in plaintext, and the answer is
+    // refused.
+    let sealed_dir = Directory::start(
+        DirectoryConfig {
+            skip_liveness_check: true,
+            ..DirectoryConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("directory starts");
+    let status = http
+        .post(format!("{}/v1/register", sealed_dir.url()))
+        .json(&register("py-native-cx", cx_key))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let sealed = IicpClient::builder(ClientConfig {
+        directory_url: sealed_dir.url(),
+        timeout_ms: 20_000,
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .prefer_native(true)
+    .build()
+    .expect("client");
+    let err = sealed
+        .chat(vec![ChatMessage::user("sealed over native")], None)
+        .await
+        .expect_err("a plaintext answer to a sealed task is refused");
+    assert_eq!(
+        err.code(),
+        "IICP-CX-RESP-REQUIRED",
+        "{err:?}\n{}",
+        node.logs()
+    );
+}

@@ -138,6 +138,10 @@ fn every_message_round_trips() {
         Message::Response(Response::Error(BufferedError {
             code: 503,
             message: s("busy"),
+            error: Some(SpecError {
+                code: s("IICP-E005"),
+                message: s("busy"),
+            }),
             session_id: s("s"),
             call_id: s("c"),
         })),
@@ -301,6 +305,10 @@ fn rand_message(rng: &mut StdRng) -> Message {
         6 => Message::Response(Response::Error(BufferedError {
             code: rng.random(),
             message: rand_opt_text(rng),
+            error: rng.random_bool(0.3).then(|| SpecError {
+                code: rand_opt_text(rng),
+                message: rand_opt_text(rng),
+            }),
             session_id: rand_opt_text(rng),
             call_id: rand_opt_text(rng),
         })),
@@ -487,6 +495,7 @@ fn decodes_the_python_nodes_responses_in_every_layout() {
         Response::Error(BufferedError {
             code: 503,
             message: s("busy"),
+            error: None,
             session_id: s("s"),
             call_id: None,
         })

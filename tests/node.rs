@@ -348,7 +348,7 @@ async fn full_node_refuses_batch_tasks_with_429_and_recovers() {
     let node = local_node(cfg, gate.clone()).await;
     let addr = node.local_addr();
     let health_url = format!("{}/iicp/health", node.endpoint());
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let busy = tokio::spawn(transport.send(addr, task(json!({"block": true})), &[]));
         eventually("the first task to hold the slot", || async {
             let h: Value = reqwest::get(&health_url)
@@ -364,22 +364,19 @@ async fn full_node_refuses_batch_tasks_with_429_and_recovers() {
         t["constraints"] = json!({"qos": "batch"});
         let reply = transport.send(addr, t, &[]).await;
         let body = &reply.body;
-        assert_eq!(
-            reply.status_code(),
-            (429, Some("IICP-E021")),
-            "{transport:?}"
-        );
+        reply.assert_is(429, Some("IICP-E021"), format!("{transport:?}"));
         assert_eq!(body["error"]["message"], "capacity_exceeded");
-        assert_eq!(body["error"]["qos_class"], "batch");
-        assert_eq!(body["error"]["retry_after_ms"], 2000);
-        assert_eq!(reply.retry_after_s, Some(2), "{transport:?}: Retry-After");
+        if transport.carries_details() {
+            assert_eq!(body["error"]["qos_class"], "batch");
+            assert_eq!(body["error"]["retry_after_ms"], 2000);
+            assert_eq!(reply.retry_after_s, Some(2), "{transport:?}: Retry-After");
+        }
         gate.add_permits(1);
-        assert_eq!(busy.await.unwrap().status, 200, "{transport:?}");
-        assert_eq!(
-            transport.send(addr, task(json!({})), &[]).await.status,
-            200,
-            "{transport:?}: the slot is free again"
-        );
+        busy.await.unwrap().assert_ok(format!("{transport:?}"));
+        transport
+            .send(addr, task(json!({})), &[])
+            .await
+            .assert_ok(format!("{transport:?}: the slot is free again"));
     }
     node.shutdown().await;
 }
@@ -392,51 +389,49 @@ async fn replays_timeouts_and_panics() {
     };
     let node = local_node(cfg, Arc::new(Semaphore::new(0))).await;
     let addr = node.local_addr();
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let send = |t: Value| transport.send(addr, t, &[]);
         let t = task(json!({}));
-        assert_eq!(send(t.clone()).await.status, 200, "{transport:?}");
-        assert_eq!(
-            send(t).await.status_code(),
-            (409, Some("IICP-E010")),
-            "{transport:?}: a task id again"
-        );
+        send(t.clone()).await.assert_ok(format!("{transport:?}"));
+        if transport.carries_task_id() {
+            send(t).await.assert_is(
+                409,
+                Some("IICP-E010"),
+                format!("{transport:?}: a task id again"),
+            );
+        }
 
         let mut with_nonce = task(json!({}));
         with_nonce["nonce"] = json!(uuid::Uuid::new_v4().simple().to_string());
-        assert_eq!(send(with_nonce.clone()).await.status, 200);
+        send(with_nonce.clone())
+            .await
+            .assert_ok(format!("{transport:?}: a nonce"));
         with_nonce["task_id"] = json!(uuid::Uuid::new_v4().to_string());
-        assert_eq!(
-            send(with_nonce).await.status_code(),
-            (409, Some("IICP-E011")),
-            "{transport:?}: a nonce again"
+        send(with_nonce).await.assert_is(
+            409,
+            Some("IICP-E011"),
+            format!("{transport:?}: a nonce again"),
         );
 
         let mut slow = task(json!({"sleep_ms": 60_000}));
         slow["constraints"] = json!({"timeout_ms": 200});
         let reply = send(slow).await;
-        assert_eq!(
-            reply.status_code(),
-            (504, Some("task_timeout")),
-            "{transport:?}"
-        );
-        assert_eq!(reply.body["status"], "timeout");
-        assert_eq!(
-            send(task(json!({}))).await.status,
-            200,
-            "{transport:?}: the timed-out task freed its slot"
-        );
+        reply.assert_is(504, Some("task_timeout"), format!("{transport:?}"));
+        if transport.carries_details() {
+            assert_eq!(reply.body["status"], "timeout");
+        }
+        send(task(json!({})))
+            .await
+            .assert_ok(format!("{transport:?}: the timed-out task freed its slot"));
 
-        assert_eq!(
-            send(task(json!({"panic": true}))).await.status_code(),
-            (500, Some("handler_error")),
-            "{transport:?}"
+        send(task(json!({"panic": true}))).await.assert_is(
+            500,
+            Some("handler_error"),
+            format!("{transport:?}"),
         );
-        assert_eq!(
-            send(task(json!({}))).await.status,
-            200,
-            "{transport:?}: the panicked task freed its slot"
-        );
+        send(task(json!({})))
+            .await
+            .assert_ok(format!("{transport:?}: the panicked task freed its slot"));
     }
     node.shutdown().await;
 }
@@ -449,18 +444,24 @@ async fn envelopes_are_spec_complete_and_wrapped_once() {
     )
     .await;
     let addr = node.local_addr();
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let t = task(json!({}));
         let reply = transport.send(addr, &t, &[]).await;
         let body = &reply.body;
-        assert_eq!(reply.status_code(), (200, None), "{transport:?}");
-        assert_eq!(body["task_id"], t["task_id"]);
-        assert_eq!(body["status"], "success");
-        assert_eq!(body["result"]["answer"], 42);
-        assert_eq!(body["model_used"], "test-model");
-        assert_eq!(body["generated_by_ai"], true);
-        assert!(body["metrics"]["latency_ms"].is_u64());
-        assert_eq!(body["metrics"]["tokens_used"], 9);
+        reply.assert_ok(format!("{transport:?}"));
+        if transport.carries_task_id() {
+            assert_eq!(body["task_id"], t["task_id"], "{transport:?}");
+        }
+        assert_eq!(body["status"], "success", "{transport:?}");
+        assert_eq!(body["result"]["answer"], 42, "{transport:?}");
+        if transport.carries_details() {
+            assert_eq!(body["model_used"], "test-model");
+            assert_eq!(body["generated_by_ai"], true);
+        }
+        if transport.carries_metrics() {
+            assert!(body["metrics"]["latency_ms"].is_u64(), "{transport:?}");
+            assert_eq!(body["metrics"]["tokens_used"], 9, "{transport:?}");
+        }
 
         let reply = transport.send(addr, task(json!({"wrap": true})), &[]).await;
         assert_eq!(
@@ -472,20 +473,23 @@ async fn envelopes_are_spec_complete_and_wrapped_once() {
         let reply = transport
             .send(addr, task(json!({"fail": "model server down"})), &[])
             .await;
-        assert_eq!(
-            reply.status_code(),
-            (502, Some("backend_error")),
-            "{transport:?}"
-        );
-        assert_eq!(reply.body["status"], "error");
+        reply.assert_is(502, Some("backend_error"), format!("{transport:?}"));
         assert_eq!(
             reply.body["error"],
-            json!({"code": "backend_error", "message": "model server down"})
+            json!({"code": "backend_error", "message": "model server down"}),
+            "{transport:?}"
         );
-        assert_eq!(reply.body["generated_by_ai"], false);
+        if transport.carries_details() {
+            assert_eq!(reply.body["status"], "error");
+            assert_eq!(reply.body["generated_by_ai"], false);
+        }
     }
     node.shutdown().await;
 }
+
+/// A bad-input case: what, the task, status, code, and whether the case
+/// applies to a transport.
+type BadInput = (&'static str, Body, u16, &'static str, fn(Transport) -> bool);
 
 #[tokio::test]
 async fn bad_input_gets_a_json_refusal_with_its_status_and_code() {
@@ -502,64 +506,75 @@ async fn bad_input_gets_a_json_refusal_with_its_status_and_code() {
         bytes: bytes.to_vec(),
         content_type,
     };
-    // (what, task, status, code, needs a content type)
-    let cases = [
+    let always = |_: Transport| true;
+    let oversize = Body::Json(task(json!({"text": "x".repeat(4096)})));
+    // (what, task, status, code, whether the case applies to a transport)
+    let cases: [BadInput; 6] = [
         (
             "malformed JSON",
             raw(b"{oops", json_ct),
             400,
             "validation_error",
-            false,
+            always,
         ),
         (
             "a task sent as text/plain",
             raw(task(json!({})).to_string().as_bytes(), "text/plain"),
             415,
             "validation_error",
-            true,
+            Transport::has_content_type,
         ),
         (
             "no intent",
             Body::Json(json!({"payload": {}})),
             422,
             "validation_error",
-            false,
+            always,
         ),
         (
             "an intent URN that breaks the grammar",
             Body::Json(json!({"intent": "urn:iicp:intent:Chat:v1", "payload": {}})),
             422,
             "validation_error",
-            false,
+            always,
         ),
         (
             "an intent the node does not serve",
             Body::Json(json!({"intent": "urn:iicp:intent:llm:completion:v1", "payload": {}})),
             422,
             "unknown_intent",
-            false,
+            always,
         ),
         (
             "a task over the size limit",
-            Body::Json(task(json!({"text": "x".repeat(4096)}))),
+            oversize.clone(),
             413,
             "payload_too_large",
-            false,
+            Transport::answers_oversize_tasks,
         ),
     ];
-    for transport in Transport::ALL {
-        for (what, body, status, code, needs_content_type) in cases.iter().cloned() {
-            if needs_content_type && !transport.has_content_type() {
+    for &transport in Transport::ALL {
+        for (what, body, status, code, applies) in cases.iter().cloned() {
+            if !applies(transport) {
                 continue;
             }
             let reply = transport.send(node.local_addr(), body, &[]).await;
+            reply.assert_is(status, Some(code), format!("{transport:?}, {what}"));
+        }
+        if !transport.answers_oversize_tasks() {
+            let reply = transport
+                .send(node.local_addr(), oversize.clone(), &[])
+                .await;
             assert_eq!(
-                reply.status_code(),
-                (status, Some(code)),
-                "{transport:?}, {what}: {}",
-                reply.text
+                reply.closed.as_deref(),
+                Some("frame_too_large"),
+                "{transport:?}: a task over the size limit: {reply:?}"
             );
         }
+        transport
+            .send(node.local_addr(), task(json!({})), &[])
+            .await
+            .assert_ok(format!("{transport:?}: the node still serves"));
     }
     node.shutdown().await;
 }
@@ -672,5 +687,37 @@ async fn the_default_host_accepts_ipv4_clients() {
         "an IPv4 client reaches the `::` listener"
     );
     assert_eq!(node.endpoint(), format!("http://127.0.0.1:{port}"));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_trace_id_and_qos_reach_the_handler_over_every_transport() {
+    let node = start_node(
+        common::node::local_config(),
+        |_req: TaskRequest, ctx: TaskContext| async move {
+            let trace_id = ctx
+                .traceparent
+                .as_deref()
+                .and_then(|t| t.split('-').nth(1))
+                .map(str::to_owned);
+            Ok(json!({"trace_id": trace_id, "qos": ctx.qos.map(|q| q.to_string())}))
+        },
+    )
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    for &transport in Transport::ALL {
+        let mut t = json!({"intent": CHAT, "payload": {}, "constraints": {"qos": "batch"}});
+        t["task_id"] = json!(uuid::Uuid::new_v4().to_string());
+        let reply = transport
+            .send(node.local_addr(), t, &[("traceparent", &traceparent)])
+            .await;
+        reply.assert_ok(format!("{transport:?}"));
+        assert_eq!(
+            reply.body["result"],
+            json!({"trace_id": trace_id, "qos": "batch"}),
+            "{transport:?}"
+        );
+    }
     node.shutdown().await;
 }

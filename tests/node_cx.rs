@@ -43,15 +43,15 @@ async fn encrypted_task_and_encrypted_answer() {
     assert!(key.key_id.starts_with("cx-"));
     let public = cx::public_key_bytes(&key).unwrap();
 
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let task_id = uuid::Uuid::new_v4().to_string();
         let payload = json!({"messages": [{"role": "user", "content": "secret question"}]});
         let (conf, ss) = cx::seal_request(&public, &task_id, CHAT, payload.to_string().as_bytes());
         let body = json!({"task_id": task_id, "intent": CHAT, "iicp_conf": conf, "cx_response_encryption": "required"});
         let reply = transport.send(n.local_addr(), body, &[]).await;
         let answer = &reply.body;
-        assert_eq!(reply.status, 200, "{transport:?}: {answer}");
-        assert_eq!(answer["status"], "encrypted");
+        reply.assert_ok(format!("{transport:?}"));
+        assert_eq!(answer["status"], "encrypted", "{transport:?}: {answer}");
         assert!(
             answer.get("result").is_none(),
             "no plaintext result beside the sealed one"
@@ -73,11 +73,8 @@ async fn encrypted_task_and_encrypted_answer() {
         let (conf, _) = cx::seal_request(&public, &task_id, CHAT, payload.to_string().as_bytes());
         let body = json!({"task_id": task_id, "intent": CHAT, "iicp_conf": conf});
         let reply = transport.send(n.local_addr(), body, &[]).await;
-        assert_eq!(
-            (reply.status, reply.body["status"].as_str()),
-            (200, Some("success")),
-            "{transport:?}"
-        );
+        reply.assert_ok(format!("{transport:?}"));
+        assert_eq!(reply.body["status"], "success", "{transport:?}");
         assert_eq!(reply.body["result"]["seen"], "secret question");
     }
     n.shutdown().await;
@@ -105,7 +102,7 @@ async fn cx_failures_are_json_errors_with_codes() {
         spoil(&mut conf);
         json!({"task_id": id, "intent": CHAT, "iicp_conf": conf})
     };
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         // Built per transport: every case has a fresh task id (the replay
         // window is checked before the payload is opened).
         let cases = [
@@ -145,11 +142,7 @@ async fn cx_failures_are_json_errors_with_codes() {
         ];
         for (why, task, code) in cases {
             let reply = transport.send(n.local_addr(), task, &[]).await;
-            assert_eq!(
-                reply.status_code(),
-                (400, Some(code)),
-                "{transport:?}: {why}"
-            );
+            reply.assert_is(400, Some(code), format!("{transport:?}: {why}"));
         }
     }
     n.shutdown().await;
@@ -160,16 +153,16 @@ async fn cx_failures_are_json_errors_with_codes() {
         ..Default::default()
     })
     .await;
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let task = json!({"task_id": fresh(), "intent": CHAT, "iicp_conf": sealed(&fresh())});
-        assert_eq!(
-            transport
-                .send(keyless.local_addr(), task, &[])
-                .await
-                .status_code(),
-            (400, Some("IICP-CX-02")),
-            "{transport:?}: a node without a key"
-        );
+        transport
+            .send(keyless.local_addr(), task, &[])
+            .await
+            .assert_is(
+                400,
+                Some("IICP-CX-02"),
+                format!("{transport:?}: a node without a key"),
+            );
     }
     keyless.shutdown().await;
 }

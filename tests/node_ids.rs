@@ -46,14 +46,15 @@ async fn bad_task_ids_and_nonces_are_refused_and_never_logged() {
         ("spaced id", "spaced id"),
     ];
     let addr = node.local_addr();
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let reply = transport.send(addr, task("", Some("")), &[]).await;
-        assert_eq!(
-            reply.status, 200,
-            "{transport:?}: an empty task_id is assigned, an empty nonce counts as absent: {}",
-            reply.body
-        );
+        reply.assert_ok(format!(
+            "{transport:?}: an empty task_id is assigned, an empty nonce counts as absent"
+        ));
         for field in ["task_id", "nonce"] {
+            if field == "task_id" && !transport.carries_task_id() {
+                continue;
+            }
             for (value, marker) in &bad {
                 let t = if field == "task_id" {
                     task(value, None)
@@ -65,10 +66,10 @@ async fn bad_task_ids_and_nonces_are_refused_and_never_logged() {
                 // Failure messages show only the start of a (possibly huge) value.
                 let shown: String = value.chars().take(40).collect();
                 let answer: String = text.chars().take(300).collect();
-                assert_eq!(
-                    reply.status_code(),
-                    (422, Some("validation_error")),
-                    "{transport:?}, {field} {shown:?}: {answer}"
+                reply.assert_is(
+                    422,
+                    Some("validation_error"),
+                    format!("{transport:?}, {field} {shown:?}"),
                 );
                 assert!(
                     body["error"]["message"].as_str().unwrap().contains(field),
@@ -87,8 +88,10 @@ async fn bad_task_ids_and_nonces_are_refused_and_never_logged() {
             ),
         ] {
             let reply = transport.send(addr, task(&id, nonce), &[]).await;
-            assert_eq!(reply.status, 200, "{transport:?}, {id}: {}", reply.body);
-            assert_eq!(reply.body["task_id"], id.as_str());
+            reply.assert_ok(format!("{transport:?}, {id}"));
+            if transport.carries_task_id() {
+                assert_eq!(reply.body["task_id"], id.as_str(), "{transport:?}");
+            }
         }
     }
     node.shutdown().await;
@@ -114,31 +117,28 @@ async fn bad_task_ids_and_nonces_are_refused_and_never_logged() {
 
 #[tokio::test]
 async fn a_full_replay_window_refuses_with_503_and_replays_stay_refused() {
-    for transport in Transport::ALL {
+    for &transport in Transport::ALL {
         let node = node(3).await;
         let send = |t: Value| transport.send(node.local_addr(), t, &[]);
         let first = task("t-1", Some("n-1"));
         for t in [first.clone(), task("t-2", Some("n-2")), task("t-3", None)] {
-            assert_eq!(send(t.clone()).await.status, 200, "{transport:?}: {t}");
+            send(t.clone())
+                .await
+                .assert_ok(format!("{transport:?}: {t}"));
         }
         // The task-id window holds 3 unexpired ids: it is full.
         let reply = send(task("t-4", None)).await;
         let body = &reply.body;
-        assert_eq!(
-            (
-                reply.status,
-                reply.code.as_deref(),
-                body["error"]["reason"].as_str()
-            ),
-            (503, Some("IICP-E005"), Some("replay_window_full")),
-            "{transport:?}: {body}"
-        );
-        let retry_after = reply.retry_after_s.expect("Retry-After");
-        assert!(
-            (1..=300).contains(&retry_after),
-            "until the oldest id expires: {retry_after}"
-        );
-        assert_eq!(body["error"]["retry_after_ms"], retry_after * 1000);
+        reply.assert_is(503, Some("IICP-E005"), format!("{transport:?}"));
+        if transport.carries_details() {
+            assert_eq!(body["error"]["reason"], "replay_window_full", "{body}");
+            let retry_after = reply.retry_after_s.expect("Retry-After");
+            assert!(
+                (1..=300).contains(&retry_after),
+                "until the oldest id expires: {retry_after}"
+            );
+            assert_eq!(body["error"]["retry_after_ms"], retry_after * 1000);
+        }
 
         // Replays inside the window are still refused, full or not.
         for (again, code) in [
@@ -146,14 +146,19 @@ async fn a_full_replay_window_refuses_with_503_and_replays_stay_refused() {
             (first.clone(), "IICP-E011"),
             (task("t-5", Some("n-1")), "IICP-E011"),
         ] {
-            assert_eq!(
-                send(again.clone()).await.status_code(),
-                (409, Some(code)),
-                "{transport:?}: {again}"
-            );
+            if code == "IICP-E010" && !transport.carries_task_id() {
+                continue;
+            }
+            send(again.clone())
+                .await
+                .assert_is(409, Some(code), format!("{transport:?}: {again}"));
         }
         // A refused task left no trace: still 503, not 409, on a second try.
-        assert_eq!(send(task("t-4", None)).await.status, 503, "{transport:?}");
+        send(task("t-4", None)).await.assert_is(
+            503,
+            Some("IICP-E005"),
+            format!("{transport:?}: t-4 again"),
+        );
         node.shutdown().await;
     }
 }

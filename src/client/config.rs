@@ -121,6 +121,14 @@ pub struct ClientOptions {
     /// `IICP_MAX_RESPONSE_BYTES` with `with_env`); a larger one is cut off
     /// unread with `response_too_large` and the task moves to the next node.
     pub max_response_bytes: usize,
+    /// Submit over the native transport (`iicp-tcp`) to nodes whose
+    /// discover entry has an `iicp://` `transport_endpoint`, on pooled,
+    /// multiplexed connections; HTTP when the native connection cannot be
+    /// made, for `iicpsec://` endpoints (no TLS on the native client), for
+    /// tasks with a consumer token, and in builds without the `iicp-tcp`
+    /// feature. Default false (docs/ARCHITECTURE.md says why);
+    /// `IICP_PREFER_NATIVE` with `with_env`.
+    pub prefer_native: bool,
 }
 
 /// Default of [`ClientOptions::max_response_bytes`]: 8 MiB.
@@ -137,6 +145,7 @@ impl Default for ClientOptions {
             discovery_cache: true,
             allow_plaintext: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            prefer_native: false,
         }
     }
 }
@@ -165,6 +174,9 @@ impl ClientOptions {
         if let Some(on) = flag("IICP_PROXY_ALLOW_LOOPBACK_NODES") {
             self.allow_private_nodes = on;
         }
+        if let Some(on) = flag("IICP_PREFER_NATIVE") {
+            self.prefer_native = on;
+        }
         if let Some(on) = flag("IICP_CX_ALLOW_PLAINTEXT") {
             self.allow_plaintext = on;
         }
@@ -181,11 +193,12 @@ impl ClientOptions {
 /// The environment variables [`ClientOptions::with_env`] reads. Two of them
 /// weaken a protection (loopback nodes, plaintext), which is why the library
 /// reads none of them unless asked.
-pub const ENV_VARS: [&str; 4] = [
+pub const ENV_VARS: [&str; 5] = [
     "IICP_PROXY_ALLOW_LOOPBACK_NODES",
     "IICP_CX_ALLOW_PLAINTEXT",
     "IICP_ROUTING_STRATEGY",
     "IICP_MAX_RESPONSE_BYTES",
+    "IICP_PREFER_NATIVE",
 ];
 
 /// Builds an [`IicpClient`](super::IicpClient) with non-default options.
@@ -252,6 +265,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Submit over the native transport to nodes that advertise an
+    /// `iicp://` endpoint, falling back to HTTP when it does not connect
+    /// (see [`ClientOptions::prefer_native`]).
+    pub fn prefer_native(mut self, on: bool) -> Self {
+        self.options.prefer_native = on;
+        self
+    }
+
     /// Largest task answer read from a node, in bytes (at least 1 KiB).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.options.max_response_bytes = bytes.max(1024);
@@ -301,6 +322,7 @@ mod tests {
             std::env::set_var("IICP_CX_ALLOW_PLAINTEXT", "yes");
             std::env::set_var("IICP_ROUTING_STRATEGY", "weighted_v1");
             std::env::set_var("IICP_MAX_RESPONSE_BYTES", "4096");
+            std::env::set_var("IICP_PREFER_NATIVE", "on");
         }
         let config = ClientConfig {
             directory_url: "http://127.0.0.1:1/api".into(),
@@ -320,6 +342,7 @@ mod tests {
         assert!(o.allow_private_nodes && o.allow_plaintext);
         assert!(matches!(o.selection, SelectionStrategy::WeightedV1 { .. }));
         assert_eq!(o.max_response_bytes, 4096);
+        assert!(o.prefer_native);
         assert_eq!(o.max_candidates, 5, "settings made before with_env stay");
 
         // SAFETY: as above.

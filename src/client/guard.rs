@@ -212,6 +212,46 @@ impl EndpointGuard {
     }
 }
 
+impl EndpointGuard {
+    /// The resolver of the client's native connections: the same rules as
+    /// for HTTP. The host's form (and a literal address) is judged as
+    /// [`Self::check_endpoint`] does, a name's whole answer as the HTTP
+    /// resolver does, and the connection goes to the judged addresses only.
+    #[cfg(feature = "iicp-tcp")]
+    pub(crate) fn native_resolver(&self) -> crate::transport::Resolver {
+        let guard = *self;
+        let lookup = system_lookup();
+        Arc::new(move |host: String, port: u16| {
+            let lookup = lookup.clone();
+            Box::pin(async move {
+                let shown = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                guard
+                    .check_endpoint(&format!("http://{shown}:{port}"))
+                    .map_err(io::Error::other)?;
+                if let Ok(ip) = host.parse::<IpAddr>() {
+                    return Ok(vec![SocketAddr::new(ip, port)]);
+                }
+                let addrs = lookup(host.clone()).await?;
+                if addrs.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("`{host}` resolved to no addresses"),
+                    ));
+                }
+                judge_answer(&host, &addrs, guard.allow_private).map_err(io::Error::other)?;
+                Ok(addrs
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect())
+            })
+        })
+    }
+}
+
 /// Judges the complete answer of one resolution of `host` with
 /// [`check_resolved`]: one non-public address refuses the whole answer
 /// (endpoint-security-v1 policy: "mixed_answer: refuse").
@@ -886,5 +926,24 @@ mod tests {
             .await
             .expect_err("not a URL");
         assert_eq!(refusal_in(&err), None);
+    }
+
+    #[cfg(feature = "iicp-tcp")]
+    #[tokio::test]
+    async fn native_connections_are_judged_by_the_same_rules() {
+        let strict = EndpointGuard::new(false).native_resolver();
+        for host in ["127.0.0.1", "10.0.0.1", "::1", "localhost", "ollama"] {
+            let err = strict(host.to_owned(), 9484).await.unwrap_err();
+            assert!(err.to_string().contains("refused"), "{host}: {err}");
+        }
+        let open = EndpointGuard::new(true).native_resolver();
+        assert_eq!(
+            open("127.0.0.1".to_owned(), 9484).await.unwrap(),
+            vec!["127.0.0.1:9484".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            open("::1".to_owned(), 9484).await.unwrap(),
+            vec!["[::1]:9484".parse::<SocketAddr>().unwrap()]
+        );
     }
 }

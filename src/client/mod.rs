@@ -11,6 +11,9 @@ mod config;
 mod consumer_token;
 mod discovery;
 pub(crate) mod guard;
+mod http_attempt;
+mod judge;
+mod native_attempt;
 mod retry;
 mod seal;
 pub mod selection;
@@ -66,12 +69,28 @@ pub(crate) struct Inner {
     guard: EndpointGuard,
     cache: DiscoveryCache,
     consumer_tokens: consumer_token::ConsumerTokens,
+    /// Native connections to nodes (used with `prefer_native`).
+    #[cfg(feature = "iicp-tcp")]
+    native: crate::transport::NativePool,
 }
 
 impl Inner {
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.config.timeout_ms)
     }
+}
+
+/// The pool of native connections: answers are bounded by
+/// `max_response_bytes` (a larger frame ends its connection), and a node
+/// that does not complete the handshake within 5 s is reached over HTTP.
+#[cfg(feature = "iicp-tcp")]
+fn native_pool(options: &ClientOptions, guard: &EndpointGuard) -> crate::transport::NativePool {
+    let mut pool = crate::transport::PoolOptions::default();
+    pool.connection.timeout = Duration::from_secs(5);
+    pool.connection.max_frame = options
+        .max_response_bytes
+        .min(crate::transport::DEFAULT_MAX_FRAME_PAYLOAD);
+    crate::transport::NativePool::with_resolver(pool, guard.native_resolver())
 }
 
 fn user_agent() -> String {
@@ -116,8 +135,12 @@ impl IicpClient {
             )
             .build()
             .map_err(build_err)?;
+        #[cfg(feature = "iicp-tcp")]
+        let native = native_pool(&options, &guard);
         Ok(Self {
             inner: Arc::new(Inner {
+                #[cfg(feature = "iicp-tcp")]
+                native,
                 config,
                 options,
                 directory_http,

@@ -25,11 +25,33 @@ pub(crate) struct Sealed {
     task_id: String,
 }
 
-/// A request body for one node.
+/// The task as it goes to one node: sealed to its key, or in plaintext.
 pub(crate) struct Prepared {
-    pub body: Bytes,
+    /// The task for this node (`iicp_conf` set, `payload` null, when sealed).
+    pub task: TaskRequest,
     /// `Some` when the payload was sealed; the answer must then be sealed too.
     pub sealed: Option<Sealed>,
+}
+
+impl Prepared {
+    /// The HTTP body: the task as JSON.
+    pub fn body(&self) -> Result<Bytes, IicpError> {
+        Ok(serde_json::to_vec(&self.task).map_err(encode_error)?.into())
+    }
+
+    /// The native CALL's payload (key 5): the task payload, or for a sealed
+    /// task `iicp_conf` and `cx_response_encryption`, as the node reads them
+    /// from a CALL.
+    #[cfg(feature = "iicp-tcp")]
+    pub fn native_payload(&self) -> serde_json::Value {
+        match &self.task.iicp_conf {
+            Some(conf) => serde_json::json!({
+                "iicp_conf": conf,
+                "cx_response_encryption": self.task.cx_response_encryption,
+            }),
+            None => self.task.payload.clone(),
+        }
+    }
 }
 
 /// A task ready to go out: the payload is serialised once and sealed per
@@ -68,7 +90,9 @@ impl Outgoing {
     /// The body for `node`: sealed to its key when it has one.
     pub fn for_node(&self, node: &NodeInfo) -> Result<Prepared, IicpError> {
         let Some(key) = node_key(node) else {
-            return self.plaintext().map(|body| Prepared { body, sealed: None });
+            let mut task = self.head.clone();
+            task.payload = self.payload.clone();
+            return Ok(Prepared { task, sealed: None });
         };
         let (mut conf, ss) = cx::seal_request(
             &key,
@@ -87,20 +111,13 @@ impl Outgoing {
         let mut task = self.head.clone();
         task.iicp_conf = Some(serde_json::to_value(conf).map_err(encode_error)?);
         task.cx_response_encryption = Some("required".into());
-        let body = serde_json::to_vec(&task).map_err(encode_error)?;
         Ok(Prepared {
-            body: body.into(),
+            task,
             sealed: Some(Sealed {
                 ss,
                 task_id: self.head.task_id.clone(),
             }),
         })
-    }
-
-    fn plaintext(&self) -> Result<Bytes, IicpError> {
-        let mut task = self.head.clone();
-        task.payload = self.payload.clone();
-        Ok(serde_json::to_vec(&task).map_err(encode_error)?.into())
     }
 
     /// The task's intent.

@@ -3,17 +3,13 @@
 //! discovery, every attempt and every pause.
 
 use super::discovery::{self, DiscoverParams};
-use super::guard::refusal_in;
-use super::retry::{Verdict, backoff, retry_after_header, verdict_for};
-use super::seal::{Outgoing, Prepared, Sealed, node_key};
-use super::{Inner, selection};
+use super::judge::Judged;
+use super::retry::{Verdict, backoff};
+use super::seal::{Outgoing, Prepared, node_key};
+use super::{Inner, http_attempt, native_attempt, selection};
 use crate::error::{IicpError, Result};
-use crate::outbound::{error_from_response, read_limited, transport_error};
 use crate::secret::Secret;
-use crate::wire::{
-    NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, TaskStatus, check_intent_policy,
-    parse_error_body,
-};
+use crate::wire::{NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, check_intent_policy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -279,6 +275,9 @@ async fn candidates(
 }
 
 /// Attempts one node until it answers, fails for good, or should be left.
+/// Each attempt goes over the native transport when [`native_endpoint`]
+/// names one and it connects, else over HTTP; the verdicts and pauses are
+/// the same for both.
 async fn attempt_node(
     inner: &Inner,
     node: &NodeInfo,
@@ -287,65 +286,31 @@ async fn attempt_node(
     trace: &str,
     deadline: Instant,
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
-    let url = format!("{}/v1/task", node.endpoint.trim_end_matches('/'));
     let target = format!("node {}", short_id(&node.node_id));
     let total = inner.timeout();
+    let native = native_endpoint(inner, node, consumer_token);
     let mut retry = 0u32;
     loop {
         let left = remaining(deadline, &target, total).map_err(NodeOutcome::Fail)?;
-        let mut request = inner
-            .node_http
-            .post(&url)
-            .header("traceparent", trace)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(left)
-            .body(prepared.body.clone());
-        if let Some(token) = consumer_token {
-            request = request.header("X-IICP-Consumer-Token", token.expose());
+        let mut exchanged = None;
+        if let Some(endpoint) = native {
+            exchanged =
+                native_attempt::exchange(inner, endpoint, prepared, trace, left, &target).await;
         }
-        let (verdict, error, retry_after) = match request.send().await {
-            Err(e) => {
-                if let Some(refusal) = refusal_in(&e) {
-                    return Err(NodeOutcome::Next(IicpError::Transport {
-                        target,
-                        reason: format!("endpoint refused: {refusal}"),
-                    }));
-                }
-                let err = transport_error(&target, &e, left);
-                let verdict = if e.is_timeout() {
-                    Verdict::RetrySameNode
-                } else {
-                    Verdict::NextNode
-                };
-                (verdict, err, None)
+        let exchanged = match exchanged {
+            Some(exchanged) => exchanged,
+            None => {
+                http_attempt::exchange(inner, node, prepared, consumer_token, trace, left, &target)
+                    .await
             }
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let header_retry = retry_after_header(resp.headers());
-                let limit = inner.options.max_response_bytes;
-                let bytes = match read_limited(resp, &target, limit, left).await {
-                    Ok(b) => b,
-                    Err(e) => return Err(NodeOutcome::Next(e)),
-                };
-                if (200..300).contains(&status) {
-                    match judge_success_body(&bytes, &target, prepared.sealed.as_ref()) {
-                        Ok(response) => return Ok(response),
-                        Err((verdict, err)) => (verdict, err, None),
-                    }
-                } else {
-                    let parsed = parse_error_body(&bytes);
-                    let body_retry = parsed
-                        .as_ref()
-                        .and_then(|p| p.retry_after_ms)
-                        .map(Duration::from_millis);
-                    let verdict = verdict_for(status, parsed.as_ref().map(|p| p.code.as_str()));
-                    (
-                        verdict,
-                        error_from_response(status, &bytes),
-                        header_retry.or(body_retry),
-                    )
-                }
-            }
+        };
+        let Judged {
+            verdict,
+            error,
+            retry_after,
+        } = match exchanged {
+            Ok(response) => return Ok(response),
+            Err(judged) => judged,
         };
         match verdict {
             Verdict::Fail => return Err(NodeOutcome::Fail(error)),
@@ -367,95 +332,25 @@ async fn attempt_node(
     }
 }
 
-/// Reads a 2xx body: a success envelope is returned; an error or timeout
-/// envelope, or a "success" whose result is really a backend error
-/// (`{"error_code","error_message"}`, PROTOCOL.md §2.3), is judged. The
-/// answer to a sealed request must be sealed: it is opened (the plaintext is
-/// the whole envelope) and judged; a plaintext success is refused.
-fn judge_success_body(
-    bytes: &[u8],
-    target: &str,
-    sealed: Option<&Sealed>,
-) -> std::result::Result<TaskResponse, (Verdict, IicpError)> {
-    let response: TaskResponse = serde_json::from_slice(bytes).map_err(|e| {
-        (
-            Verdict::NextNode,
-            IicpError::Decode {
-                what: format!("the answer of {target}"),
-                reason: e.to_string(),
-            },
-        )
-    })?;
-    if let Some(sealed) = sealed {
-        if let Some(conf_resp) = &response.iicp_conf_resp {
-            let plain = sealed.open(conf_resp).map_err(|e| {
-                (
-                    Verdict::NextNode,
-                    IicpError::Protocol {
-                        code: e.code().into(),
-                        message: format!("the encrypted answer of {target} does not open: {e}"),
-                        status: 200,
-                    },
-                )
-            })?;
-            return judge_success_body(&plain, target, None);
-        }
-        if response.status.is_success() {
-            return Err((
-                Verdict::NextNode,
-                IicpError::Protocol {
-                    code: "IICP-CX-RESP-REQUIRED".into(),
-                    message: format!(
-                        "{target} answered an encrypted request in plaintext; the answer is refused"
-                    ),
-                    status: 200,
-                },
-            ));
-        }
+/// The native endpoint to try `node` on, if any: only with
+/// [`ClientOptions::prefer_native`](super::ClientOptions::prefer_native),
+/// only `iicp://` (an `iicpsec://` endpoint needs TLS, which the native
+/// client does not speak: such nodes are reached over HTTPS), and only for
+/// tasks without a consumer token (the native CALL has no field for it yet,
+/// so those go over HTTP, where the node checks it).
+fn native_endpoint<'n>(
+    inner: &Inner,
+    node: &'n NodeInfo,
+    consumer_token: Option<&Secret>,
+) -> Option<&'n str> {
+    if !inner.options.prefer_native || consumer_token.is_some() || !native_attempt::AVAILABLE {
+        return None;
     }
-    match response.status {
-        TaskStatus::Timeout => Err((
-            Verdict::RetrySameNode,
-            IicpError::Protocol {
-                code: "task_timeout".into(),
-                message: format!("{target} ran out of time"),
-                status: 504,
-            },
-        )),
-        TaskStatus::Error => {
-            let err = response.error.unwrap_or_else(|| crate::wire::TaskError {
-                code: None,
-                message: "the node reported an error".into(),
-                extra: Default::default(),
-            });
-            Err((
-                Verdict::NextNode,
-                IicpError::Protocol {
-                    code: err.code.unwrap_or_else(|| "task_error".into()),
-                    message: err.message,
-                    status: 200,
-                },
-            ))
-        }
-        _ => {
-            if let Some(code) = response
-                .result
-                .as_ref()
-                .and_then(|r| r.get("error_code"))
-                .filter(|c| c.is_number())
-            {
-                let message = response
-                    .result
-                    .as_ref()
-                    .and_then(|r| r.get("error_message"))
-                    .and_then(|m| m.as_str())
-                    .unwrap_or("backend failed");
-                return Err((
-                    Verdict::NextNode,
-                    IicpError::Backend(format!("{target} backend answered {code}: {message}")),
-                ));
-            }
-            Ok(response)
-        }
+    let endpoint = node.transport_endpoint.as_deref()?;
+    if endpoint.starts_with("iicp://") {
+        Some(endpoint)
+    } else {
+        tracing::debug!(node_id = %node.node_id, "native endpoint skipped (only iicp:// is used; iicpsec:// needs TLS)");
+        None
     }
 }

@@ -114,6 +114,9 @@ pub struct NodeConfig {
     /// `iicpsec://` for an https endpoint). Default true; without the
     /// `iicp-tcp` feature there is no native transport and this is ignored.
     pub native_transport: bool,
+    /// Bounds of native sessions: INIT deadline, idle timeout, calls in
+    /// flight per connection, largest frame (see [`NativeLimits`](super::NativeLimits)).
+    pub native_limits: super::NativeLimits,
     /// Most answers one task may ask for through a backend (`n`, `best_of`
     /// are lowered to it; the backend's own `max_choices` applies too).
     pub max_choices: u64,
@@ -149,6 +152,7 @@ impl Default for NodeConfig {
             max_tokens: crate::backends::DEFAULT_MAX_TOKENS,
             max_choices: crate::backends::DEFAULT_MAX_CHOICES,
             native_transport: true,
+            native_limits: super::NativeLimits::default(),
         }
     }
 }
@@ -232,6 +236,6 @@ impl NodeConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(InvalidConfig(format!("{name} must be greater than 0")));
         }
-        Ok(())
+        self.native_limits.validate()
     }
 }

@@ -2,7 +2,7 @@
 //! against it keeps compiling when fields are added, and checked by
 //! [`NodeConfig::validate`] when built.
 
-use super::{NodeConfig, TaskAuthMode};
+use super::{NativeLimits, NodeConfig, TaskAuthMode};
 use crate::secret::Secret;
 use crate::server::ServerLimits;
 use crate::wire::BackendFlavour;
@@ -65,6 +65,7 @@ impl NodeConfigBuilder {
         max_tokens: u64,
         max_choices: u64,
         native_transport: bool,
+        native_limits: NativeLimits,
     }
 
     optional_setters! {

@@ -38,6 +38,7 @@ mod listener;
 mod models;
 #[cfg(feature = "iicp-tcp")]
 mod native;
+mod native_limits;
 mod pipeline;
 mod replay;
 mod running;
@@ -52,6 +53,10 @@ pub use config::{
 };
 pub use config_builder::NodeConfigBuilder;
 pub use handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler, handler_fn};
+pub use native_limits::{
+    DEFAULT_NATIVE_IDLE_TIMEOUT, DEFAULT_NATIVE_INIT_TIMEOUT, DEFAULT_NATIVE_MAX_CALLS,
+    MAX_NATIVE_CALLS, MAX_NATIVE_FRAME_BYTES, MIN_NATIVE_FRAME_BYTES, NativeLimits,
+};
 pub use running::RunningNode;
 pub use signal::shutdown_signal;
 pub use task_auth::TaskAuthMode;
@@ -294,11 +299,9 @@ fn native_transport(
             region: cfg.region.clone().unwrap_or_default(),
             models: cfg.models.clone(),
         }),
-        limits: native::NativeLimits {
-            max_frame: cfg
-                .max_body_bytes
-                .min(crate::transport::DEFAULT_MAX_FRAME_PAYLOAD),
-            ..Default::default()
+        limits: NativeLimits {
+            max_frame: cfg.native_limits.max_frame.min(cfg.max_body_bytes),
+            ..cfg.native_limits
         },
     };
     Some((Arc::new(sessions), transport_endpoint))

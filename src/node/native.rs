@@ -17,17 +17,18 @@
 //! server call dropped. A CALL with key 24 streams: partial results the
 //! handler sends become `partial` steps before the final one.
 
+use super::NativeLimits;
 use super::answer::Answer;
 use super::inbound::Inbound;
 use super::pipeline::Pipeline;
-use super::task_auth::Credentials;
+use super::task_auth::{Credentials, looks_like_consumer_token};
 use crate::server::NativeHandler;
 use crate::transport::{
     Ack, BufferedError, BufferedResponse, Call, Close, CloseReason, Discover, DiscoverReply, Frame,
-    FrameCodec, Lifecycle, LifecycleEvent, Message, Response, ResultEncoding, SpecError,
-    SpecResponse, kind,
+    FrameCodec, Lifecycle, LifecycleEvent, Message, MessageError, Response, ResultEncoding,
+    SpecError, SpecResponse, kind,
 };
-use crate::wire::{IntentUrn, Qos, TaskConstraints, TaskRequest, TaskStatus};
+use crate::wire::{IntentUrn, Qos, TaskConstraints, TaskMetrics, TaskRequest, TaskStatus};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::future::Future;
@@ -46,30 +47,6 @@ use tokio_util::sync::CancellationToken;
 const VERSIONS: (u64, u64) = (1, 1);
 /// Frames queued for the writer before a call's answer waits for room.
 const WRITE_QUEUE: usize = 64;
-
-/// Bounds of a native session.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NativeLimits {
-    /// Largest frame payload accepted (CLOSE `frame_too_large` above).
-    pub max_frame: usize,
-    /// Time a new connection has to send INIT.
-    pub init_timeout: Duration,
-    /// Time without a frame, while no call runs, before CLOSE `idle_timeout`.
-    pub idle_timeout: Duration,
-    /// CALLs in flight on one connection; more are answered 429.
-    pub max_calls: usize,
-}
-
-impl Default for NativeLimits {
-    fn default() -> Self {
-        Self {
-            max_frame: crate::transport::DEFAULT_MAX_FRAME_PAYLOAD,
-            init_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(120),
-            max_calls: 64,
-        }
-    }
-}
 
 /// What DISCOVER tells about this node.
 #[derive(Debug, Clone)]
@@ -222,7 +199,11 @@ impl NativeSessions {
             Ok(m) => m,
             // A malformed CLOSE still ends the session; nothing to answer.
             Err(_) if frame.kind == kind::CLOSE => return Next::PeerClosed,
-            Err(e) => return Next::Close(Some(Close::new(e.close_reason(), e.to_string()))),
+            Err(e) => match unreadable_payload(s.ready, &frame, &e) {
+                // As HTTP answers a body that is not JSON: 400, in band.
+                Some(refusal) => return self.send(s, refusal).await,
+                None => return Next::Close(Some(Close::new(e.close_reason(), e.to_string()))),
+            },
         };
         if !s.ready {
             let Message::Init(init) = message else {
@@ -271,10 +252,7 @@ impl NativeSessions {
                 let pipeline = self.pipeline.clone();
                 let out = s.out.clone();
                 let inbound = Inbound {
-                    credentials: Credentials {
-                        consumer_token: None,
-                        bearer: call.auth_token.clone().or_else(|| s.node_token.clone()),
-                    },
+                    credentials: credentials(&call, s.node_token.as_ref()),
                     traceparent: call.trace_id.map(traceparent),
                     peer: Some(s.peer),
                     partials: None,
@@ -335,6 +313,58 @@ impl NativeSessions {
 fn traceparent(trace_id: [u8; 16]) -> String {
     let span: [u8; 8] = rand::random();
     format!("00-{}-{}-01", hex::encode(trace_id), hex::encode(span))
+}
+
+/// The credentials of a CALL: key 11 (else the session's INIT key 4 node
+/// token). Key 11 carries a node token or a directory consumer token
+/// (docs/INTEROP.md); one shaped like a consumer token is checked as one,
+/// anything else as the node token, so a refusal names the right cause.
+fn credentials(call: &Call, session_token: Option<&crate::Secret>) -> Credentials {
+    match &call.auth_token {
+        Some(token) if looks_like_consumer_token(token.expose()) => Credentials {
+            consumer_token: Some(token.expose().to_owned()),
+            bearer: session_token.cloned(),
+        },
+        Some(token) => Credentials {
+            consumer_token: None,
+            bearer: Some(token.clone()),
+        },
+        None => Credentials {
+            consumer_token: None,
+            bearer: session_token.cloned(),
+        },
+    }
+}
+
+/// A CALL whose key 5 is not JSON, its other keys well-formed: the answer
+/// HTTP gives a body that is not JSON (400 `validation_error`), matched to
+/// the call by its id. `None` for any other decoding error (the session
+/// then closes with its reason) and before INIT.
+fn unreadable_payload(ready: bool, frame: &Frame, error: &MessageError) -> Option<Frame> {
+    let MessageError::InvalidValue { key: 5, .. } = error else {
+        return None;
+    };
+    if !ready || frame.kind != kind::CALL {
+        return None;
+    }
+    // The payload decoded as CBOR up to key 5: drop that key and read the rest.
+    let ciborium::Value::Map(entries) =
+        ciborium::from_reader::<ciborium::Value, _>(&frame.payload[..]).ok()?
+    else {
+        return None;
+    };
+    let rest: Vec<_> = entries
+        .into_iter()
+        .filter(|(k, _)| k.as_integer() != Some(5.into()))
+        .collect();
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&ciborium::Value::Map(rest), &mut bytes).ok()?;
+    let call = Call::decode(&bytes).ok()?;
+    Some(error_response(
+        &call,
+        &Answer::validation_error(400, format!("CALL {error}")),
+        0,
+    ))
 }
 
 /// Turns a CALL into a task, runs it through the pipeline and sends the
@@ -416,7 +446,7 @@ fn final_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
             } else {
                 env.result.clone().unwrap_or(Value::Null)
             };
-            success_response(call, result, sequence)
+            success_response(call, result, env.metrics.as_ref(), sequence)
         }
         _ => error_response(call, answer, sequence),
     }
@@ -433,16 +463,32 @@ fn task_of(call: &Call) -> Result<TaskRequest, Answer> {
         .map_err(|e| Answer::validation_error(422, format!("CALL key 3: {e}")))?;
     let mut payload = call.payload.clone();
     let mut task = TaskRequest::new(intent, Value::Null);
+    // A sealed task's AAD binds its task id, which a buffered CALL (no key
+    // 24) has no key for: it travels beside `iicp_conf` (docs/INTEROP.md).
+    let mut sealed_task_id = None;
     if let Some(obj) = payload.as_object_mut() {
         task.iicp_conf = obj.remove("iicp_conf");
         task.cx_response_encryption = obj
             .remove("cx_response_encryption")
             .and_then(|v| v.as_str().map(str::to_owned));
+        if task.iicp_conf.is_some() {
+            sealed_task_id = obj.remove("task_id");
+        }
     }
     if task.iicp_conf.is_none() {
         task.payload = payload;
     }
-    task.task_id = call.task_id.clone().unwrap_or_default();
+    task.task_id = match (&call.task_id, sealed_task_id) {
+        (Some(id), _) => id.clone(),
+        (None, None) => String::new(),
+        (None, Some(Value::String(id))) => id,
+        (None, Some(_)) => {
+            return Err(Answer::validation_error(
+                422,
+                "CALL key 5: task_id beside iicp_conf must be a string",
+            ));
+        }
+    };
     task.nonce = call.idempotency_key.clone();
     task.constraints = Some(TaskConstraints {
         timeout_ms: call.timeout.map(|t| t.as_millis() as u64),
@@ -458,7 +504,8 @@ fn final_step(call: &Call, task_id: &str, event: LifecycleEvent, sequence: u64) 
         call.session_id.clone(),
         call.call_id.clone(),
         Lifecycle {
-            task_id: Some(task_id.to_owned()),
+            // An id the pipeline refuses is not echoed (as over HTTP).
+            task_id: crate::wire::task::is_valid_task_id(task_id).then(|| task_id.to_owned()),
             sequence,
             event,
             is_final: true,
@@ -466,10 +513,21 @@ fn final_step(call: &Call, task_id: &str, event: LifecycleEvent, sequence: u64) 
     )
 }
 
-fn success_response(call: &Call, result: Value, sequence: u64) -> Frame {
+/// A success: the buffered layout `{2, 15, 5 result}`, or the `completed`
+/// step, which also carries the envelope's metrics (7 tokens_used,
+/// 8 duration_ms, 11 node_id).
+fn success_response(
+    call: &Call,
+    result: Value,
+    metrics: Option<&TaskMetrics>,
+    sequence: u64,
+) -> Frame {
     let response = match &call.task_id {
         Some(task_id) => Response::Spec(SpecResponse {
             result: Some(result),
+            tokens_used: metrics.and_then(|m| m.tokens_used),
+            duration_ms: metrics.and_then(|m| m.latency_ms),
+            node_id: metrics.and_then(|m| m.node_id.clone()),
             ..final_step(call, task_id, LifecycleEvent::Completed, sequence)
         }),
         None => Response::Buffered(BufferedResponse {
@@ -482,9 +540,9 @@ fn success_response(call: &Call, result: Value, sequence: u64) -> Frame {
     Message::Response(response).to_frame()
 }
 
-/// A refusal or failure: `{100 status, 101 message}` for a buffered CALL,
-/// the `failed`/`timed_out` step with `6 {1 code, 2 message}` for a
-/// streaming one.
+/// A refusal or failure: `{100 status, 101 "[code] message", 6 {1 code,
+/// 2 message}}` for a buffered CALL, the `failed`/`timed_out` step (key 4
+/// `error`/`timeout`) with `6 {1 code, 2 message}` for a streaming one.
 fn error_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
     let code = answer.code().unwrap_or("task_error").to_owned();
     let message = answer.message().unwrap_or("the task failed").to_owned();
@@ -506,6 +564,10 @@ fn error_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
         None => Response::Error(BufferedError {
             code: i64::from(answer.status),
             message: Some(format!("[{code}] {message}")),
+            error: Some(SpecError {
+                code: Some(code),
+                message: Some(message),
+            }),
             session_id: call.session_id.clone(),
             call_id: call.call_id.clone(),
         }),

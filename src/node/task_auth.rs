@@ -59,6 +59,24 @@ pub(crate) struct Credentials {
     pub bearer: Option<Secret>,
 }
 
+/// Whether `token` has the shape of a directory consumer token
+/// (`<base64url claims>.<128 hex digits of signature>`), which no node token
+/// has. A transport with one field for both (native CALL key 11) uses it to
+/// route the token; the signature is checked later, as for any consumer
+/// token.
+#[cfg_attr(not(feature = "iicp-tcp"), allow(dead_code))]
+pub(crate) fn looks_like_consumer_token(token: &str) -> bool {
+    let Some((claims, signature)) = token.trim().split_once('.') else {
+        return false;
+    };
+    !claims.is_empty()
+        && claims
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && signature.len() == 128
+        && signature.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The node's authorisation state: its mode, its current token (it changes
 /// when the node registers again) and the directory's key.
 #[derive(Debug)]
@@ -281,6 +299,29 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn consumer_tokens_are_told_from_node_tokens_by_shape() {
+        let key = DirectorySigningKey::from_seed([3; 32]);
+        let signed =
+            key.sign_consumer_token(&ConsumerClaims::new(DEFAULT_ISSUER, "c", "me", CHAT, 0));
+        assert!(looks_like_consumer_token(&signed));
+        for not_one in [
+            "own-token",
+            "",
+            "a.b",
+            &format!("claims.{}", "g".repeat(128)),
+            &format!(".{}", "a".repeat(128)),
+            &format!("cl=ims.{}", "a".repeat(128)),
+            &uuid_like(),
+        ] {
+            assert!(!looks_like_consumer_token(not_one), "{not_one}");
+        }
+    }
+
+    fn uuid_like() -> String {
+        "3f2b8c1e-9a4d-4f6e-8b1a-2c3d4e5f6a7b".to_owned()
     }
 
     #[test]

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -111,7 +113,28 @@ impl NativeClient {
     pub async fn connect(address: &str, options: NativeOptions) -> Result<Self> {
         let hostport = address.strip_prefix("iicp://").unwrap_or(address);
         let target: Arc<str> = format!("node at iicp://{hostport}").into();
-        let stream = tokio::time::timeout(options.timeout, TcpStream::connect(hostport))
+        let connecting = TcpStream::connect(hostport);
+        Self::establish(connecting, target, options).await
+    }
+
+    /// Connects to the first of `addrs` that answers (addresses a caller
+    /// has resolved and judged itself) and completes the handshake;
+    /// `hostport` names the node in errors.
+    pub(crate) async fn connect_resolved(
+        hostport: &str,
+        addrs: &[SocketAddr],
+        options: NativeOptions,
+    ) -> Result<Self> {
+        let target: Arc<str> = format!("node at iicp://{hostport}").into();
+        Self::establish(TcpStream::connect(addrs), target, options).await
+    }
+
+    async fn establish(
+        connecting: impl Future<Output = std::io::Result<TcpStream>>,
+        target: Arc<str>,
+        options: NativeOptions,
+    ) -> Result<Self> {
+        let stream = tokio::time::timeout(options.timeout, connecting)
             .await
             .map_err(|_| IicpError::Timeout {
                 what: target.to_string(),
@@ -176,6 +199,30 @@ impl NativeClient {
         self.node_id.as_deref()
     }
 
+    /// True once the connection has ended (CLOSE from the node, EOF, a
+    /// bad frame) or its writer has stopped: no call can succeed on it.
+    pub fn is_closed(&self) -> bool {
+        self.out.is_closed() || self.lock().closed.is_some()
+    }
+
+    /// Whether `other` is a clone of this client (the same connection).
+    pub(crate) fn same_connection(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.pending, &other.pending)
+    }
+
+    /// Calls waiting for their answer on this connection.
+    pub fn in_flight(&self) -> usize {
+        self.lock().calls.len()
+    }
+
+    /// Sends CLOSE `graceful` without waiting (when the write queue is
+    /// full, dropping the last clone closes the connection anyway).
+    pub(crate) fn close_now(&self) {
+        let _ = self
+            .out
+            .try_send(Close::new(CloseReason::Graceful, "client done").to_frame());
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -236,34 +283,56 @@ impl NativeClient {
     /// Sends a CALL as given (its `call_id` is set when missing) and waits
     /// for its buffered answer, at most its `timeout` or the client's.
     pub async fn call_with(&self, mut call: Call) -> Result<Value> {
+        call.task_id = None;
+        let limit = call.timeout.map_or(self.timeout, |t| t + self.timeout);
+        let answer = self
+            .exchange(call, limit)
+            .await
+            .map_err(Failure::into_error)?;
+        answer_value(&self.target, answer)
+    }
+
+    /// Sends a CALL as given (its `call_id` and `session_id` are set when
+    /// missing; with `task_id` set it is a lifecycle call) and waits at most
+    /// `limit` for its final answer, which is returned as received. The
+    /// failure says whether the CALL was handed to the connection.
+    pub(crate) async fn exchange(
+        &self,
+        mut call: Call,
+        limit: Duration,
+    ) -> std::result::Result<Response, Failure> {
         let id = call
             .call_id
             .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
             .clone();
         call.session_id.get_or_insert_with(|| "native".into());
-        call.task_id = None;
-        let limit = call.timeout.map_or(self.timeout, |t| t + self.timeout);
         let (tx, rx) = oneshot::channel();
         {
             let mut p = self.lock();
             if let Some(why) = &p.closed {
-                return Err(transport(&self.target, why.clone()));
+                return Err(Failure::Unsent(transport(&self.target, why.clone())));
             }
             p.calls.insert(id.clone(), Waiter::Once(tx));
             p.order.push_back(id.clone());
         }
         if let Err(e) = self.send(call.to_frame()).await {
             self.forget(&id);
-            return Err(e);
+            return Err(Failure::Unsent(e));
         }
-        let answer = self.wait(rx, limit).await;
+        let answer = match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(Ok(answer))) => Ok(answer),
+            Ok(Ok(Err(e))) => Err(Failure::Lost(e)),
+            Ok(Err(_)) => Err(Failure::Lost(transport(
+                &self.target,
+                "the connection ended",
+            ))),
+            Err(_) => Err(Failure::TimedOut(IicpError::Timeout {
+                what: self.target.to_string(),
+                elapsed_ms: limit.as_millis() as u64,
+            })),
+        };
         self.forget(&id);
-        match answer? {
-            Response::Buffered(r) => Ok(r.result.unwrap_or(Value::Null)),
-            Response::Spec(r) => spec_result(&self.target, r),
-            Response::Error(e) => Err(protocol_error(e.code, e.message.as_deref())),
-            Response::Discover(_) => Err(transport(&self.target, "a DISCOVER reply to a CALL")),
-        }
+        answer
     }
 
     /// Runs a task with the streaming lifecycle (CALL key 24 = `task_id`)
@@ -306,18 +375,60 @@ impl NativeClient {
     }
 }
 
-/// A buffered error as the node's own error: the status from key 100, the
-/// code from a `[code] message` text (our nodes), else `http_<status>`.
-fn protocol_error(status: i64, message: Option<&str>) -> IicpError {
-    let text = message.unwrap_or_default();
-    let (code, message) = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
-        Some((code, rest)) => (code.to_owned(), rest.to_owned()),
-        None => (format!("http_{status}"), text.to_owned()),
+/// Why an exchange on one connection produced no answer, by what the node
+/// may have seen of the CALL.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The CALL was never handed to the connection (it had already ended):
+    /// the node cannot have seen it, so sending it elsewhere is safe.
+    Unsent(IicpError),
+    /// The CALL was handed to the connection, which then ended before its
+    /// answer: the node may have run it.
+    Lost(IicpError),
+    /// No answer within the time allowed; the connection is still up.
+    TimedOut(IicpError),
+}
+
+impl Failure {
+    /// The error inside.
+    pub(crate) fn into_error(self) -> IicpError {
+        match self {
+            Self::Unsent(e) | Self::Lost(e) | Self::TimedOut(e) => e,
+        }
+    }
+}
+
+/// The result of a buffered answer, or the node's refusal as an error.
+pub(crate) fn answer_value(target: &str, answer: Response) -> Result<Value> {
+    match answer {
+        Response::Buffered(r) => Ok(r.result.unwrap_or(Value::Null)),
+        Response::Spec(r) => spec_result(target, r),
+        Response::Error(e) => Err(protocol_error(&e)),
+        Response::Discover(_) => Err(transport(target, "a DISCOVER reply to a CALL")),
+    }
+}
+
+/// A buffered error as the node's own error: the status from key 100; the
+/// code from the structured error (key 6), else from a `[code] message`
+/// text (our older nodes), else `http_<status>` (the reference peers).
+fn protocol_error(e: &super::BufferedError) -> IicpError {
+    let status = u16::try_from(e.code).unwrap_or(500);
+    let text = e.message.as_deref().unwrap_or_default();
+    let bracketed = text.strip_prefix('[').and_then(|t| t.split_once("] "));
+    let structured = e.error.as_ref().and_then(|s| s.code.clone());
+    let (code, message) = match (structured, bracketed) {
+        (Some(code), _) => {
+            let message = e.error.as_ref().and_then(|s| s.message.clone());
+            let fallback = bracketed.map_or(text, |(_, rest)| rest);
+            (code, message.unwrap_or_else(|| fallback.to_owned()))
+        }
+        (None, Some((code, rest))) => (code.to_owned(), rest.to_owned()),
+        (None, None) => (format!("http_{status}"), text.to_owned()),
     };
     IicpError::Protocol {
         code,
         message,
-        status: u16::try_from(status).unwrap_or(500),
+        status,
     }
 }
 
@@ -411,6 +522,11 @@ fn route(p: &mut Pending, response: Response) {
     };
     match p.calls.get(&id) {
         Some(Waiter::Once(_)) => {
+            // A lifecycle call answered step by step (accepted, partial…)
+            // waits for its final step.
+            if matches!(&response, Response::Spec(spec) if !spec.is_final()) {
+                return;
+            }
             if let Some(Waiter::Once(tx)) = p.calls.remove(&id) {
                 p.order.retain(|o| *o != id);
                 let _ = tx.send(Ok(response));
@@ -447,5 +563,69 @@ fn route(p: &mut Pending, response: Response) {
             }
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{BufferedError, SpecError};
+
+    fn code_and_message(e: &BufferedError) -> (String, String, u16) {
+        match protocol_error(e) {
+            IicpError::Protocol {
+                code,
+                message,
+                status,
+            } => (code, message, status),
+            other => panic!("not a Protocol error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_buffered_error_keeps_the_nodes_status_and_code() {
+        let ours = BufferedError {
+            code: 429,
+            message: Some("[IICP-E021] capacity_exceeded".into()),
+            error: Some(SpecError {
+                code: Some("IICP-E021".into()),
+                message: Some("capacity_exceeded".into()),
+            }),
+            ..Default::default()
+        };
+        let want = |c: &str, m: &str, s| (c.to_owned(), m.to_owned(), s);
+        assert_eq!(
+            code_and_message(&ours),
+            want("IICP-E021", "capacity_exceeded", 429)
+        );
+        // Key 6 wins over a text that looks like another code.
+        let structured = BufferedError {
+            message: Some("[other] text".into()),
+            error: Some(SpecError {
+                code: Some("unauthorized".into()),
+                message: None,
+            }),
+            code: 401,
+            ..Default::default()
+        };
+        assert_eq!(
+            code_and_message(&structured),
+            want("unauthorized", "text", 401)
+        );
+        let bracketed = BufferedError {
+            code: 409,
+            message: Some("[IICP-E010] replay".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            code_and_message(&bracketed),
+            want("IICP-E010", "replay", 409)
+        );
+        let reference = BufferedError {
+            code: 503,
+            message: Some("busy".into()),
+            ..Default::default()
+        };
+        assert_eq!(code_and_message(&reference), want("http_503", "busy", 503));
     }
 }

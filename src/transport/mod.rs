@@ -7,7 +7,8 @@
 //! and back. Every decoding error names the CLOSE reason to send
 //! ([`FrameError::close_reason`], [`MessageError::close_reason`]). Above it,
 //! [`NativeClient`] is the consumer's side of a connection (handshake, ping,
-//! discover, multiplexed buffered and streaming calls); the node's side is
+//! discover, multiplexed buffered and streaming calls), and [`NativePool`]
+//! keeps such connections per endpoint for reuse; the node's side is
 //! the session in `node/native.rs`, in front of the task pipeline.
 //!
 //! Guarantees:
@@ -24,9 +25,11 @@ mod client;
 mod frame;
 pub mod kind;
 mod message;
+mod pool;
 mod reason;
 
 pub use cbor::{CborLimits, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS};
+pub(crate) use client::{Failure, answer_value};
 pub use client::{NativeClient, NativeOptions, StreamStep};
 pub use frame::{
     DEFAULT_MAX_FRAME_PAYLOAD, FRAMING_VERSION, Frame, FrameCodec, FrameError, FrameHeader,
@@ -37,4 +40,6 @@ pub use message::{
     Echo, Init, Lifecycle, LifecycleEvent, MAX_ECHO_LEN, Message, MessageError, Response,
     ResultEncoding, SpecError, SpecResponse,
 };
+pub(crate) use pool::Resolver;
+pub use pool::{NativePool, PoolOptions};
 pub use reason::CloseReason;

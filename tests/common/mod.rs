@@ -1,10 +1,13 @@
 //! Shared pieces of the integration tests: a directory on a free loopback
 //! port, a plain HTTP client, a minimal node that answers its health probe,
 //! and the node helpers (`node`: in-process nodes and the transports tasks
-//! go over; `node_bin`: the `iicp-node` binary).
+//! go over; `native`: a task over the native transport; `node_bin`: the
+//! `iicp-node` binary).
 #![allow(dead_code)]
 
 pub mod logs;
+#[cfg(feature = "iicp-tcp")]
+pub mod native;
 pub mod node;
 pub mod node_bin;
 pub mod raw_http;

@@ -388,6 +388,8 @@ pub struct ServeArgs {
     pub replay_window_entries: usize,
     #[command(flatten)]
     pub server: ServerLimitArgs,
+    #[command(flatten)]
+    pub native: crate::native_args::NativeLimitArgs,
 }
 
 /// `--task-auth` values.

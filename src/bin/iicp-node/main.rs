@@ -6,6 +6,7 @@ mod demo_cmd;
 mod directory_cmd;
 mod doctor_cmd;
 mod echo;
+mod native_args;
 mod serve_cmd;
 
 use clap::Parser;

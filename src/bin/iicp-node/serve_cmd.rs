@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         task_auth: args.task_auth.mode(),
         node_token: args.node_token.clone().map(Secret::new),
         server_limits: args.server.limits(),
+        native_limits: args.native.limits(),
         max_tokens: args.max_tokens,
         max_choices: args.max_choices,
         replay_window_entries: args.replay_window_entries,

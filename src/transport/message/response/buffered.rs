@@ -7,6 +7,8 @@ use serde_json::Value as Json;
 use crate::transport::cbor::{Fields, MapWriter, from_json, invalid, to_bytes, wrong};
 use crate::transport::message::MessageError;
 
+use super::spec::SpecError;
+
 /// How a result travels in key 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResultEncoding {
@@ -88,13 +90,18 @@ fn write_result(result: &Json, encoding: ResultEncoding) -> Value {
     }
 }
 
-/// Buffered error: `{100 code, 101 message}`, with 2 and 15 when known.
+/// Buffered error: `{100 code, 101 message}`, with 2 and 15 when known,
+/// and the spec's structured error `6 {1 code, 2 message}` beside them (our
+/// node sends all three; the reference peers read 100/101 and ignore 6).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BufferedError {
     /// Key 100: an HTTP-like status (429, 503, 500, …).
     pub code: i64,
     /// Key 101.
     pub message: Option<String>,
+    /// Key 6: the machine-readable code (`IICP-E021`, `unauthorized`, …)
+    /// and the message, as in the spec layout.
+    pub error: Option<SpecError>,
     /// Key 2 (an addition of ours; peers ignore it).
     pub session_id: Option<String>,
     /// Key 15 (an addition of ours, so a multiplexing client can match it).
@@ -109,6 +116,7 @@ impl BufferedError {
                 name: "error_code",
             })?,
             message: f.text(101, "error_message")?,
+            error: SpecError::read(f, 6)?,
             session_id: f.id(2, "session_id")?,
             call_id: f.id(15, "call_id")?,
         })
@@ -117,6 +125,7 @@ impl BufferedError {
     pub(super) fn write(&self, w: &mut MapWriter) {
         w.put(100, self.code)
             .opt(101, self.message.clone())
+            .opt(6, self.error.as_ref().map(SpecError::to_value))
             .opt(2, self.session_id.clone())
             .opt(15, self.call_id.clone());
     }

@@ -131,6 +131,26 @@ pub struct SpecError {
     pub message: Option<String>,
 }
 
+impl SpecError {
+    /// Reads key `key` as `{1 code, 2 message}`, if present.
+    pub(super) fn read(f: &mut Fields, key: u64) -> Result<Option<Self>, MessageError> {
+        match f.map(key, "error")? {
+            None => Ok(None),
+            Some(mut e) => Ok(Some(Self {
+                code: e.id(1, "error.code")?,
+                message: e.text(2, "error.message")?,
+            })),
+        }
+    }
+
+    /// The map `{1 code, 2 message}`.
+    pub(super) fn to_value(&self) -> Value {
+        let mut inner = MapWriter::new();
+        inner.opt(1, self.code.clone()).opt(2, self.message.clone());
+        inner.into_value()
+    }
+}
+
 /// The spec layout of RESPONSE.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SpecResponse {
@@ -183,13 +203,7 @@ impl SpecResponse {
     }
 
     pub(super) fn read(f: &mut Fields) -> Result<Self, MessageError> {
-        let error = match f.map(6, "error")? {
-            None => None,
-            Some(mut e) => Some(SpecError {
-                code: e.id(1, "error.code")?,
-                message: e.text(2, "error.message")?,
-            }),
-        };
+        let error = SpecError::read(f, 6)?;
         let lifecycle = match f.map(13, "lifecycle")? {
             None => None,
             Some(l) => Some(Lifecycle::read(l)?),
@@ -215,14 +229,7 @@ impl SpecResponse {
             .opt(3, self.call_id.clone())
             .opt(4, self.status.clone())
             .opt(5, self.result.as_ref().map(from_json))
-            .opt(
-                6,
-                self.error.as_ref().map(|e| {
-                    let mut inner = MapWriter::new();
-                    inner.opt(1, e.code.clone()).opt(2, e.message.clone());
-                    inner.into_value()
-                }),
-            )
+            .opt(6, self.error.as_ref().map(SpecError::to_value))
             .opt(7, self.tokens_used)
             .opt(8, self.duration_ms)
             .opt(11, self.node_id.clone())

@@ -1,0 +1,76 @@
+//! One attempt of a task on a node over HTTP: `POST {endpoint}/v1/task`,
+//! its answer read within the response-size limit and judged.
+
+use super::Inner;
+use super::guard::refusal_in;
+use super::judge::{Exchanged, Judged, judge_success_body};
+use super::retry::{Verdict, retry_after_header, verdict_for};
+use super::seal::Prepared;
+use crate::error::IicpError;
+use crate::outbound::{error_from_response, read_limited, transport_error};
+use crate::secret::Secret;
+use crate::wire::{NodeInfo, parse_error_body};
+use std::time::Duration;
+
+/// Sends `prepared` to `node` once, waiting at most `left`.
+pub(super) async fn exchange(
+    inner: &Inner,
+    node: &NodeInfo,
+    prepared: &Prepared,
+    consumer_token: Option<&Secret>,
+    trace: &str,
+    left: Duration,
+    target: &str,
+) -> Exchanged {
+    let url = format!("{}/v1/task", node.endpoint.trim_end_matches('/'));
+    let body = prepared.body().map_err(|e| Judged::new(Verdict::Fail, e))?;
+    let mut request = inner
+        .node_http
+        .post(&url)
+        .header("traceparent", trace)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .timeout(left)
+        .body(body);
+    if let Some(token) = consumer_token {
+        request = request.header("X-IICP-Consumer-Token", token.expose());
+    }
+    let resp = match request.send().await {
+        Err(e) => {
+            if let Some(refusal) = refusal_in(&e) {
+                return Err(Judged::new(
+                    Verdict::NextNode,
+                    IicpError::Transport {
+                        target: target.to_owned(),
+                        reason: format!("endpoint refused: {refusal}"),
+                    },
+                ));
+            }
+            let verdict = if e.is_timeout() {
+                Verdict::RetrySameNode
+            } else {
+                Verdict::NextNode
+            };
+            return Err(Judged::new(verdict, transport_error(target, &e, left)));
+        }
+        Ok(resp) => resp,
+    };
+    let status = resp.status().as_u16();
+    let header_retry = retry_after_header(resp.headers());
+    let limit = inner.options.max_response_bytes;
+    let bytes = read_limited(resp, target, limit, left)
+        .await
+        .map_err(|e| Judged::new(Verdict::NextNode, e))?;
+    if (200..300).contains(&status) {
+        return judge_success_body(&bytes, target, prepared.sealed.as_ref());
+    }
+    let parsed = parse_error_body(&bytes);
+    let body_retry = parsed
+        .as_ref()
+        .and_then(|p| p.retry_after_ms)
+        .map(Duration::from_millis);
+    Err(Judged {
+        verdict: verdict_for(status, parsed.as_ref().map(|p| p.code.as_str())),
+        error: error_from_response(status, &bytes),
+        retry_after: header_retry.or(body_retry),
+    })
+}
