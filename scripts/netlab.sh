@@ -14,7 +14,8 @@
 # Usage (root):
 #   netlab.sh install            apt-get the tools when missing (nft, miniupnpd, upnpc)
 #   netlab.sh up <p> <n> [upnp]  build it; upnp=on|off (default on) starts miniupnpd
-#   netlab.sh readdress <p> <n> <m>  give the router's WAN side 11.77.<m>.1 (WAN host .2)
+#   netlab.sh readdress <p> <n> <m>  the router's WAN address becomes 11.77.<m>.1 (the
+#                                    WAN host keeps 11.77.<n>.2 and gains 11.77.<m>.2)
 #   netlab.sh down <p>           stop every process in the namespaces and delete them
 # <p> is a name prefix (a crashed run's leftovers are removed by `down` with it); <n> is
 # a number 1-250 so parallel labs do not share a WAN prefix.
@@ -138,12 +139,15 @@ up() {
 readdress() {
   need_root
   local p=$1 n=$2 m=$3
+  # The provider gives the router a new WAN address; the WAN host (directory,
+  # consumers) keeps its address and gains one in the new prefix, and the old
+  # prefix stays on the link, so the directory is reached as before.
+  ip -n "${p}wan" addr add "11.77.${m}.2/24" dev eth0
   ip -n "${p}rtr" addr del "11.77.${n}.1/24" dev wan0
   ip -n "${p}rtr" addr add "11.77.${m}.1/24" dev wan0
-  ip -n "${p}wan" addr del "11.77.${n}.2/24" dev eth0
-  ip -n "${p}wan" addr add "11.77.${m}.2/24" dev eth0
-  # miniupnpd reads the external address when asked (GetExternalIPAddress); its
-  # existing mappings stay in the ruleset, as on a router that was re-addressed.
+  ip -n "${p}rtr" route add "11.77.${n}.0/24" dev wan0
+  # miniupnpd reads the external address when asked (GetExternalIPAddress);
+  # its existing mappings stay in the ruleset, as on a re-addressed router.
 }
 
 case "$cmd" in

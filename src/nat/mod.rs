@@ -20,13 +20,19 @@
 //! keeps every rung as it was tried, for `iicp-node doctor` and the log.
 
 mod addresses;
+mod config;
 mod container;
+#[cfg(feature = "nat")]
+mod keeper;
 mod options;
 #[cfg(feature = "nat")]
 mod upnp;
 
 pub use addresses::{HostAddress, host_addresses, is_global_v6, is_public, is_public_v4};
+pub use config::ReachabilityConfig;
 pub use container::ContainerMode;
+#[cfg(feature = "nat")]
+pub use keeper::keep;
 pub use options::UpnpOptions;
 #[cfg(feature = "nat")]
 pub use upnp::{Igd, MAX_SOAP_BYTES, Mapping};
@@ -123,7 +129,7 @@ pub struct NatOptions {
     pub upnp: UpnpOptions,
 }
 
-fn url_of(ip: IpAddr, port: u16) -> String {
+pub(crate) fn url_of(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(v4) => format!("http://{v4}:{port}"),
         IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
@@ -248,7 +254,14 @@ pub async fn detect_with(options: &NatOptions, addresses: &[HostAddress]) -> Rea
         match upnp_rung(&lan_ips, options).await {
             UpnpOutcome::Mapped(reason, endpoint, lease, rung) => {
                 rungs.push(rung);
-                return done(Tier::Upnp, Some(endpoint), reason, None, rungs, Some(*lease));
+                return done(
+                    Tier::Upnp,
+                    Some(endpoint),
+                    reason,
+                    None,
+                    rungs,
+                    Some(*lease),
+                );
             }
             UpnpOutcome::Failed(rung, cgnat) => {
                 behind_cgnat = cgnat;

@@ -98,6 +98,31 @@ pub struct ReachArgs {
     /// Milliseconds to wait for a UPnP gateway to answer, per LAN interface.
     #[arg(long, env = "IICP_UPNP_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub upnp_timeout_ms: u64,
+
+    /// Seconds between checks of a UPnP mapping: it is renewed, and a
+    /// changed router address re-registers the node with it.
+    #[arg(long, env = "IICP_NAT_RECHECK_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub nat_recheck_secs: u64,
+}
+
+impl ReachArgs {
+    /// The node's reachability configuration.
+    pub fn config(&self) -> iicp_client::nat::ReachabilityConfig {
+        iicp_client::nat::ReachabilityConfig {
+            auto_detect: self.auto_detect_nat,
+            container: self.container.mode(),
+            upnp: self.upnp(),
+            recheck_interval: std::time::Duration::from_secs(self.nat_recheck_secs),
+        }
+    }
+
+    /// The UPnP rung's options.
+    pub fn upnp(&self) -> iicp_client::nat::UpnpOptions {
+        iicp_client::nat::UpnpOptions {
+            search_timeout: std::time::Duration::from_millis(self.upnp_timeout_ms),
+            ..Default::default()
+        }
+    }
 }
 
 /// `--container` values.
@@ -284,10 +309,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IICP_HOST", default_value = "::")]
     pub host: String,
 
-    /// The URL consumers reach this node at, e.g. http://203.0.113.7:9484.
-    /// Default: http://127.0.0.1:PORT (this machine only).
-    #[arg(long, env = "IICP_PUBLIC_ENDPOINT")]
-    pub public_endpoint: Option<String>,
+    #[command(flatten)]
+    pub reach: ReachArgs,
 
     /// Backend engine.
     #[arg(long, env = "IICP_BACKEND_TYPE", value_enum, default_value_t = BackendType::OpenaiCompat)]

@@ -3,9 +3,8 @@
 //! is removed again before it exits.
 
 use crate::cli::DoctorArgs;
-use iicp_client::nat::{self, NatOptions, UpnpOptions};
+use iicp_client::nat::{self, NatOptions};
 use std::net::IpAddr;
-use std::time::Duration;
 
 pub async fn run(args: DoctorArgs) -> iicp_client::Result<()> {
     let bind: IpAddr = args.host.trim_matches(['[', ']']).parse().map_err(|_| {
@@ -23,10 +22,7 @@ pub async fn run(args: DoctorArgs) -> iicp_client::Result<()> {
         bind,
         public_endpoint: args.reach.public_endpoint.clone(),
         container: args.reach.container.mode(),
-        upnp: UpnpOptions {
-            search_timeout: Duration::from_millis(args.reach.upnp_timeout_ms),
-            ..UpnpOptions::default()
-        },
+        upnp: args.reach.upnp(),
     };
     let found = nat::detect(&options).await;
     println!(
