@@ -81,6 +81,56 @@ impl igd_next::aio::Provider for BoundedSoap {
     }
 }
 
+/// Why the gateway gave no usable mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpnpError {
+    /// Its external address is not public (or it has none): the router is
+    /// itself behind another NAT, e.g. carrier-grade NAT.
+    BehindNat(String),
+    /// Anything else (no answer, refusal, unreadable answer).
+    Failed(String),
+}
+
+impl std::fmt::Display for UpnpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BehindNat(why) | Self::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// An igd-next error as a short line fit for a log: igd-next puts the
+/// gateway's whole answer (untrusted, multi-line XML) into some of its
+/// messages, so only the text before the first `<` is kept, control
+/// characters are escaped and the line is cut.
+fn peer_text(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let head = text.split('<').next().unwrap_or_default();
+    let head = head.trim_end_matches([' ', ':', '\n', '\r']);
+    let mut out = String::new();
+    for (n, c) in head.chars().enumerate() {
+        if n == 160 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether an unreadable GetExternalIPAddress answer says the gateway has
+/// no external address (miniupnpd answers an empty one when its own WAN
+/// address is private or reserved).
+fn empty_external_address(e: &igd_next::GetExternalIpError) -> bool {
+    let text = e.to_string();
+    text.contains("<NewExternalIPAddress></NewExternalIPAddress>")
+        || text.contains("<NewExternalIPAddress/>")
+}
+
 /// A gateway found on a LAN interface.
 #[derive(Debug, Clone)]
 pub struct Igd {
@@ -138,7 +188,7 @@ impl Igd {
                         options,
                     });
                 }
-                Ok(Err(e)) => why.push(format!("{lan_ip}: {e}")),
+                Ok(Err(e)) => why.push(format!("{lan_ip}: {}", peer_text(e))),
                 Err(_) => why.push(format!("{lan_ip}: no answer in time")),
             }
         }
@@ -151,32 +201,51 @@ impl Igd {
     }
 
     /// The router's external address, if it is public.
-    pub async fn external_ip(&self) -> Result<IpAddr, String> {
-        let ip = tokio::time::timeout(self.options.call_timeout, self.gateway.get_external_ip())
-            .await
-            .map_err(|_| "the gateway did not tell its external address in time".to_owned())?
-            .map_err(|e| format!("the gateway did not tell its external address: {e}"))?;
+    pub async fn external_ip(&self) -> Result<IpAddr, UpnpError> {
+        let answer =
+            tokio::time::timeout(self.options.call_timeout, self.gateway.get_external_ip())
+                .await
+                .map_err(|_| {
+                    UpnpError::Failed(
+                        "the gateway did not tell its external address in time".into(),
+                    )
+                })?;
+        let ip = match answer {
+            Ok(ip) => ip,
+            Err(e) if empty_external_address(&e) => {
+                return Err(UpnpError::BehindNat(
+                    "the gateway has no public external address (its own WAN address is private or reserved: a second NAT or carrier-grade NAT)".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(UpnpError::Failed(format!(
+                    "the gateway did not tell its external address: {}",
+                    peer_text(e)
+                )));
+            }
+        };
         if !is_public(ip) {
-            return Err(format!(
+            return Err(UpnpError::BehindNat(format!(
                 "the gateway's external address {ip} is not public (a second NAT or carrier-grade NAT)"
-            ));
+            )));
         }
         Ok(ip)
     }
 
     /// Maps `port` outside to `port` on our LAN address (or any free port
     /// when that one is taken), for the configured lease.
-    pub async fn map(&self, port: u16) -> Result<Mapping, String> {
+    pub async fn map(&self, port: u16) -> Result<Mapping, UpnpError> {
         let external_ip = self.external_ip().await?;
         let internal = SocketAddr::new(IpAddr::V4(self.lan_ip), port);
         let lease = self.options.lease.as_secs().min(u64::from(u32::MAX)) as u32;
+        let late = || UpnpError::Failed("the gateway did not answer the mapping in time".into());
         let same = tokio::time::timeout(
             self.options.call_timeout,
             self.gateway
                 .add_port(PortMappingProtocol::TCP, port, internal, lease, DESCRIPTION),
         )
         .await
-        .map_err(|_| "the gateway did not answer the mapping in time".to_owned())?;
+        .map_err(|_| late())?;
         let external_port = match same {
             Ok(()) => port,
             Err(first) => tokio::time::timeout(
@@ -185,11 +254,19 @@ impl Igd {
                     .add_any_port(PortMappingProtocol::TCP, internal, lease, DESCRIPTION),
             )
             .await
-            .map_err(|_| "the gateway did not answer the mapping in time".to_owned())?
-            .map_err(|e| format!("the gateway refused the mapping ({first}; then {e})"))?,
+            .map_err(|_| late())?
+            .map_err(|e| {
+                UpnpError::Failed(format!(
+                    "the gateway refused the mapping ({}; then {})",
+                    peer_text(first),
+                    peer_text(e)
+                ))
+            })?,
         };
         if external_port == 0 {
-            return Err("the gateway answered with external port 0".into());
+            return Err(UpnpError::Failed(
+                "the gateway answered with external port 0".into(),
+            ));
         }
         Ok(Mapping {
             external_ip,
@@ -200,7 +277,7 @@ impl Igd {
 
     /// Renews `mapping` (the same request again) and returns it with the
     /// external address as the gateway tells it now.
-    pub async fn renew(&self, mapping: &Mapping) -> Result<Mapping, String> {
+    pub async fn renew(&self, mapping: &Mapping) -> Result<Mapping, UpnpError> {
         let external_ip = self.external_ip().await?;
         let lease = self.options.lease.as_secs().min(u64::from(u32::MAX)) as u32;
         tokio::time::timeout(
@@ -214,8 +291,13 @@ impl Igd {
             ),
         )
         .await
-        .map_err(|_| "the gateway did not answer the renewal in time".to_owned())?
-        .map_err(|e| format!("the gateway refused to renew the mapping: {e}"))?;
+        .map_err(|_| UpnpError::Failed("the gateway did not answer the renewal in time".into()))?
+        .map_err(|e| {
+            UpnpError::Failed(format!(
+                "the gateway refused to renew the mapping: {}",
+                peer_text(e)
+            ))
+        })?;
         Ok(Mapping {
             external_ip,
             ..mapping.clone()
@@ -231,6 +313,24 @@ impl Igd {
         )
         .await
         .map_err(|_| "the gateway did not answer in time".to_owned())?
-        .map_err(|e| format!("the gateway refused to remove the mapping: {e}"))
+        .map_err(|e| {
+            format!(
+                "the gateway refused to remove the mapping: {}",
+                peer_text(e)
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateways_answer_stays_out_of_the_message() {
+        let e = "Request Error. Invalid response from gateway: <?xml version=\"1.0\"?>\n<s:Envelope>secret</s:Envelope>";
+        assert_eq!(peer_text(e), "Request Error. Invalid response from gateway");
+        assert_eq!(peer_text("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(peer_text("x".repeat(500)).chars().count(), 161);
     }
 }
