@@ -98,7 +98,8 @@ upnp_nat_postrouting_chain=postrouting_miniupnpd
 allow 1024-65535 192.168.77.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 CONF
-  ip netns exec "${p}rtr" miniupnpd -d -f "$dir/miniupnpd.conf" >"$dir/miniupnpd.log" 2>&1 &
+  # Its own pid file: the default one is shared by every lab on the machine.
+  ip netns exec "${p}rtr" miniupnpd -d -f "$dir/miniupnpd.conf" -P "$dir/miniupnpd.pid" >"$dir/miniupnpd.log" 2>&1 &
   # Ready when it listens for SSDP.
   for _ in $(seq 1 50); do
     if ip netns exec "${p}rtr" ss -lun 2>/dev/null | grep -q ':1900 '; then return 0; fi

@@ -228,6 +228,23 @@ fn a_changed_router_address_re_registers_the_node_with_it() {
         "{}",
         text(&chat)
     );
+
+    // A mapping the router lost (removed behind the node's back) is made
+    // again at the next check.
+    let removed = lab.exec(&lan, "upnpc", &["-d", "9484", "TCP"], &[]);
+    assert!(
+        text(&removed).contains("UPNP_DeletePortMapping() returned : 0"),
+        "the router removed it: {}",
+        text(&removed)
+    );
+    let start = std::time::Instant::now();
+    while lab.mappings().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the mapping did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(lab.terminate(&node), Some(0));
     assert!(lab.mappings().is_empty());
 }

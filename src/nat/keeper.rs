@@ -1,26 +1,45 @@
 //! Keeping a UPnP mapping alive while the node serves: renew it every
-//! `recheck_interval` (well inside its lease), notice when the router's
+//! `recheck_interval` (well inside its lease) and whenever the node's
+//! registration fails (`recheck` is notified), notice when the router's
 //! external address changed or the mapping was lost (map again), publish
 //! the endpoint that results, and remove the mapping when the node stops.
 
 use super::{Igd, Mapping};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Runs until `stop`, then removes the mapping. Each new endpoint goes to
-/// `endpoint` (the lifecycle re-registers with it).
-pub async fn keep(
-    igd: Igd,
-    mut mapping: Mapping,
-    port: u16,
-    every: Duration,
-    endpoint: watch::Sender<String>,
-    stop: CancellationToken,
-) {
+/// What [`keep`] needs besides the mapping.
+#[derive(Debug)]
+pub struct Keeping {
+    /// The serve port (mapped again when the mapping is lost).
+    pub port: u16,
+    /// Time between checks.
+    pub every: Duration,
+    /// Receives each new endpoint (the lifecycle re-registers with it).
+    pub endpoint: watch::Sender<String>,
+    /// Notified when the registration failed: check at once.
+    pub recheck: Arc<Notify>,
+    /// Ends the loop; the mapping is then removed.
+    pub stop: CancellationToken,
+}
+
+/// Runs until `k.stop`, then removes the mapping.
+pub async fn keep(igd: Igd, mut mapping: Mapping, k: Keeping) {
+    let Keeping {
+        port,
+        every,
+        endpoint,
+        recheck,
+        stop,
+    } = k;
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
+            () = recheck.notified() => {
+                tracing::debug!("the registration failed: checking the UPnP mapping now");
+            }
             () = stop.cancelled() => break,
         }
         let renewed = match igd.renew(&mapping).await {

@@ -32,7 +32,7 @@ pub use addresses::{HostAddress, host_addresses, is_global_v6, is_public, is_pub
 pub use config::ReachabilityConfig;
 pub use container::ContainerMode;
 #[cfg(feature = "nat")]
-pub use keeper::keep;
+pub use keeper::{Keeping, keep};
 pub use options::UpnpOptions;
 #[cfg(feature = "nat")]
 pub use upnp::{Igd, MAX_SOAP_BYTES, Mapping, UpnpError};

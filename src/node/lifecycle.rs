@@ -67,6 +67,10 @@ pub(crate) struct LifecycleParams {
     /// The endpoint to advertise; a new value (the router's external
     /// address changed) re-registers the node with it.
     pub endpoint_updates: watch::Receiver<String>,
+    /// Notified when a registration fails, so the reachability keeper
+    /// checks the router at once (a lost mapping or a new address may be
+    /// why).
+    pub registration_failed: Arc<tokio::sync::Notify>,
 }
 
 /// The directory's view of this node, owned by the loop.
@@ -117,6 +121,7 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
                 Err(e) => {
                     tracing::warn!(error = ?e.to_string(), retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
                     lc.p.registration_error.send_replace(Some(e.to_string()));
+                    lc.p.registration_failed.notify_one();
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = cancel.cancelled() => return,

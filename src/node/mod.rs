@@ -211,11 +211,13 @@ impl IicpNode {
         let lifecycle_stop = CancellationToken::new();
         let (endpoint_tx, endpoint_rx) = watch::channel(endpoint.clone());
         let keeper_stop = CancellationToken::new();
+        let recheck = Arc::new(tokio::sync::Notify::new());
         let keeper = keep_mapping(
             &cfg,
             reach.lease,
             local_addr.port(),
             endpoint_tx,
+            recheck.clone(),
             &keeper_stop,
         );
         let lifecycle = if cfg.skip_registration || !reach.register {
@@ -239,6 +241,7 @@ impl IicpNode {
                 model_probe,
                 intent: intent.clone(),
                 endpoint_updates: endpoint_rx,
+                registration_failed: recheck,
             };
             Some(tokio::spawn(lifecycle::run(params, lifecycle_stop.clone())))
         };
@@ -269,17 +272,18 @@ fn keep_mapping(
     lease: Option<crate::nat::Lease>,
     port: u16,
     endpoint: watch::Sender<String>,
+    recheck: Arc<tokio::sync::Notify>,
     stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let (igd, mapping) = lease?;
-    Some(tokio::spawn(crate::nat::keep(
-        igd,
-        mapping,
+    let keeping = crate::nat::Keeping {
         port,
-        cfg.reachability.recheck_interval,
+        every: cfg.reachability.recheck_interval,
         endpoint,
-        stop.clone(),
-    )))
+        recheck,
+        stop: stop.clone(),
+    };
+    Some(tokio::spawn(crate::nat::keep(igd, mapping, keeping)))
 }
 
 /// Without the `nat` feature no mapping is ever made.
@@ -289,6 +293,7 @@ fn keep_mapping(
     lease: Option<crate::nat::Lease>,
     _port: u16,
     _endpoint: watch::Sender<String>,
+    _recheck: Arc<tokio::sync::Notify>,
     _stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     match lease {
