@@ -32,8 +32,13 @@ install_tools() {
   command -v nft >/dev/null || missing+=(nftables)
   command -v miniupnpd >/dev/null || missing+=(miniupnpd-nftables)
   command -v upnpc >/dev/null || missing+=(miniupnpc)
+  command -v curl >/dev/null || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+    echo "netlab.sh: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+      apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+    }
   fi
 }
 
