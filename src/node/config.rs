@@ -43,8 +43,10 @@ pub const DEFAULT_REPLAY_WINDOW_ENTRIES: usize = 100_000;
 /// are added. [`validate`](Self::validate) runs at `start()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
-    /// Public base URL advertised to the directory. Empty: derived from the
-    /// bound port as `http://127.0.0.1:PORT` (reachable from this machine only).
+    /// Public base URL advertised to the directory, trusted as given
+    /// (tier 0). Empty: found by the reachability ladder
+    /// ([`reachability`](Self::reachability)), else `http://127.0.0.1:PORT`
+    /// (reachable from this machine only).
     pub endpoint: String,
     /// The intent served. A model whose name contains `embed` (any case)
     /// is advertised for `urn:iicp:intent:llm:embedding:v1` instead, with a
@@ -117,6 +119,10 @@ pub struct NodeConfig {
     /// Bounds of native sessions: INIT deadline, idle timeout, calls in
     /// flight per connection, largest frame (see [`NativeLimits`](super::NativeLimits)).
     pub native_limits: super::NativeLimits,
+    /// How the node finds the endpoint it advertises when `endpoint` is
+    /// empty: the reachability ladder (public address, UPnP, IPv6; see
+    /// [`crate::nat`]), run at start unless `auto_detect` is off.
+    pub reachability: crate::nat::ReachabilityConfig,
     /// Most answers one task may ask for through a backend (`n`, `best_of`
     /// are lowered to it; the backend's own `max_choices` applies too).
     pub max_choices: u64,
@@ -153,6 +159,7 @@ impl Default for NodeConfig {
             max_choices: crate::backends::DEFAULT_MAX_CHOICES,
             native_transport: true,
             native_limits: super::NativeLimits::default(),
+            reachability: crate::nat::ReachabilityConfig::default(),
         }
     }
 }

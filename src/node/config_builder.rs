@@ -66,6 +66,7 @@ impl NodeConfigBuilder {
         max_choices: u64,
         native_transport: bool,
         native_limits: NativeLimits,
+        reachability: crate::nat::ReachabilityConfig,
     }
 
     optional_setters! {

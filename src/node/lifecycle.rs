@@ -64,6 +64,13 @@ pub(crate) struct LifecycleParams {
     pub model_probe: Option<(Arc<dyn Backend>, AdvertisedModels)>,
     /// The intent capabilities are built for.
     pub intent: IntentUrn,
+    /// The endpoint to advertise; a new value (the router's external
+    /// address changed) re-registers the node with it.
+    pub endpoint_updates: watch::Receiver<String>,
+    /// Notified when a registration fails, so the reachability keeper
+    /// checks the router at once (a lost mapping or a new address may be
+    /// why).
+    pub registration_failed: Arc<tokio::sync::Notify>,
 }
 
 /// The directory's view of this node, owned by the loop.
@@ -114,6 +121,7 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
                 Err(e) => {
                     tracing::warn!(error = ?e.to_string(), retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
                     lc.p.registration_error.send_replace(Some(e.to_string()));
+                    lc.p.registration_failed.notify_one();
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = cancel.cancelled() => return,
@@ -125,6 +133,16 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
         }
         tokio::select! {
             () = tokio::time::sleep_until(next_beat) => {}
+            Ok(()) = lc.p.endpoint_updates.changed() => {
+                let endpoint = lc.p.endpoint_updates.borrow_and_update().clone();
+                tracing::info!(%endpoint, "the endpoint changed; registering again");
+                if lc.p.registration.transport_endpoint.is_some() {
+                    lc.p.registration.transport_endpoint = super::transport_endpoint_for(&endpoint);
+                }
+                lc.p.registration.endpoint = endpoint;
+                registered = None;
+                continue;
+            }
             () = cancel.cancelled() => break,
         }
         if lc.refresh_models().await {

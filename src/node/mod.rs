@@ -40,6 +40,7 @@ mod models;
 mod native;
 mod native_limits;
 mod pipeline;
+mod reach;
 mod replay;
 mod running;
 mod signal;
@@ -158,11 +159,8 @@ impl IicpNode {
         let explicit_endpoint = !cfg.endpoint.is_empty();
         let listener = listener::bind(&cfg.host, cfg.port, !explicit_endpoint).await?;
         let local_addr = listener.local_addr()?;
-        let endpoint = if explicit_endpoint {
-            cfg.endpoint.trim_end_matches('/').to_owned()
-        } else {
-            listener::default_endpoint(local_addr)
-        };
+        let reach = reach::resolve(&cfg, local_addr).await;
+        let endpoint = reach.endpoint.clone();
         let caps = capabilities::capabilities(&cfg.models, &intent, None);
         let cx = match (cfg.confidentiality, &cfg.cx_key_file) {
             (false, _) => None,
@@ -211,7 +209,18 @@ impl IicpNode {
         let server = tokio::spawn(server.run(server_stop.clone()));
 
         let lifecycle_stop = CancellationToken::new();
-        let lifecycle = if cfg.skip_registration {
+        let (endpoint_tx, endpoint_rx) = watch::channel(endpoint.clone());
+        let keeper_stop = CancellationToken::new();
+        let recheck = Arc::new(tokio::sync::Notify::new());
+        let keeper = keep_mapping(
+            &cfg,
+            reach.lease,
+            local_addr.port(),
+            endpoint_tx,
+            recheck.clone(),
+            &keeper_stop,
+        );
+        let lifecycle = if cfg.skip_registration || !reach.register {
             None
         } else {
             let mut registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
@@ -231,6 +240,8 @@ impl IicpNode {
                 health_models: (!cfg.models.is_empty()).then(|| cfg.models.clone()),
                 model_probe,
                 intent: intent.clone(),
+                endpoint_updates: endpoint_rx,
+                registration_failed: recheck,
             };
             Some(tokio::spawn(lifecycle::run(params, lifecycle_stop.clone())))
         };
@@ -246,7 +257,62 @@ impl IicpNode {
             lifecycle,
             lifecycle_stop,
             grace: cfg.shutdown_grace,
+            tier: reach.tier,
+            keeper,
+            keeper_stop,
         })
+    }
+}
+
+/// Keeps a UPnP mapping renewed while the node serves and removes it when
+/// `stop` is cancelled (`nat::keep`).
+#[cfg(feature = "nat")]
+fn keep_mapping(
+    cfg: &NodeConfig,
+    lease: Option<crate::nat::Lease>,
+    port: u16,
+    endpoint: watch::Sender<String>,
+    recheck: Arc<tokio::sync::Notify>,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let (igd, mapping) = lease?;
+    let keeping = crate::nat::Keeping {
+        port,
+        every: cfg.reachability.recheck_interval,
+        endpoint,
+        recheck,
+        stop: stop.clone(),
+    };
+    Some(tokio::spawn(crate::nat::keep(igd, mapping, keeping)))
+}
+
+/// Without the `nat` feature no mapping is ever made.
+#[cfg(not(feature = "nat"))]
+fn keep_mapping(
+    _cfg: &NodeConfig,
+    lease: Option<crate::nat::Lease>,
+    _port: u16,
+    _endpoint: watch::Sender<String>,
+    _recheck: Arc<tokio::sync::Notify>,
+    _stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match lease {
+        None => None,
+        Some(never) => match never {},
+    }
+}
+
+/// The `transport_endpoint` advertised beside `endpoint`, when the node
+/// serves the native transport.
+pub(crate) fn transport_endpoint_for(endpoint: &str) -> Option<String> {
+    #[cfg(feature = "iicp-tcp")]
+    {
+        native::transport_endpoint(endpoint)
+    }
+    #[cfg(not(feature = "iicp-tcp"))]
+    {
+        let _ = endpoint;
+        None
     }
 }
 

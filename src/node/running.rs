@@ -35,6 +35,11 @@ pub struct RunningNode {
     pub(super) registers: bool,
     pub(super) lifecycle_stop: CancellationToken,
     pub(super) grace: Duration,
+    /// The reachability tier found at start, when the ladder ran.
+    pub(super) tier: Option<crate::nat::Tier>,
+    /// Renews the UPnP mapping; removes it when stopped.
+    pub(super) keeper: Option<JoinHandle<()>>,
+    pub(super) keeper_stop: CancellationToken,
 }
 
 impl RunningNode {
@@ -43,9 +48,15 @@ impl RunningNode {
         self.local_addr
     }
 
-    /// The endpoint advertised to the directory.
+    /// The endpoint advertised to the directory at start.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The reachability tier found at start (`None` when the ladder was
+    /// off: `reachability.auto_detect` false and no endpoint given).
+    pub fn reachability_tier(&self) -> Option<crate::nat::Tier> {
+        self.tier
     }
 
     /// The node id, once the directory assigned or confirmed it.
@@ -146,6 +157,11 @@ impl RunningNode {
         if let Some(lifecycle) = self.lifecycle.take() {
             let _ = lifecycle.await;
         }
+        // Deregistered first, then the router's mapping goes.
+        self.keeper_stop.cancel();
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.await;
+        }
     }
 
     /// Starts draining and closes the listener.
@@ -163,6 +179,7 @@ impl Drop for RunningNode {
         if self.server.is_some() {
             self.stop();
             self.lifecycle_stop.cancel();
+            self.keeper_stop.cancel();
         }
     }
 }

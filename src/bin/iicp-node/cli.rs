@@ -52,6 +52,99 @@ pub enum Command {
 
     /// List the nodes a directory offers for an intent.
     Discover(DiscoverArgs),
+
+    /// Show how reachable a node started here would be: every rung of the
+    /// reachability ladder (operator endpoint, public address, UPnP, IPv6,
+    /// relay, local) as it is tried now, and the guidance. Registers
+    /// nothing; a UPnP mapping it makes to test the router is removed at
+    /// once.
+    Doctor(DoctorArgs),
+}
+
+/// `iicp-node doctor` options (the reachability flags of `serve`).
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The port a node would serve on.
+    #[arg(long, env = "IICP_PORT", default_value_t = iicp_client::node::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// The address a node would bind.
+    #[arg(long, env = "IICP_HOST", default_value = "::")]
+    pub host: String,
+
+    #[command(flatten)]
+    pub reach: ReachArgs,
+}
+
+/// Reachability flags, shared by `serve` and `doctor`.
+#[derive(Debug, Args)]
+pub struct ReachArgs {
+    /// The URL consumers reach this node at, e.g. http://203.0.113.7:9484:
+    /// trusted as given (tier 0), nothing is probed. Default: found by the
+    /// reachability ladder.
+    #[arg(long, env = "IICP_PUBLIC_ENDPOINT")]
+    pub public_endpoint: Option<String>,
+
+    /// Run the reachability ladder at start (public address, UPnP, IPv6).
+    /// `false`: advertise http://127.0.0.1:PORT unless --public-endpoint.
+    #[arg(long, env = "IICP_AUTO_DETECT_NAT", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub auto_detect_nat: bool,
+
+    /// Whether this runs in a container on a bridge network (UPnP is then
+    /// skipped: it would map the container host's NAT, not the router).
+    #[arg(long, env = "IICP_CONTAINER", value_enum, default_value_t = ContainerArg::Auto)]
+    pub container: ContainerArg,
+
+    /// Milliseconds to wait for a UPnP gateway to answer, per LAN interface.
+    #[arg(long, env = "IICP_UPNP_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub upnp_timeout_ms: u64,
+
+    /// Seconds between checks of a UPnP mapping: it is renewed, and a
+    /// changed router address re-registers the node with it.
+    #[arg(long, env = "IICP_NAT_RECHECK_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub nat_recheck_secs: u64,
+}
+
+impl ReachArgs {
+    /// The node's reachability configuration.
+    pub fn config(&self) -> iicp_client::nat::ReachabilityConfig {
+        iicp_client::nat::ReachabilityConfig {
+            auto_detect: self.auto_detect_nat,
+            container: self.container.mode(),
+            upnp: self.upnp(),
+            recheck_interval: std::time::Duration::from_secs(self.nat_recheck_secs),
+        }
+    }
+
+    /// The UPnP rung's options.
+    pub fn upnp(&self) -> iicp_client::nat::UpnpOptions {
+        iicp_client::nat::UpnpOptions {
+            search_timeout: std::time::Duration::from_millis(self.upnp_timeout_ms),
+            ..Default::default()
+        }
+    }
+}
+
+/// `--container` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContainerArg {
+    /// Look for container markers (/.dockerenv, /run/.containerenv, cgroups).
+    Auto,
+    /// Treat this as a container.
+    Yes,
+    /// Treat this as the host.
+    No,
+}
+
+impl ContainerArg {
+    /// The library's mode.
+    pub fn mode(self) -> iicp_client::nat::ContainerMode {
+        match self {
+            Self::Auto => iicp_client::nat::ContainerMode::Auto,
+            Self::Yes => iicp_client::nat::ContainerMode::Yes,
+            Self::No => iicp_client::nat::ContainerMode::No,
+        }
+    }
 }
 
 /// `iicp-node demo` options.
@@ -216,10 +309,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IICP_HOST", default_value = "::")]
     pub host: String,
 
-    /// The URL consumers reach this node at, e.g. http://203.0.113.7:9484.
-    /// Default: http://127.0.0.1:PORT (this machine only).
-    #[arg(long, env = "IICP_PUBLIC_ENDPOINT")]
-    pub public_endpoint: Option<String>,
+    #[command(flatten)]
+    pub reach: ReachArgs,
 
     /// Backend engine.
     #[arg(long, env = "IICP_BACKEND_TYPE", value_enum, default_value_t = BackendType::OpenaiCompat)]

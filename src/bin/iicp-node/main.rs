@@ -4,6 +4,7 @@ mod cli;
 mod consumer_cmd;
 mod demo_cmd;
 mod directory_cmd;
+mod doctor_cmd;
 mod echo;
 mod native_args;
 mod serve_cmd;
@@ -35,7 +36,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Directory(_) | Command::Serve(_) => "info",
-        Command::Chat(_) | Command::Discover(_) | Command::Demo(_) => "warn",
+        Command::Chat(_) | Command::Discover(_) | Command::Demo(_) | Command::Doctor(_) => "warn",
     };
     init_tracing(cli.log_format, default_level);
     let result = match cli.command {
@@ -44,6 +45,7 @@ async fn main() -> ExitCode {
         Command::Chat(args) => consumer_cmd::chat(args).await,
         Command::Discover(args) => consumer_cmd::discover(args).await,
         Command::Demo(args) => demo_cmd::run(args).await,
+        Command::Doctor(args) => doctor_cmd::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,8 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         (None, Some(_)) => Vec::new(), // probed from the backend
     };
     let config = NodeConfig {
-        endpoint: args.public_endpoint.clone().unwrap_or_default(),
+        endpoint: args.reach.public_endpoint.clone().unwrap_or_default(),
+        reachability: args.reach.config(),
         intent: args.intent.clone(),
         directory_url: args.directory_url.clone(),
         host: args.host.clone(),
@@ -78,8 +79,12 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
                 format!("not registered yet with {} (retrying in the background)", args.directory_url),
         }
     };
+    let tier = running.reachability_tier().map_or_else(
+        || "reachability detection off".to_owned(),
+        |t| format!("tier {t}"),
+    );
     tracing::info!(
-        "iicp-node serving on {} as {} — {registered} — backend {backend_desc} — task auth {}",
+        "iicp-node serving on {} as {} ({tier}) — {registered} — backend {backend_desc} — task auth {}",
         running.local_addr(),
         running.endpoint(),
         args.task_auth.mode().as_str(),

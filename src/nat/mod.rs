@@ -1,0 +1,424 @@
+//! Reachability: which endpoint a node may advertise, found by trying the
+//! tiers of PROTOCOL.md §7.3 in order on every start.
+//!
+//! - tier 0: an operator endpoint (`IICP_PUBLIC_ENDPOINT`, trusted as given,
+//!   no probing), or a public IPv4 address on an interface;
+//! - tier 1a: a UPnP IGD on the LAN maps the serve port to the router's
+//!   external address, if that is public (`upnp.rs`, feature `nat`); skipped
+//!   inside a container, where it would reach the container host's NAT
+//!   (`container.rs`);
+//! - tier 1c: a stable global IPv6 address: advertised, with the guidance
+//!   that the router's IPv6 firewall must let the port in (no pinhole yet);
+//! - tier 3: carrier-grade NAT (the IGD's external address is not public):
+//!   a relay is needed (reported; the relay comes with its own issue);
+//! - tier 4: nothing worked: serve locally, and say exactly what to set or
+//!   forward.
+//!
+//! Rule: an endpoint is advertised only when a rung verified it (the IGD
+//! accepted the mapping and named a public address, or the address is on
+//! our own interface), or the operator gave it. [`Reachability::rungs`]
+//! keeps every rung as it was tried, for `iicp-node doctor` and the log.
+
+mod addresses;
+mod config;
+mod container;
+#[cfg(feature = "nat")]
+mod keeper;
+mod options;
+#[cfg(feature = "nat")]
+mod upnp;
+
+pub use addresses::{HostAddress, host_addresses, is_global_v6, is_public, is_public_v4};
+pub use config::ReachabilityConfig;
+pub use container::ContainerMode;
+#[cfg(feature = "nat")]
+pub use keeper::{Keeping, keep};
+pub use options::UpnpOptions;
+#[cfg(feature = "nat")]
+pub use upnp::{Igd, MAX_SOAP_BYTES, Mapping, UpnpError};
+
+/// A UPnP mapping to renew and remove (uninhabited without the `nat`
+/// feature: no mapping can be made then).
+#[cfg(feature = "nat")]
+pub type Lease = (Igd, Mapping);
+/// A UPnP mapping to renew and remove (uninhabited without the `nat`
+/// feature: no mapping can be made then).
+#[cfg(not(feature = "nat"))]
+#[derive(Debug, Clone)]
+pub enum Lease {}
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// A reachability tier (PROTOCOL.md §7.3; the seed's 1a/1b/1c split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Direct: an operator endpoint or a public address on an interface.
+    Direct,
+    /// 1a: a UPnP port mapping on the home router.
+    Upnp,
+    /// 1b: a global IPv6 address with a pinhole opened on the router.
+    Ipv6Pinhole,
+    /// 1c: a global IPv6 address; the operator must open the firewall.
+    Ipv6Guidance,
+    /// 3: behind carrier-grade NAT: only a relay reaches this node.
+    Relay,
+    /// 4: not reachable from outside; served locally.
+    Local,
+}
+
+impl Tier {
+    /// How the tier is written in logs and by `doctor`: `0`, `1a`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Direct => "0",
+            Self::Upnp => "1a",
+            Self::Ipv6Pinhole => "1b",
+            Self::Ipv6Guidance => "1c",
+            Self::Relay => "3",
+            Self::Local => "4",
+        }
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One rung of the ladder as it was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rung {
+    /// What was tried, e.g. `public address on an interface`.
+    pub name: &'static str,
+    /// What came of it.
+    pub outcome: String,
+    /// Whether it gave the endpoint.
+    pub chosen: bool,
+}
+
+/// The outcome of the ladder.
+#[derive(Debug, Clone)]
+pub struct Reachability {
+    /// The tier reached.
+    pub tier: Tier,
+    /// The endpoint to advertise; `None` when nothing was verified.
+    pub endpoint: Option<String>,
+    /// One line: the tier and why.
+    pub reason: String,
+    /// What the operator can do, when not directly reachable.
+    pub guidance: Option<String>,
+    /// Every rung tried, in order.
+    pub rungs: Vec<Rung>,
+    /// The UPnP mapping made, to renew and remove.
+    pub mapping: Option<Lease>,
+}
+
+/// What the ladder needs to know.
+#[derive(Debug, Clone)]
+pub struct NatOptions {
+    /// The serve port (mapped as it is).
+    pub port: u16,
+    /// The address the node is bound to (`::`/`0.0.0.0` for all).
+    pub bind: IpAddr,
+    /// `IICP_PUBLIC_ENDPOINT`: trusted as given.
+    pub public_endpoint: Option<String>,
+    /// `IICP_CONTAINER`.
+    pub container: ContainerMode,
+    /// The UPnP rung's timeouts.
+    pub upnp: UpnpOptions,
+}
+
+pub(crate) fn url_of(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+    }
+}
+
+/// Whether a node bound to `bind` listens on `ip`.
+fn listens_on(bind: IpAddr, ip: IpAddr) -> bool {
+    bind.is_unspecified() || bind == ip
+}
+
+/// Runs the ladder on this host.
+pub async fn detect(options: &NatOptions) -> Reachability {
+    detect_with(options, &host_addresses()).await
+}
+
+/// Runs the ladder with `addresses` as the host's interface addresses.
+pub async fn detect_with(options: &NatOptions, addresses: &[HostAddress]) -> Reachability {
+    let mut rungs = Vec::new();
+    let port = options.port;
+    let done =
+        |tier, endpoint: Option<String>, reason: String, guidance, rungs, mapping| Reachability {
+            tier,
+            endpoint,
+            reason,
+            guidance,
+            rungs,
+            mapping,
+        };
+
+    // Tier 0: the operator's word.
+    if let Some(endpoint) = options.public_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        rungs.push(Rung {
+            name: "IICP_PUBLIC_ENDPOINT",
+            outcome: format!("{endpoint} (trusted as given; nothing probed)"),
+            chosen: true,
+        });
+        return done(
+            Tier::Direct,
+            Some(endpoint.to_owned()),
+            format!("the operator's endpoint {endpoint}"),
+            None,
+            rungs,
+            None,
+        );
+    }
+    rungs.push(Rung {
+        name: "IICP_PUBLIC_ENDPOINT",
+        outcome: "not set".into(),
+        chosen: false,
+    });
+
+    if options.bind.is_loopback() {
+        rungs.push(Rung {
+            name: "bind address",
+            outcome: format!(
+                "{} is loopback: nothing outside this machine can connect",
+                options.bind
+            ),
+            chosen: false,
+        });
+        return done(
+            Tier::Local,
+            None,
+            format!("bound to {} (loopback)", options.bind),
+            Some(
+                "listen on all interfaces (--host :: or --host 0.0.0.0) to be reachable from elsewhere, or set IICP_PUBLIC_ENDPOINT"
+                    .into(),
+            ),
+            rungs,
+            None,
+        );
+    }
+
+    // Tier 0: a public IPv4 address on one of our interfaces.
+    let public_v4 = addresses.iter().find(|a| match a.ip {
+        IpAddr::V4(v4) => is_public_v4(v4) && listens_on(options.bind, a.ip),
+        IpAddr::V6(_) => false,
+    });
+    if let Some(a) = public_v4 {
+        rungs.push(Rung {
+            name: "public address on an interface",
+            outcome: format!("{} on {}", a.ip, a.interface),
+            chosen: true,
+        });
+        return done(
+            Tier::Direct,
+            Some(url_of(a.ip, port)),
+            format!("public address {} on {}", a.ip, a.interface),
+            None,
+            rungs,
+            None,
+        );
+    }
+    rungs.push(Rung {
+        name: "public address on an interface",
+        outcome: "none".into(),
+        chosen: false,
+    });
+
+    // Tier 1a: UPnP, unless containerised.
+    let lan_ips: Vec<Ipv4Addr> = addresses
+        .iter()
+        .filter_map(|a| match a.ip {
+            IpAddr::V4(v4) if addresses::is_lan_v4(v4) && listens_on(options.bind, a.ip) => {
+                Some(v4)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut behind_cgnat = None;
+    let container = options.container.detect();
+    if let Some(why) = container {
+        rungs.push(Rung {
+            name: "UPnP",
+            outcome: format!(
+                "skipped: in a container ({why}); a mapping would be made on the container host's NAT, not the router"
+            ),
+            chosen: false,
+        });
+    } else {
+        match upnp_rung(&lan_ips, options).await {
+            UpnpOutcome::Mapped(reason, endpoint, lease, rung) => {
+                rungs.push(rung);
+                return done(
+                    Tier::Upnp,
+                    Some(endpoint),
+                    reason,
+                    None,
+                    rungs,
+                    Some(*lease),
+                );
+            }
+            UpnpOutcome::Failed(rung, cgnat) => {
+                behind_cgnat = cgnat;
+                rungs.push(rung);
+            }
+        }
+    }
+
+    // Tier 1c: a stable global IPv6 address.
+    let global_v6 = addresses.iter().find(|a| match a.ip {
+        IpAddr::V6(v6) => a.stable && is_global_v6(v6) && listens_on(options.bind, a.ip),
+        IpAddr::V4(_) => false,
+    });
+    if let Some(a) = global_v6 {
+        rungs.push(Rung {
+            name: "stable global IPv6 address",
+            outcome: format!("{} on {}", a.ip, a.interface),
+            chosen: true,
+        });
+        return done(
+            Tier::Ipv6Guidance,
+            Some(url_of(a.ip, port)),
+            format!("global IPv6 address {} on {}", a.ip, a.interface),
+            Some(format!(
+                "allow inbound TCP port {port} to {} in your router's IPv6 firewall; IPv4-only consumers cannot reach this node",
+                a.ip
+            )),
+            rungs,
+            None,
+        );
+    }
+    rungs.push(Rung {
+        name: "stable global IPv6 address",
+        outcome: "none".into(),
+        chosen: false,
+    });
+
+    let lan = lan_ips.first().map_or_else(
+        || "<this host's LAN address>".to_owned(),
+        Ipv4Addr::to_string,
+    );
+    let forward = format!(
+        "forward TCP port {port} on your router to {lan}:{port} and set IICP_PUBLIC_ENDPOINT=http://<your public address>:{port}"
+    );
+    if let Some(why) = container {
+        return done(
+            Tier::Local,
+            None,
+            format!("in a container ({why}) with no public address"),
+            Some(format!(
+                "publish the port (docker run -p {port}:{port}) and set IICP_PUBLIC_ENDPOINT=http://<host address>:{port}; if this is not a container, set IICP_CONTAINER=no"
+            )),
+            rungs,
+            None,
+        );
+    }
+    if let Some(why) = behind_cgnat {
+        return done(
+            Tier::Relay,
+            None,
+            format!("behind carrier-grade NAT: {why}"),
+            Some(format!(
+                "only a relay can reach this node (IICP_RELAY_WORKER_ENDPOINT=host:9485); or {forward} if your provider gives you a public address"
+            )),
+            rungs,
+            None,
+        );
+    }
+    done(
+        Tier::Local,
+        None,
+        "no public address, no UPnP gateway, no global IPv6".into(),
+        Some(forward),
+        rungs,
+        None,
+    )
+}
+
+/// Removes the UPnP mapping of `lease` from the router.
+#[cfg(feature = "nat")]
+pub async fn release(lease: &Lease) -> Result<(), String> {
+    lease.0.unmap(&lease.1).await
+}
+
+/// Removes the UPnP mapping of `lease` from the router.
+#[cfg(not(feature = "nat"))]
+pub async fn release(lease: &Lease) -> Result<(), String> {
+    match *lease {}
+}
+
+/// What the UPnP rung gave.
+enum UpnpOutcome {
+    /// Reason, endpoint, lease and the rung.
+    #[cfg_attr(not(feature = "nat"), allow(dead_code))]
+    Mapped(String, String, Box<Lease>, Rung),
+    /// The rung, and the reason when the gateway's address was not public.
+    Failed(Rung, Option<String>),
+}
+
+#[cfg(feature = "nat")]
+async fn upnp_rung(lan_ips: &[Ipv4Addr], options: &NatOptions) -> UpnpOutcome {
+    let igd = match Igd::search(lan_ips, options.upnp).await {
+        Ok(igd) => igd,
+        Err(why) => {
+            return UpnpOutcome::Failed(
+                Rung {
+                    name: "UPnP",
+                    outcome: why,
+                    chosen: false,
+                },
+                None,
+            );
+        }
+    };
+    match igd.map(options.port).await {
+        Ok(mapping) => {
+            let endpoint = url_of(mapping.external_ip, mapping.external_port);
+            let what = format!(
+                "{}:{} → {} on gateway {}",
+                mapping.external_ip,
+                mapping.external_port,
+                mapping.internal,
+                igd.address()
+            );
+            UpnpOutcome::Mapped(
+                format!("UPnP mapping {what}"),
+                endpoint,
+                Box::new((igd, mapping)),
+                Rung {
+                    name: "UPnP",
+                    outcome: format!("mapped {what}"),
+                    chosen: true,
+                },
+            )
+        }
+        Err(why) => {
+            let cgnat = matches!(why, UpnpError::BehindNat(_)).then(|| why.to_string());
+            UpnpOutcome::Failed(
+                Rung {
+                    name: "UPnP",
+                    outcome: format!("gateway {}: {why}", igd.address()),
+                    chosen: false,
+                },
+                cgnat,
+            )
+        }
+    }
+}
+
+#[cfg(not(feature = "nat"))]
+async fn upnp_rung(_lan_ips: &[Ipv4Addr], _options: &NatOptions) -> UpnpOutcome {
+    UpnpOutcome::Failed(
+        Rung {
+            name: "UPnP",
+            outcome: "not built in (the `nat` Cargo feature is off)".into(),
+            chosen: false,
+        },
+        None,
+    )
+}
