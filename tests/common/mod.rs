@@ -8,6 +8,7 @@
 pub mod logs;
 #[cfg(feature = "iicp-tcp")]
 pub mod native;
+pub mod netlab;
 pub mod node;
 pub mod node_bin;
 pub mod raw_http;
