@@ -13,7 +13,9 @@
 #
 # Usage (root):
 #   netlab.sh install            apt-get the tools when missing (nft, miniupnpd, upnpc)
-#   netlab.sh up <p> <n> [upnp]  build it; upnp=on|off (default on) starts miniupnpd
+#   netlab.sh up <p> <n> [upnp] [w]  build it; upnp=on|off (default on) starts miniupnpd;
+#                                the WAN prefix is <w>.<n>.0/24 (default w=11.77; 100.64 puts
+#                                the router behind carrier-grade NAT address space)
 #   netlab.sh readdress <p> <n> <m>  the router's WAN address becomes 11.77.<m>.1 (the
 #                                    WAN host keeps 11.77.<n>.2 and gains 11.77.<m>.2)
 #   netlab.sh down <p>           stop every process in the namespaces and delete them
@@ -109,7 +111,7 @@ CONF
 
 up() {
   need_root
-  local p=$1 n=$2 upnp=${3:-on}
+  local p=$1 n=$2 upnp=${3:-on} w=${4:-11.77}
   down "$p"
   ip netns add "${p}wan"
   ip netns add "${p}rtr"
@@ -121,9 +123,9 @@ up() {
   ip link set "${p}l" netns "${p}lan"
   ip -n "${p}lan" link set "${p}l" name eth0
   for ns in "${p}wan" "${p}rtr" "${p}lan"; do ip -n "$ns" link set lo up; done
-  ip -n "${p}wan" addr add "11.77.${n}.2/24" dev eth0
+  ip -n "${p}wan" addr add "${w}.${n}.2/24" dev eth0
   ip -n "${p}wan" link set eth0 up
-  ip -n "${p}rtr" addr add "11.77.${n}.1/24" dev wan0
+  ip -n "${p}rtr" addr add "${w}.${n}.1/24" dev wan0
   ip -n "${p}rtr" addr add 192.168.77.1/24 dev lan0
   ip -n "${p}rtr" link set wan0 up
   ip -n "${p}rtr" link set lan0 up
@@ -133,7 +135,7 @@ up() {
   ip netns exec "${p}rtr" sysctl -qw net.ipv4.ip_forward=1
   router_rules | ip netns exec "${p}rtr" nft -f -
   if [ "$upnp" = on ]; then start_upnp "$p"; fi
-  echo "export NETLAB_WAN=${p}wan NETLAB_RTR=${p}rtr NETLAB_LAN=${p}lan NETLAB_WAN_IP=11.77.${n}.2 NETLAB_ROUTER_WAN_IP=11.77.${n}.1 NETLAB_LAN_IP=192.168.77.2"
+  echo "export NETLAB_WAN=${p}wan NETLAB_RTR=${p}rtr NETLAB_LAN=${p}lan NETLAB_WAN_IP=${w}.${n}.2 NETLAB_ROUTER_WAN_IP=${w}.${n}.1 NETLAB_LAN_IP=192.168.77.2"
 }
 
 readdress() {
@@ -152,7 +154,7 @@ readdress() {
 
 case "$cmd" in
   install) install_tools ;;
-  up) up "$2" "$3" "${4:-on}" ;;
+  up) up "$2" "$3" "${4:-on}" "${5:-11.77}" ;;
   down) down "$2" ;;
   readdress) readdress "$2" "$3" "$4" ;;
   *) echo "usage: netlab.sh install | up <prefix> <n> [on|off] | readdress <prefix> <n> <m> | down <prefix>" >&2; exit 2 ;;

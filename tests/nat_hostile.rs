@@ -12,8 +12,16 @@
 
 mod common;
 
-use common::netlab::{Lab, Proc, is_root, run_bounded, scripts};
+use common::netlab::Lab;
+use common::watch::{Watched, in_ns, run_bounded};
+use std::process::Command;
 use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_iicp-node");
+
+fn fake_igd() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake_igd.py")
+}
 
 /// Generous outer bound for one `doctor` run (its own bounds are the
 /// 1.5 s search plus 5 s per call); passing it fails the test.
@@ -142,17 +150,15 @@ const IMPOSTOR_ADDRESSES: [&str; 2] = ["192.168.1.1", "100.64.0.1"];
 
 /// Starts the impostor in the lab's router and waits until an M-SEARCH from
 /// the LAN host is answered.
-fn impostor(lab: &Lab, mode: &str) -> Proc {
-    let mut cmd = lab.command(&lab.rtr, "python3");
-    cmd.arg(scripts().join("fake_igd.py"))
+fn impostor(lab: &Lab, mode: &str) -> Watched {
+    let mut cmd = in_ns(&lab.router, "python3");
+    cmd.arg(fake_igd())
         .arg(mode)
         .args(["--external-ip", &lab.router_wan_ip]);
-    let mut igd = Proc::start(cmd);
+    let mut igd = Watched::start(cmd);
     igd.wait_for("ready ", Duration::from_secs(20));
-    let mut probe = lab.command(&lab.lan, "python3");
-    probe
-        .arg(scripts().join("fake_igd.py"))
-        .args(["probe", "--from", lab.lan_ip]);
+    let mut probe = in_ns(&lab.lan, "python3");
+    probe.arg(fake_igd()).args(["probe", "--from", &lab.lan_ip]);
     let out = run_bounded(probe, Duration::from_secs(20));
     assert!(out.status.success(), "the impostor never answered a search");
     igd
@@ -161,7 +167,7 @@ fn impostor(lab: &Lab, mode: &str) -> Proc {
 /// `iicp-node doctor --upnp-timeout-ms 1500` in the LAN namespace: its
 /// stdout, after asserting it exited 0 within the outer bound.
 fn doctor(lab: &Lab) -> String {
-    let mut cmd = lab.command(&lab.lan, env!("CARGO_BIN_EXE_iicp-node"));
+    let mut cmd = in_ns(&lab.lan, BIN);
     cmd.args(["doctor", "--upnp-timeout-ms", "1500"])
         .env("IICP_CONTAINER", "no")
         .env_remove("IICP_PUBLIC_ENDPOINT")
@@ -187,7 +193,11 @@ fn upnp_rung(report: &str) -> &str {
 }
 
 fn skip_unless_root() -> bool {
-    if is_root() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
         return false;
     }
     eprintln!("skipped: the netlab needs root");
@@ -302,87 +312,66 @@ fn a_node_behind_a_private_external_address_registers_nothing() {
     if skip_unless_root() {
         return;
     }
-    let (lines, listed) = serve_behind("private", "hg21", 51);
-    assert!(
-        lines.iter().any(|l| l.contains("reachability: tier 3")),
-        "{lines:#?}"
-    );
-    assert!(
-        lines.iter().any(|l| l.contains("not registering")),
-        "{lines:#?}"
-    );
-    assert!(
-        !lines
-            .iter()
-            .any(|l| l.contains("registered with the directory")),
-        "{lines:#?}"
-    );
-    assert_eq!(listed, "[]", "the directory lists a node");
+    let (log, listed) = serve_behind("private", "hg21", 51);
+    assert!(log.contains("reachability: tier 3"), "{log}");
+    assert!(log.contains("not registering"), "{log}");
+    assert!(!log.contains("registered with the directory"), "{log}");
+    assert!(!log.contains("192.168.1.1:9484"), "{log}");
+    assert_eq!(listed, Vec::<String>::new(), "the directory lists a node");
 
-    let (lines, listed) = serve_behind("valid", "hg22", 52);
-    assert!(
-        lines.iter().any(|l| l.contains("reachability: tier 1a")),
-        "{lines:#?}"
-    );
-    assert!(listed.contains("http://11.77.52.1:"), "{listed}");
+    let (log, listed) = serve_behind("valid", "hg22", 52);
+    assert!(log.contains("reachability: tier 1a"), "{log}");
+    assert_eq!(listed, ["http://11.77.52.1:9484"], "{log}");
 }
 
 /// Runs a directory in the WAN namespace and `iicp-node serve` in the LAN
-/// namespace behind the impostor in `mode`; returns the node's log lines
-/// up to the verdict and the endpoints discover lists from the WAN side
-/// (`[]` or their JSON). With `valid`, waits until the node is listed.
-fn serve_behind(mode: &str, prefix: &str, n: u8) -> (Vec<String>, String) {
-    let lab = Lab::up(prefix, n, false);
+/// namespace behind the impostor in `mode`; returns the node's log up to
+/// the verdict and the endpoints the directory lists (asked from the WAN
+/// side). With `valid`, waits until the node is listed.
+fn serve_behind(mode: &str, prefix: &str, n: u8) -> (String, Vec<String>) {
+    let mut lab = Lab::up(prefix, n, false);
     let igd = impostor(&lab, mode);
-    let directory_url = format!("http://{}:8020", lab.wan_ip);
+    let listen = format!("{}:8020", lab.wan_ip);
+    let directory = format!("http://{listen}/api");
+    // The impostor forwards nothing: the directory must not probe the
+    // endpoint of the control case.
+    let wan = lab.wan.clone();
+    let dir = lab.spawn_node(
+        &wan,
+        "directory",
+        &["directory", "--listen", &listen, "--skip-liveness-check"],
+        &[],
+    );
+    lab.wait_for_log(&dir, "listening", Duration::from_secs(20));
 
-    let mut dir = lab.command(&lab.wan, env!("CARGO_BIN_EXE_iicp-node"));
-    dir.args(["directory", "--listen", &format!("{}:8020", lab.wan_ip)])
-        .arg("--skip-liveness-check")
-        .env("RUST_LOG", "info");
-    let mut dir = Proc::start(dir);
-    dir.wait_for("8020", Duration::from_secs(20));
-
-    let home = tempfile::tempdir().unwrap();
-    let mut node = lab.command(&lab.lan, env!("CARGO_BIN_EXE_iicp-node"));
-    node.args(["serve", "--backend-type", "echo", "--port", "9484"])
-        .args(["--directory-url", &directory_url])
-        .args(["--upnp-timeout-ms", "1500"])
-        .env("IICP_CONTAINER", "no")
-        .env("IICP_HOME", home.path())
-        .env("RUST_LOG", "info")
-        .env_remove("IICP_PUBLIC_ENDPOINT")
-        .env_remove("IICP_AUTO_DETECT_NAT");
-    let mut node = Proc::start(node);
-    node.wait_for("iicp-node serving on", Duration::from_secs(45));
-
-    let discover = || {
-        let mut cmd = lab.command(&lab.wan, env!("CARGO_BIN_EXE_iicp-node"));
-        cmd.args(["discover", "--json", "--directory-url", &directory_url]);
-        let out = run_bounded(cmd, Duration::from_secs(30));
-        assert!(
-            out.status.success(),
-            "discover: {}",
-            String::from_utf8_lossy(&out.stderr)
+    let lan = lab.lan.clone();
+    let node = lab.spawn_node(
+        &lan,
+        "node",
+        &[
+            "serve",
+            "--backend-type",
+            "echo",
+            "--port",
+            "9484",
+            "--directory-url",
+            &directory,
+            "--upnp-timeout-ms",
+            "1500",
+        ],
+        &[("IICP_CONTAINER", "no")],
+    );
+    lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(45));
+    if mode == "valid" {
+        lab.wait_for_log(
+            &node,
+            "registered with the directory",
+            Duration::from_secs(45),
         );
-        let answer: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("discover prints JSON");
-        let endpoints: Vec<_> = answer["nodes"]
-            .as_array()
-            .expect("a node list")
-            .iter()
-            .map(|n| n["endpoint"].clone())
-            .collect();
-        serde_json::to_string(&endpoints).unwrap()
-    };
-    let listed = if mode == "valid" {
-        node.wait_for("registered with the directory", Duration::from_secs(45));
-        discover()
-    } else {
-        discover()
-    };
-    let lines = node.lines().to_vec();
-    node.stop(Duration::from_secs(20));
-    drop((node, dir, igd, lab));
-    (lines, listed)
+    }
+    let listed = lab.discovered(&directory);
+    let log = lab.log(&node);
+    lab.terminate(&node);
+    drop(igd);
+    (log, listed)
 }

@@ -35,7 +35,7 @@ pub use container::ContainerMode;
 pub use keeper::keep;
 pub use options::UpnpOptions;
 #[cfg(feature = "nat")]
-pub use upnp::{Igd, MAX_SOAP_BYTES, Mapping};
+pub use upnp::{Igd, MAX_SOAP_BYTES, Mapping, UpnpError};
 
 /// A UPnP mapping to renew and remove (uninhabited without the `nat`
 /// feature: no mapping can be made then).
@@ -398,7 +398,7 @@ async fn upnp_rung(lan_ips: &[Ipv4Addr], options: &NatOptions) -> UpnpOutcome {
             )
         }
         Err(why) => {
-            let cgnat = why.contains("not public").then(|| why.clone());
+            let cgnat = matches!(why, UpnpError::BehindNat(_)).then(|| why.to_string());
             UpnpOutcome::Failed(
                 Rung {
                     name: "UPnP",

@@ -109,6 +109,33 @@ fn clean(text: &str, max: usize) -> String {
     out
 }
 
+/// Why the gateway gave no usable mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpnpError {
+    /// Its external address is not public (or it has none): the router is
+    /// itself behind another NAT, e.g. carrier-grade NAT.
+    BehindNat(String),
+    /// Anything else (no answer, refusal, unreadable answer).
+    Failed(String),
+}
+
+impl std::fmt::Display for UpnpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BehindNat(why) | Self::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Whether an unreadable GetExternalIPAddress answer says the gateway has
+/// no external address (miniupnpd answers an empty one when its own WAN
+/// address is private or reserved).
+fn empty_external_address(e: &igd_next::GetExternalIpError) -> bool {
+    let text = e.to_string();
+    text.contains("<NewExternalIPAddress></NewExternalIPAddress>")
+        || text.contains("<NewExternalIPAddress/>")
+}
+
 /// An igd-next request error, without the gateway's raw answer.
 fn request_error(e: &igd_next::RequestError) -> String {
     use igd_next::RequestError as E;
@@ -217,37 +244,51 @@ impl Igd {
     }
 
     /// The router's external address, if it is public.
-    pub async fn external_ip(&self) -> Result<IpAddr, String> {
-        let ip = tokio::time::timeout(self.options.call_timeout, self.gateway.get_external_ip())
-            .await
-            .map_err(|_| "the gateway did not tell its external address in time".to_owned())?
-            .map_err(|e| {
-                format!(
+    pub async fn external_ip(&self) -> Result<IpAddr, UpnpError> {
+        let answer =
+            tokio::time::timeout(self.options.call_timeout, self.gateway.get_external_ip())
+                .await
+                .map_err(|_| {
+                    UpnpError::Failed(
+                        "the gateway did not tell its external address in time".into(),
+                    )
+                })?;
+        let ip = match answer {
+            Ok(ip) => ip,
+            Err(e) if empty_external_address(&e) => {
+                return Err(UpnpError::BehindNat(
+                    "the gateway has no public external address (its own WAN address is private or reserved: a second NAT or carrier-grade NAT)".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(UpnpError::Failed(format!(
                     "the gateway did not tell its external address: {}",
                     external_ip_error(&e)
-                )
-            })?;
+                )));
+            }
+        };
         if !is_public(ip) {
-            return Err(format!(
+            return Err(UpnpError::BehindNat(format!(
                 "the gateway's external address {ip} is not public (a second NAT or carrier-grade NAT)"
-            ));
+            )));
         }
         Ok(ip)
     }
 
     /// Maps `port` outside to `port` on our LAN address (or any free port
     /// when that one is taken), for the configured lease.
-    pub async fn map(&self, port: u16) -> Result<Mapping, String> {
+    pub async fn map(&self, port: u16) -> Result<Mapping, UpnpError> {
         let external_ip = self.external_ip().await?;
         let internal = SocketAddr::new(IpAddr::V4(self.lan_ip), port);
         let lease = self.options.lease.as_secs().min(u64::from(u32::MAX)) as u32;
+        let late = || UpnpError::Failed("the gateway did not answer the mapping in time".into());
         let same = tokio::time::timeout(
             self.options.call_timeout,
             self.gateway
                 .add_port(PortMappingProtocol::TCP, port, internal, lease, DESCRIPTION),
         )
         .await
-        .map_err(|_| "the gateway did not answer the mapping in time".to_owned())?;
+        .map_err(|_| late())?;
         let external_port = match same {
             Ok(()) => port,
             Err(first) => tokio::time::timeout(
@@ -256,17 +297,19 @@ impl Igd {
                     .add_any_port(PortMappingProtocol::TCP, internal, lease, DESCRIPTION),
             )
             .await
-            .map_err(|_| "the gateway did not answer the mapping in time".to_owned())?
+            .map_err(|_| late())?
             .map_err(|e| {
-                format!(
+                UpnpError::Failed(format!(
                     "the gateway refused the mapping ({}; then {})",
                     add_port_error(&first),
                     add_any_port_error(&e)
-                )
+                ))
             })?,
         };
         if external_port == 0 {
-            return Err("the gateway answered with external port 0".into());
+            return Err(UpnpError::Failed(
+                "the gateway answered with external port 0".into(),
+            ));
         }
         Ok(Mapping {
             external_ip,
@@ -277,7 +320,7 @@ impl Igd {
 
     /// Renews `mapping` (the same request again) and returns it with the
     /// external address as the gateway tells it now.
-    pub async fn renew(&self, mapping: &Mapping) -> Result<Mapping, String> {
+    pub async fn renew(&self, mapping: &Mapping) -> Result<Mapping, UpnpError> {
         let external_ip = self.external_ip().await?;
         let lease = self.options.lease.as_secs().min(u64::from(u32::MAX)) as u32;
         tokio::time::timeout(
@@ -291,12 +334,12 @@ impl Igd {
             ),
         )
         .await
-        .map_err(|_| "the gateway did not answer the renewal in time".to_owned())?
+        .map_err(|_| UpnpError::Failed("the gateway did not answer the renewal in time".into()))?
         .map_err(|e| {
-            format!(
+            UpnpError::Failed(format!(
                 "the gateway refused to renew the mapping: {}",
                 add_port_error(&e)
-            )
+            ))
         })?;
         Ok(Mapping {
             external_ip,

@@ -8,7 +8,7 @@
 use super::NodeConfig;
 use super::listener::default_endpoint;
 use crate::nat::{self, Lease, NatOptions, Reachability, Tier};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// What the ladder decided for this start.
 pub(crate) struct Resolved {
@@ -92,16 +92,20 @@ fn log(found: &Reachability) {
     }
 }
 
-/// Whether the directory is on this machine or a private network, where a
-/// loopback or LAN endpoint is what its consumers can reach.
+/// Whether the directory is on this machine or a private network (loopback,
+/// RFC 1918, link-local, IPv6 ULA), where a loopback or LAN endpoint is what
+/// its consumers can reach. Carrier-grade NAT space (100.64.0.0/10) is the
+/// provider's network, not ours: it does not count.
 pub(crate) fn directory_is_local(url: &str) -> bool {
     let Ok(url) = url::Url::parse(url) else {
         return false;
     };
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(v4)) => !nat::is_public(IpAddr::V4(v4)),
-        Some(url::Host::Ipv6(v6)) => !nat::is_public(IpAddr::V6(v6)),
+        Some(url::Host::Ipv4(v4)) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        Some(url::Host::Ipv6(v6)) => {
+            v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local()
+        }
         None => false,
     }
 }
@@ -120,6 +124,7 @@ mod tests {
             ("http://[fd00::5]:8020", true),
             ("https://directory.iicp.network/api", false),
             ("http://11.77.5.2:8020/api", false),
+            ("http://100.64.7.2:8020/api", false),
             ("not a url", false),
         ] {
             assert_eq!(directory_is_local(url), local, "{url}");

@@ -1,232 +1,263 @@
-//! A home network built by `scripts/netlab.sh` (WAN, router and LAN network
-//! namespaces; needs root), torn down when the [`Lab`] is dropped, and
-//! processes inside it that are killed when their [`Proc`] is dropped, also
-//! when a test fails. Only addresses inside the namespaces are used.
+//! A home network for one test (`scripts/netlab.sh`): WAN, router (nftables
+//! NAT and, when asked, a real miniupnpd IGD) and LAN namespaces, with the
+//! `iicp-node` binary started inside them. Needs root and the tools
+//! `netlab.sh install` brings; the tests that use it are `#[ignore]` and run
+//! by `.ci/run`. Dropping the [`Lab`] kills what it started and deletes the
+//! namespaces, also when the test fails.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The repository's `scripts/` directory.
-pub fn scripts() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
-}
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/netlab.sh");
+const BIN: &str = env!("CARGO_BIN_EXE_iicp-node");
 
-/// Whether this runs as root (the labs need it); tests skip with a note
-/// otherwise.
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-/// A lab `<prefix>wan`, `<prefix>rtr`, `<prefix>lan` with WAN prefix
-/// 11.77.`n`.0/24 (see scripts/netlab.sh). Dropping it stops every process
-/// in its namespaces and deletes them.
+/// The namespaces of one lab and their addresses.
 pub struct Lab {
-    pub prefix: String,
-    /// Internet side: directory, consumers.
+    prefix: String,
+    /// The WAN prefix number (`11.77.<n>.0/24`).
+    pub n: u8,
     pub wan: String,
-    /// The router (nftables NAT; miniupnpd when `upnp` was on).
-    pub rtr: String,
-    /// The home host.
+    pub router: String,
     pub lan: String,
-    /// The WAN host's address, 11.77.n.2.
+    /// The WAN host (directory, consumers).
     pub wan_ip: String,
-    /// The router's WAN address, 11.77.n.1.
+    /// The router's address on the WAN.
     pub router_wan_ip: String,
-    /// The router's LAN address.
-    pub router_lan_ip: &'static str,
-    /// The home host's address.
-    pub lan_ip: &'static str,
+    /// The node's LAN address.
+    pub lan_ip: String,
+    children: Vec<Child>,
+    home: tempfile::TempDir,
+}
+
+/// A process started in a namespace, its output collected in files.
+pub struct Proc {
+    index: usize,
+    log: std::path::PathBuf,
 }
 
 impl Lab {
-    /// Installs the tools when missing and builds the lab (miniupnpd
-    /// running when `upnp`). Panics when that fails.
+    /// Builds the lab `prefix` with WAN prefix `11.77.<n>`; `upnp` starts
+    /// miniupnpd.
     pub fn up(prefix: &str, n: u8, upnp: bool) -> Self {
-        netlab(&["install"]);
-        let lab = Self {
-            prefix: prefix.to_owned(),
-            wan: format!("{prefix}wan"),
-            rtr: format!("{prefix}rtr"),
-            lan: format!("{prefix}lan"),
-            wan_ip: format!("11.77.{n}.2"),
-            router_wan_ip: format!("11.77.{n}.1"),
-            router_lan_ip: "192.168.77.1",
-            lan_ip: "192.168.77.2",
+        Self::up_with(prefix, n, upnp, "11.77")
+    }
+
+    /// [`up`](Self::up) with the WAN prefix `<wan>.<n>.0/24` (`100.64` puts
+    /// the router in carrier-grade NAT space).
+    pub fn up_with(prefix: &str, n: u8, upnp: bool, wan: &str) -> Self {
+        let run = |args: &[&str]| {
+            let out = Command::new("bash")
+                .arg(SCRIPT)
+                .args(args)
+                .output()
+                .expect("bash runs");
+            assert!(
+                out.status.success(),
+                "netlab.sh {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
-        // From here on, a failure still tears down what was built.
-        netlab(&[
+        run(&["install"]);
+        run(&[
             "up",
             prefix,
             &n.to_string(),
             if upnp { "on" } else { "off" },
+            wan,
         ]);
-        lab
+        Self {
+            prefix: prefix.to_owned(),
+            n,
+            wan: format!("{prefix}wan"),
+            router: format!("{prefix}rtr"),
+            lan: format!("{prefix}lan"),
+            wan_ip: format!("{wan}.{n}.2"),
+            router_wan_ip: format!("{wan}.{n}.1"),
+            lan_ip: "192.168.77.2".into(),
+            children: Vec::new(),
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
-    /// `program args…` inside namespace `ns`.
-    pub fn command(&self, ns: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
-        c
+    /// Runs `program args` in namespace `ns` to completion.
+    pub fn exec(&self, ns: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "env"]);
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.arg(program).args(args);
+        cmd.output().expect("ip netns exec runs")
+    }
+
+    /// Runs `iicp-node args` in `ns` to completion (stdout, stderr, status).
+    pub fn node_cmd(&self, ns: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let home = self.home.path().to_string_lossy().into_owned();
+        let mut all = vec![("IICP_HOME", home.as_str())];
+        all.extend_from_slice(env);
+        self.exec(ns, BIN, args, &all)
+    }
+
+    /// Starts `iicp-node args` in `ns` in the background.
+    pub fn spawn_node(
+        &mut self,
+        ns: &str,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let log = self.home.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let home = self.home.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "env", "RUST_LOG=info"])
+            .arg(format!("IICP_HOME={}", home.display()));
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        let child = cmd
+            .arg(BIN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("iicp-node starts");
+        self.children.push(child);
+        Proc {
+            index: self.children.len() - 1,
+            log,
+        }
+    }
+
+    /// Starts a directory on the WAN host, port 8020; its API base URL.
+    pub fn start_directory(&mut self) -> String {
+        let listen = format!("{}:8020", self.wan_ip);
+        let wan = self.wan.clone();
+        let p = self.spawn_node(&wan, "directory", &["directory", "--listen", &listen], &[]);
+        self.wait_for_log(&p, "listening", Duration::from_secs(20));
+        format!("http://{listen}/api")
+    }
+
+    /// The process's log so far.
+    pub fn log(&self, p: &Proc) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&p.log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits (bounded) until the log contains `needle`; panics with the log.
+    pub fn wait_for_log(&self, p: &Proc, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.log(p);
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "`{needle}` not in the log within {limit:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM to the process and waits (bounded) for it to exit;
+    /// its exit code.
+    pub fn terminate(&mut self, p: &Proc) -> Option<i32> {
+        let child = &mut self.children[p.index];
+        // `ip netns exec` execs the program, so the pid is the node's.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The mappings miniupnpd holds, as `upnpc -l` lists them from the LAN.
+    pub fn mappings(&self) -> Vec<String> {
+        let out = self.exec(&self.lan, "upnpc", &["-l"], &[]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("TCP") && l.contains("->"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The endpoints the directory lists for the chat intent.
+    pub fn discovered(&self, directory: &str) -> Vec<String> {
+        let url = format!("{directory}/v1/discover?intent=urn:iicp:intent:llm:chat:v1");
+        let out = self.exec(&self.wan, "curl", &["-s", "-m", "5", &url], &[]);
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        body["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| n["endpoint"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the directory lists exactly `endpoint`.
+    pub fn wait_listed(&self, directory: &str, endpoint: &str) {
+        let start = Instant::now();
+        loop {
+            let listed = self.discovered(directory);
+            if listed == [endpoint] {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the directory lists {listed:?}, not [{endpoint}]"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The router's WAN address becomes `11.77.<m>.1` (`netlab.sh readdress`).
+    pub fn readdress(&mut self, m: u8) {
+        let out = Command::new("bash")
+            .arg(SCRIPT)
+            .args([
+                "readdress",
+                &self.prefix,
+                &self.n.to_string(),
+                &m.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.router_wan_ip = format!("11.77.{m}.1");
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(scripts().join("netlab.sh"))
-            .args(["down", &self.prefix])
-            .status();
-    }
-}
-
-fn netlab(args: &[&str]) {
-    let out = Command::new("bash")
-        .arg(scripts().join("netlab.sh"))
-        .args(args)
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "netlab.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `cmd` to its end, killing it and panicking when it takes longer
-/// than `limit` (a hang is a failure, not a wait).
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("command starts");
-    let stdout = reader(child.stdout.take().unwrap());
-    let stderr = reader(child.stderr.take().unwrap());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
+        for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} did not end within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = r.read_to_end(&mut all);
-        all
-    })
-}
-
-/// A process started in a lab: its stdout and stderr lines are collected;
-/// dropping it kills it (SIGKILL) and reaps it.
-pub struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    /// Starts `cmd` with its output collected line by line.
-    pub fn start(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("process starts");
-        let (tx, lines) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `needle` (panics with what was seen
-    /// after `limit`, or when the process's output ends first).
-    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!(
-                    "no line with {needle:?} ({e:?}); seen:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Every line read so far (plus those waiting now).
-    pub fn lines(&mut self) -> &[String] {
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
-        }
-        &self.seen
-    }
-
-    /// Sends SIGTERM and waits up to `limit` for the exit (then SIGKILL).
-    pub fn stop(&mut self, limit: Duration) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = Command::new("bash")
+            .arg(SCRIPT)
+            .args(["down", &self.prefix])
+            .output();
     }
 }
