@@ -8,8 +8,13 @@
 //! (a second NAT, CGNAT) is refused: mapping behind it reaches nobody. The
 //! mapping asks for the serve port outside; when that is taken, any port
 //! (`AddAnyPortMapping`, or igd-next's fallback of random ports).
-//! igd-next's search also fetches the device description without a size
-//! bound; the search timeout bounds how long that can run.
+//! The search is our own (`search.rs`): igd-next's reads the device
+//! description without a size bound and keeps quiet about unusable answers.
+//! What a gateway says is never echoed raw: reasons carry at most a short,
+//! cleaned excerpt ([`clean`]).
+
+mod search;
+mod xml;
 
 use super::addresses::is_public;
 use super::options::UpnpOptions;
@@ -50,7 +55,7 @@ impl igd_next::aio::Provider for BoundedSoap {
             .no_proxy()
             .build()
             .map_err(|e| soap_error(e.to_string()))?;
-        let mut resp = client
+        let resp = client
             .post(url)
             .header("SOAPAction", action)
             .header("content-type", "text/xml")
@@ -63,22 +68,45 @@ impl igd_next::aio::Provider for BoundedSoap {
                     crate::outbound::root_cause(&e)
                 ))
             })?;
-        let mut answer = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
+        let answer = read_bounded(resp, MAX_SOAP_BYTES)
             .await
-            .map_err(|_| soap_error("the IGD's answer broke off"))?
-        {
-            if answer.len() + chunk.len() > MAX_SOAP_BYTES {
-                return Err(soap_error(format!(
-                    "the IGD's answer is larger than {MAX_SOAP_BYTES} bytes"
-                )));
-            }
-            answer.extend_from_slice(&chunk);
-        }
+            .map_err(|why| soap_error(format!("the IGD's answer {why}")))?;
         // A SOAP fault comes with status 500 and is parsed as an answer.
         String::from_utf8(answer).map_err(|_| soap_error("the IGD's answer is not UTF-8"))
     }
+}
+
+/// Reads `resp`'s body, failing as soon as it passes `max` bytes (the rest
+/// is never read). The error completes a sentence about the body.
+async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            "did not end in time".to_owned()
+        } else {
+            "broke off".to_owned()
+        }
+    })? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("is larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `text` from a gateway made fit for a reason or a log line: control
+/// characters replaced, at most `max` characters.
+fn clean(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Why the gateway gave no usable mapping.
@@ -99,29 +127,6 @@ impl std::fmt::Display for UpnpError {
     }
 }
 
-/// An igd-next error as a short line fit for a log: igd-next puts the
-/// gateway's whole answer (untrusted, multi-line XML) into some of its
-/// messages, so only the text before the first `<` is kept, control
-/// characters are escaped and the line is cut.
-fn peer_text(e: impl std::fmt::Display) -> String {
-    let text = e.to_string();
-    let head = text.split('<').next().unwrap_or_default();
-    let head = head.trim_end_matches([' ', ':', '\n', '\r']);
-    let mut out = String::new();
-    for (n, c) in head.chars().enumerate() {
-        if n == 160 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Whether an unreadable GetExternalIPAddress answer says the gateway has
 /// no external address (miniupnpd answers an empty one when its own WAN
 /// address is private or reserved).
@@ -130,6 +135,40 @@ fn empty_external_address(e: &igd_next::GetExternalIpError) -> bool {
     text.contains("<NewExternalIPAddress></NewExternalIPAddress>")
         || text.contains("<NewExternalIPAddress/>")
 }
+
+/// An igd-next request error, without the gateway's raw answer.
+fn request_error(e: &igd_next::RequestError) -> String {
+    use igd_next::RequestError as E;
+    match e {
+        E::InvalidResponse(text) => format!(
+            "an answer that is not a SOAP response ({} bytes)",
+            text.len()
+        ),
+        E::ErrorCode(code, description) => {
+            format!("UPnP error {code} ({})", clean(description, 40))
+        }
+        E::UnsupportedAction(action) => {
+            format!("the gateway does not offer {}", clean(action, 40))
+        }
+        other => clean(&other.to_string(), 160),
+    }
+}
+
+/// igd-next's action errors: their own texts, a request error cleaned.
+macro_rules! action_error {
+    ($name:ident, $ty:ident) => {
+        fn $name(e: &igd_next::$ty) -> String {
+            match e {
+                igd_next::$ty::RequestError(r) => request_error(r),
+                other => other.to_string(),
+            }
+        }
+    };
+}
+action_error!(external_ip_error, GetExternalIpError);
+action_error!(add_port_error, AddPortError);
+action_error!(add_any_port_error, AddAnyPortError);
+action_error!(remove_port_error, RemovePortError);
 
 /// A gateway found on a LAN interface.
 #[derive(Debug, Clone)]
@@ -159,17 +198,12 @@ impl Igd {
             return Err("no LAN interface (private IPv4 address) to search from".into());
         }
         let mut why = Vec::new();
+        let mut unusable = false;
         for &lan_ip in lan_ips {
-            let search = igd_next::SearchOptions {
-                bind_addr: SocketAddr::new(IpAddr::V4(lan_ip), 0),
-                timeout: Some(options.search_timeout),
-                single_search_timeout: Some(options.search_timeout),
-                ..Default::default()
-            };
-            // The outer timeout also bounds igd-next's description fetch.
+            // The search ends by itself; this is a safety net.
             let found = tokio::time::timeout(
-                options.search_timeout + options.call_timeout,
-                igd_next::aio::tokio::search_gateway(search),
+                options.search_timeout + options.call_timeout + Duration::from_secs(1),
+                search::search(lan_ip, &options),
             )
             .await;
             match found {
@@ -188,11 +222,20 @@ impl Igd {
                         options,
                     });
                 }
-                Ok(Err(e)) => why.push(format!("{lan_ip}: {}", peer_text(e))),
-                Err(_) => why.push(format!("{lan_ip}: no answer in time")),
+                Ok(Err(search::NotFound::Unusable(problem))) => {
+                    unusable = true;
+                    why.push(format!("{lan_ip}: {problem}"));
+                }
+                Ok(Err(search::NotFound::Silent)) | Err(_) => {
+                    why.push(format!("{lan_ip}: no answer in time"));
+                }
             }
         }
-        Err(format!("no UPnP gateway answered ({})", why.join("; ")))
+        if unusable {
+            Err(format!("no usable UPnP gateway ({})", why.join("; ")))
+        } else {
+            Err(format!("no UPnP gateway answered ({})", why.join("; ")))
+        }
     }
 
     /// The gateway's address (for logs).
@@ -220,7 +263,7 @@ impl Igd {
             Err(e) => {
                 return Err(UpnpError::Failed(format!(
                     "the gateway did not tell its external address: {}",
-                    peer_text(e)
+                    external_ip_error(&e)
                 )));
             }
         };
@@ -258,8 +301,8 @@ impl Igd {
             .map_err(|e| {
                 UpnpError::Failed(format!(
                     "the gateway refused the mapping ({}; then {})",
-                    peer_text(first),
-                    peer_text(e)
+                    add_port_error(&first),
+                    add_any_port_error(&e)
                 ))
             })?,
         };
@@ -295,7 +338,7 @@ impl Igd {
         .map_err(|e| {
             UpnpError::Failed(format!(
                 "the gateway refused to renew the mapping: {}",
-                peer_text(e)
+                add_port_error(&e)
             ))
         })?;
         Ok(Mapping {
@@ -316,7 +359,7 @@ impl Igd {
         .map_err(|e| {
             format!(
                 "the gateway refused to remove the mapping: {}",
-                peer_text(e)
+                remove_port_error(&e)
             )
         })
     }
@@ -327,10 +370,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_gateways_answer_stays_out_of_the_message() {
-        let e = "Request Error. Invalid response from gateway: <?xml version=\"1.0\"?>\n<s:Envelope>secret</s:Envelope>";
-        assert_eq!(peer_text(e), "Request Error. Invalid response from gateway");
-        assert_eq!(peer_text("a\u{1b}[31mb"), "a\\u{1b}[31mb");
-        assert_eq!(peer_text("x".repeat(500)).chars().count(), 161);
+    fn gateway_text_is_cleaned_and_cut() {
+        assert_eq!(clean("ok", 10), "ok");
+        assert_eq!(clean("a\u{1b}[31mb\u{7}", 10), "a\u{fffd}[31mb\u{fffd}");
+        assert_eq!(clean(&"é".repeat(50), 4), "éééé…");
+    }
+
+    #[test]
+    fn request_errors_do_not_echo_the_answer() {
+        let answer = format!("not public \u{1b}[2J{}", "x".repeat(10_000));
+        let why = request_error(&igd_next::RequestError::InvalidResponse(answer));
+        assert_eq!(why, "an answer that is not a SOAP response (10015 bytes)");
+        let why = request_error(&igd_next::RequestError::ErrorCode(
+            718,
+            format!("Conflict\n{}", "y".repeat(100)),
+        ));
+        assert!(
+            why.starts_with("UPnP error 718 (Conflict\u{fffd}yyy"),
+            "{why}"
+        );
+        assert!(why.chars().count() < 60, "{why}");
     }
 }

@@ -13,6 +13,7 @@ pub mod node;
 pub mod node_bin;
 pub mod raw_http;
 pub mod test_node;
+pub mod watch;
 
 use axum::Router;
 use axum::routing::get;
