@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use iicp_client::transport::Call;
+use iicp_client_fuzz::transport::Call;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

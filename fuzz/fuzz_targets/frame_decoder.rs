@@ -6,7 +6,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use iicp_client::transport::{Frame, FrameCodec, Message};
+use iicp_client_fuzz::transport::{Frame, FrameCodec, Message};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
