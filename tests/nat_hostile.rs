@@ -344,24 +344,7 @@ fn serve_behind(mode: &str, prefix: &str, n: u8) -> (String, Vec<String>) {
     );
     lab.wait_for_log(&dir, "listening", Duration::from_secs(20));
 
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--port",
-            "9484",
-            "--directory-url",
-            &directory,
-            "--upnp-timeout-ms",
-            "1500",
-        ],
-        &[("IICP_CONTAINER", "no")],
-    );
-    lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(45));
+    let node = lab.serve_on_lan(&directory, &["--port", "9484", "--upnp-timeout-ms", "1500"]);
     if mode == "valid" {
         lab.wait_for_log(
             &node,

@@ -13,7 +13,7 @@ mod common;
 use common::netlab::Lab;
 use std::time::Duration;
 
-/// The node sees this machine as the host, not a container (the CI machine
+/// `doctor` sees this machine as the host, not a container (the CI machine
 /// itself runs in one).
 const HOST: (&str, &str) = ("IICP_CONTAINER", "no");
 
@@ -48,20 +48,8 @@ fn a_node_behind_a_upnp_router_is_reached_through_its_mapping_until_sigterm() {
     );
 
     // The node starts with no reachability flag at all.
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--directory-url",
-            &directory,
-        ],
-        &[HOST],
-    );
-    let log = lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(30));
+    let node = lab.serve_on_lan(&directory, &[]);
+    let log = lab.log(&node);
     let endpoint = format!("http://{}:9484", lab.router_wan_ip);
     assert!(log.contains("tier 1a"), "{log}");
     assert!(log.contains(&format!("as {endpoint} (tier 1a)")), "{log}");
@@ -99,22 +87,8 @@ fn a_node_behind_a_upnp_router_is_reached_through_its_mapping_until_sigterm() {
 fn without_upnp_the_node_serves_locally_with_guidance_and_registers_nothing() {
     let mut lab = Lab::up("nl2", 2, false);
     let directory = lab.start_directory();
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--upnp-timeout-ms",
-            "1000",
-            "--directory-url",
-            &directory,
-        ],
-        &[HOST],
-    );
-    let log = lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(30));
+    let node = lab.serve_on_lan(&directory, &["--upnp-timeout-ms", "1000"]);
+    let log = lab.log(&node);
     assert!(log.contains("tier 4"), "{log}");
     assert!(
         log.contains("forward TCP port 9484 on your router to 192.168.77.2:9484")
@@ -128,7 +102,7 @@ fn without_upnp_the_node_serves_locally_with_guidance_and_registers_nothing() {
     );
     // It still serves on the LAN.
     let health = lab.exec(
-        &lan,
+        &lab.lan,
         "curl",
         &["-s", "-m", "2", "http://192.168.77.2:9484/iicp/health"],
         &[],
@@ -196,22 +170,7 @@ fn in_a_container_upnp_is_skipped_and_the_guidance_names_the_public_endpoint() {
 fn a_changed_router_address_re_registers_the_node_with_it() {
     let mut lab = Lab::up("nl5", 5, true);
     let directory = lab.start_directory();
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--nat-recheck-secs",
-            "1",
-            "--directory-url",
-            &directory,
-        ],
-        &[HOST],
-    );
-    lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(30));
+    let node = lab.serve_on_lan(&directory, &["--nat-recheck-secs", "1"]);
     lab.wait_listed(&directory, "http://11.77.5.1:9484");
 
     lab.readdress(25);
@@ -231,7 +190,7 @@ fn a_changed_router_address_re_registers_the_node_with_it() {
 
     // A mapping the router lost (removed behind the node's back) is made
     // again at the next check.
-    let removed = lab.exec(&lan, "upnpc", &["-d", "9484", "TCP"], &[]);
+    let removed = lab.exec(&lab.lan, "upnpc", &["-d", "9484", "TCP"], &[]);
     assert!(
         text(&removed).contains("UPNP_DeletePortMapping() returned : 0"),
         "the router removed it: {}",
@@ -266,20 +225,8 @@ fn a_router_behind_carrier_grade_nat_is_tier_3_and_nothing_is_registered() {
     );
 
     let directory = lab.start_directory();
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--directory-url",
-            &directory,
-        ],
-        &[HOST],
-    );
-    let log = lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(30));
+    let node = lab.serve_on_lan(&directory, &[]);
+    let log = lab.log(&node);
     assert!(log.contains("(tier 3)"), "{log}");
     assert!(log.contains("not registering"), "{log}");
     assert!(lab.discovered(&directory).is_empty());

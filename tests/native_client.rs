@@ -33,15 +33,6 @@ async fn node(config: NodeConfig) -> RunningNode {
     .await
 }
 
-async fn client(node: &RunningNode) -> NativeClient {
-    NativeClient::connect(
-        &format!("iicp://{}", node.local_addr()),
-        NativeOptions::default(),
-    )
-    .await
-    .expect("handshake")
-}
-
 #[tokio::test]
 async fn calls_are_multiplexed_and_matched_by_call_id() {
     let node = node(NodeConfig {
@@ -49,7 +40,7 @@ async fn calls_are_multiplexed_and_matched_by_call_id() {
         ..local_config()
     })
     .await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     assert_eq!(&c.ping(b"hello").await.unwrap()[..], b"hello");
     let nodes = c.discover(CHAT).await.unwrap();
     assert_eq!(
@@ -84,7 +75,7 @@ async fn calls_are_multiplexed_and_matched_by_call_id() {
 #[tokio::test]
 async fn refusals_come_back_with_the_nodes_status_and_code() {
     let node = node(local_config()).await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     for (payload, intent, status, code) in [
         (json!({"fail": true}), CHAT, 503, "IICP-E005"),
         (
@@ -118,7 +109,7 @@ async fn pending_calls_fail_when_the_node_closes() {
         ..local_config()
     })
     .await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     let slow = tokio::spawn({
         let c = c.clone();
         async move { c.call(CHAT, json!({"sleep_ms": 5_000})).await }

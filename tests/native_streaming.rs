@@ -12,7 +12,7 @@ mod common;
 use common::node::{local_config, post_task, start_node};
 use iicp_client::backends::{self, BackendKind, BackendOptions};
 use iicp_client::node::handler_fn;
-use iicp_client::transport::{LifecycleEvent, NativeClient, NativeOptions, StreamStep};
+use iicp_client::transport::{LifecycleEvent, NativeClient, StreamStep};
 use iicp_client::{IicpNode, NodeConfig, RunningNode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -22,15 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
-
-async fn client(node: &RunningNode) -> NativeClient {
-    NativeClient::connect(
-        &format!("iicp://{}", node.local_addr()),
-        NativeOptions::default(),
-    )
-    .await
-    .expect("handshake")
-}
 
 /// All steps of one streamed call, up to the final one.
 async fn steps(c: &NativeClient, payload: Value, task_id: &str) -> Vec<StreamStep> {
@@ -62,7 +53,7 @@ async fn partials_arrive_in_order_then_the_whole_result_and_only_when_streaming(
         }),
     )
     .await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
 
     let got = steps(&c, json!({}), "stream-1").await;
     let events: Vec<_> = got.iter().map(|s| s.event).collect();
@@ -142,7 +133,7 @@ async fn a_consumer_that_leaves_cancels_the_running_handler() {
         }),
     )
     .await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     let mut rx = c.stream(CHAT, json!({}), "leaving-1").await.expect("sent");
     let first = rx.recv().await.unwrap().unwrap();
     assert_eq!(first.event, LifecycleEvent::Partial);
@@ -292,7 +283,7 @@ async fn a_backend_streams_chunks_from_its_model_server_and_returns_the_whole_an
     const WORDS: &[&str] = &["Once", " upon", " a", " time"];
     let (url, seen) = sse_server(WORDS, false).await;
     let node = backend_node(url).await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     let got = steps(
         &c,
         json!({"messages": [{"role": "user", "content": "hi"}]}),
@@ -336,7 +327,7 @@ async fn a_backend_streams_chunks_from_its_model_server_and_returns_the_whole_an
 async fn a_consumer_that_leaves_closes_the_model_server_call() {
     let (url, seen) = sse_server(&["still", " going"], true).await;
     let node = backend_node(url).await;
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     let mut rx = c
         .stream(
             CHAT,
@@ -388,7 +379,7 @@ async fn a_confidential_task_is_not_streamed_in_plaintext() {
         CHAT,
         br#"{"messages":[{"role":"user","content":"secret"}]}"#,
     );
-    let c = client(&node).await;
+    let c = common::native::connect(&node).await;
     let got = steps(&c, json!({"iicp_conf": conf}), task_id).await;
     assert_eq!(got.len(), 1, "no partial step: {got:?}");
     assert_eq!(got[0].event, LifecycleEvent::Completed);

@@ -313,3 +313,14 @@ fn sealed(result: &Value) -> Option<Value> {
     (result["status"] == "encrypted" && result.get("iicp_conf_resp").is_some())
         .then(|| result.clone())
 }
+
+/// A `NativeClient` handshaken with `node` on its one port (panics when the
+/// handshake fails).
+pub async fn connect(node: &iicp_client::RunningNode) -> iicp_client::transport::NativeClient {
+    iicp_client::transport::NativeClient::connect(
+        &format!("iicp://{}", node.local_addr()),
+        iicp_client::transport::NativeOptions::default(),
+    )
+    .await
+    .expect("handshake")
+}

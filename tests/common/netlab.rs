@@ -131,6 +131,24 @@ impl Lab {
         }
     }
 
+    /// Starts `iicp-node serve --backend-type echo --directory-url
+    /// <directory> <extra>` on the LAN host, as a host (not a container),
+    /// and waits (bounded) for its startup line.
+    pub fn serve_on_lan(&mut self, directory: &str, extra: &[&str]) -> Proc {
+        let mut args = vec![
+            "serve",
+            "--backend-type",
+            "echo",
+            "--directory-url",
+            directory,
+        ];
+        args.extend_from_slice(extra);
+        let lan = self.lan.clone();
+        let node = self.spawn_node(&lan, "node", &args, &[("IICP_CONTAINER", "no")]);
+        self.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(45));
+        node
+    }
+
     /// Starts a directory on the WAN host, port 8020; its API base URL.
     pub fn start_directory(&mut self) -> String {
         let listen = format!("{}:8020", self.wan_ip);
