@@ -1,16 +1,36 @@
-//! Keeping a UPnP mapping alive while the node serves: renew it every
-//! `recheck_interval` (well inside its lease), notice when the router's
-//! external address changed or the mapping was lost (map again), publish
-//! the endpoint that results, and remove the mapping when the node stops.
+//! Keeping what the router holds for us alive while the node serves, and
+//! removing it when the node stops:
+//!
+//! - a UPnP mapping (tier 1a) is renewed every `recheck_interval` (well
+//!   inside its lease); a changed external address or a lost mapping maps
+//!   again, and the endpoint that results is published;
+//! - an IPv6 pinhole (tier 1b) is renewed with `UpdatePinhole`; when the
+//!   router no longer knows it, it is opened again (the endpoint, our own
+//!   address, stays).
 
-use super::{Igd, Mapping};
+use super::{FirewallControl, Igd, Lease, Mapping, Pinhole};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Runs until `stop`, then removes the mapping. Each new endpoint goes to
-/// `endpoint` (the lifecycle re-registers with it).
+/// Runs until `stop`, then removes the mapping or pinhole. Each new
+/// endpoint goes to `endpoint` (the lifecycle re-registers with it).
 pub async fn keep(
+    lease: Lease,
+    port: u16,
+    every: Duration,
+    endpoint: watch::Sender<String>,
+    stop: CancellationToken,
+) {
+    match lease {
+        Lease::Mapping(igd, mapping) => {
+            keep_mapping(igd, mapping, port, every, endpoint, stop).await
+        }
+        Lease::Pinhole(control, pinhole) => keep_pinhole(control, pinhole, every, stop).await,
+    }
+}
+
+async fn keep_mapping(
     igd: Igd,
     mut mapping: Mapping,
     port: u16,
@@ -51,6 +71,45 @@ pub async fn keep(
         ),
         Err(why) => {
             tracing::warn!(reason = %why, "could not remove the UPnP mapping; it expires with its lease")
+        }
+    }
+}
+
+async fn keep_pinhole(
+    control: FirewallControl,
+    mut pinhole: Pinhole,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => break,
+        }
+        let Err(why) = control.update(&pinhole).await else {
+            tracing::debug!(id = pinhole.id, "renewed the IPv6 pinhole");
+            continue;
+        };
+        tracing::warn!(reason = %why, "the IPv6 pinhole could not be renewed; opening it again");
+        match control.add(pinhole.port).await {
+            Ok(p) => {
+                tracing::info!(id = p.id, "opened the IPv6 pinhole again");
+                pinhole = p;
+            }
+            Err(why) => tracing::warn!(
+                reason = %why,
+                "the IPv6 pinhole is lost; consumers cannot reach this node until it is back (retrying)"
+            ),
+        }
+    }
+    match control.delete(&pinhole).await {
+        Ok(()) => tracing::info!(
+            id = pinhole.id,
+            port = pinhole.port,
+            "removed the IPv6 pinhole from the router"
+        ),
+        Err(why) => {
+            tracing::warn!(reason = %why, "could not remove the IPv6 pinhole; it expires with its lease")
         }
     }
 }

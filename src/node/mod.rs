@@ -261,8 +261,8 @@ impl IicpNode {
     }
 }
 
-/// Keeps a UPnP mapping renewed while the node serves and removes it when
-/// `stop` is cancelled (`nat::keep`).
+/// Keeps a UPnP mapping or IPv6 pinhole renewed while the node serves and
+/// removes it when `stop` is cancelled (`nat::keep`).
 #[cfg(feature = "nat")]
 fn keep_mapping(
     cfg: &NodeConfig,
@@ -271,10 +271,8 @@ fn keep_mapping(
     endpoint: watch::Sender<String>,
     stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let (igd, mapping) = lease?;
     Some(tokio::spawn(crate::nat::keep(
-        igd,
-        mapping,
+        lease?,
         port,
         cfg.reachability.recheck_interval,
         endpoint,
