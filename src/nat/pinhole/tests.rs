@@ -473,3 +473,65 @@ async fn a_pinhole_the_router_forgot_is_opened_again_and_deleted_at_stop() {
         request("DeletePinhole", "<UniqueID>2</UniqueID>")
     );
 }
+
+fn ladder_options(container: crate::nat::ContainerMode) -> crate::nat::NatOptions {
+    crate::nat::NatOptions {
+        port: 9484,
+        bind: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        public_endpoint: None,
+        container,
+        upnp: options(Duration::from_secs(1)),
+    }
+}
+
+#[tokio::test]
+async fn in_a_container_no_pinhole_is_asked_for_and_the_address_is_1c() {
+    let host = HostAddress {
+        interface: "eth0".into(),
+        ip: "2a0b:78::2".parse().unwrap(),
+        stable: true,
+    };
+    let found =
+        crate::nat::detect_with(&ladder_options(crate::nat::ContainerMode::Yes), &[host]).await;
+    assert_eq!(found.tier, Tier::Ipv6Guidance);
+    let rung = found
+        .rungs
+        .iter()
+        .find(|r| r.name == "IPv6 pinhole")
+        .unwrap();
+    assert!(
+        rung.outcome.starts_with("skipped: in a container"),
+        "{}",
+        rung.outcome
+    );
+}
+
+#[tokio::test]
+async fn an_unstable_or_unknown_interface_address_opens_nothing() {
+    // A temporary (privacy) address is never advertised nor opened.
+    let temporary = HostAddress {
+        interface: "eth0".into(),
+        ip: "2a0b:78::3".parse().unwrap(),
+        stable: false,
+    };
+    let no = crate::nat::ContainerMode::No;
+    let found = crate::nat::detect_with(&ladder_options(no), &[temporary]).await;
+    assert_eq!(found.tier, Tier::Local);
+    assert!(found.rungs.iter().all(|r| r.name != "IPv6 pinhole"));
+
+    // An interface that is not there: no search, 1c with the reason.
+    let ghost = HostAddress {
+        interface: "iicp-no-such0".into(),
+        ip: "2a0b:78::2".parse().unwrap(),
+        stable: true,
+    };
+    let found = crate::nat::detect_with(&ladder_options(no), &[ghost]).await;
+    assert_eq!(found.tier, Tier::Ipv6Guidance);
+    assert!(found.mapping.is_none());
+    let rung = found
+        .rungs
+        .iter()
+        .find(|r| r.name == "IPv6 pinhole")
+        .unwrap();
+    assert!(rung.outcome.contains("has no index"), "{}", rung.outcome);
+}
