@@ -18,7 +18,20 @@
 #                                the router behind carrier-grade NAT address space)
 #   netlab.sh readdress <p> <n> <m>  the router's WAN address becomes 11.77.<m>.1 (the
 #                                    WAN host keeps 11.77.<n>.2 and gains 11.77.<m>.2)
+#   netlab.sh v6 <p> [upnp]      IPv6 mode: give lab <p> (built with upnp=off) IPv6 on every
+#                                side, as below; upnp=on (default) starts miniupnpd as an
+#                                IGD2 with IPv6 firewall control (pinholes)
 #   netlab.sh down <p>           stop every process in the namespaces and delete them
+# IPv6 mode is routed, not translated, as when a provider delegates a prefix:
+#   <p>wan  2a0b:77::2/64           route to 2a0b:78::/64 via the router
+#   <p>rtr  2a0b:77::1/64 (wan0), 2a0b:78::1/64 (lan0); forwarding on
+#   <p>lan  2a0b:78::2/64           default route via the router
+# Both prefixes are global unicast outside the blocks is_global_v6 excludes and exist
+# only inside the namespaces. The router's forward chain (family inet) drops what comes
+# in from the WAN unless it answers LAN traffic or a pinhole lets it in; miniupnpd puts
+# its pinholes into the `miniupnpd` chain. It serves SOAP and SSDP on both address
+# families of lan0 (no ipv6_listening_ip: with it, HTTP listens on IPv6 only) and grants
+# a pinhole only to the IPv6 address that asks for it, for ports from 1024.
 # <p> is a name prefix (a crashed run's leftovers are removed by `down` with it); <n> is
 # a number 1-250 so parallel labs do not share a WAN prefix.
 set -euo pipefail
@@ -84,7 +97,7 @@ NFT
 }
 
 start_upnp() {
-  local p=$1 dir="/tmp/netlab-${p}"
+  local p=$1 extra=${2:-} dir="/tmp/netlab-${p}"
   mkdir -p "$dir"
   cat >"$dir/miniupnpd.conf" <<CONF
 ext_ifname=wan0
@@ -102,6 +115,7 @@ upnp_nat_chain=prerouting_miniupnpd
 upnp_nat_postrouting_chain=postrouting_miniupnpd
 allow 1024-65535 192.168.77.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
+${extra}
 CONF
   # Its own pid file: the default one is shared by every lab on the machine.
   ip netns exec "${p}rtr" miniupnpd -d -f "$dir/miniupnpd.conf" -P "$dir/miniupnpd.pid" >"$dir/miniupnpd.log" 2>&1 &
@@ -144,6 +158,25 @@ up() {
   echo "export NETLAB_WAN=${p}wan NETLAB_RTR=${p}rtr NETLAB_LAN=${p}lan NETLAB_WAN_IP=${w}.${n}.2 NETLAB_ROUTER_WAN_IP=${w}.${n}.1 NETLAB_LAN_IP=192.168.77.2"
 }
 
+v6() {
+  need_root
+  local p=$1 upnp=${2:-on}
+  # nodad: the addresses are usable (not tentative) at once.
+  for ns in "${p}wan" "${p}rtr" "${p}lan"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0
+  done
+  ip -n "${p}wan" addr add 2a0b:77::2/64 dev eth0 nodad
+  ip -n "${p}rtr" addr add 2a0b:77::1/64 dev wan0 nodad
+  ip -n "${p}rtr" addr add 2a0b:78::1/64 dev lan0 nodad
+  ip -n "${p}lan" addr add 2a0b:78::2/64 dev eth0 nodad
+  ip -n "${p}wan" -6 route add 2a0b:78::/64 via 2a0b:77::1
+  ip -n "${p}lan" -6 route add default via 2a0b:78::1
+  ip netns exec "${p}rtr" sysctl -qw net.ipv6.conf.all.forwarding=1
+  # IGD2 (force_igd_desc_v1=no) describes WANIPv6FirewallControl.
+  if [ "$upnp" = on ]; then start_upnp "$p" "force_igd_desc_v1=no"; fi
+  echo "export NETLAB_WAN_IP6=2a0b:77::2 NETLAB_ROUTER_LAN_IP6=2a0b:78::1 NETLAB_LAN_IP6=2a0b:78::2"
+}
+
 readdress() {
   need_root
   local p=$1 n=$2 m=$3
@@ -161,7 +194,8 @@ readdress() {
 case "$cmd" in
   install) install_tools ;;
   up) up "$2" "$3" "${4:-on}" "${5:-11.77}" ;;
+  v6) v6 "$2" "${3:-on}" ;;
   down) down "$2" ;;
   readdress) readdress "$2" "$3" "$4" ;;
-  *) echo "usage: netlab.sh install | up <prefix> <n> [on|off] | readdress <prefix> <n> <m> | down <prefix>" >&2; exit 2 ;;
+  *) echo "usage: netlab.sh install | up <prefix> <n> [on|off] [wanprefix] | v6 <prefix> [on|off] | readdress <prefix> <n> <m> | down <prefix>" >&2; exit 2 ;;
 esac

@@ -1,16 +1,21 @@
-//! Keeping a UPnP mapping alive while the node serves: renew it every
-//! `recheck_interval` (well inside its lease) and whenever the node's
-//! registration fails (`recheck` is notified), notice when the router's
-//! external address changed or the mapping was lost (map again), publish
-//! the endpoint that results, and remove the mapping when the node stops.
+//! Keeping what the router holds for us alive while the node serves, and
+//! removing it when the node stops:
+//!
+//! - a UPnP mapping (tier 1a) is renewed every `recheck_interval` (well
+//!   inside its lease) and whenever the node's registration fails (`recheck`
+//!   is notified); a changed external address or a lost mapping maps again,
+//!   and the endpoint that results is published;
+//! - an IPv6 pinhole (tier 1b) is renewed with `UpdatePinhole` on the same
+//!   schedule; when the router no longer knows it, it is opened again (the
+//!   endpoint, our own address, stays).
 
-use super::{Igd, Mapping};
+use super::{FirewallControl, Igd, Lease, Mapping, Pinhole};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-/// What [`keep`] needs besides the mapping.
+/// What [`keep`] needs besides the lease.
 #[derive(Debug)]
 pub struct Keeping {
     /// The serve port (mapped again when the mapping is lost).
@@ -21,12 +26,19 @@ pub struct Keeping {
     pub endpoint: watch::Sender<String>,
     /// Notified when the registration failed: check at once.
     pub recheck: Arc<Notify>,
-    /// Ends the loop; the mapping is then removed.
+    /// Ends the loop; the mapping or pinhole is then removed.
     pub stop: CancellationToken,
 }
 
-/// Runs until `k.stop`, then removes the mapping.
-pub async fn keep(igd: Igd, mut mapping: Mapping, k: Keeping) {
+/// Runs until `k.stop`, then removes the mapping or pinhole.
+pub async fn keep(lease: Lease, k: Keeping) {
+    match lease {
+        Lease::Mapping(igd, mapping) => keep_mapping(igd, mapping, k).await,
+        Lease::Pinhole(control, pinhole) => keep_pinhole(control, pinhole, k).await,
+    }
+}
+
+async fn keep_mapping(igd: Igd, mut mapping: Mapping, k: Keeping) {
     let Keeping {
         port,
         every,
@@ -70,6 +82,49 @@ pub async fn keep(igd: Igd, mut mapping: Mapping, k: Keeping) {
         ),
         Err(why) => {
             tracing::warn!(reason = %why, "could not remove the UPnP mapping; it expires with its lease")
+        }
+    }
+}
+
+async fn keep_pinhole(control: FirewallControl, mut pinhole: Pinhole, k: Keeping) {
+    let Keeping {
+        every,
+        recheck,
+        stop,
+        ..
+    } = k;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = recheck.notified() => {
+                tracing::debug!("the registration failed: checking the IPv6 pinhole now");
+            }
+            () = stop.cancelled() => break,
+        }
+        let Err(why) = control.update(&pinhole).await else {
+            tracing::debug!(id = pinhole.id, "renewed the IPv6 pinhole");
+            continue;
+        };
+        tracing::warn!(reason = %why, "the IPv6 pinhole could not be renewed; opening it again");
+        match control.add(pinhole.port).await {
+            Ok(p) => {
+                tracing::info!(id = p.id, "opened the IPv6 pinhole again");
+                pinhole = p;
+            }
+            Err(why) => tracing::warn!(
+                reason = %why,
+                "the IPv6 pinhole is lost; consumers cannot reach this node until it is back (retrying)"
+            ),
+        }
+    }
+    match control.delete(&pinhole).await {
+        Ok(()) => tracing::info!(
+            id = pinhole.id,
+            port = pinhole.port,
+            "removed the IPv6 pinhole from the router"
+        ),
+        Err(why) => {
+            tracing::warn!(reason = %why, "could not remove the IPv6 pinhole; it expires with its lease")
         }
     }
 }

@@ -7,8 +7,12 @@
 //!   external address, if that is public (`upnp.rs`, feature `nat`); skipped
 //!   inside a container, where it would reach the container host's NAT
 //!   (`container.rs`);
-//! - tier 1c: a stable global IPv6 address: advertised, with the guidance
-//!   that the router's IPv6 firewall must let the port in (no pinhole yet);
+//! - tier 1b: a stable global IPv6 address, and the router's IGD opened a
+//!   pinhole to it (`WANIPv6FirewallControl`, `pinhole.rs`, feature `nat`;
+//!   renewed and removed like a mapping; skipped inside a container);
+//! - tier 1c: a stable global IPv6 address the router would not open (no
+//!   IGD with the service, or a refusal such as UPnP error 606): advertised,
+//!   with the guidance that the router's IPv6 firewall must let the port in;
 //! - tier 3: carrier-grade NAT (the IGD's external address is not public):
 //!   a relay is needed (reported; the relay comes with its own issue);
 //! - tier 4: nothing worked: serve locally, and say exactly what to set or
@@ -26,6 +30,8 @@ mod container;
 mod keeper;
 mod options;
 #[cfg(feature = "nat")]
+mod pinhole;
+#[cfg(feature = "nat")]
 mod upnp;
 
 pub use addresses::{HostAddress, host_addresses, is_global_v6, is_public, is_public_v4};
@@ -35,19 +41,27 @@ pub use container::ContainerMode;
 pub use keeper::{Keeping, keep};
 pub use options::UpnpOptions;
 #[cfg(feature = "nat")]
+pub use pinhole::{FirewallControl, Pinhole, PinholeError, upnp_error_meaning};
+#[cfg(feature = "nat")]
 pub use upnp::{Igd, MAX_SOAP_BYTES, Mapping, UpnpError};
 
-/// A UPnP mapping to renew and remove (uninhabited without the `nat`
-/// feature: no mapping can be made then).
+/// What the router holds for us, to renew and remove: a UPnP port mapping
+/// (tier 1a) or an IPv6 pinhole (tier 1b).
 #[cfg(feature = "nat")]
-pub type Lease = (Igd, Mapping);
-/// A UPnP mapping to renew and remove (uninhabited without the `nat`
-/// feature: no mapping can be made then).
+#[derive(Debug, Clone)]
+pub enum Lease {
+    /// Tier 1a: a port mapping on the IGD.
+    Mapping(Igd, Mapping),
+    /// Tier 1b: a pinhole in the IGD's IPv6 firewall.
+    Pinhole(FirewallControl, Pinhole),
+}
+/// What the router holds for us (uninhabited without the `nat` feature:
+/// nothing can be asked of it then).
 #[cfg(not(feature = "nat"))]
 #[derive(Debug, Clone)]
 pub enum Lease {}
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A reachability tier (PROTOCOL.md §7.3; the seed's 1a/1b/1c split).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +124,7 @@ pub struct Reachability {
     pub guidance: Option<String>,
     /// Every rung tried, in order.
     pub rungs: Vec<Rung>,
-    /// The UPnP mapping made, to renew and remove.
+    /// The UPnP mapping or IPv6 pinhole made, to renew and remove.
     pub mapping: Option<Lease>,
 }
 
@@ -270,28 +284,22 @@ pub async fn detect_with(options: &NatOptions, addresses: &[HostAddress]) -> Rea
         }
     }
 
-    // Tier 1c: a stable global IPv6 address.
-    let global_v6 = addresses.iter().find(|a| match a.ip {
-        IpAddr::V6(v6) => a.stable && is_global_v6(v6) && listens_on(options.bind, a.ip),
-        IpAddr::V4(_) => false,
+    // Tiers 1b/1c: a stable global IPv6 address, with a pinhole if the
+    // router opens one.
+    let global_v6 = addresses.iter().find_map(|a| match a.ip {
+        IpAddr::V6(v6) if a.stable && is_global_v6(v6) && listens_on(options.bind, a.ip) => {
+            Some((a, v6))
+        }
+        _ => None,
     });
-    if let Some(a) = global_v6 {
-        rungs.push(Rung {
-            name: "stable global IPv6 address",
-            outcome: format!("{} on {}", a.ip, a.interface),
-            chosen: true,
-        });
-        return done(
-            Tier::Ipv6Guidance,
-            Some(url_of(a.ip, port)),
-            format!("global IPv6 address {} on {}", a.ip, a.interface),
-            Some(format!(
-                "allow inbound TCP port {port} to {} in your router's IPv6 firewall; IPv4-only consumers cannot reach this node",
-                a.ip
+    if let Some((a, v6)) = global_v6 {
+        let pinhole = match container {
+            Some(why) => Err(format!(
+                "skipped: in a container ({why}); the router's firewall is not ours to ask"
             )),
-            rungs,
-            None,
-        );
+            None => pinhole_rung(v6, &a.interface, options).await,
+        };
+        return ipv6_outcome(a, v6, port, pinhole, rungs);
     }
     rungs.push(Rung {
         name: "stable global IPv6 address",
@@ -340,13 +348,116 @@ pub async fn detect_with(options: &NatOptions, addresses: &[HostAddress]) -> Rea
     )
 }
 
-/// Removes the UPnP mapping of `lease` from the router.
-#[cfg(feature = "nat")]
-pub async fn release(lease: &Lease) -> Result<(), String> {
-    lease.0.unmap(&lease.1).await
+/// Tier 1b when the pinhole was opened (the lease to keep), else 1c with
+/// the guidance to open the port by hand (`pinhole` says why not).
+fn ipv6_outcome(
+    a: &HostAddress,
+    v6: Ipv6Addr,
+    port: u16,
+    pinhole: Result<(String, Lease), String>,
+    mut rungs: Vec<Rung>,
+) -> Reachability {
+    let endpoint = Some(url_of(IpAddr::V6(v6), port));
+    let opened = pinhole.is_ok();
+    rungs.push(Rung {
+        name: "stable global IPv6 address",
+        outcome: format!("{v6} on {}", a.interface),
+        chosen: !opened,
+    });
+    match pinhole {
+        Ok((what, lease)) => {
+            rungs.push(Rung {
+                name: "IPv6 pinhole",
+                outcome: format!("opened {what}"),
+                chosen: true,
+            });
+            Reachability {
+                tier: Tier::Ipv6Pinhole,
+                endpoint,
+                reason: format!("IPv6 pinhole {what} (reached over IPv6 only)"),
+                guidance: None,
+                rungs,
+                mapping: Some(lease),
+            }
+        }
+        Err(why) => {
+            rungs.push(Rung {
+                name: "IPv6 pinhole",
+                outcome: why.clone(),
+                chosen: false,
+            });
+            Reachability {
+                tier: Tier::Ipv6Guidance,
+                endpoint,
+                reason: format!(
+                    "global IPv6 address {v6} on {}; no pinhole: {why}",
+                    a.interface
+                ),
+                guidance: Some(format!(
+                    "allow inbound TCP port {port} to {v6} in your router's IPv6 firewall (the router opened no pinhole); IPv4-only consumers cannot reach this node"
+                )),
+                rungs,
+                mapping: None,
+            }
+        }
+    }
 }
 
-/// Removes the UPnP mapping of `lease` from the router.
+/// Opens a pinhole for `port` to `v6` on the IGD that answers on
+/// `interface`: what was opened (for the log) and the lease, or why not.
+#[cfg(feature = "nat")]
+async fn pinhole_rung(
+    v6: Ipv6Addr,
+    interface: &str,
+    options: &NatOptions,
+) -> Result<(String, Lease), String> {
+    let control = FirewallControl::discover(v6, interface, options.upnp).await;
+    open_pinhole(control, options.port).await
+}
+
+#[cfg(not(feature = "nat"))]
+async fn pinhole_rung(
+    _v6: Ipv6Addr,
+    _interface: &str,
+    _options: &NatOptions,
+) -> Result<(String, Lease), String> {
+    Err("not built in (the `nat` Cargo feature is off)".into())
+}
+
+/// `AddPinhole` for `port` on `control`, when one was found.
+#[cfg(feature = "nat")]
+async fn open_pinhole(
+    control: Result<FirewallControl, PinholeError>,
+    port: u16,
+) -> Result<(String, Lease), String> {
+    let control = control.map_err(|e| e.to_string())?;
+    match control.add(port).await {
+        Ok(pinhole) => Ok((
+            format!(
+                "[{}]:{} (id {}) on gateway {}",
+                pinhole.client,
+                pinhole.port,
+                pinhole.id,
+                control.address()
+            ),
+            Lease::Pinhole(control, pinhole),
+        )),
+        Err(e) => Err(format!("gateway {}: {e}", control.address())),
+    }
+}
+
+/// Removes what `lease` holds (mapping or pinhole) from the router.
+#[cfg(feature = "nat")]
+pub async fn release(lease: &Lease) -> Result<(), String> {
+    match lease {
+        Lease::Mapping(igd, mapping) => igd.unmap(mapping).await,
+        Lease::Pinhole(control, pinhole) => {
+            control.delete(pinhole).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Removes what `lease` holds from the router.
 #[cfg(not(feature = "nat"))]
 pub async fn release(lease: &Lease) -> Result<(), String> {
     match *lease {}
@@ -389,7 +500,7 @@ async fn upnp_rung(lan_ips: &[Ipv4Addr], options: &NatOptions) -> UpnpOutcome {
             UpnpOutcome::Mapped(
                 format!("UPnP mapping {what}"),
                 endpoint,
-                Box::new((igd, mapping)),
+                Box::new(Lease::Mapping(igd, mapping)),
                 Rung {
                     name: "UPnP",
                     outcome: format!("mapped {what}"),

@@ -264,8 +264,8 @@ impl IicpNode {
     }
 }
 
-/// Keeps a UPnP mapping renewed while the node serves and removes it when
-/// `stop` is cancelled (`nat::keep`).
+/// Keeps a UPnP mapping or IPv6 pinhole renewed while the node serves and
+/// removes it when `stop` is cancelled (`nat::keep`).
 #[cfg(feature = "nat")]
 fn keep_mapping(
     cfg: &NodeConfig,
@@ -275,7 +275,7 @@ fn keep_mapping(
     recheck: Arc<tokio::sync::Notify>,
     stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let (igd, mapping) = lease?;
+    let lease = lease?;
     let keeping = crate::nat::Keeping {
         port,
         every: cfg.reachability.recheck_interval,
@@ -283,7 +283,7 @@ fn keep_mapping(
         recheck,
         stop: stop.clone(),
     };
-    Some(tokio::spawn(crate::nat::keep(igd, mapping, keeping)))
+    Some(tokio::spawn(crate::nat::keep(lease, keeping)))
 }
 
 /// Without the `nat` feature no mapping is ever made.

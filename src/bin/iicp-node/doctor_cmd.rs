@@ -44,7 +44,14 @@ pub async fn run(args: DoctorArgs) -> iicp_client::Result<()> {
     }
     if let Some(lease) = &found.mapping {
         match nat::release(lease).await {
-            Ok(()) => println!("(the test mapping was removed from the router)"),
+            Ok(()) => println!(
+                "(the test {} was removed from the router)",
+                if matches!(lease, nat::Lease::Pinhole(..)) {
+                    "pinhole"
+                } else {
+                    "mapping"
+                }
+            ),
             Err(e) => println!("(could not remove the test mapping: {e})"),
         }
     }
