@@ -533,3 +533,123 @@ async fn upnp_rung(_lan_ips: &[Ipv4Addr], _options: &NatOptions) -> UpnpOutcome 
         None,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(bind: &str, public_endpoint: Option<&str>) -> NatOptions {
+        NatOptions {
+            port: 9484,
+            bind: bind.parse().unwrap(),
+            public_endpoint: public_endpoint.map(str::to_owned),
+            // No UPnP search from a unit test: the container rung skips it.
+            container: ContainerMode::Yes,
+            upnp: UpnpOptions::default(),
+        }
+    }
+
+    fn addr(ip: &str, stable: bool) -> HostAddress {
+        HostAddress {
+            interface: "eth0".into(),
+            ip: ip.parse().unwrap(),
+            stable,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_rung_decides_in_order_and_only_verified_endpoints_are_advertised() {
+        struct Case {
+            bind: &'static str,
+            operator: Option<&'static str>,
+            addresses: Vec<HostAddress>,
+            tier: Tier,
+            endpoint: Option<&'static str>,
+            guidance_names: Option<&'static str>,
+        }
+        let cases = [
+            // The operator's word wins over everything, unprobed.
+            Case {
+                bind: "::",
+                operator: Some("http://node.example.net:9484"),
+                addresses: vec![addr("8.8.4.4", true)],
+                tier: Tier::Direct,
+                endpoint: Some("http://node.example.net:9484"),
+                guidance_names: None,
+            },
+            // Bound to loopback: nothing outside can connect.
+            Case {
+                bind: "127.0.0.1",
+                operator: None,
+                addresses: vec![addr("8.8.4.4", true)],
+                tier: Tier::Local,
+                endpoint: None,
+                guidance_names: Some("--host"),
+            },
+            // A public IPv4 on an interface the node listens on.
+            Case {
+                bind: "0.0.0.0",
+                operator: None,
+                addresses: vec![addr("192.168.1.5", true), addr("8.8.4.4", true)],
+                tier: Tier::Direct,
+                endpoint: Some("http://8.8.4.4:9484"),
+                guidance_names: None,
+            },
+            // ... but not one it does not listen on.
+            Case {
+                bind: "192.168.1.5",
+                operator: None,
+                addresses: vec![addr("192.168.1.5", true), addr("8.8.4.4", true)],
+                tier: Tier::Local,
+                endpoint: None,
+                guidance_names: Some("IICP_PUBLIC_ENDPOINT"),
+            },
+            // A stable global IPv6 in a container: no pinhole is asked, 1c.
+            Case {
+                bind: "::",
+                operator: None,
+                addresses: vec![addr("192.168.1.5", true), addr("2a01:4f8::5", true)],
+                tier: Tier::Ipv6Guidance,
+                endpoint: Some("http://[2a01:4f8::5]:9484"),
+                guidance_names: Some("IPv6 firewall"),
+            },
+            // A temporary (privacy) IPv6 address is never advertised.
+            Case {
+                bind: "::",
+                operator: None,
+                addresses: vec![addr("2a01:4f8::6", false)],
+                tier: Tier::Local,
+                endpoint: None,
+                guidance_names: Some("IICP_PUBLIC_ENDPOINT"),
+            },
+            // CGNAT and documentation addresses are not public.
+            Case {
+                bind: "::",
+                operator: None,
+                addresses: vec![addr("100.64.3.4", true), addr("192.0.2.2", true)],
+                tier: Tier::Local,
+                endpoint: None,
+                guidance_names: Some("IICP_PUBLIC_ENDPOINT"),
+            },
+        ];
+        for (n, c) in cases.iter().enumerate() {
+            let found = detect_with(&options(c.bind, c.operator), &c.addresses).await;
+            assert_eq!(found.tier, c.tier, "case {n}: {found:?}");
+            assert_eq!(found.endpoint.as_deref(), c.endpoint, "case {n}: {found:?}");
+            match c.guidance_names {
+                Some(text) => assert!(
+                    found.guidance.as_deref().is_some_and(|g| g.contains(text)),
+                    "case {n}: {found:?}"
+                ),
+                None => assert!(found.guidance.is_none(), "case {n}: {found:?}"),
+            }
+            assert!(found.mapping.is_none());
+            assert_eq!(
+                found.rungs.iter().filter(|r| r.chosen).count(),
+                usize::from(found.endpoint.is_some()),
+                "case {n}: one rung chose, or none: {:?}",
+                found.rungs
+            );
+        }
+    }
+}
