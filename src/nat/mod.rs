@@ -33,6 +33,8 @@ mod options;
 mod pinhole;
 #[cfg(feature = "nat")]
 mod upnp;
+#[cfg(feature = "nat")]
+mod xml;
 
 pub use addresses::{HostAddress, host_addresses, is_global_v6, is_public, is_public_v4};
 pub use config::ReachabilityConfig;
@@ -60,6 +62,19 @@ pub enum Lease {
 #[cfg(not(feature = "nat"))]
 #[derive(Debug, Clone)]
 pub enum Lease {}
+
+impl Lease {
+    /// What it is, for messages: `mapping` or `pinhole`.
+    pub fn kind(&self) -> &'static str {
+        #[cfg(feature = "nat")]
+        match self {
+            Self::Mapping(..) => "mapping",
+            Self::Pinhole(..) => "pinhole",
+        }
+        #[cfg(not(feature = "nat"))]
+        match *self {}
+    }
+}
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -19,9 +19,9 @@ mod http;
 mod ssdp;
 #[cfg(test)]
 mod tests;
-mod xml;
 
 use super::options::UpnpOptions;
+use super::xml;
 use http::IgdHttp;
 use std::net::Ipv6Addr;
 
@@ -150,7 +150,12 @@ impl FirewallControl {
         }
         let found = xml::find_service(&described.body, is_service_type)
             .map_err(|e| PinholeError::NoService(format!("the IGD's description is {e}")))?;
-        let Some((service, control)) = found else {
+        let Some(xml::Service {
+            service_type: service,
+            control_url: control,
+            ..
+        }) = found
+        else {
             return Err(PinholeError::NoService(
                 "the IGD offers no IPv6 firewall control (WANIPv6FirewallControl)".into(),
             ));

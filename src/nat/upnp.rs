@@ -14,7 +14,6 @@
 //! cleaned excerpt ([`clean`]).
 
 mod search;
-mod xml;
 
 use super::addresses::is_public;
 use super::options::UpnpOptions;

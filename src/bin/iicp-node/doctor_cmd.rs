@@ -44,14 +44,7 @@ pub async fn run(args: DoctorArgs) -> iicp_client::Result<()> {
     }
     if let Some(lease) = &found.mapping {
         match nat::release(lease).await {
-            Ok(()) => println!(
-                "(the test {} was removed from the router)",
-                if matches!(lease, nat::Lease::Pinhole(..)) {
-                    "pinhole"
-                } else {
-                    "mapping"
-                }
-            ),
+            Ok(()) => println!("(the test {} was removed from the router)", lease.kind()),
             Err(e) => println!("(could not remove the test mapping: {e})"),
         }
     }

@@ -5,7 +5,8 @@
 //! reads the description without a size bound and, when it is unusable,
 //! waits on silently; this one says what was wrong with each answer.
 
-use super::{UpnpOptions, clean, read_bounded, xml};
+use super::super::xml;
+use super::{UpnpOptions, clean, read_bounded};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -199,19 +200,24 @@ async fn describe(location: &url::Url, call_timeout: Duration) -> Result<Found, 
         .build()
         .map_err(|e| format!("no HTTP client: {e}"))?;
     let description = fetch(&client, location, "its device description").await?;
-    let service = xml::elements(&description, "service")
-        .into_iter()
-        .find(|s| xml::text(s, "serviceType").is_some_and(|t| SERVICES.contains(&t.as_str())))
+    let unreadable = |what: &str, url: &url::Url, e: xml::XmlError| {
+        format!("{what} ({}) is {e}", clean(url.as_str(), 80))
+    };
+    let service = xml::find_service(&description, |t| SERVICES.contains(&t))
+        .map_err(|e| unreadable("its device description", location, e))?
         .ok_or_else(|| {
             format!(
                 "its device description ({}) names no WANIPConnection or WANPPPConnection service",
                 clean(location.as_str(), 80)
             )
         })?;
-    let control_url = same_host(location, xml::text(service, "controlURL"), "controlURL")?;
-    let scpd_url = same_host(location, xml::text(service, "SCPDURL"), "SCPDURL")?;
+    let control_url = same_host(location, Some(service.control_url), "controlURL")?;
+    let scpd_url = same_host(location, service.scpd_url, "SCPDURL")?;
     let scpd = fetch(&client, &scpd_url, "its service description").await?;
-    let control_schema = actions(&scpd);
+    let control_schema: HashMap<String, Vec<String>> = xml::actions(&scpd)
+        .map_err(|e| unreadable("its service description", &scpd_url, e))?
+        .into_iter()
+        .collect();
     if control_schema.is_empty() {
         return Err(format!(
             "its service description ({}) lists no actions",
@@ -287,23 +293,6 @@ fn path_of(url: &url::Url) -> String {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     }
-}
-
-/// Each action of a service description with its `in` arguments, as
-/// igd-next's `control_schema` holds them.
-fn actions(scpd: &str) -> HashMap<String, Vec<String>> {
-    xml::elements(scpd, "action")
-        .into_iter()
-        .filter_map(|action| {
-            let name = xml::text(&xml::without(action, "argumentList"), "name")?;
-            let ins = xml::elements(action, "argument")
-                .into_iter()
-                .filter(|a| xml::text(a, "direction").as_deref() == Some("in"))
-                .filter_map(|a| xml::text(a, "name"))
-                .collect();
-            Some((name, ins))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -408,7 +397,8 @@ mod tests {
     async fn unusable_descriptions_say_what_is_wrong() {
         for (body, why) in [
             (vec![0xff, 0xfe, 0x00, 0x80], "is not UTF-8 text"),
-            (b"<<<not xml & \x1b[31m".to_vec(), "names no WANIPConnection"),
+            (b"<<<not xml & \x1b[31m".to_vec(), "is not well-formed XML"),
+            (b"<root><device/></root>".to_vec(), "names no WANIPConnection"),
             (
                 b"<root><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType><controlURL>http://11.77.30.2/ctl</controlURL><SCPDURL>/s.xml</SCPDURL></service></root>".to_vec(),
                 "its controlURL points away from the gateway",
@@ -445,25 +435,5 @@ mod tests {
             Problems::default().into_not_found(),
             NotFound::Silent
         ));
-    }
-
-    #[test]
-    fn actions_keep_their_in_arguments_only() {
-        let scpd = r#"<scpd><actionList>
-            <action><name>GetExternalIPAddress</name><argumentList>
-              <argument><name>NewExternalIPAddress</name><direction>out</direction></argument>
-            </argumentList></action>
-            <action><name>DeletePortMapping</name><argumentList>
-              <argument><name>NewRemoteHost</name><direction>in</direction></argument>
-              <argument><name>NewExternalPort</name><direction>in</direction></argument>
-            </argumentList></action>
-        </actionList></scpd>"#;
-        let schema = actions(scpd);
-        assert_eq!(schema["GetExternalIPAddress"], Vec::<String>::new());
-        assert_eq!(
-            schema["DeletePortMapping"],
-            vec!["NewRemoteHost".to_owned(), "NewExternalPort".to_owned()]
-        );
-        assert!(actions("\u{0}\u{1}<<garbage").is_empty());
     }
 }

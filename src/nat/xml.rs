@@ -74,34 +74,80 @@ fn walk(doc: &str, mut step: impl FnMut(Step<'_>)) -> Result<(), XmlError> {
     Ok(())
 }
 
-/// The service of a device description whose `serviceType` `accept`s:
-/// `(serviceType, controlURL)` of the first one, as written.
+/// A `<service>` of a device description, its URLs as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Service {
+    pub service_type: String,
+    pub control_url: String,
+    /// Its service description (SCPD), when named.
+    pub scpd_url: Option<String>,
+}
+
+/// The first service of a device description whose `serviceType`
+/// `accept`s and which has a `controlURL`, at any depth.
 pub(super) fn find_service(
     description: &str,
     accept: impl Fn(&str) -> bool,
-) -> Result<Option<(String, String)>, XmlError> {
+) -> Result<Option<Service>, XmlError> {
     let mut service_type = None::<String>;
     let mut control_url = None::<String>;
+    let mut scpd_url = None::<String>;
     let mut found = None;
     walk(description, |step| match step {
-        Step::Text([.., s, field], text) if s == "service" && field == "serviceType" => {
-            service_type = Some(text.to_owned())
-        }
-        Step::Text([.., s, field], text) if s == "service" && field == "controlURL" => {
-            control_url = Some(text.to_owned())
-        }
+        Step::Text([.., s, field], text) if s == "service" => match field.as_str() {
+            "serviceType" => service_type = Some(text.to_owned()),
+            "controlURL" => control_url = Some(text.to_owned()),
+            "SCPDURL" => scpd_url = Some(text.to_owned()),
+            _ => {}
+        },
         Step::End([.., s]) if s == "service" => {
-            let st = service_type.take();
-            let url = control_url.take();
+            let (st, url, scpd) = (service_type.take(), control_url.take(), scpd_url.take());
             if let (None, Some(st), Some(url)) = (&found, st, url) {
                 if accept(&st) {
-                    found = Some((st, url));
+                    found = Some(Service {
+                        service_type: st,
+                        control_url: url,
+                        scpd_url: scpd,
+                    });
                 }
             }
         }
         _ => {}
     })?;
     Ok(found)
+}
+
+/// Each `<action>` of a service description (SCPD) with the names of its
+/// `in` arguments, as igd-next's `control_schema` holds them.
+pub(super) fn actions(scpd: &str) -> Result<Vec<(String, Vec<String>)>, XmlError> {
+    let mut out = Vec::new();
+    let mut action: Option<String> = None;
+    let mut ins: Vec<String> = Vec::new();
+    let mut argument: (Option<String>, Option<String>) = (None, None);
+    walk(scpd, |step| match step {
+        Step::Text([.., a, field], text) if a == "action" && field == "name" => {
+            action = Some(text.to_owned());
+        }
+        Step::Text([.., a, field], text) if a == "argument" && field == "name" => {
+            argument.0 = Some(text.to_owned());
+        }
+        Step::Text([.., a, field], text) if a == "argument" && field == "direction" => {
+            argument.1 = Some(text.to_owned());
+        }
+        Step::End([.., a]) if a == "argument" => {
+            if let (Some(name), Some("in")) = (argument.0.take(), argument.1.take().as_deref()) {
+                ins.push(name);
+            }
+        }
+        Step::End([.., a]) if a == "action" => {
+            if let Some(name) = action.take() {
+                out.push((name, std::mem::take(&mut ins)));
+            }
+            ins.clear();
+        }
+        _ => {}
+    })?;
+    Ok(out)
 }
 
 /// The text of the first element named `name` (local name, at any depth).
@@ -141,7 +187,11 @@ mod tests {
                    </service></serviceList></device></deviceList></device></root>";
         assert_eq!(
             find_service(doc, |st| st.starts_with("b:")).unwrap(),
-            Some(("b:1".into(), "/b".into()))
+            Some(Service {
+                service_type: "b:1".into(),
+                control_url: "/b".into(),
+                scpd_url: None,
+            })
         );
         assert_eq!(find_service(doc, |st| st == "c:1").unwrap(), None);
     }
@@ -151,6 +201,27 @@ mod tests {
         let doc = "<root><service><serviceType>b:1</serviceType></service>\
                    <service><controlURL>/x</controlURL></service></root>";
         assert_eq!(find_service(doc, |_| true).unwrap(), None);
+    }
+
+    #[test]
+    fn actions_keep_their_in_arguments_in_order() {
+        let scpd = "<scpd><actionList><action><name>AddPortMapping</name><argumentList>\
+                    <argument><name>NewRemoteHost</name><direction>in</direction></argument>\
+                    <argument><direction>in</direction><name>NewExternalPort</name></argument>\
+                    <argument><name>NewOut</name><direction>out</direction></argument>\
+                    </argumentList></action><action><name>GetExternalIPAddress</name>\
+                    </action></actionList></scpd>";
+        assert_eq!(
+            actions(scpd).unwrap(),
+            vec![
+                (
+                    "AddPortMapping".to_owned(),
+                    vec!["NewRemoteHost".to_owned(), "NewExternalPort".to_owned()]
+                ),
+                ("GetExternalIPAddress".to_owned(), Vec::new()),
+            ]
+        );
+        assert_eq!(actions("<a><b></a>"), Err(XmlError::Malformed));
     }
 
     #[test]
