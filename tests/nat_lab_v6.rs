@@ -154,22 +154,8 @@ fn behind_cgnat_a_global_ipv6_node_is_reached_through_its_pinhole_until_sigterm(
     assert_firewall_closed(&mut lab, "before", "9484");
 
     let directory = start_directory(&mut lab);
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--directory-url",
-            &directory,
-            "--nat-recheck-secs",
-            "1",
-        ],
-        &[HOST],
-    );
-    let log = lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(30));
+    let node = lab.serve_on_lan(&directory, &["--nat-recheck-secs", "1"]);
+    let log = lab.log(&node);
     let endpoint = format!("http://[{LAN_IP6}]:9484");
     assert!(log.contains("tier 1b"), "{log}");
     assert!(log.contains(&format!("as {endpoint} (tier 1b)")), "{log}");
@@ -226,22 +212,8 @@ fn a_refused_pinhole_is_tier_1c_with_what_to_open_by_hand() {
     // miniupnpd refuses pinholes to ports below 1024: UPnP error 606.
     let mut lab = lab_v6("v62", 62, true, "100.64");
     let directory = start_directory(&mut lab);
-    let lan = lab.lan.clone();
-    let node = lab.spawn_node(
-        &lan,
-        "node",
-        &[
-            "serve",
-            "--backend-type",
-            "echo",
-            "--port",
-            "1023",
-            "--directory-url",
-            &directory,
-        ],
-        &[HOST],
-    );
-    let log = lab.wait_for_log(&node, "iicp-node serving on", Duration::from_secs(30));
+    let node = lab.serve_on_lan(&directory, &["--port", "1023"]);
+    let log = lab.log(&node);
     let endpoint = format!("http://[{LAN_IP6}]:1023");
     assert!(log.contains(&format!("as {endpoint} (tier 1c)")), "{log}");
     assert!(log.contains("UPnP error 606"), "{log}");

@@ -38,6 +38,24 @@ pub async fn keep(lease: Lease, k: Keeping) {
     }
 }
 
+/// Waits for the next check: `every`, or at once when a registration
+/// failed. `false` when the node stops.
+async fn next_check(
+    every: Duration,
+    recheck: &Notify,
+    stop: &CancellationToken,
+    what: &str,
+) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(every) => true,
+        () = recheck.notified() => {
+            tracing::debug!("the registration failed: checking the {what} now");
+            true
+        }
+        () = stop.cancelled() => false,
+    }
+}
+
 async fn keep_mapping(igd: Igd, mut mapping: Mapping, k: Keeping) {
     let Keeping {
         port,
@@ -46,14 +64,7 @@ async fn keep_mapping(igd: Igd, mut mapping: Mapping, k: Keeping) {
         recheck,
         stop,
     } = k;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = recheck.notified() => {
-                tracing::debug!("the registration failed: checking the UPnP mapping now");
-            }
-            () = stop.cancelled() => break,
-        }
+    while next_check(every, &recheck, &stop, "UPnP mapping").await {
         let renewed = match igd.renew(&mapping).await {
             Ok(m) => Ok(m),
             Err(why) => {
@@ -93,14 +104,7 @@ async fn keep_pinhole(control: FirewallControl, mut pinhole: Pinhole, k: Keeping
         stop,
         ..
     } = k;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = recheck.notified() => {
-                tracing::debug!("the registration failed: checking the IPv6 pinhole now");
-            }
-            () = stop.cancelled() => break,
-        }
+    while next_check(every, &recheck, &stop, "IPv6 pinhole").await {
         let Err(why) = control.update(&pinhole).await else {
             tracing::debug!(id = pinhole.id, "renewed the IPv6 pinhole");
             continue;
