@@ -4,47 +4,38 @@
 //! checked), and which private IPv4 addresses face a LAN (where an IGD may
 //! answer).
 
+use crate::wire::endpoint::{classify_v4, classify_v6};
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
 
-/// IPv4 blocks that are not reachable from the internet (RFC 6890 and
-/// friends): this network, private, CGNAT shared space, loopback,
-/// link-local, IETF protocol assignments, documentation, 6to4 relay
-/// anycast, benchmarking, multicast, reserved and broadcast.
-const NOT_PUBLIC_V4: &[&str] = &[
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.88.99.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-];
+/// The 6to4 relay anycast block (RFC 7526 deprecated it): public by the
+/// wire's routability rules, but no host's own endpoint.
+static SIX_TO_FOUR_RELAY: LazyLock<Ipv4Net> =
+    LazyLock::new(|| "192.88.99.0/24".parse().expect("a valid prefix"));
 
-/// Global unicast IPv6 blocks that are still no good as a stable endpoint:
-/// documentation, Teredo, 6to4, ORCHID and the newer documentation block.
-const NOT_GLOBAL_V6: &[&str] = &[
-    "2001:db8::/32",
-    "2001::/32",
-    "2002::/16",
-    "2001:10::/28",
-    "2001:20::/28",
-    "3fff::/20",
-];
+/// Global unicast IPv6 blocks the wire's rules judge by an embedded address
+/// or leave public, that are still no good as a stable endpoint: Teredo,
+/// 6to4, ORCHID and the newer documentation block.
+static UNSTABLE_V6: LazyLock<Vec<Ipv6Net>> = LazyLock::new(|| {
+    [
+        "2001::/32",
+        "2002::/16",
+        "2001:10::/28",
+        "2001:20::/28",
+        "3fff::/20",
+    ]
+    .iter()
+    .map(|net| net.parse().expect("a valid prefix"))
+    .collect()
+});
 
-/// Whether `ip` is a public IPv4 address.
+/// Whether `ip` is a public IPv4 address: routable by the wire's rules
+/// (`wire::endpoint::classify_v4`: not private, CGNAT, loopback,
+/// link-local, documentation, benchmarking, multicast, reserved, …) and
+/// not the 6to4 relay anycast block.
 pub fn is_public_v4(ip: Ipv4Addr) -> bool {
-    !NOT_PUBLIC_V4
-        .iter()
-        .any(|net| net.parse::<Ipv4Net>().is_ok_and(|n| n.contains(&ip)))
+    classify_v4(ip).is_none() && !SIX_TO_FOUR_RELAY.contains(&ip)
 }
 
 /// Whether `ip` is a private (RFC 1918) IPv4 address, the kind a home LAN
@@ -53,14 +44,13 @@ pub fn is_lan_v4(ip: Ipv4Addr) -> bool {
     ip.is_private()
 }
 
-/// Whether `ip` is a global unicast IPv6 address (2000::/3, without the
-/// blocks in [`NOT_GLOBAL_V6`]).
+/// Whether `ip` is a global unicast IPv6 address fit to advertise: in
+/// 2000::/3, routable by the wire's rules (`classify_v6`: not
+/// documentation, …) and not in [`UNSTABLE_V6`].
 pub fn is_global_v6(ip: Ipv6Addr) -> bool {
-    let unicast: Ipv6Net = "2000::/3".parse().expect("a valid prefix");
-    unicast.contains(&ip)
-        && !NOT_GLOBAL_V6
-            .iter()
-            .any(|net| net.parse::<Ipv6Net>().is_ok_and(|n| n.contains(&ip)))
+    ip.segments()[0] & 0xe000 == 0x2000
+        && classify_v6(ip).is_none()
+        && !UNSTABLE_V6.iter().any(|net| net.contains(&ip))
 }
 
 /// Whether `ip` is public: a public IPv4 or a global IPv6 address.
@@ -161,6 +151,8 @@ mod tests {
             ("224.0.0.1", false),
             ("255.255.255.255", false),
             ("0.1.2.3", false),
+            ("192.88.99.1", false),
+            ("192.0.0.9", false),
         ] {
             assert_eq!(is_public_v4(ip.parse().unwrap()), public, "{ip}");
         }

@@ -8,7 +8,8 @@
 use super::NodeConfig;
 use super::listener::default_endpoint;
 use crate::nat::{self, Lease, NatOptions, Reachability, Tier};
-use std::net::SocketAddr;
+use crate::wire::endpoint::{NonPublic, classify_ip};
+use std::net::{IpAddr, SocketAddr};
 
 /// What the ladder decided for this start.
 pub(crate) struct Resolved {
@@ -99,21 +100,23 @@ fn log(found: &Reachability, loopback: bool) {
 }
 
 /// Whether the directory is on this machine or a private network (loopback,
-/// RFC 1918, link-local, IPv6 ULA), where a loopback or LAN endpoint is what
+/// RFC 1918, link-local, IPv6 ULA, as `wire::endpoint` classifies them), where a loopback or LAN endpoint is what
 /// its consumers can reach. Carrier-grade NAT space (100.64.0.0/10) is the
 /// provider's network, not ours: it does not count.
 pub(crate) fn directory_is_local(url: &str) -> bool {
     let Ok(url) = url::Url::parse(url) else {
         return false;
     };
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(v4)) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        Some(url::Host::Ipv6(v6)) => {
-            v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local()
-        }
-        None => false,
-    }
+    let ip = match url.host() {
+        Some(url::Host::Domain(d)) => return d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        None => return false,
+    };
+    matches!(
+        classify_ip(ip),
+        Some(NonPublic::Loopback | NonPublic::Private | NonPublic::LinkLocal)
+    )
 }
 
 #[cfg(test)]
