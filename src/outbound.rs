@@ -129,11 +129,45 @@ pub(crate) async fn exchange_limited(
     })
 }
 
+/// A body read up to a limit ([`read_capped`]).
+pub(crate) struct Capped {
+    /// The bytes read: all of the body, or its first `limit` bytes.
+    pub bytes: bytes::Bytes,
+    /// False when the body went on past the limit (the rest was not read).
+    pub complete: bool,
+}
+
+/// Reads at most `limit` bytes of a body, stopping as soon as it passes the
+/// limit: nothing beyond is buffered. The one bounded read every peer
+/// answer goes through (directory, node, model server, IGD); callers map
+/// the error and decide what an incomplete body means.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Capped, reqwest::Error> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            let room = limit - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Capped {
+                bytes: body.freeze(),
+                complete: false,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Capped {
+        bytes: body.freeze(),
+        complete: true,
+    })
+}
+
 /// Reads a whole body of at most `limit` bytes. A `Content-Length` above the
 /// limit is refused before any of the body is read; a body that grows past
 /// it is cut off as soon as it does. `waited` is reported on a timeout.
 pub(crate) async fn read_limited(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     target: &str,
     limit: usize,
     waited: Duration,
@@ -145,18 +179,13 @@ pub(crate) async fn read_limited(
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = resp
-        .chunk()
+    let body = read_capped(resp, limit)
         .await
-        .map_err(|e| transport_error(target, &e, waited))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
+        .map_err(|e| transport_error(target, &e, waited))?;
+    if !body.complete {
+        return Err(too_large());
     }
-    Ok(body.freeze())
+    Ok(body.bytes)
 }
 
 /// How long an idle pooled connection is kept: below the 10 s after which

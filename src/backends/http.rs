@@ -2,6 +2,7 @@
 //! client per request), and sending with status-first error mapping.
 
 use super::error::BackendError;
+use crate::outbound::read_capped;
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -56,13 +57,18 @@ pub(crate) async fn send(
 ) -> Result<Answer, BackendError> {
     let resp = send_streaming(req, timeout_ms, key).await?;
     let headers = resp.headers().clone();
-    let (body, complete) = read_body(resp, MAX_BODY_BYTES, timeout_ms).await?;
-    if !complete {
+    let body = read_capped(resp, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?;
+    if !body.complete {
         return Err(BackendError::BadAnswer(format!(
             "the answer is larger than {MAX_BODY_BYTES} bytes"
         )));
     }
-    Ok(Answer { headers, body })
+    Ok(Answer {
+        headers,
+        body: body.bytes,
+    })
 }
 
 /// Sends and checks the status; a 2xx answer is returned unread (for a
@@ -81,7 +87,9 @@ pub(crate) async fn send_streaming(
         return Ok(resp);
     }
     // Only the start of an error body is kept for the log.
-    let (body, _) = read_body(resp, 4096, timeout_ms).await.unwrap_or_default();
+    let body = read_capped(resp, 4096)
+        .await
+        .map_or_else(|_| bytes::Bytes::new(), |b| b.bytes);
     let error = BackendError::upstream(status.as_u16(), &String::from_utf8_lossy(&body), key);
     if let BackendError::Upstream { status, detail } = &error {
         // Scrubbed (key replaced, control characters escaped, cut short)
@@ -89,28 +97,4 @@ pub(crate) async fn send_streaming(
         tracing::warn!(status, body = ?detail, "the backend answered with an error");
     }
     Err(error)
-}
-
-/// Reads at most `limit` bytes of a body: the bytes, and whether that was
-/// the whole body (the read stops at the limit; nothing beyond is
-/// buffered).
-async fn read_body(
-    mut resp: reqwest::Response,
-    limit: usize,
-    timeout_ms: u64,
-) -> Result<(bytes::Bytes, bool), BackendError> {
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?
-    {
-        if body.len() + chunk.len() > limit {
-            let room = limit - body.len();
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body.freeze(), false));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body.freeze(), true))
 }

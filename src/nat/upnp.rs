@@ -77,21 +77,21 @@ impl igd_next::aio::Provider for BoundedSoap {
 
 /// Reads `resp`'s body, failing as soon as it passes `max` bytes (the rest
 /// is never read). The error completes a sentence about the body.
-async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+pub(in crate::nat) async fn read_bounded(
+    resp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    let body = crate::outbound::read_capped(resp, max).await.map_err(|e| {
         if e.is_timeout() {
             "did not end in time".to_owned()
         } else {
             "broke off".to_owned()
         }
-    })? {
-        if body.len() + chunk.len() > max {
-            return Err(format!("is larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
+    })?;
+    if !body.complete {
+        return Err(format!("is larger than {max} bytes"));
     }
-    Ok(body)
+    Ok(body.bytes.into())
 }
 
 /// `text` from a gateway made fit for a reason or a log line: control

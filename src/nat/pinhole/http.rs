@@ -5,6 +5,7 @@
 //! privacy address as the kernel's choice of source, it would refuse).
 
 use crate::nat::MAX_SOAP_BYTES;
+use crate::nat::upnp::read_bounded;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ impl IgdHttp {
 }
 
 async fn read(sent: reqwest::Result<reqwest::Response>) -> Result<Answer, String> {
-    let mut resp = sent.map_err(|e| {
+    let resp = sent.map_err(|e| {
         if e.is_timeout() {
             "the IGD did not answer in time".to_owned()
         } else {
@@ -69,21 +70,9 @@ async fn read(sent: reqwest::Result<reqwest::Response>) -> Result<Answer, String
         }
     })?;
     let status = resp.status().as_u16();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        if e.is_timeout() {
-            "the IGD's answer did not end in time".to_owned()
-        } else {
-            "the IGD's answer broke off".to_owned()
-        }
-    })? {
-        if body.len() + chunk.len() > MAX_SOAP_BYTES {
-            return Err(format!(
-                "the IGD's answer is larger than {MAX_SOAP_BYTES} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_bounded(resp, MAX_SOAP_BYTES)
+        .await
+        .map_err(|why| format!("the IGD's answer {why}"))?;
     let body = String::from_utf8(body).map_err(|_| "the IGD's answer is not UTF-8".to_owned())?;
     Ok(Answer { status, body })
 }
