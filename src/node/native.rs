@@ -395,16 +395,7 @@ async fn run_call(
     let step = |sequence: u64, result: Value| {
         Message::Response(Response::Spec(SpecResponse {
             result: Some(result),
-            ..SpecResponse::step(
-                call.session_id.clone(),
-                call.call_id.clone(),
-                Lifecycle {
-                    task_id: Some(task_id.clone()),
-                    sequence,
-                    event: LifecycleEvent::Partial,
-                    is_final: false,
-                },
-            )
+            ..lifecycle_step(&call, &task_id, LifecycleEvent::Partial, sequence)
         }))
         .to_frame()
     };
@@ -498,8 +489,14 @@ fn task_of(call: &Call) -> Result<TaskRequest, Answer> {
     Ok(task)
 }
 
-/// The final step of a streaming call's lifecycle, after `sequence` others.
-fn final_step(call: &Call, task_id: &str, event: LifecycleEvent, sequence: u64) -> SpecResponse {
+/// Step `sequence` of a streaming call's lifecycle: a `partial` one, or
+/// the final one for a terminal event.
+fn lifecycle_step(
+    call: &Call,
+    task_id: &str,
+    event: LifecycleEvent,
+    sequence: u64,
+) -> SpecResponse {
     SpecResponse::step(
         call.session_id.clone(),
         call.call_id.clone(),
@@ -508,7 +505,7 @@ fn final_step(call: &Call, task_id: &str, event: LifecycleEvent, sequence: u64) 
             task_id: crate::wire::task::is_valid_task_id(task_id).then(|| task_id.to_owned()),
             sequence,
             event,
-            is_final: true,
+            is_final: event.is_terminal(),
         },
     )
 }
@@ -528,7 +525,7 @@ fn success_response(
             tokens_used: metrics.and_then(|m| m.tokens_used),
             duration_ms: metrics.and_then(|m| m.latency_ms),
             node_id: metrics.and_then(|m| m.node_id.clone()),
-            ..final_step(call, task_id, LifecycleEvent::Completed, sequence)
+            ..lifecycle_step(call, task_id, LifecycleEvent::Completed, sequence)
         }),
         None => Response::Buffered(BufferedResponse {
             session_id: call.session_id.clone(),
@@ -558,7 +555,7 @@ fn error_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
                     code: Some(code),
                     message: Some(message),
                 }),
-                ..final_step(call, task_id, event, sequence)
+                ..lifecycle_step(call, task_id, event, sequence)
             })
         }
         None => Response::Error(BufferedError {
