@@ -5,12 +5,16 @@
 //! by `.ci/run`. Dropping the [`Lab`] kills what it started and deletes the
 //! namespaces, also when the test fails.
 
+use super::node_bin::sigterm;
+use super::watch::{in_ns, run_bounded};
 use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/netlab.sh");
 const BIN: &str = env!("CARGO_BIN_EXE_iicp-node");
+/// The longest a command run to its end in a namespace may take.
+const EXEC_LIMIT: Duration = Duration::from_secs(120);
 
 /// The namespaces of one lab and their addresses.
 pub struct Lab {
@@ -81,14 +85,11 @@ impl Lab {
     }
 
     /// Runs `program args` in namespace `ns` to completion.
+    /// A command that hangs fails the test after [`EXEC_LIMIT`].
     pub fn exec(&self, ns: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "env"]);
-        for (k, v) in env {
-            cmd.arg(format!("{k}={v}"));
-        }
-        cmd.arg(program).args(args);
-        cmd.output().expect("ip netns exec runs")
+        let mut cmd = in_ns(ns, program);
+        cmd.args(args).envs(env.iter().copied());
+        run_bounded(cmd, EXEC_LIMIT)
     }
 
     /// Runs `iicp-node args` in `ns` to completion (stdout, stderr, status).
@@ -111,15 +112,11 @@ impl Lab {
         let file = std::fs::File::create(&log).unwrap();
         let home = self.home.path().join(name);
         std::fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "env", "RUST_LOG=info"])
-            .arg(format!("IICP_HOME={}", home.display()));
-        for (k, v) in env {
-            cmd.arg(format!("{k}={v}"));
-        }
-        let child = cmd
-            .arg(BIN)
+        let child = in_ns(ns, BIN)
             .args(args)
+            .env("RUST_LOG", "info")
+            .env("IICP_HOME", &home)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -188,9 +185,7 @@ impl Lab {
     pub fn terminate(&mut self, p: &Proc) -> Option<i32> {
         let child = &mut self.children[p.index];
         // `ip netns exec` execs the program, so the pid is the node's.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        sigterm(child);
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
