@@ -8,6 +8,10 @@
 //! signature (128 hex characters) covers the domain string
 //! `"iicp:consumer-token:v1\n"` followed by the base64 text. The Ed25519
 //! work is ed25519-dalek's; nothing here is hand-rolled.
+//!
+//! The relay bind ticket (§1.7, §7.2) has the same format under the domain
+//! `"iicp:relay-bind-ticket:v1\n"`: the directory lets worker `sub` bind at
+//! relay `aud` (or any relay, `*`) once (`jti`) until `exp`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -18,6 +22,12 @@ use std::path::Path;
 
 /// Domain string signed before the claims of a consumer token.
 pub const CONSUMER_TOKEN_DOMAIN: &str = "iicp:consumer-token:v1\n";
+/// Domain string signed before the claims of a relay bind ticket.
+pub const RELAY_TICKET_DOMAIN: &str = "iicp:relay-bind-ticket:v1\n";
+/// `typ` of a relay bind ticket.
+pub const RELAY_TICKET_TYPE: &str = "relay-bind-ticket";
+/// Lifetime of a relay bind ticket (`exp = iat + 120`).
+pub const RELAY_TICKET_TTL_SECS: u64 = 120;
 /// Lifetime of a consumer token (`exp = iat + 300`).
 pub const CONSUMER_TOKEN_TTL_SECS: u64 = 300;
 /// Clock skew tolerated after `exp` when a node checks a token.
@@ -45,6 +55,12 @@ pub enum TokenError {
     /// `exp` (plus the grace) has passed.
     #[error("the token has expired")]
     Expired,
+    /// A relay bind ticket for another worker (`sub`).
+    #[error("the ticket is for another worker")]
+    WrongWorker,
+    /// A relay bind ticket whose `typ` or `jti` is not the expected one.
+    #[error("the ticket is not a relay bind ticket with a 32-hex-digit jti")]
+    NotARelayTicket,
     /// A directory key that is not 32 bytes of hex.
     #[error("the directory key is not a 64-character hex Ed25519 public key")]
     BadKey,
@@ -103,6 +119,74 @@ impl ConsumerClaims {
     }
 }
 
+/// The claims of a relay bind ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayTicketClaims {
+    /// Format version, 1.
+    pub v: u32,
+    /// `"relay-bind-ticket"`.
+    pub typ: String,
+    /// Single-use id: 32 lower-case hex digits.
+    pub jti: String,
+    /// The issuing directory.
+    pub iss: String,
+    /// The worker allowed to bind.
+    pub sub: String,
+    /// The relay it may bind at, or `*` for any.
+    pub aud: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    /// Claims this version does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl RelayTicketClaims {
+    /// Claims letting `worker` bind at `relay` (`*` for any), issued at
+    /// `iat`, valid for 120 s, with a fresh random `jti`.
+    pub fn new(issuer: &str, worker: &str, relay: &str, iat: u64) -> Self {
+        let mut jti = [0u8; 16];
+        rand::fill(&mut jti);
+        Self {
+            v: 1,
+            typ: RELAY_TICKET_TYPE.into(),
+            jti: hex::encode(jti),
+            iss: issuer.to_owned(),
+            sub: worker.to_owned(),
+            aud: relay.to_owned(),
+            iat,
+            exp: iat + RELAY_TICKET_TTL_SECS,
+            extra: Map::new(),
+        }
+    }
+
+    /// Whether the ticket lets `worker_id` bind at relay `relay_id` at `now`
+    /// (Unix seconds). Expiry is strict (`exp` must be in the future, as the
+    /// reference relay checks). Single use is the relay's to enforce.
+    pub fn check(&self, worker_id: &str, relay_id: &str, now: u64) -> Result<(), TokenError> {
+        let jti_ok = self.jti.len() == 32
+            && self
+                .jti
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if self.typ != RELAY_TICKET_TYPE || !jti_ok {
+            return Err(TokenError::NotARelayTicket);
+        }
+        if self.sub != worker_id {
+            return Err(TokenError::WrongWorker);
+        }
+        if self.aud != "*" && self.aud != relay_id {
+            return Err(TokenError::WrongAudience);
+        }
+        if self.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+}
+
 /// A directory's Ed25519 signing key.
 #[derive(Clone)]
 pub struct DirectorySigningKey(SigningKey);
@@ -143,9 +227,18 @@ impl DirectorySigningKey {
 
     /// Signs `claims` into a consumer token.
     pub fn sign_consumer_token(&self, claims: &ConsumerClaims) -> String {
+        self.sign(CONSUMER_TOKEN_DOMAIN, claims)
+    }
+
+    /// Signs `claims` into a relay bind ticket.
+    pub fn sign_relay_ticket(&self, claims: &RelayTicketClaims) -> String {
+        self.sign(RELAY_TICKET_DOMAIN, claims)
+    }
+
+    fn sign(&self, domain: &str, claims: &impl Serialize) -> String {
         let json = serde_json::to_vec(claims).expect("claims serialise");
         let body = B64.encode(json);
-        let signature = self.0.sign(&signed_message(&body));
+        let signature = self.0.sign(&signed_message(domain, &body));
         format!("{body}.{}", hex::encode(signature.to_bytes()))
     }
 }
@@ -175,6 +268,24 @@ impl DirectoryPublicKey {
     /// claims still have to be [checked](ConsumerClaims::check) against the
     /// node, the intent and the time.
     pub fn verify_consumer_token(&self, token: &str) -> Result<ConsumerClaims, TokenError> {
+        let claims: ConsumerClaims = self.verify(CONSUMER_TOKEN_DOMAIN, token)?;
+        if claims.v != 1 {
+            return Err(TokenError::Malformed("unsupported version"));
+        }
+        Ok(claims)
+    }
+
+    /// Checks the signature of a relay bind ticket and returns its claims,
+    /// still to be [checked](RelayTicketClaims::check).
+    pub fn verify_relay_ticket(&self, ticket: &str) -> Result<RelayTicketClaims, TokenError> {
+        self.verify(RELAY_TICKET_DOMAIN, ticket)
+    }
+
+    fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        domain: &str,
+        token: &str,
+    ) -> Result<T, TokenError> {
         let (body, signature) = token
             .trim()
             .split_once('.')
@@ -190,23 +301,22 @@ impl DirectoryPublicKey {
             .ok_or(TokenError::Malformed("the signature is not hex"))?;
         // verify_strict also refuses weak keys and malleable signatures.
         self.0
-            .verify_strict(&signed_message(body), &Signature::from_bytes(&signature))
+            .verify_strict(
+                &signed_message(domain, body),
+                &Signature::from_bytes(&signature),
+            )
             .map_err(|_| TokenError::BadSignature)?;
         let json = B64
             .decode(body)
             .map_err(|_| TokenError::Malformed("the claims are not base64url"))?;
-        let claims: ConsumerClaims = serde_json::from_slice(&json)
-            .map_err(|_| TokenError::Malformed("the claims are not the expected JSON"))?;
-        if claims.v != 1 {
-            return Err(TokenError::Malformed("unsupported version"));
-        }
-        Ok(claims)
+        serde_json::from_slice(&json)
+            .map_err(|_| TokenError::Malformed("the claims are not the expected JSON"))
     }
 }
 
-fn signed_message(body: &str) -> Vec<u8> {
-    let mut message = Vec::with_capacity(CONSUMER_TOKEN_DOMAIN.len() + body.len());
-    message.extend_from_slice(CONSUMER_TOKEN_DOMAIN.as_bytes());
+fn signed_message(domain: &str, body: &str) -> Vec<u8> {
+    let mut message = Vec::with_capacity(domain.len() + body.len());
+    message.extend_from_slice(domain.as_bytes());
     message.extend_from_slice(body.as_bytes());
     message
 }
@@ -291,6 +401,49 @@ mod tests {
                 Err(TokenError::Malformed(_))
             ));
         }
+    }
+
+    #[test]
+    fn relay_tickets_verify_under_their_own_domain_only() {
+        let claims = RelayTicketClaims::new(DEFAULT_ISSUER, "worker", "*", 1_000);
+        assert_eq!(claims.jti.len(), 32);
+        assert_eq!(claims.exp, 1_120);
+        let ticket = key().sign_relay_ticket(&claims);
+        let got = key().public_key().verify_relay_ticket(&ticket).unwrap();
+        assert_eq!(got, claims);
+        assert_eq!(got.check("worker", "relay-1", 1_119), Ok(()));
+        assert_eq!(
+            got.check("worker", "relay-1", 1_120),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            got.check("other", "relay-1", 1_001),
+            Err(TokenError::WrongWorker)
+        );
+        // A consumer token is no ticket, and a ticket no consumer token.
+        let consumer = token(&ConsumerClaims::new(DEFAULT_ISSUER, "c", "t", CHAT, 5));
+        assert_eq!(
+            key().public_key().verify_relay_ticket(&consumer),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            key().public_key().verify_consumer_token(&ticket),
+            Err(TokenError::BadSignature)
+        );
+        let mut aimed = RelayTicketClaims::new(DEFAULT_ISSUER, "w", "relay-1", 0);
+        assert_eq!(
+            aimed.check("w", "relay-2", 1),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(aimed.check("w", "relay-1", 1), Ok(()));
+        aimed.jti = "ABCDEF".repeat(6)[..32].to_owned();
+        assert_eq!(
+            aimed.check("w", "relay-1", 1),
+            Err(TokenError::NotARelayTicket)
+        );
+        let mut typ = RelayTicketClaims::new(DEFAULT_ISSUER, "w", "*", 0);
+        typ.typ = "consumer".into();
+        assert_eq!(typ.check("w", "r", 1), Err(TokenError::NotARelayTicket));
     }
 
     #[test]

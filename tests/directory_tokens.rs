@@ -354,3 +354,86 @@ async fn without_a_signing_key_both_routes_are_503_not_configured() {
         assert_eq!(resp["error"]["code"], "not_configured");
     }
 }
+
+async fn request_ticket(h: &Harness, bearer: Option<&str>, body: &str) -> (u16, Value) {
+    let mut req = h
+        .http
+        .post(format!("{}/v1/relay/ticket", h.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    common::read(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_registered_node_gets_single_use_relay_tickets() {
+    let h = Harness::start(config()).await;
+    let (a, b) = two_nodes(&h).await;
+    let key = DirectoryPublicKey::from_hex(&h.dir.public_key().unwrap().to_hex()).unwrap();
+    let mut jtis = std::collections::HashSet::new();
+    for (body, aud) in [
+        ("", "*"),
+        ("{}", "*"),
+        (r#"{"relay_node_id":null}"#, "*"),
+        (&*json!({"relay_node_id": id(&b)}).to_string(), id(&b)),
+    ] {
+        let (status, resp) = request_ticket(&h, Some(node_token(&a)), body).await;
+        assert_eq!(status, 201, "{body}: {resp}");
+        assert_eq!(resp["worker_node_id"], id(&a));
+        assert_eq!(resp["relay_node_id"], aud);
+        assert_eq!(resp["algorithm"], "ed25519");
+        assert_eq!(resp["expires_at"], NOW_S + 120);
+        let claims = key
+            .verify_relay_ticket(resp["ticket"].as_str().unwrap())
+            .unwrap();
+        assert_eq!((claims.sub.as_str(), claims.aud.as_str()), (id(&a), aud));
+        assert_eq!(claims.iat, NOW_S);
+        assert_eq!(claims.check(id(&a), id(&b), NOW_S), Ok(()));
+        assert!(jtis.insert(claims.jti), "every ticket has its own jti");
+        // Not a consumer token.
+        assert!(
+            key.verify_consumer_token(resp["ticket"].as_str().unwrap())
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn relay_tickets_need_a_node_token_and_a_sane_body() {
+    let h = Harness::start(config()).await;
+    let (a, _) = two_nodes(&h).await;
+    for (bearer, body, status, code) in [
+        (None, "{}", 401, "unauthorized"),
+        (Some("not-a-token"), "{}", 401, "unauthorized"),
+        (Some(node_token(&a)), "{", 422, "validation_error"),
+        (Some(node_token(&a)), "[]", 422, "validation_error"),
+        (
+            Some(node_token(&a)),
+            r#"{"relay_node_id":7}"#,
+            422,
+            "validation_error",
+        ),
+        (
+            Some(node_token(&a)),
+            r#"{"relay_node_id":""}"#,
+            422,
+            "validation_error",
+        ),
+    ] {
+        let (got, resp) = request_ticket(&h, bearer, body).await;
+        assert_eq!(got, status, "{body}: {resp}");
+        assert_eq!(resp["error"]["code"], code, "{body}: {resp}");
+        assert!(!resp.to_string().contains(node_token(&a)));
+    }
+    let h = Harness::start(DirectoryConfig {
+        signing_key: None,
+        ..config()
+    })
+    .await;
+    let (a, _) = two_nodes(&h).await;
+    let (status, resp) = request_ticket(&h, Some(node_token(&a)), "{}").await;
+    assert_eq!(status, 503, "{resp}");
+    assert_eq!(resp["error"]["code"], "not_configured");
+}

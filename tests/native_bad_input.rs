@@ -200,7 +200,6 @@ fn unknown_types_and_unsupported_flags_have_their_own_reasons() {
     for k in [
         kind::SUB_PROTOCOL,
         kind::FEEDBACK,
-        kind::RELAY_BIND,
         kind::OBSERVE,
         0x0F,
         0xF0,

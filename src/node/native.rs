@@ -263,9 +263,16 @@ impl NativeSessions {
                 Next::Continue
             }
             Message::Close(_) => Next::PeerClosed,
-            Message::Init(_) | Message::Ack(_) | Message::Response(_) => Next::Close(Some(
-                Close::new(CloseReason::ProtocolError, "unexpected frame for a node"),
-            )),
+            Message::RelayBind(_) => Next::Close(Some(Close::new(
+                CloseReason::ProtocolError,
+                "relay binds go to the relay accept port",
+            ))),
+            Message::Init(_) | Message::Ack(_) | Message::Response(_) | Message::RelayAck(_) => {
+                Next::Close(Some(Close::new(
+                    CloseReason::ProtocolError,
+                    "unexpected frame for a node",
+                )))
+            }
         }
     }
 

@@ -40,6 +40,7 @@ fn v1(max_register_body: usize) -> Router<Arc<AppState>> {
         .route("/me", get(discovery::me))
         .route("/directory-key", get(tokens::directory_key))
         .route("/consumer-token", post(tokens::consumer_token))
+        .route("/relay/ticket", post(tokens::relay_ticket))
         .route("/dispatch/ticket", post(misc::dispatch_ticket))
         .route("/probe", get(misc::probe))
         .route("/credits/balance", get(misc::credits))

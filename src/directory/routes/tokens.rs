@@ -1,6 +1,7 @@
 //! Signed directory tokens (PROTOCOL.md §1.7): the directory's public key,
 //! and consumer tokens that let one registered node send tasks of an intent
-//! to another for five minutes (checked by the target, §2.4).
+//! to another for five minutes (checked by the target, §2.4), and relay bind
+//! tickets that let a registered node bind once at a relay (§7.2).
 //!
 //! Nothing here logs a token or a bearer credential.
 
@@ -8,7 +9,7 @@ use super::AppState;
 use crate::secret::Secret;
 use crate::server::api_error::ApiError;
 use crate::server::request::{RawBody, bearer};
-use crate::token::{ALGORITHM, ConsumerClaims, DirectorySigningKey};
+use crate::token::{ALGORITHM, ConsumerClaims, DirectorySigningKey, RelayTicketClaims};
 use crate::wire::IntentUrn;
 use axum::Json;
 use axum::extract::State;
@@ -128,6 +129,53 @@ pub(super) async fn consumer_token(
             "caller_node_id": caller,
             "target_node_id": target,
             "intent": intent,
+        })),
+    ))
+}
+
+/// `POST /v1/relay/ticket` with `{"relay_node_id"?}`: a single-use ticket
+/// (its own random `jti`) for the calling node to bind at that relay, or at
+/// any relay (`*`) when the field is absent, valid for 120 s.
+///
+/// Order as for consumer tokens: 503 without a key, 401 before the body is
+/// read, 422 for the body. An empty body means "any relay". The relay named
+/// need not be registered: the ticket only narrows where it can be used.
+pub(super) async fn relay_ticket(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = signing_key(&st)?;
+    let worker = caller(&st, &headers)?;
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|_| ApiError::validation("malformed JSON body"))?
+    };
+    if !body.is_object() {
+        return Err(ApiError::validation("the body must be a JSON object"));
+    }
+    let relay = match body.get("relay_node_id") {
+        None | Some(Value::Null) => "*",
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.as_str(),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "invalid body: `relay_node_id` must be a string of 1-256 characters",
+            ));
+        }
+    };
+    let iat = st.clock.now_ms() / 1000;
+    let claims = RelayTicketClaims::new(&st.config.issuer, &worker, relay, iat);
+    let ticket = key.sign_relay_ticket(&claims);
+    tracing::info!(worker = %worker, relay = %relay, "relay bind ticket issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "ticket": ticket,
+            "expires_at": claims.exp,
+            "worker_node_id": worker,
+            "relay_node_id": relay,
+            "algorithm": ALGORITHM,
         })),
     ))
 }

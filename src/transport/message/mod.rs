@@ -14,6 +14,7 @@ mod discover;
 mod error;
 mod handshake;
 mod ping;
+mod relay;
 mod response;
 
 pub use call::Call;
@@ -22,6 +23,7 @@ pub use discover::{Discover, DiscoverQuery};
 pub use error::MessageError;
 pub use handshake::{Ack, Init};
 pub use ping::{Echo, MAX_ECHO_LEN};
+pub use relay::{MAX_BIND_TICKET, MAX_RELAY_MODELS, MAX_RELAY_TEXT, RelayAck, RelayBind};
 pub use response::{
     BufferedError, BufferedResponse, DiscoverReply, Lifecycle, LifecycleEvent, Response,
     ResultEncoding, SpecError, SpecResponse,
@@ -93,6 +95,10 @@ pub enum Message {
     Ping(Echo),
     /// PONG (0x0A).
     Pong(Echo),
+    /// RELAY_BIND (0x0B).
+    RelayBind(RelayBind),
+    /// RELAY_ACK (0x0C).
+    RelayAck(RelayAck),
 }
 
 /// Flags whose meaning changes how the payload reads; none is implemented.
@@ -115,7 +121,7 @@ impl Message {
     }
 
     /// Decodes the payload of a frame of type `kind`. Types without a layout
-    /// here (SUB_PROTOCOL, FEEDBACK, relay, OBSERVE, TELEMETRY, custom and
+    /// here (SUB_PROTOCOL, FEEDBACK, OBSERVE, TELEMETRY, custom and
     /// undefined ones) give [`MessageError::UnknownType`].
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Self, MessageError> {
         Self::decode_with(kind, payload, &CborLimits::default())
@@ -136,6 +142,8 @@ impl Message {
             kind::CLOSE => Self::Close(Close::decode_with(payload, limits)?),
             kind::PING => Self::Ping(Echo::decode_with(payload, limits)?),
             kind::PONG => Self::Pong(Echo::decode_with(payload, limits)?),
+            kind::RELAY_BIND => Self::RelayBind(RelayBind::decode_with(payload, limits)?),
+            kind::RELAY_ACK => Self::RelayAck(RelayAck::decode_with(payload, limits)?),
             other => return Err(MessageError::UnknownType(other)),
         })
     }
@@ -151,6 +159,8 @@ impl Message {
             Self::Close(_) => kind::CLOSE,
             Self::Ping(_) => kind::PING,
             Self::Pong(_) => kind::PONG,
+            Self::RelayBind(_) => kind::RELAY_BIND,
+            Self::RelayAck(_) => kind::RELAY_ACK,
         }
     }
 
@@ -164,6 +174,8 @@ impl Message {
             Self::Response(m) => m.encode(),
             Self::Close(m) => m.encode(),
             Self::Ping(m) | Self::Pong(m) => m.encode(),
+            Self::RelayBind(m) => m.encode(),
+            Self::RelayAck(m) => m.encode(),
         }
     }
 
