@@ -12,7 +12,8 @@
 # The WAN has no route to the LAN: only a mapping on the router lets a consumer in.
 #
 # Usage (root):
-#   netlab.sh install            apt-get the tools when missing (nft, miniupnpd, upnpc)
+#   netlab.sh install            apt-get the tools when missing (nft, miniupnpd, upnpc, curl,
+#                                tcpdump)
 #   netlab.sh up <p> <n> [upnp] [w]  build it; upnp=on|off (default on) starts miniupnpd;
 #                                the WAN prefix is <w>.<n>.0/24 (default w=11.77; 100.64 puts
 #                                the router behind carrier-grade NAT address space)
@@ -46,6 +47,7 @@ install_tools() {
   command -v miniupnpd >/dev/null || missing+=(miniupnpd-nftables)
   command -v upnpc >/dev/null || missing+=(miniupnpc)
   command -v curl >/dev/null || missing+=(curl)
+  command -v tcpdump >/dev/null || missing+=(tcpdump)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "netlab.sh: installing ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {

@@ -8,7 +8,7 @@
 use super::node_bin::sigterm;
 use super::watch::{in_ns, run_bounded};
 use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/netlab.sh");
@@ -108,24 +108,50 @@ impl Lab {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Proc {
-        let log = self.home.path().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
         let home = self.home.path().join(name);
         std::fs::create_dir_all(&home).unwrap();
-        let child = in_ns(ns, BIN)
+        let home = home.to_string_lossy().into_owned();
+        let mut all = vec![("RUST_LOG", "info"), ("IICP_HOME", home.as_str())];
+        all.extend_from_slice(env);
+        self.spawn(ns, name, BIN, args, &all)
+    }
+
+    /// Starts `program args` in `ns` in the background, its stderr (and
+    /// stdout) in the log file `name.log`.
+    pub fn spawn(
+        &mut self,
+        ns: &str,
+        name: &str,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let log = self.home.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = in_ns(ns, program)
             .args(args)
-            .env("RUST_LOG", "info")
-            .env("IICP_HOME", &home)
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
-            .expect("iicp-node starts");
+            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
         self.children.push(child);
         Proc {
             index: self.children.len() - 1,
             log,
         }
+    }
+
+    /// A file path in the lab's own temporary directory.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// Kills the process (SIGKILL: no goodbye to anyone) and reaps it.
+    pub fn kill(&mut self, p: &Proc) {
+        let child = &mut self.children[p.index];
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Starts `iicp-node serve --backend-type echo --directory-url
@@ -211,18 +237,19 @@ impl Lab {
 
     /// The endpoints the directory lists for the chat intent.
     pub fn discovered(&self, directory: &str) -> Vec<String> {
+        self.discovered_nodes(directory)
+            .iter()
+            .filter_map(|n| n["endpoint"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The node objects the directory lists for the chat intent, asked
+    /// from the WAN host.
+    pub fn discovered_nodes(&self, directory: &str) -> Vec<serde_json::Value> {
         let url = format!("{directory}/v1/discover?intent=urn:iicp:intent:llm:chat:v1");
         let out = self.exec(&self.wan, "curl", &["-s", "-m", "5", &url], &[]);
         let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        body["nodes"]
-            .as_array()
-            .map(|nodes| {
-                nodes
-                    .iter()
-                    .filter_map(|n| n["endpoint"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        body["nodes"].as_array().cloned().unwrap_or_default()
     }
 
     /// Waits (bounded) until the directory lists exactly `endpoint`.
