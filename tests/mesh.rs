@@ -497,3 +497,67 @@ async fn the_cache_stays_bounded_under_ten_thousand_fake_peers() {
     // The newest stayed.
     assert!(ids(&node).contains(&"fake-99-0".to_owned()));
 }
+
+#[tokio::test]
+async fn a_captured_python_sdk_exchange_is_accepted() {
+    let vector: Value =
+        serde_json::from_str(include_str!("vectors/python_mesh_exchange.json")).unwrap();
+    let node = start(NodeConfig {
+        node_hmac_key: Some(Secret::new(vector["key"].as_str().unwrap())),
+        ..mesh_config("http://127.0.0.1:9/api")
+    })
+    .await;
+    let body = vector["body"].as_str().unwrap().as_bytes().to_vec();
+    let signature = vector["signature"].as_str().unwrap();
+    let a = post_from(&node, source(), body, Some(signature)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut peers = node.peers();
+    peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let got: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            (
+                p.node_id.as_str(),
+                p.endpoint.as_str(),
+                p.region.as_str(),
+                p.relay_capable,
+                p.relay_accept_port,
+                p.relay_load,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "0b5c3f2e-6a51-4c1e-9d0a-2f7e8c9b1a34",
+                "http://127.0.0.1:18484",
+                "",
+                true,
+                Some(9485),
+                Some(0.0)
+            ),
+            (
+                "5d1e2c3b-4a59-4f6e-8d7c-0b1a2e3f4c5d",
+                "http://127.0.0.1:18485",
+                "local",
+                false,
+                Some(9485),
+                Some(0.0)
+            ),
+            (
+                "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+                "http://127.0.0.1:18486",
+                "eu",
+                true,
+                Some(19485),
+                Some(0.25)
+            ),
+        ]
+    );
+    // The same bytes with one changed are refused.
+    let mut tampered = vector["body"].as_str().unwrap().as_bytes().to_vec();
+    tampered[20] ^= 1;
+    let a = post_from(&node, source(), tampered, Some(signature)).await;
+    assert_eq!(a.status, 401);
+}

@@ -69,6 +69,11 @@ pub(crate) async fn run(p: Params, stop: CancellationToken) {
             return;
         }
     };
+    tracing::info!(
+        signed = p.mesh.key.is_some(),
+        interval_ms = p.interval.as_millis() as u64,
+        "mesh gossip on: serving POST /v1/peers and exchanging peers with one peer per interval"
+    );
     let lp = Loop {
         mesh: p.mesh,
         peers,
