@@ -561,3 +561,47 @@ async fn a_captured_python_sdk_exchange_is_accepted() {
     let a = post_from(&node, source(), tampered, Some(signature)).await;
     assert_eq!(a.status, 401);
 }
+
+// Multi-threaded: reading the child's output blocks a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_the_route_only_with_enable_mesh_and_never_logs_the_key() {
+    use common::node_bin::NodeProcess;
+    let key = "binary-gossip-key-5f2a";
+    let base = [
+        "--backend-type",
+        "echo",
+        "--skip-registration",
+        "--directory-url",
+        "http://127.0.0.1:9/api",
+    ];
+    let post = |port: u16, sig: Option<String>| async move {
+        let body = br#"{"known_peers":[]}"#.to_vec();
+        let mut req = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/peers"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(sig) = sig {
+            req = req.header("X-IICP-Signature", sig);
+        }
+        req.send().await.unwrap().status().as_u16()
+    };
+    let node =
+        NodeProcess::start(&[&base[..], &["--enable-mesh", "--node-hmac-key", key]].concat());
+    assert_eq!(post(node.port, None).await, 401);
+    let sig = hmac_hex(key, br#"{"known_peers":[]}"#);
+    assert_eq!(post(node.port, Some(sig)).await, 200);
+    let (code, lines) = node.terminate();
+    assert_eq!(code, Some(0));
+    assert!(
+        lines.iter().any(|l| l.contains("mesh gossip on")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains(key)),
+        "the key is never logged"
+    );
+
+    let plain = NodeProcess::start(&base);
+    assert_eq!(post(plain.port, None).await, 404, "off by default");
+    plain.terminate();
+}
