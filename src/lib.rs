@@ -32,6 +32,7 @@ pub mod cx;
 pub mod directory;
 mod error;
 mod key_file;
+pub mod mesh;
 pub mod nat;
 pub mod node;
 mod outbound;

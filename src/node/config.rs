@@ -56,8 +56,20 @@ pub struct NodeConfig {
     pub relay_capable: bool,
     /// Port of the native relay listener.
     pub relay_accept_port: u16,
-    /// Take part in peer exchange (gossip) and advertise relay capability there.
+    /// Take part in peer exchange (gossip, PROTOCOL.md §8; see
+    /// [`crate::mesh`]): serve `POST /v1/peers`, seed a peer cache from the
+    /// directory's bootstrap list and exchange it with one peer every
+    /// [`mesh_interval`](Self::mesh_interval), advertising relay capability
+    /// there. Off by default; the directory stays the source of truth.
     pub enable_mesh: bool,
+    /// The gossip key (the Python SDK's `node_hmac_key`): exchanges we send
+    /// carry `X-IICP-Signature` = hex HMAC-SHA256 of the body with it, and
+    /// exchanges we receive must carry a valid one (401 `IICP-E012`
+    /// otherwise). `None`: ours are unsigned and every exchange is accepted.
+    /// Only peers configured with the same key can then talk to this node.
+    pub node_hmac_key: Option<Secret>,
+    /// How often the node exchanges its peer list with one peer (30 s).
+    pub mesh_interval: Duration,
     /// Directory base URL; the node appends `/v1/...`.
     pub directory_url: String,
     /// Address to bind; `::` listens on IPv6 and IPv4.
@@ -136,6 +148,8 @@ impl Default for NodeConfig {
             relay_capable: false,
             relay_accept_port: DEFAULT_RELAY_ACCEPT_PORT,
             enable_mesh: false,
+            node_hmac_key: None,
+            mesh_interval: crate::mesh::DEFAULT_INTERVAL,
             directory_url: DEFAULT_DIRECTORY_URL.into(),
             host: "::".into(),
             port: DEFAULT_PORT,
@@ -239,6 +253,7 @@ impl NodeConfig {
             ("replay_window_entries", self.replay_window_entries as u64),
             ("max_tokens", self.max_tokens),
             ("max_choices", self.max_choices),
+            ("mesh_interval", self.mesh_interval.as_millis() as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(InvalidConfig(format!("{name} must be greater than 0")));

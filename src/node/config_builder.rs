@@ -48,6 +48,7 @@ impl NodeConfigBuilder {
         relay_capable: bool,
         relay_accept_port: u16,
         enable_mesh: bool,
+        mesh_interval: Duration,
         directory_url: String,
         host: String,
         port: u16,
@@ -74,6 +75,7 @@ impl NodeConfigBuilder {
         node_id: String,
         backend: BackendFlavour,
         node_token: Secret,
+        node_hmac_key: Secret,
         cx_key_file: PathBuf,
     }
 

@@ -36,20 +36,29 @@ pub(crate) struct NodeHttp {
     pub health: Arc<HealthInfo>,
     /// Largest task body read (413 `payload_too_large` above).
     pub max_body_bytes: usize,
+    /// `POST /v1/peers`, when the mesh is on.
+    pub mesh: Option<Arc<crate::mesh::Mesh>>,
 }
 
 /// The router of a node.
 pub(crate) fn router(state: NodeHttp) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    Router::new()
+    let mesh = state
+        .mesh
+        .clone()
+        .map(|mesh| crate::mesh::route::router(mesh, max_body_bytes));
+    let mut app = Router::new()
         .route("/v1/task", post(task))
         .route("/iicp/health", get(health))
-        .fallback(crate::server::fallback::not_found)
+        .with_state(state);
+    if let Some(mesh) = mesh {
+        app = app.merge(mesh);
+    }
+    app.fallback(crate::server::fallback::not_found)
         .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn(cors))
-        .with_state(state)
 }
 
 /// CORS on every answer; `OPTIONS` is answered here with 204.

@@ -187,6 +187,8 @@ impl IicpNode {
             cx: cx.clone(),
             auth: task_auth::Authorizer::new(cfg.task_auth, cfg.node_token.clone()),
         });
+        let (endpoint_tx, endpoint_rx) = watch::channel(endpoint.clone());
+        let mesh = mesh_state(&cfg, &pipeline, &identity_rx, &endpoint_rx);
         let app = http::router(http::NodeHttp {
             pipeline: pipeline.clone(),
             health: Arc::new(http::HealthInfo {
@@ -195,6 +197,7 @@ impl IicpNode {
                 intent: cfg.intent.clone(),
             }),
             max_body_bytes: cfg.max_body_bytes,
+            mesh: mesh.clone(),
         });
         let native = native_transport(&cfg, &endpoint, &pipeline);
         let transport_endpoint = native.as_ref().map(|(_, te)| te.clone());
@@ -207,9 +210,18 @@ impl IicpNode {
             "node",
         );
         let server = tokio::spawn(server.run(server_stop.clone()));
+        let mesh_stop = CancellationToken::new();
+        let mesh_task = mesh.as_ref().map(|mesh| {
+            let params = crate::mesh::exchange::Params {
+                mesh: mesh.clone(),
+                directory_url: Some(cfg.directory_url.clone())
+                    .filter(|u| u.starts_with("http://") || u.starts_with("https://")),
+                interval: cfg.mesh_interval,
+            };
+            tokio::spawn(crate::mesh::exchange::run(params, mesh_stop.clone()))
+        });
 
         let lifecycle_stop = CancellationToken::new();
-        let (endpoint_tx, endpoint_rx) = watch::channel(endpoint.clone());
         let keeper_stop = CancellationToken::new();
         let recheck = Arc::new(tokio::sync::Notify::new());
         let keeper = keep_mapping(
@@ -260,8 +272,38 @@ impl IicpNode {
             tier: reach.tier,
             keeper,
             keeper_stop,
+            mesh: mesh.map(|m| m.cache.clone()),
+            mesh_task,
+            mesh_stop,
         })
     }
+}
+
+/// The mesh state when `enable_mesh` is on: the gossip key, whether peers
+/// may have private endpoints (only when the directory is local, as for
+/// the node's own endpoint in `reach`), and what the node says about itself.
+fn mesh_state(
+    cfg: &NodeConfig,
+    pipeline: &Arc<Pipeline>,
+    identity: &watch::Receiver<Option<String>>,
+    endpoint: &watch::Receiver<String>,
+) -> Option<Arc<crate::mesh::Mesh>> {
+    if !cfg.enable_mesh {
+        return None;
+    }
+    let load = pipeline.clone();
+    Some(Arc::new(crate::mesh::Mesh::new(
+        cfg.node_hmac_key.clone(),
+        reach::directory_is_local(&cfg.directory_url),
+        crate::mesh::SelfView {
+            identity: identity.clone(),
+            endpoint: endpoint.clone(),
+            region: cfg.region.clone().unwrap_or_default(),
+            relay_capable: cfg.relay_capable,
+            relay_accept_port: cfg.relay_accept_port,
+            load: Arc::new(move || f64::from(load.gate.active()) / f64::from(load.gate.max())),
+        },
+    )))
 }
 
 /// Keeps a UPnP mapping or IPv6 pinhole renewed while the node serves and

@@ -40,9 +40,27 @@ pub struct RunningNode {
     /// Renews the UPnP mapping; removes it when stopped.
     pub(super) keeper: Option<JoinHandle<()>>,
     pub(super) keeper_stop: CancellationToken,
+    /// The peer cache, when the mesh is on.
+    pub(super) mesh: Option<Arc<crate::mesh::PeerCache>>,
+    /// The exchange loop; stopped with the node.
+    pub(super) mesh_task: Option<JoinHandle<()>>,
+    pub(super) mesh_stop: CancellationToken,
 }
 
 impl RunningNode {
+    /// The peers the mesh knows (fresh ones, newest first); empty when the
+    /// mesh is off (`enable_mesh`).
+    pub fn peers(&self) -> Vec<crate::mesh::Peer> {
+        self.mesh.as_ref().map(|m| m.snapshot()).unwrap_or_default()
+    }
+
+    /// The peer cache, when the mesh is on (the relay election's fallback
+    /// source of relay-capable peers).
+    #[allow(dead_code)]
+    pub(crate) fn peer_cache(&self) -> Option<Arc<crate::mesh::PeerCache>> {
+        self.mesh.clone()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -162,12 +180,16 @@ impl RunningNode {
         if let Some(keeper) = self.keeper.take() {
             let _ = keeper.await;
         }
+        if let Some(mesh) = self.mesh_task.take() {
+            let _ = mesh.await;
+        }
     }
 
     /// Starts draining and closes the listener.
     fn stop(&self) {
         self.pipeline.start_draining();
         self.server_stop.cancel();
+        self.mesh_stop.cancel();
     }
 }
 

@@ -389,6 +389,20 @@ pub struct ServeArgs {
     #[arg(long, env = "IICP_NODE_TOKEN", hide_env_values = true)]
     pub node_token: Option<String>,
 
+    /// Take part in peer exchange (gossip): serve POST /v1/peers, seed a
+    /// peer list from the directory's bootstrap list and exchange it with
+    /// one peer every 30 s. Best-effort; the directory stays the source of
+    /// truth.
+    #[arg(long, env = "IICP_ENABLE_MESH", value_parser = BoolishValueParser::new())]
+    pub enable_mesh: bool,
+
+    /// Gossip key (the Python SDK's node_hmac_key): peer exchanges are
+    /// signed with it (X-IICP-Signature, HMAC-SHA256) and must arrive
+    /// signed with it. Without it exchanges are unsigned and every one is
+    /// accepted. Never logged.
+    #[arg(long, env = "IICP_NODE_HMAC_KEY", hide_env_values = true)]
+    pub node_hmac_key: Option<String>,
+
     /// Seconds running tasks may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "IICP_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,

@@ -42,6 +42,8 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
             .then(|| args.cx_key_file.clone().unwrap_or_else(default_key_file)),
         task_auth: args.task_auth.mode(),
         node_token: args.node_token.clone().map(Secret::new),
+        enable_mesh: args.enable_mesh,
+        node_hmac_key: args.node_hmac_key.clone().map(Secret::new),
         server_limits: args.server.limits(),
         native_limits: args.native.limits(),
         max_tokens: args.max_tokens,
