@@ -58,6 +58,13 @@ pub struct NodeConfig {
     pub relay_accept_port: u16,
     /// Take part in peer exchange (gossip) and advertise relay capability there.
     pub enable_mesh: bool,
+    /// Serve through this relay (`host:port` of its native accept port,
+    /// `IICP_RELAY_WORKER_ENDPOINT`): the node dials out, binds there and
+    /// registers the relay's `/v1/relay-for/{node_id}` endpoint (PROTOCOL.md
+    /// §7.2). `None`: a relay is elected from the directory only when the
+    /// reachability ladder finds no endpoint (see `crate::relay`). Ignored by
+    /// a `relay_capable` node.
+    pub relay_worker_endpoint: Option<String>,
     /// Directory base URL; the node appends `/v1/...`.
     pub directory_url: String,
     /// Address to bind; `::` listens on IPv6 and IPv4.
@@ -136,6 +143,7 @@ impl Default for NodeConfig {
             relay_capable: false,
             relay_accept_port: DEFAULT_RELAY_ACCEPT_PORT,
             enable_mesh: false,
+            relay_worker_endpoint: None,
             directory_url: DEFAULT_DIRECTORY_URL.into(),
             host: "::".into(),
             port: DEFAULT_PORT,
@@ -223,6 +231,11 @@ impl NodeConfig {
                         .into(),
                 ));
             }
+        }
+        #[cfg(feature = "iicp-tcp")]
+        if let Some(relay) = &self.relay_worker_endpoint {
+            crate::relay::worker::RelayTarget::parse_named(relay)
+                .map_err(|e| InvalidConfig(format!("relay_worker_endpoint: {e}")))?;
         }
         if self.models.len() > 64 {
             return Err(InvalidConfig(

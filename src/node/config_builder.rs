@@ -75,6 +75,7 @@ impl NodeConfigBuilder {
         backend: BackendFlavour,
         node_token: Secret,
         cx_key_file: PathBuf,
+        relay_worker_endpoint: String,
     }
 
     /// The configuration, checked with [`NodeConfig::validate`].
