@@ -140,7 +140,16 @@ impl Supervisor {
                     if backoff.failed() {
                         tracing::warn!(relay = %target.addr(), "the relay failed {} times in a row; electing another", backoff::ATTEMPTS_PER_RELAY);
                         excluded.push(target.addr());
-                        current = None;
+                        current = self.choose(&mut excluded).await;
+                        if current
+                            .as_ref()
+                            .is_some_and(|next| next.addr() != target.addr())
+                        {
+                            // Another relay, which has not failed us: try it now.
+                            backoff.bound();
+                            continue;
+                        }
+                        // The same one again (nothing else offered): keep backing off.
                     }
                 }
             }
