@@ -71,6 +71,12 @@ impl RunningNode {
         self.relay.borrow().clone()
     }
 
+    /// Whether the node serves through a relay (the operator named one, or
+    /// the reachability ladder found no endpoint and a relay is elected).
+    pub fn is_relay_worker(&self) -> bool {
+        self.worker.is_some()
+    }
+
     /// Waits at most `limit` until the node is bound at a relay and returns
     /// it (`host:port`); `None` when it is not bound by then.
     pub async fn relay_within(&self, limit: Duration) -> Option<String> {
