@@ -60,6 +60,7 @@ pub use native_limits::{
     DEFAULT_NATIVE_IDLE_TIMEOUT, DEFAULT_NATIVE_INIT_TIMEOUT, DEFAULT_NATIVE_MAX_CALLS,
     MAX_NATIVE_CALLS, MAX_NATIVE_FRAME_BYTES, MIN_NATIVE_FRAME_BYTES, NativeLimits,
 };
+#[cfg(feature = "iicp-tcp")]
 pub(crate) use reach::directory_is_local;
 pub use running::RunningNode;
 pub use signal::shutdown_signal;
