@@ -240,11 +240,18 @@ impl IicpNode {
             .flatten();
         let keeper_stop = CancellationToken::new();
         let recheck = Arc::new(tokio::sync::Notify::new());
+        // A relay worker advertises its relay: a mapping's address changes
+        // must not replace that endpoint.
+        let keeper_endpoint = if relay_worker {
+            watch::channel(crate::nat::Advertised::direct(endpoint.clone())).0
+        } else {
+            endpoint_tx
+        };
         let keeper = keep_mapping(
             &cfg,
             reach.lease,
             local_addr.port(),
-            endpoint_tx,
+            keeper_endpoint,
             recheck.clone(),
             &keeper_stop,
         );
