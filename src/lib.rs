@@ -37,6 +37,8 @@ pub mod nat;
 pub mod node;
 mod outbound;
 mod partials;
+#[cfg(feature = "iicp-tcp")]
+mod relay;
 mod secret;
 mod server;
 pub mod token;

@@ -61,7 +61,7 @@ pub(crate) struct SelfView {
     /// The directory-assigned id (none before the registration).
     pub identity: watch::Receiver<Option<String>>,
     /// The advertised endpoint (it changes when the router's address does).
-    pub endpoint: watch::Receiver<String>,
+    pub endpoint: watch::Receiver<crate::nat::Advertised>,
     pub region: String,
     pub relay_capable: bool,
     pub relay_accept_port: u16,
@@ -73,7 +73,7 @@ impl std::fmt::Debug for SelfView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelfView")
             .field("identity", &*self.identity.borrow())
-            .field("endpoint", &*self.endpoint.borrow())
+            .field("endpoint", &self.endpoint.borrow().endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -86,14 +86,19 @@ impl SelfView {
 
     /// Tells the cache who we are (so we are never cached).
     pub fn sync(&self, cache: &PeerCache) {
-        cache.set_self(self.id().as_deref(), &self.endpoint.borrow());
+        cache.set_self(self.id().as_deref(), &self.endpoint.borrow().endpoint);
     }
 
     /// Our own entry, when we have an id.
     pub fn entry(&self, now_ms: u64) -> Option<Peer> {
         Some(Peer {
             node_id: self.id()?,
-            endpoint: self.endpoint.borrow().trim_end_matches('/').to_owned(),
+            endpoint: self
+                .endpoint
+                .borrow()
+                .endpoint
+                .trim_end_matches('/')
+                .to_owned(),
             region: self.region.clone(),
             last_seen_ms: now_ms,
             relay_capable: self.relay_capable,

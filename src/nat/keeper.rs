@@ -9,7 +9,7 @@
 //!   schedule; when the router no longer knows it, it is opened again (the
 //!   endpoint, our own address, stays).
 
-use super::{FirewallControl, Igd, Lease, Mapping, Pinhole};
+use super::{Advertised, FirewallControl, Igd, Lease, Mapping, Pinhole};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -23,7 +23,7 @@ pub struct Keeping {
     /// Time between checks.
     pub every: Duration,
     /// Receives each new endpoint (the lifecycle re-registers with it).
-    pub endpoint: watch::Sender<String>,
+    pub endpoint: watch::Sender<Advertised>,
     /// Notified when the registration failed: check at once.
     pub recheck: Arc<Notify>,
     /// Ends the loop; the mapping or pinhole is then removed.
@@ -77,7 +77,7 @@ async fn keep_mapping(igd: Igd, mut mapping: Mapping, k: Keeping) {
                 if m != mapping {
                     let url = super::url_of(m.external_ip, m.external_port);
                     tracing::info!(endpoint = %url, was = %super::url_of(mapping.external_ip, mapping.external_port), "the router's external address or port changed; registering again");
-                    endpoint.send_replace(url);
+                    endpoint.send_replace(Advertised::direct(url));
                 }
                 mapping = m;
             }

@@ -24,6 +24,7 @@
 //! keeps every rung as it was tried, for `iicp-node doctor` and the log.
 
 mod addresses;
+mod advertised;
 mod config;
 mod container;
 #[cfg(feature = "nat")]
@@ -37,6 +38,7 @@ mod upnp;
 mod xml;
 
 pub use addresses::{HostAddress, host_addresses, is_global_v6, is_public, is_public_v4};
+pub use advertised::Advertised;
 pub use config::ReachabilityConfig;
 pub use container::ContainerMode;
 #[cfg(feature = "nat")]

@@ -70,6 +70,13 @@ pub struct NodeConfig {
     pub node_hmac_key: Option<Secret>,
     /// How often the node exchanges its peer list with one peer (30 s).
     pub mesh_interval: Duration,
+    /// Serve through this relay (`host:port` of its native accept port,
+    /// `IICP_RELAY_WORKER_ENDPOINT`): the node dials out, binds there and
+    /// registers the relay's `/v1/relay-for/{node_id}` endpoint (PROTOCOL.md
+    /// §7.2). `None`: a relay is elected from the directory only when the
+    /// reachability ladder finds no endpoint (see `crate::relay`). Ignored by
+    /// a `relay_capable` node.
+    pub relay_worker_endpoint: Option<String>,
     /// Directory base URL; the node appends `/v1/...`.
     pub directory_url: String,
     /// Address to bind; `::` listens on IPv6 and IPv4.
@@ -150,6 +157,7 @@ impl Default for NodeConfig {
             enable_mesh: false,
             node_hmac_key: None,
             mesh_interval: crate::mesh::DEFAULT_INTERVAL,
+            relay_worker_endpoint: None,
             directory_url: DEFAULT_DIRECTORY_URL.into(),
             host: "::".into(),
             port: DEFAULT_PORT,
@@ -237,6 +245,11 @@ impl NodeConfig {
                         .into(),
                 ));
             }
+        }
+        #[cfg(feature = "iicp-tcp")]
+        if let Some(relay) = &self.relay_worker_endpoint {
+            crate::relay::worker::RelayTarget::parse_named(relay)
+                .map_err(|e| InvalidConfig(format!("relay_worker_endpoint: {e}")))?;
         }
         if self.models.len() > 64 {
             return Err(InvalidConfig(

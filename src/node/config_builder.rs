@@ -77,6 +77,7 @@ impl NodeConfigBuilder {
         node_token: Secret,
         node_hmac_key: Secret,
         cx_key_file: PathBuf,
+        relay_worker_endpoint: String,
     }
 
     /// The configuration, checked with [`NodeConfig::validate`].

@@ -64,9 +64,18 @@ pub(crate) struct LifecycleParams {
     pub model_probe: Option<(Arc<dyn Backend>, AdvertisedModels)>,
     /// The intent capabilities are built for.
     pub intent: IntentUrn,
-    /// The endpoint to advertise; a new value (the router's external
-    /// address changed) re-registers the node with it.
-    pub endpoint_updates: watch::Receiver<String>,
+    /// The endpoint to advertise and its transport fields; a new value
+    /// (the router's external address changed, the relay worker bound at a
+    /// relay) re-registers the node with it.
+    pub endpoint_updates: watch::Receiver<crate::nat::Advertised>,
+    /// Register only once `endpoint_updates` has a new value: a relay
+    /// worker's node has nothing to advertise before its first bind (or
+    /// the provisional relay endpoint it publishes when the relay wants a
+    /// ticket). Stopped before then, it never registers.
+    pub hold_until_advertised: bool,
+    /// Counts successful registrations (the relay worker waits for one
+    /// before it asks for a bind ticket).
+    pub registrations: watch::Sender<u64>,
     /// Notified when a registration fails, so the reachability keeper
     /// checks the router at once (a lost mapping or a new address may be
     /// why).
@@ -107,6 +116,15 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
     let mut registered: Option<Registered> = None;
     let mut backoff = FIRST_BACKOFF;
     let mut next_beat = Instant::now();
+    let native = lc.p.registration.transport_endpoint.is_some();
+    if lc.p.hold_until_advertised {
+        tokio::select! {
+            changed = lc.p.endpoint_updates.changed() => if changed.is_err() { return },
+            () = cancel.cancelled() => return,
+        }
+        let advertised = lc.p.endpoint_updates.borrow_and_update().clone();
+        lc.advertise(advertised, native);
+    }
     loop {
         if registered.is_none() {
             match lc.register().await {
@@ -114,6 +132,7 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
                     tracing::info!(node_id = ?r.node_id, directory = %lc.p.directory_url, "registered with the directory");
                     lc.p.identity.send_replace(Some(r.node_id.clone()));
                     lc.p.registration_error.send_replace(None);
+                    lc.p.registrations.send_modify(|n| *n += 1);
                     registered = Some(r);
                     backoff = FIRST_BACKOFF;
                     next_beat = Instant::now(); // first heartbeat at once (SDK-NODE-01)
@@ -134,12 +153,9 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
         tokio::select! {
             () = tokio::time::sleep_until(next_beat) => {}
             Ok(()) = lc.p.endpoint_updates.changed() => {
-                let endpoint = lc.p.endpoint_updates.borrow_and_update().clone();
-                tracing::info!(%endpoint, "the endpoint changed; registering again");
-                if lc.p.registration.transport_endpoint.is_some() {
-                    lc.p.registration.transport_endpoint = super::transport_endpoint_for(&endpoint);
-                }
-                lc.p.registration.endpoint = endpoint;
+                let advertised = lc.p.endpoint_updates.borrow_and_update().clone();
+                tracing::info!(endpoint = %advertised.endpoint, "the endpoint changed; registering again");
+                lc.advertise(advertised, native);
                 registered = None;
                 continue;
             }
@@ -181,6 +197,21 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
 }
 
 impl Lifecycle {
+    /// Takes a new endpoint and its transport fields into the registration.
+    /// The native `transport_endpoint` follows a direct endpoint (when the
+    /// node serves the native transport); a relayed node has none (the
+    /// relay speaks HTTP to consumers).
+    fn advertise(&mut self, advertised: crate::nat::Advertised, native: bool) {
+        let r = &mut self.p.registration;
+        r.transport_endpoint = (native && !advertised.is_relayed())
+            .then(|| super::transport_endpoint_for(&advertised.endpoint))
+            .flatten();
+        r.transport_method = advertised.transport_method;
+        r.nat_type = advertised.nat_type;
+        r.transport_metadata = advertised.transport_metadata;
+        r.endpoint = advertised.endpoint;
+    }
+
     /// Probes the backend's models into `health_models`; true when the list
     /// differs from the registered capabilities (time to re-register). A
     /// failed probe reports no models, which hides the node until the

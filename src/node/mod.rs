@@ -24,29 +24,31 @@
 //! ```
 
 mod admission;
-mod answer;
+pub(crate) mod answer;
 mod backend_handler;
 mod capabilities;
 mod config;
 mod config_builder;
-mod envelope;
+pub(crate) mod envelope;
 mod handler;
 mod http;
-mod inbound;
+pub(crate) mod inbound;
 mod lifecycle;
 mod listener;
 mod models;
 #[cfg(feature = "iicp-tcp")]
 mod native;
 mod native_limits;
-mod pipeline;
+pub(crate) mod pipeline;
 mod reach;
 mod replay;
 mod running;
 mod signal;
 mod stats;
-mod task_auth;
+pub(crate) mod task_auth;
 
+#[cfg(feature = "iicp-tcp")]
+pub use crate::relay::worker::{RelayCandidate, RelayTarget, preview as preview_relay};
 pub use admission::ADMISSION_WAIT;
 pub use capabilities::{capabilities, intent_for_model, modalities_for_model};
 pub use config::{
@@ -58,6 +60,8 @@ pub use native_limits::{
     DEFAULT_NATIVE_IDLE_TIMEOUT, DEFAULT_NATIVE_INIT_TIMEOUT, DEFAULT_NATIVE_MAX_CALLS,
     MAX_NATIVE_CALLS, MAX_NATIVE_FRAME_BYTES, MIN_NATIVE_FRAME_BYTES, NativeLimits,
 };
+#[cfg(feature = "iicp-tcp")]
+pub(crate) use reach::directory_is_local;
 pub use running::RunningNode;
 pub use signal::shutdown_signal;
 pub use task_auth::TaskAuthMode;
@@ -153,7 +157,7 @@ impl IicpNode {
         handler: Arc<dyn TaskHandler>,
         model_probe: Option<(Arc<dyn Backend>, models::AdvertisedModels)>,
     ) -> Result<RunningNode> {
-        let cfg = self.config;
+        let mut cfg = self.config;
         cfg.validate()?;
         let intent = IntentUrn::parse(&cfg.intent)?;
         let explicit_endpoint = !cfg.endpoint.is_empty();
@@ -161,6 +165,12 @@ impl IicpNode {
         let local_addr = listener.local_addr()?;
         let reach = reach::resolve(&cfg, local_addr).await;
         let endpoint = reach.endpoint.clone();
+        let relay_worker = relay_worker_wanted(&cfg, &reach);
+        if relay_worker && cfg.node_id.is_none() {
+            // The worker binds under its node id before the directory has
+            // seen it: choose one now and claim it at registration.
+            cfg.node_id = Some(uuid::Uuid::new_v4().to_string());
+        }
         let caps = capabilities::capabilities(&cfg.models, &intent, None);
         let cx = match (cfg.confidentiality, &cfg.cx_key_file) {
             (false, _) => None,
@@ -187,7 +197,8 @@ impl IicpNode {
             cx: cx.clone(),
             auth: task_auth::Authorizer::new(cfg.task_auth, cfg.node_token.clone()),
         });
-        let (endpoint_tx, endpoint_rx) = watch::channel(endpoint.clone());
+        let (endpoint_tx, endpoint_rx) =
+            watch::channel(crate::nat::Advertised::direct(endpoint.clone()));
         let mesh = mesh_state(&cfg, &pipeline, &identity_rx, &endpoint_rx);
         let app = http::router(http::NodeHttp {
             pipeline: pipeline.clone(),
@@ -222,25 +233,45 @@ impl IicpNode {
         });
 
         let lifecycle_stop = CancellationToken::new();
+        let (registrations_tx, registrations_rx) = watch::channel(0u64);
+        let http =
+            crate::outbound::directory_client(&format!("iicp-node/{}", env!("CARGO_PKG_VERSION")))?;
+        let registers = !cfg.skip_registration && (reach.register || relay_worker);
+        let worker_stop = CancellationToken::new();
+        let worker = relay_worker
+            .then(|| {
+                start_relay_worker(
+                    &cfg,
+                    &pipeline,
+                    http.clone(),
+                    endpoint_tx.clone(),
+                    registers.then_some(registrations_rx),
+                    &worker_stop,
+                )
+            })
+            .flatten();
         let keeper_stop = CancellationToken::new();
         let recheck = Arc::new(tokio::sync::Notify::new());
+        // A relay worker advertises its relay: a mapping's address changes
+        // must not replace that endpoint.
+        let keeper_endpoint = if relay_worker {
+            watch::channel(crate::nat::Advertised::direct(endpoint.clone())).0
+        } else {
+            endpoint_tx
+        };
         let keeper = keep_mapping(
             &cfg,
             reach.lease,
             local_addr.port(),
-            endpoint_tx,
+            keeper_endpoint,
             recheck.clone(),
             &keeper_stop,
         );
-        let lifecycle = if cfg.skip_registration || !reach.register {
+        let lifecycle = if !registers {
             None
         } else {
             let mut registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
             registration.transport_endpoint = transport_endpoint;
-            let http = crate::outbound::directory_client(&format!(
-                "iicp-node/{}",
-                env!("CARGO_PKG_VERSION")
-            ))?;
             let params = lifecycle::LifecycleParams {
                 http,
                 directory_url: cfg.directory_url.clone(),
@@ -253,6 +284,8 @@ impl IicpNode {
                 model_probe,
                 intent: intent.clone(),
                 endpoint_updates: endpoint_rx,
+                hold_until_advertised: relay_worker,
+                registrations: registrations_tx,
                 registration_failed: recheck,
             };
             Some(tokio::spawn(lifecycle::run(params, lifecycle_stop.clone())))
@@ -275,6 +308,11 @@ impl IicpNode {
             mesh: mesh.map(|m| m.cache.clone()),
             mesh_task,
             mesh_stop,
+            relay: worker
+                .as_ref()
+                .map_or_else(|| watch::channel(None).1, |(_, relay)| relay.clone()),
+            worker: worker.map(|(task, _)| task),
+            worker_stop,
         })
     }
 }
@@ -286,7 +324,7 @@ fn mesh_state(
     cfg: &NodeConfig,
     pipeline: &Arc<Pipeline>,
     identity: &watch::Receiver<Option<String>>,
-    endpoint: &watch::Receiver<String>,
+    endpoint: &watch::Receiver<crate::nat::Advertised>,
 ) -> Option<Arc<crate::mesh::Mesh>> {
     if !cfg.enable_mesh {
         return None;
@@ -306,6 +344,109 @@ fn mesh_state(
     )))
 }
 
+/// Whether this node should serve through a relay: never when it is a
+/// relay itself; when the operator named one; or when the ladder found no
+/// endpoint to advertise and either ended at tier 3 or the directory is not
+/// local (see `crate::relay::worker`). Logs the decision.
+fn relay_worker_wanted(cfg: &NodeConfig, reach: &reach::Resolved) -> bool {
+    let named = cfg.relay_worker_endpoint.is_some();
+    if cfg.relay_capable {
+        if named {
+            tracing::warn!(
+                "relay_worker_endpoint ignored: a relay-capable node never becomes a relay worker"
+            );
+        }
+        return false;
+    }
+    if named {
+        return true;
+    }
+    let Some(tier) = reach.tier else {
+        return false;
+    };
+    let auto = !cfg.skip_registration
+        && reach.lease.is_none()
+        && (tier == crate::nat::Tier::Relay || !reach.register);
+    if auto {
+        if cfg!(feature = "iicp-tcp") {
+            tracing::info!(
+                tier = tier.label(),
+                "NAT tier={tier}: auto-electing relay from directory..."
+            );
+        } else {
+            tracing::warn!(
+                "NAT tier={tier}: a relay would reach this node, but this build has no native transport (feature iicp-tcp)"
+            );
+            return false;
+        }
+    }
+    auto
+}
+
+/// Starts the relay worker (`crate::relay::worker`): its task and the
+/// relay it is bound at.
+#[cfg(feature = "iicp-tcp")]
+fn start_relay_worker(
+    cfg: &NodeConfig,
+    pipeline: &Arc<Pipeline>,
+    http: reqwest::Client,
+    advertise: watch::Sender<crate::nat::Advertised>,
+    registrations: Option<watch::Receiver<u64>>,
+    stop: &CancellationToken,
+) -> Option<(tokio::task::JoinHandle<()>, watch::Receiver<Option<String>>)> {
+    use crate::relay::worker;
+    let named = match cfg
+        .relay_worker_endpoint
+        .as_deref()
+        .map(worker::RelayTarget::parse_named)
+    {
+        None => None,
+        Some(Ok(target)) => Some(target),
+        Some(Err(e)) => {
+            // validate() refused this already; kept for safety.
+            tracing::warn!(error = %e, "relay worker not started");
+            return None;
+        }
+    };
+    let setup = worker::WorkerSetup {
+        pipeline: pipeline.clone(),
+        limits: NativeLimits {
+            max_frame: cfg.native_limits.max_frame.min(cfg.max_body_bytes),
+            ..cfg.native_limits
+        },
+        worker_id: cfg.node_id.clone()?,
+        intent: cfg.intent.clone(),
+        models: cfg.models.clone(),
+        http,
+        directory_url: (!cfg.skip_registration).then(|| cfg.directory_url.clone()),
+        local_directory: reach::directory_is_local(&cfg.directory_url),
+        named,
+        // The gossip peer cache (crate::mesh) plugs in here.
+        candidates: None,
+        advertise,
+        registrations,
+        grace: cfg.shutdown_grace,
+    };
+    let handle = worker::spawn(setup, stop.clone());
+    Some((handle.task, handle.relay))
+}
+
+/// Without the `iicp-tcp` feature there is no relay worker.
+#[cfg(not(feature = "iicp-tcp"))]
+fn start_relay_worker(
+    _cfg: &NodeConfig,
+    _pipeline: &Arc<Pipeline>,
+    _http: reqwest::Client,
+    _advertise: watch::Sender<crate::nat::Advertised>,
+    _registrations: Option<watch::Receiver<u64>>,
+    _stop: &CancellationToken,
+) -> Option<(tokio::task::JoinHandle<()>, watch::Receiver<Option<String>>)> {
+    tracing::warn!(
+        "relay_worker_endpoint ignored: this build has no native transport (feature iicp-tcp)"
+    );
+    None
+}
+
 /// Keeps a UPnP mapping or IPv6 pinhole renewed while the node serves and
 /// removes it when `stop` is cancelled (`nat::keep`).
 #[cfg(feature = "nat")]
@@ -313,7 +454,7 @@ fn keep_mapping(
     cfg: &NodeConfig,
     lease: Option<crate::nat::Lease>,
     port: u16,
-    endpoint: watch::Sender<String>,
+    endpoint: watch::Sender<crate::nat::Advertised>,
     recheck: Arc<tokio::sync::Notify>,
     stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -334,7 +475,7 @@ fn keep_mapping(
     _cfg: &NodeConfig,
     lease: Option<crate::nat::Lease>,
     _port: u16,
-    _endpoint: watch::Sender<String>,
+    _endpoint: watch::Sender<crate::nat::Advertised>,
     _recheck: Arc<tokio::sync::Notify>,
     _stop: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {

@@ -45,6 +45,11 @@ pub struct RunningNode {
     /// The exchange loop; stopped with the node.
     pub(super) mesh_task: Option<JoinHandle<()>>,
     pub(super) mesh_stop: CancellationToken,
+    /// The relay the worker is bound at (`host:port`), when it is.
+    pub(super) relay: watch::Receiver<Option<String>>,
+    /// The relay worker, when the node serves through a relay.
+    pub(super) worker: Option<JoinHandle<()>>,
+    pub(super) worker_stop: CancellationToken,
 }
 
 impl RunningNode {
@@ -75,6 +80,30 @@ impl RunningNode {
     /// off: `reachability.auto_detect` false and no endpoint given).
     pub fn reachability_tier(&self) -> Option<crate::nat::Tier> {
         self.tier
+    }
+
+    /// The relay this node is bound at as a relay worker (`host:port` of
+    /// its accept port), while a session is up; `None` otherwise (also for
+    /// a node that is not a relay worker).
+    pub fn relay(&self) -> Option<String> {
+        self.relay.borrow().clone()
+    }
+
+    /// Whether the node serves through a relay (the operator named one, or
+    /// the reachability ladder found no endpoint and a relay is elected).
+    pub fn is_relay_worker(&self) -> bool {
+        self.worker.is_some()
+    }
+
+    /// Waits at most `limit` until the node is bound at a relay and returns
+    /// it (`host:port`); `None` when it is not bound by then.
+    pub async fn relay_within(&self, limit: Duration) -> Option<String> {
+        let mut rx = self.relay.clone();
+        tokio::time::timeout(limit, rx.wait_for(Option::is_some))
+            .await
+            .ok()?
+            .ok()?
+            .clone()
     }
 
     /// The node id, once the directory assigned or confirmed it.
@@ -175,7 +204,12 @@ impl RunningNode {
         if let Some(lifecycle) = self.lifecycle.take() {
             let _ = lifecycle.await;
         }
-        // Deregistered first, then the router's mapping goes.
+        // Deregistered first, then the relay session closes (CLOSE graceful).
+        self.worker_stop.cancel();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.await;
+        }
+        // Then the router's mapping goes.
         self.keeper_stop.cancel();
         if let Some(keeper) = self.keeper.take() {
             let _ = keeper.await;
@@ -201,6 +235,7 @@ impl Drop for RunningNode {
         if self.server.is_some() {
             self.stop();
             self.lifecycle_stop.cancel();
+            self.worker_stop.cancel();
             self.keeper_stop.cancel();
         }
     }

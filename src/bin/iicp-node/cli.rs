@@ -74,6 +74,23 @@ pub struct DoctorArgs {
 
     #[command(flatten)]
     pub reach: ReachArgs,
+
+    /// The directory a node would register with (the relay of tier 3 is
+    /// elected from its relay-capable nodes).
+    #[arg(long, env = "IICP_DIRECTORY_URL", default_value = iicp_client::client::DEFAULT_DIRECTORY_URL)]
+    pub directory_url: String,
+
+    /// The intent a node would serve (the relay election discovers for it).
+    #[arg(
+        long,
+        env = "IICP_INTENT",
+        default_value = "urn:iicp:intent:llm:chat:v1"
+    )]
+    pub intent: String,
+
+    /// The node id a node would use (the election's tie-break depends on it).
+    #[arg(long, env = "IICP_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// Reachability flags, shared by `serve` and `doctor`.
@@ -103,6 +120,14 @@ pub struct ReachArgs {
     /// changed router address re-registers the node with it.
     #[arg(long, env = "IICP_NAT_RECHECK_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub nat_recheck_secs: u64,
+
+    /// Serve through this relay (host:port of its relay accept port, e.g.
+    /// relay.example.net:9485): dial out, bind there, and register the
+    /// relay's /v1/relay-for/<node id> endpoint. Without it a relay is
+    /// elected from the directory when the ladder finds no endpoint.
+    /// Ignored with --relay-capable.
+    #[arg(long, env = "IICP_RELAY_WORKER_ENDPOINT", value_name = "HOST:PORT")]
+    pub relay_worker_endpoint: Option<String>,
 }
 
 impl ReachArgs {

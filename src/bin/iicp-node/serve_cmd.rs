@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
     let config = NodeConfig {
         endpoint: args.reach.public_endpoint.clone().unwrap_or_default(),
         reachability: args.reach.config(),
+        relay_worker_endpoint: args.reach.relay_worker_endpoint.clone(),
         intent: args.intent.clone(),
         directory_url: args.directory_url.clone(),
         host: args.host.clone(),
@@ -85,10 +86,14 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         || "reachability detection off".to_owned(),
         |t| format!("tier {t}"),
     );
+    let advertised = match (running.is_relay_worker(), running.relay()) {
+        (true, Some(relay)) => format!("through the relay at {relay}"),
+        (true, None) => "through a relay (not bound yet; retrying in the background)".to_owned(),
+        (false, _) => format!("as {}", running.endpoint()),
+    };
     tracing::info!(
-        "iicp-node serving on {} as {} ({tier}) — {registered} — backend {backend_desc} — task auth {}",
+        "iicp-node serving on {} {advertised} ({tier}) — {registered} — backend {backend_desc} — task auth {}",
         running.local_addr(),
-        running.endpoint(),
         args.task_auth.mode().as_str(),
     );
     running.run_until(signal).await;

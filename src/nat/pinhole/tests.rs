@@ -441,7 +441,8 @@ async fn a_pinhole_the_router_forgot_is_opened_again_and_deleted_at_stop() {
         client: LOCAL,
         port: 9484,
     };
-    let (endpoint, _rx) = tokio::sync::watch::channel("http://[::1]:9484".to_owned());
+    let (endpoint, _rx) =
+        tokio::sync::watch::channel(crate::nat::Advertised::direct("http://[::1]:9484"));
     let stop = tokio_util::sync::CancellationToken::new();
     let keeper = tokio::spawn(crate::nat::keep(
         Lease::Pinhole(control, pinhole),
