@@ -47,6 +47,8 @@ impl NodeConfigBuilder {
         intent: String,
         relay_capable: bool,
         relay_accept_port: u16,
+        relay_require_bind_ticket: bool,
+        relay_limits: crate::relay::RelayLimits,
         enable_mesh: bool,
         directory_url: String,
         host: String,
@@ -75,6 +77,7 @@ impl NodeConfigBuilder {
         backend: BackendFlavour,
         node_token: Secret,
         cx_key_file: PathBuf,
+        relay_bind_ticket_public_key: String,
     }
 
     /// The configuration, checked with [`NodeConfig::validate`].

@@ -38,18 +38,22 @@ pub(crate) struct NodeHttp {
     pub max_body_bytes: usize,
 }
 
-/// The router of a node.
-pub(crate) fn router(state: NodeHttp) -> Router {
+/// The router of a node, with `extra` routes (the relay's, when the node
+/// is relay-capable) under the same body limit, fallbacks and CORS.
+pub(crate) fn router(state: NodeHttp, extra: Option<Router>) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    Router::new()
+    let mut app = Router::new()
         .route("/v1/task", post(task))
         .route("/iicp/health", get(health))
-        .fallback(crate::server::fallback::not_found)
+        .with_state(state);
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    app.fallback(crate::server::fallback::not_found)
         .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn(cors))
-        .with_state(state)
 }
 
 /// CORS on every answer; `OPTIONS` is answered here with 204.

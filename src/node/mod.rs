@@ -187,14 +187,23 @@ impl IicpNode {
             cx: cx.clone(),
             auth: task_auth::Authorizer::new(cfg.task_auth, cfg.node_token.clone()),
         });
-        let app = http::router(http::NodeHttp {
-            pipeline: pipeline.clone(),
-            health: Arc::new(http::HealthInfo {
-                region: cfg.region.clone().unwrap_or_default(),
-                models: cfg.models.clone(),
-                intent: cfg.intent.clone(),
-            }),
-            max_body_bytes: cfg.max_body_bytes,
+        let relay = start_relay(&cfg, &endpoint, local_addr, &identity_rx).await?;
+        let app = http::router(
+            http::NodeHttp {
+                pipeline: pipeline.clone(),
+                health: Arc::new(http::HealthInfo {
+                    region: cfg.region.clone().unwrap_or_default(),
+                    models: cfg.models.clone(),
+                    intent: cfg.intent.clone(),
+                }),
+                max_body_bytes: cfg.max_body_bytes,
+            },
+            relay.as_ref().map(|r| r.routes.clone()),
+        );
+        let relay = relay.map(|r| running::RelayRun {
+            addr: r.accept_addr,
+            task: r.task,
+            stop: r.stop,
         });
         let native = native_transport(&cfg, &endpoint, &pipeline);
         let transport_endpoint = native.as_ref().map(|(_, te)| te.clone());
@@ -225,6 +234,10 @@ impl IicpNode {
         } else {
             let mut registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
             registration.transport_endpoint = transport_endpoint;
+            // What the relay really is: none without the native transport,
+            // and the port actually bound (a test binds port 0).
+            registration.relay_capable = Some(relay.is_some());
+            registration.relay_accept_port = relay.as_ref().map(|r| r.addr.port());
             let http = crate::outbound::directory_client(&format!(
                 "iicp-node/{}",
                 env!("CARGO_PKG_VERSION")
@@ -260,8 +273,82 @@ impl IicpNode {
             tier: reach.tier,
             keeper,
             keeper_stop,
+            relay,
         })
     }
+}
+
+/// Starts the relay server when the node is relay-capable: binds
+/// `relay_accept_port` on the node's `host` and returns its routes (for the
+/// node's router) and its task (stopped with the node).
+#[cfg(feature = "iicp-tcp")]
+async fn start_relay(
+    cfg: &NodeConfig,
+    endpoint: &str,
+    local_addr: std::net::SocketAddr,
+    identity: &watch::Receiver<Option<String>>,
+) -> Result<Option<crate::relay::server::RelayServer>> {
+    if !cfg.relay_capable {
+        return Ok(None);
+    }
+    // Workers register `http://relay:PORT/v1/relay-for/{id}`: the port
+    // consumers reach, the advertised one when it says.
+    let http_port = url::Url::parse(endpoint)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(local_addr.port());
+    let ticket_key = cfg
+        .relay_bind_ticket_public_key
+        .as_deref()
+        .map(crate::token::DirectoryPublicKey::from_hex)
+        .transpose()
+        .map_err(|_| {
+            crate::IicpError::InvalidConfig("relay_bind_ticket_public_key is not a key".into())
+        })?;
+    let params = crate::relay::server::RelayParams {
+        host: cfg.host.clone(),
+        accept_port: cfg.relay_accept_port,
+        http_port,
+        limits: cfg.relay_limits,
+        native: cfg.native_limits,
+        require_ticket: cfg.relay_require_bind_ticket,
+        ticket_key,
+        directory_url: cfg.directory_url.clone(),
+        identity: identity.clone(),
+        default_timeout: cfg.default_task_timeout,
+    };
+    crate::relay::server::start(params).await.map(Some)
+}
+
+/// Without the `iicp-tcp` feature there is no relay server.
+#[cfg(not(feature = "iicp-tcp"))]
+async fn start_relay(
+    cfg: &NodeConfig,
+    _endpoint: &str,
+    _local_addr: std::net::SocketAddr,
+    _identity: &watch::Receiver<Option<String>>,
+) -> Result<Option<RelayStub>> {
+    if cfg.relay_capable {
+        tracing::warn!(
+            "relay_capable is set but this build has no native transport (feature iicp-tcp): no relay"
+        );
+    }
+    Ok(None)
+}
+
+/// The shape of a started relay, for builds without one.
+#[cfg(not(feature = "iicp-tcp"))]
+struct RelayStub {
+    routes: axum::Router,
+    accept_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// Binds `host:port` exactly (no next free port): the relay's accept port.
+#[cfg(feature = "iicp-tcp")]
+pub(crate) async fn bind_exact(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    listener::bind(host, port, false).await
 }
 
 /// Keeps a UPnP mapping or IPv6 pinhole renewed while the node serves and

@@ -40,6 +40,16 @@ pub struct RunningNode {
     /// Renews the UPnP mapping; removes it when stopped.
     pub(super) keeper: Option<JoinHandle<()>>,
     pub(super) keeper_stop: CancellationToken,
+    /// The relay server, when the node is relay-capable.
+    pub(super) relay: Option<RelayRun>,
+}
+
+/// A running relay server: its accept port's address and task.
+#[derive(Debug)]
+pub(super) struct RelayRun {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+    pub stop: CancellationToken,
 }
 
 impl RunningNode {
@@ -51,6 +61,12 @@ impl RunningNode {
     /// The endpoint advertised to the directory at start.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Where the relay accepts workers (`relay_accept_port` as bound), when
+    /// the node is relay-capable.
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.relay.as_ref().map(|r| r.addr)
     }
 
     /// The reachability tier found at start (`None` when the ladder was
@@ -153,6 +169,10 @@ impl RunningNode {
                 server.abort();
             }
         }
+        // Workers get CLOSE graceful; their consumers' calls fail now.
+        if let Some(relay) = self.relay.take() {
+            let _ = tokio::time::timeout(self.grace, relay.task).await;
+        }
         self.lifecycle_stop.cancel();
         if let Some(lifecycle) = self.lifecycle.take() {
             let _ = lifecycle.await;
@@ -168,6 +188,9 @@ impl RunningNode {
     fn stop(&self) {
         self.pipeline.start_draining();
         self.server_stop.cancel();
+        if let Some(relay) = &self.relay {
+            relay.stop.cancel();
+        }
     }
 }
 
