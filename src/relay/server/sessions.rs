@@ -223,6 +223,39 @@ pub(crate) struct Registry {
 struct Inner {
     sessions: HashMap<String, Arc<Session>>,
     rate: BindRate,
+    /// Worker id → the source it was bound from and when it ended, for
+    /// sessions that ended within the bind window: a reconnect from there
+    /// is a rebind, exempt from the bind rate.
+    ended: HashMap<String, (IpAddr, Instant)>,
+}
+
+/// Ended sessions remembered before expired entries are swept; beyond
+/// [`MAX_ENDED`] no more are remembered (their reconnects count as new).
+const ENDED_SWEEP_AT: usize = 4096;
+const MAX_ENDED: usize = 65_536;
+
+impl Inner {
+    fn forget(&mut self, session: &Session, window: Duration) {
+        let now = Instant::now();
+        if self.ended.len() >= ENDED_SWEEP_AT {
+            self.ended
+                .retain(|_, (_, at)| now.duration_since(*at) < window);
+        }
+        if self.ended.len() < MAX_ENDED {
+            self.ended
+                .insert(session.worker_id.clone(), (session.source, now));
+        }
+    }
+
+    fn is_rebind(&self, worker_id: &str, source: IpAddr, window: Duration) -> bool {
+        self.sessions
+            .get(worker_id)
+            .is_some_and(|s| s.source == source)
+            || self
+                .ended
+                .get(worker_id)
+                .is_some_and(|(from, at)| *from == source && at.elapsed() < window)
+    }
 }
 
 impl Registry {
@@ -247,9 +280,8 @@ impl Registry {
         if existing.as_ref().is_some_and(|e| e.is_alive()) {
             return Err(Refusal::AliveSession);
         }
-        let rebind = existing
-            .as_ref()
-            .is_some_and(|e| e.source == session.source);
+        let window = self.limits.bind_window;
+        let rebind = inner.is_rebind(&session.worker_id, session.source, window);
         if !rebind
             && !inner.rate.allow(
                 session.source,
@@ -260,7 +292,7 @@ impl Registry {
             return Err(Refusal::RateLimited);
         }
         if inner.sessions.len() >= self.limits.max_sessions {
-            drop_dead(&mut inner.sessions);
+            self.drop_dead(&mut inner);
         }
         let taken =
             inner.sessions.len() - usize::from(inner.sessions.contains_key(&session.worker_id));
@@ -321,6 +353,7 @@ impl Registry {
             .is_some_and(|s| Arc::ptr_eq(s, session));
         if ours {
             inner.sessions.remove(&session.worker_id);
+            inner.forget(session, self.limits.bind_window);
         }
         drop(inner);
         session.end();
@@ -330,7 +363,22 @@ impl Registry {
     /// Ends and removes every dead session; returns them for logging.
     pub(crate) fn sweep(&self) -> Vec<Arc<Session>> {
         let mut inner = self.inner.lock().expect("relay registry");
-        drop_dead(&mut inner.sessions)
+        self.drop_dead(&mut inner)
+    }
+
+    fn drop_dead(&self, inner: &mut Inner) -> Vec<Arc<Session>> {
+        let dead: Vec<_> = inner
+            .sessions
+            .values()
+            .filter(|s| !s.is_alive())
+            .cloned()
+            .collect();
+        for session in &dead {
+            inner.sessions.remove(&session.worker_id);
+            inner.forget(session, self.limits.bind_window);
+            session.end();
+        }
+        dead
     }
 
     /// Ends every session (shutdown).
@@ -340,17 +388,4 @@ impl Registry {
             session.end();
         }
     }
-}
-
-fn drop_dead(sessions: &mut HashMap<String, Arc<Session>>) -> Vec<Arc<Session>> {
-    let dead: Vec<_> = sessions
-        .values()
-        .filter(|s| !s.is_alive())
-        .cloned()
-        .collect();
-    for session in &dead {
-        sessions.remove(&session.worker_id);
-        session.end();
-    }
-    dead
 }
