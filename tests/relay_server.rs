@@ -80,12 +80,13 @@ async fn a_bound_worker_answers_consumers_through_the_relay() {
     worker.answer(&call, refusal.clone(), Some(401)).await;
     assert_eq!(consumer.await.unwrap(), (401, refusal));
 
-    // A raw value (what the Python worker sends) is wrapped as a completed task.
+    // A raw value (what the Python worker sends) is merged into a completed
+    // task, as the reference relays merge it.
     let task = chat_task("raw", None);
     let consumer = tokio::spawn(relay_for(relay.base.clone(), "w-1", task.clone(), vec![]));
     let call = worker.next_call().await;
     worker
-        .answer(&call, json!({"text": "raw answer"}), None)
+        .answer(&call, json!({"result": {"text": "raw answer"}}), None)
         .await;
     let (status, body) = consumer.await.unwrap();
     assert_eq!(status, 200);

@@ -6,10 +6,13 @@
 //! - the status is key 100 when present, else the spec layout's error
 //!   (key 6 `{1 code, 2 message}`) mapped to a status, else 200;
 //! - a 2xx body that is not a complete task response (no `status` string:
-//!   the Python worker sends its handler's raw value) is wrapped as
-//!   `{"task_id", "status":"completed", "result", "node_id"}`; a complete
-//!   one passes through untouched, so a sealed answer reaches the consumer
-//!   as the worker sealed it.
+//!   the Python worker sends its handler's raw value) becomes one: an
+//!   object is merged into `{"task_id", "status":"completed", "node_id"}`
+//!   as the reference relays merge it (PROTOCOL.md §7.2; a Python handler
+//!   returns `{"result": …}`, which must not end up as `result.result`),
+//!   any other value becomes its `result`; a complete one passes through
+//!   untouched, so a sealed answer reaches the consumer as the worker
+//!   sealed it.
 //!
 //! Nothing here looks inside the body beyond its top-level `status`.
 
@@ -157,12 +160,21 @@ pub(crate) fn render(answer: WorkerAnswer, task_id: &str, worker_id: &str) -> (u
         }
     });
     let wrap = |result: Value| {
-        json!({
+        let mut answer = json!({
             "task_id": task_id,
             "status": "completed",
-            "result": result,
             "node_id": worker_id,
-        })
+        });
+        match result {
+            Value::Object(fields) => {
+                if let Some(answer) = answer.as_object_mut() {
+                    // `status` is absent or not a string here: ours wins.
+                    answer.extend(fields.into_iter().filter(|(k, _)| k != "status"));
+                }
+            }
+            other => answer["result"] = other,
+        }
+        answer
     };
     match answer.body {
         Some(body) if is_complete(&body) => (status, body),
@@ -199,8 +211,8 @@ mod tests {
     }
 
     #[test]
-    fn the_python_workers_raw_value_is_wrapped() {
-        let raw = serde_json::to_vec(&json!({"text": "hi"})).unwrap();
+    fn the_python_workers_raw_value_is_merged() {
+        let raw = serde_json::to_vec(&json!({"result": {"text": "hi"}})).unwrap();
         let (id, a) = answer(&cbor(vec![
             (15.into(), "c1".into()),
             (5.into(), raw.into()),
@@ -212,6 +224,9 @@ mod tests {
             body,
             json!({"task_id": "t-1", "status": "completed", "result": {"text": "hi"}, "node_id": "w-1"})
         );
+        let raw = serde_json::to_vec(&json!("just text")).unwrap();
+        let (_, a) = answer(&cbor(vec![(15.into(), "c".into()), (5.into(), raw.into())]));
+        assert_eq!(render(a, "t-1", "w-1").1["result"], "just text");
     }
 
     #[test]
