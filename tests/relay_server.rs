@@ -687,3 +687,62 @@ async fn shutdown_closes_worker_sessions_gracefully() {
         "the accept port is closed"
     );
 }
+
+#[tokio::test]
+async fn binds_are_logged_with_worker_and_source_but_never_payloads_or_tokens() {
+    let (logs, _guard) = common::logs::capture();
+    let key = DirectorySigningKey::generate();
+    let relay =
+        start_relay(|c| c.relay_bind_ticket_public_key = Some(key.public_key().to_hex())).await;
+    let ticket = key.sign_relay_ticket(&RelayTicketClaims::new(
+        "https://iicp.network",
+        "w-log",
+        "*",
+        now(),
+    ));
+    let mut worker = HandWorker::connect(relay.accept).await;
+    assert!(worker.bind("w-log", Some(&ticket)).await.is_ok());
+    let consumer = tokio::spawn(relay_for(
+        relay.base.clone(),
+        "w-log",
+        chat_task("PROMPT-SECRET-TEXT", None),
+        vec![("authorization", "Bearer BEARER-SECRET-TOKEN".into())],
+    ));
+    let call = worker.next_call().await;
+    worker
+        .answer(
+            &call,
+            json!({"status": "success", "result": "ANSWER-SECRET-TEXT"}),
+            None,
+        )
+        .await;
+    assert_eq!(consumer.await.unwrap().0, 200);
+    let (_, bound) = post_json(
+        &format!("{}/v1/relay/bind", relay.base),
+        &json!({"worker_id": "p-log"}),
+        vec![],
+    )
+    .await;
+    let session_token = bound["session_token"].as_str().unwrap().to_owned();
+    drop(worker);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay.node.shutdown().await;
+
+    let text = logs.text();
+    for secret in [
+        "PROMPT-SECRET-TEXT",
+        "BEARER-SECRET-TOKEN",
+        "ANSWER-SECRET-TEXT",
+        ticket.as_str(),
+        ticket.split('.').next().unwrap(),
+        session_token.as_str(),
+    ] {
+        assert!(!text.contains(secret), "logged a secret: {secret}\n{text}");
+    }
+    assert!(text.contains("relay: worker bound"), "{text}");
+    assert!(
+        text.contains("w-log") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("relay: worker unbound"), "{text}");
+}
