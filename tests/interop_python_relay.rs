@@ -203,8 +203,7 @@ async fn our_relay_serves_the_python_relay_worker() {
     let sealed = out
         .json()
         .into_iter()
-        .filter(|e| e["event"] == "task")
-        .next_back()
+        .rfind(|e| e["event"] == "task")
         .expect("the Python handler saw the task");
     assert_eq!(sealed["request"]["cx_response_encryption"], "required");
 
