@@ -17,6 +17,8 @@
 //! - [`directory`]: a local IICP directory, in-process or standalone
 //!   (`iicp-node directory`).
 //! - [`token`]: signed directory tokens (Ed25519 consumer tokens), no I/O.
+//! - [`relay`]: the relay (tier 3): limits, and the relay server a
+//!   relay-capable node runs (feature `iicp-tcp`).
 //! - [`transport`]: the native transport's framing: frame codec and typed
 //!   CBOR messages, no I/O besides the codec traits.
 //! - [`wire`]: serde types for every message, intent URNs, the policy guard,
@@ -37,8 +39,7 @@ pub mod nat;
 pub mod node;
 mod outbound;
 mod partials;
-#[cfg(feature = "iicp-tcp")]
-mod relay;
+pub mod relay;
 mod secret;
 mod server;
 pub mod token;

@@ -32,7 +32,7 @@ const KINDS: [Kind; 2] = [Kind::Node, Kind::Directory];
 
 /// A real node (registration skipped) or a real directory on loopback.
 enum Server {
-    Node(RunningNode),
+    Node(Box<RunningNode>),
     Directory(RunningDirectory),
 }
 
@@ -53,7 +53,7 @@ impl Server {
                     .start(|_req: TaskRequest, _ctx: TaskContext| async { Ok(json!({"ok": true})) })
                     .await
                     .expect("node starts");
-                Self::Node(node)
+                Self::Node(Box::new(node))
             }
             Kind::Directory => {
                 let config = DirectoryConfig {

@@ -194,7 +194,7 @@ impl PeerCache {
 
     /// Relay-capable fresh peers other than `exclude`, least loaded first
     /// (unknown load last), then by id.
-    #[allow(dead_code)] // the relay election (issue 15) consumes it
+    #[cfg_attr(not(feature = "iicp-tcp"), allow(dead_code))] // the relay election
     pub(crate) fn relay_candidates(&self, exclude: &str) -> Vec<Peer> {
         let mut peers: Vec<Peer> = self
             .snapshot()

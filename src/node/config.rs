@@ -54,8 +54,24 @@ pub struct NodeConfig {
     pub intent: String,
     /// Accept relay binds from nodes that cannot be reached directly.
     pub relay_capable: bool,
-    /// Port of the native relay listener.
+    /// Port of the native relay listener, bound on [`host`](Self::host)
+    /// beside the serve port when [`relay_capable`](Self::relay_capable)
+    /// (0: a free port, see `RunningNode::relay_addr`).
     pub relay_accept_port: u16,
+    /// Refuse relay binds without a valid directory-signed bind ticket
+    /// (`IICP_RELAY_REQUIRE_BIND_TICKET=1`). Without
+    /// [`relay_bind_ticket_public_key`](Self::relay_bind_ticket_public_key)
+    /// the key is fetched from the directory's `GET /v1/directory-key`.
+    pub relay_require_bind_ticket: bool,
+    /// The directory's Ed25519 key (64 hex characters) that relay bind
+    /// tickets are verified with. Without it and without
+    /// [`relay_require_bind_ticket`](Self::relay_require_bind_ticket),
+    /// tickets are not checked (binds are accepted unsigned, as the
+    /// reference relays do).
+    pub relay_bind_ticket_public_key: Option<String>,
+    /// Bounds of the relay: sessions, bind rate, calls in flight, liveness
+    /// (see [`RelayLimits`](crate::relay::RelayLimits)).
+    pub relay_limits: crate::relay::RelayLimits,
     /// Take part in peer exchange (gossip, PROTOCOL.md §8; see
     /// [`crate::mesh`]): serve `POST /v1/peers`, seed a peer cache from the
     /// directory's bootstrap list and exchange it with one peer every
@@ -154,6 +170,9 @@ impl Default for NodeConfig {
             intent: crate::wire::intent::LLM_CHAT_V1.into(),
             relay_capable: false,
             relay_accept_port: DEFAULT_RELAY_ACCEPT_PORT,
+            relay_require_bind_ticket: false,
+            relay_bind_ticket_public_key: None,
+            relay_limits: crate::relay::RelayLimits::default(),
             enable_mesh: false,
             node_hmac_key: None,
             mesh_interval: crate::mesh::DEFAULT_INTERVAL,
@@ -271,6 +290,14 @@ impl NodeConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(InvalidConfig(format!("{name} must be greater than 0")));
         }
+        if let Some(key) = &self.relay_bind_ticket_public_key {
+            crate::token::DirectoryPublicKey::from_hex(key).map_err(|_| {
+                InvalidConfig(
+                    "relay_bind_ticket_public_key: 64 hex characters of an Ed25519 key".into(),
+                )
+            })?;
+        }
+        self.relay_limits.validate()?;
         self.native_limits.validate()
     }
 }

@@ -47,6 +47,8 @@ impl NodeConfigBuilder {
         intent: String,
         relay_capable: bool,
         relay_accept_port: u16,
+        relay_require_bind_ticket: bool,
+        relay_limits: crate::relay::RelayLimits,
         enable_mesh: bool,
         mesh_interval: Duration,
         directory_url: String,
@@ -78,6 +80,7 @@ impl NodeConfigBuilder {
         node_hmac_key: Secret,
         cx_key_file: PathBuf,
         relay_worker_endpoint: String,
+        relay_bind_ticket_public_key: String,
     }
 
     /// The configuration, checked with [`NodeConfig::validate`].

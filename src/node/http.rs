@@ -40,8 +40,9 @@ pub(crate) struct NodeHttp {
     pub mesh: Option<Arc<crate::mesh::Mesh>>,
 }
 
-/// The router of a node.
-pub(crate) fn router(state: NodeHttp) -> Router {
+/// The router of a node, with `extra` routes (the relay's, when the node
+/// is relay-capable) under the same body limit, fallbacks and CORS.
+pub(crate) fn router(state: NodeHttp, extra: Option<Router>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mesh = state
         .mesh
@@ -53,6 +54,9 @@ pub(crate) fn router(state: NodeHttp) -> Router {
         .with_state(state);
     if let Some(mesh) = mesh {
         app = app.merge(mesh);
+    }
+    if let Some(extra) = extra {
+        app = app.merge(extra);
     }
     app.fallback(crate::server::fallback::not_found)
         .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)

@@ -200,15 +200,24 @@ impl IicpNode {
         let (endpoint_tx, endpoint_rx) =
             watch::channel(crate::nat::Advertised::direct(endpoint.clone()));
         let mesh = mesh_state(&cfg, &pipeline, &identity_rx, &endpoint_rx);
-        let app = http::router(http::NodeHttp {
-            pipeline: pipeline.clone(),
-            health: Arc::new(http::HealthInfo {
-                region: cfg.region.clone().unwrap_or_default(),
-                models: cfg.models.clone(),
-                intent: cfg.intent.clone(),
-            }),
-            max_body_bytes: cfg.max_body_bytes,
-            mesh: mesh.clone(),
+        let relay = start_relay(&cfg, &endpoint, local_addr, &identity_rx).await?;
+        let app = http::router(
+            http::NodeHttp {
+                pipeline: pipeline.clone(),
+                health: Arc::new(http::HealthInfo {
+                    region: cfg.region.clone().unwrap_or_default(),
+                    models: cfg.models.clone(),
+                    intent: cfg.intent.clone(),
+                }),
+                max_body_bytes: cfg.max_body_bytes,
+                mesh: mesh.clone(),
+            },
+            relay.as_ref().map(|r| r.routes.clone()),
+        );
+        let relay = relay.map(|r| running::RelayRun {
+            addr: r.accept_addr,
+            task: r.task,
+            stop: r.stop,
         });
         let native = native_transport(&cfg, &endpoint, &pipeline);
         let transport_endpoint = native.as_ref().map(|(_, te)| te.clone());
@@ -243,6 +252,7 @@ impl IicpNode {
                 start_relay_worker(
                     &cfg,
                     &pipeline,
+                    mesh.as_ref().map(|m| m.cache.clone()),
                     http.clone(),
                     endpoint_tx.clone(),
                     registers.then_some(registrations_rx),
@@ -272,6 +282,10 @@ impl IicpNode {
         } else {
             let mut registration = registration(&cfg, endpoint.clone(), caps, cx.as_ref());
             registration.transport_endpoint = transport_endpoint;
+            // What the relay really is: none without the native transport,
+            // and the port actually bound (a test binds port 0).
+            registration.relay_capable = Some(relay.is_some());
+            registration.relay_accept_port = relay.as_ref().map(|r| r.addr.port());
             let params = lifecycle::LifecycleParams {
                 http,
                 directory_url: cfg.directory_url.clone(),
@@ -308,11 +322,12 @@ impl IicpNode {
             mesh: mesh.map(|m| m.cache.clone()),
             mesh_task,
             mesh_stop,
-            relay: worker
+            relay_bound: worker
                 .as_ref()
                 .map_or_else(|| watch::channel(None).1, |(_, relay)| relay.clone()),
             worker: worker.map(|(task, _)| task),
             worker_stop,
+            relay,
         })
     }
 }
@@ -389,6 +404,7 @@ fn relay_worker_wanted(cfg: &NodeConfig, reach: &reach::Resolved) -> bool {
 fn start_relay_worker(
     cfg: &NodeConfig,
     pipeline: &Arc<Pipeline>,
+    peers: Option<Arc<crate::mesh::PeerCache>>,
     http: reqwest::Client,
     advertise: watch::Sender<crate::nat::Advertised>,
     registrations: Option<watch::Receiver<u64>>,
@@ -421,8 +437,23 @@ fn start_relay_worker(
         directory_url: (!cfg.skip_registration).then(|| cfg.directory_url.clone()),
         local_directory: reach::directory_is_local(&cfg.directory_url),
         named,
-        // The gossip peer cache (crate::mesh) plugs in here.
-        candidates: None,
+        // With the mesh on, the gossip peer cache is the fallback source.
+        candidates: peers.map(|cache| -> worker::CandidateSource {
+            Arc::new(move || {
+                cache
+                    .relay_candidates("")
+                    .into_iter()
+                    .map(|p| worker::RelayCandidate {
+                        node_id: p.node_id,
+                        endpoint: p.endpoint,
+                        relay_capable: p.relay_capable,
+                        relay_accept_port: p.relay_accept_port,
+                        load: p.relay_load,
+                        reputation_score: None,
+                    })
+                    .collect()
+            })
+        }),
         advertise,
         registrations,
         grace: cfg.shutdown_grace,
@@ -436,6 +467,7 @@ fn start_relay_worker(
 fn start_relay_worker(
     _cfg: &NodeConfig,
     _pipeline: &Arc<Pipeline>,
+    _peers: Option<Arc<crate::mesh::PeerCache>>,
     _http: reqwest::Client,
     _advertise: watch::Sender<crate::nat::Advertised>,
     _registrations: Option<watch::Receiver<u64>>,
@@ -445,6 +477,79 @@ fn start_relay_worker(
         "relay_worker_endpoint ignored: this build has no native transport (feature iicp-tcp)"
     );
     None
+}
+
+/// Starts the relay server when the node is relay-capable: binds
+/// `relay_accept_port` on the node's `host` and returns its routes (for the
+/// node's router) and its task (stopped with the node).
+#[cfg(feature = "iicp-tcp")]
+async fn start_relay(
+    cfg: &NodeConfig,
+    endpoint: &str,
+    local_addr: std::net::SocketAddr,
+    identity: &watch::Receiver<Option<String>>,
+) -> Result<Option<crate::relay::server::RelayServer>> {
+    if !cfg.relay_capable {
+        return Ok(None);
+    }
+    // Workers register `http://relay:PORT/v1/relay-for/{id}`: the port
+    // consumers reach, the advertised one when it says.
+    let http_port = url::Url::parse(endpoint)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(local_addr.port());
+    let ticket_key = cfg
+        .relay_bind_ticket_public_key
+        .as_deref()
+        .map(crate::token::DirectoryPublicKey::from_hex)
+        .transpose()
+        .map_err(|_| {
+            crate::IicpError::InvalidConfig("relay_bind_ticket_public_key is not a key".into())
+        })?;
+    let params = crate::relay::server::RelayParams {
+        host: cfg.host.clone(),
+        accept_port: cfg.relay_accept_port,
+        http_port,
+        limits: cfg.relay_limits,
+        native: cfg.native_limits,
+        require_ticket: cfg.relay_require_bind_ticket,
+        ticket_key,
+        directory_url: cfg.directory_url.clone(),
+        identity: identity.clone(),
+        default_timeout: cfg.default_task_timeout,
+    };
+    crate::relay::server::start(params).await.map(Some)
+}
+
+/// Without the `iicp-tcp` feature there is no relay server.
+#[cfg(not(feature = "iicp-tcp"))]
+async fn start_relay(
+    cfg: &NodeConfig,
+    _endpoint: &str,
+    _local_addr: std::net::SocketAddr,
+    _identity: &watch::Receiver<Option<String>>,
+) -> Result<Option<RelayStub>> {
+    if cfg.relay_capable {
+        tracing::warn!(
+            "relay_capable is set but this build has no native transport (feature iicp-tcp): no relay"
+        );
+    }
+    Ok(None)
+}
+
+/// The shape of a started relay, for builds without one.
+#[cfg(not(feature = "iicp-tcp"))]
+struct RelayStub {
+    routes: axum::Router,
+    accept_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// Binds `host:port` exactly (no next free port): the relay's accept port.
+#[cfg(feature = "iicp-tcp")]
+pub(crate) async fn bind_exact(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    listener::bind(host, port, false).await
 }
 
 /// Keeps a UPnP mapping or IPv6 pinhole renewed while the node serves and

@@ -46,10 +46,20 @@ pub struct RunningNode {
     pub(super) mesh_task: Option<JoinHandle<()>>,
     pub(super) mesh_stop: CancellationToken,
     /// The relay the worker is bound at (`host:port`), when it is.
-    pub(super) relay: watch::Receiver<Option<String>>,
+    pub(super) relay_bound: watch::Receiver<Option<String>>,
     /// The relay worker, when the node serves through a relay.
     pub(super) worker: Option<JoinHandle<()>>,
     pub(super) worker_stop: CancellationToken,
+    /// The relay server, when the node is relay-capable.
+    pub(super) relay: Option<RelayRun>,
+}
+
+/// A running relay server: its accept port's address and task.
+#[derive(Debug)]
+pub(super) struct RelayRun {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+    pub stop: CancellationToken,
 }
 
 impl RunningNode {
@@ -76,6 +86,12 @@ impl RunningNode {
         &self.endpoint
     }
 
+    /// Where the relay accepts workers (`relay_accept_port` as bound), when
+    /// the node is relay-capable.
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.relay.as_ref().map(|r| r.addr)
+    }
+
     /// The reachability tier found at start (`None` when the ladder was
     /// off: `reachability.auto_detect` false and no endpoint given).
     pub fn reachability_tier(&self) -> Option<crate::nat::Tier> {
@@ -86,7 +102,7 @@ impl RunningNode {
     /// its accept port), while a session is up; `None` otherwise (also for
     /// a node that is not a relay worker).
     pub fn relay(&self) -> Option<String> {
-        self.relay.borrow().clone()
+        self.relay_bound.borrow().clone()
     }
 
     /// Whether the node serves through a relay (the operator named one, or
@@ -98,7 +114,7 @@ impl RunningNode {
     /// Waits at most `limit` until the node is bound at a relay and returns
     /// it (`host:port`); `None` when it is not bound by then.
     pub async fn relay_within(&self, limit: Duration) -> Option<String> {
-        let mut rx = self.relay.clone();
+        let mut rx = self.relay_bound.clone();
         tokio::time::timeout(limit, rx.wait_for(Option::is_some))
             .await
             .ok()?
@@ -200,6 +216,10 @@ impl RunningNode {
                 server.abort();
             }
         }
+        // Workers get CLOSE graceful; their consumers' calls fail now.
+        if let Some(relay) = self.relay.take() {
+            let _ = tokio::time::timeout(self.grace, relay.task).await;
+        }
         self.lifecycle_stop.cancel();
         if let Some(lifecycle) = self.lifecycle.take() {
             let _ = lifecycle.await;
@@ -224,6 +244,9 @@ impl RunningNode {
         self.pipeline.start_draining();
         self.server_stop.cancel();
         self.mesh_stop.cancel();
+        if let Some(relay) = &self.relay {
+            relay.stop.cancel();
+        }
     }
 }
 

@@ -28,6 +28,10 @@ mod message;
 mod pool;
 mod reason;
 
+/// Typed reading of integer-keyed maps, for the relay's reading of a
+/// worker's RESPONSE (key 5 beside key 100, which no message type keeps).
+#[cfg_attr(not(feature = "iicp-tcp"), allow(unused_imports))]
+pub(crate) use cbor::Fields;
 pub use cbor::{CborLimits, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS};
 pub(crate) use client::{Failure, answer_value};
 pub use client::{NativeClient, NativeOptions, StreamStep};

@@ -12,6 +12,8 @@ pub mod netlab;
 pub mod node;
 pub mod node_bin;
 pub mod raw_http;
+#[cfg(feature = "iicp-tcp")]
+pub mod relay;
 pub mod test_node;
 pub mod watch;
 

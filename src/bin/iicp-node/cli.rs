@@ -452,6 +452,8 @@ pub struct ServeArgs {
     pub server: ServerLimitArgs,
     #[command(flatten)]
     pub native: crate::native_args::NativeLimitArgs,
+    #[command(flatten)]
+    pub relay: crate::relay_args::RelayServerArgs,
 }
 
 /// `--task-auth` values.

@@ -7,6 +7,7 @@ mod directory_cmd;
 mod doctor_cmd;
 mod echo;
 mod native_args;
+mod relay_args;
 mod serve_cmd;
 
 use clap::Parser;

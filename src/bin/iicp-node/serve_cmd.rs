@@ -22,7 +22,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         (None, None) => vec![echo::MODEL.to_owned()],
         (None, Some(_)) => Vec::new(), // probed from the backend
     };
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         endpoint: args.reach.public_endpoint.clone().unwrap_or_default(),
         reachability: args.reach.config(),
         relay_worker_endpoint: args.reach.relay_worker_endpoint.clone(),
@@ -52,6 +52,7 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         replay_window_entries: args.replay_window_entries,
         ..NodeConfig::default()
     };
+    args.relay.apply(&mut config);
     let node = IicpNode::new(config);
     let (running, backend_desc) = match backend_kind {
         None => (
