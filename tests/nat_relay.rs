@@ -128,11 +128,39 @@ fn a_worker_behind_nat_is_reached_through_an_elected_relay_and_fails_over() {
         &router,
         "tcpdump",
         "tcpdump",
-        &["-i", "wan0", "-U", "-n", "-s", "0", "-w", &pcap_arg, "tcp"],
+        &[
+            "-i",
+            "wan0",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-s",
+            "0",
+            "-w",
+            &pcap_arg,
+            "tcp",
+        ],
         &[],
     );
     lab.wait_for_log(&capture, "listening on", Duration::from_secs(20));
-    let _ = model;
+    let start = Instant::now();
+    while !lab
+        .exec(
+            &lan,
+            "curl",
+            &["-sf", "-m", "2", "http://127.0.0.1:8081/v1/models"],
+            &[],
+        )
+        .status
+        .success()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the LAN model did not start: {}",
+            lab.log(&model)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Nothing on the WAN can dial the LAN host, nor the router's port.
     for target in [
@@ -152,7 +180,7 @@ fn a_worker_behind_nat_is_reached_through_an_elected_relay_and_fails_over() {
             "--backend-type",
             "openai_compat",
             "--backend-url",
-            "http://127.0.0.1:8081",
+            "http://127.0.0.1:8081/v1",
             "--directory-url",
             &directory,
         ],
@@ -182,13 +210,20 @@ fn a_worker_behind_nat_is_reached_through_an_elected_relay_and_fails_over() {
         text(&out)
     );
 
+    // Let the capture write what it received, then stop it.
+    std::thread::sleep(Duration::from_secs(1));
     lab.terminate(&capture);
     let captured = std::fs::read(&pcap).expect("the capture file");
     let holds = |needle: &[u8]| captured.windows(needle.len()).any(|w| w == needle);
     assert!(
         holds(b"IICP\x01\x0b"),
-        "the capture saw the worker's RELAY_BIND ({} bytes)",
-        captured.len()
+        "the capture saw the worker's RELAY_BIND ({} bytes): {}",
+        captured.len(),
+        lab.log(&capture)
+    );
+    assert!(
+        holds(b"IICP\x01\x05") && holds(b"iicp_conf"),
+        "the capture saw the relay's CALL carrying the sealed task"
     );
     assert!(
         !holds(b"violet-okapi-4471"),

@@ -316,7 +316,11 @@ impl IicpNode {
             lifecycle,
             lifecycle_stop,
             grace: cfg.shutdown_grace,
-            tier: reach.tier,
+            tier: if relay_worker {
+                Some(crate::nat::Tier::Relay)
+            } else {
+                reach.tier
+            },
             keeper,
             keeper_stop,
             mesh: mesh.map(|m| m.cache.clone()),
@@ -360,9 +364,9 @@ fn mesh_state(
 }
 
 /// Whether this node should serve through a relay: never when it is a
-/// relay itself; when the operator named one; or when the ladder found no
-/// endpoint to advertise and either ended at tier 3 or the directory is not
-/// local (see `crate::relay::worker`). Logs the decision.
+/// relay itself; when the operator named one; or when the reachability
+/// ladder found no endpoint for this directory's consumers (`reach`, which
+/// logs `NAT tier=3: auto-electing relay from directory...`).
 fn relay_worker_wanted(cfg: &NodeConfig, reach: &reach::Resolved) -> bool {
     let named = cfg.relay_worker_endpoint.is_some();
     if cfg.relay_capable {
@@ -373,29 +377,7 @@ fn relay_worker_wanted(cfg: &NodeConfig, reach: &reach::Resolved) -> bool {
         }
         return false;
     }
-    if named {
-        return true;
-    }
-    let Some(tier) = reach.tier else {
-        return false;
-    };
-    let auto = !cfg.skip_registration
-        && reach.lease.is_none()
-        && (tier == crate::nat::Tier::Relay || !reach.register);
-    if auto {
-        if cfg!(feature = "iicp-tcp") {
-            tracing::info!(
-                tier = tier.label(),
-                "NAT tier={tier}: auto-electing relay from directory..."
-            );
-        } else {
-            tracing::warn!(
-                "NAT tier={tier}: a relay would reach this node, but this build has no native transport (feature iicp-tcp)"
-            );
-            return false;
-        }
-    }
-    auto
+    named || reach.relay
 }
 
 /// Starts the relay worker (`crate::relay::worker`): its task and the

@@ -22,6 +22,9 @@ pub(crate) struct Resolved {
     pub tier: Option<Tier>,
     /// The UPnP mapping to keep and remove.
     pub lease: Option<Lease>,
+    /// The ladder found no endpoint a consumer of this directory could
+    /// reach: serve through an elected relay (tier 3, `crate::relay`).
+    pub relay: bool,
 }
 
 /// Runs the ladder for a node bound to `local` (unless it is off) and logs
@@ -34,6 +37,7 @@ pub(crate) async fn resolve(cfg: &NodeConfig, local: SocketAddr) -> Resolved {
             register: true,
             tier: None,
             lease: None,
+            relay: false,
         };
     }
     let options = NatOptions {
@@ -57,10 +61,18 @@ pub(crate) async fn resolve(cfg: &NodeConfig, local: SocketAddr) -> Resolved {
             register: true,
             tier: Some(tier),
             lease: mapping,
+            relay: false,
         },
         None => {
             let register = directory_is_local(&cfg.directory_url);
-            if !register && !cfg.skip_registration {
+            let relay = relay_reaches(cfg, tier, register);
+            if relay {
+                tracing::info!(
+                    tier = Tier::Relay.label(),
+                    "NAT tier={}: auto-electing relay from directory...",
+                    Tier::Relay
+                );
+            } else if !register && !cfg.skip_registration {
                 tracing::warn!(
                     directory = %cfg.directory_url,
                     "not registering: this node has no endpoint the directory's consumers could reach (see the guidance above); serving locally"
@@ -69,11 +81,29 @@ pub(crate) async fn resolve(cfg: &NodeConfig, local: SocketAddr) -> Resolved {
             Resolved {
                 endpoint: default_endpoint(local),
                 register,
-                tier: Some(tier),
+                tier: Some(if relay { Tier::Relay } else { tier }),
                 lease: None,
+                relay,
             }
         }
     }
+}
+
+/// Whether a node the ladder left without an endpoint should serve through
+/// an elected relay: when the ladder ended at tier 3 (carrier-grade NAT), or
+/// when nothing worked and the directory is not local (its consumers could
+/// not reach a LAN address). Never for a relay itself, a node that does not
+/// register, or a build without the native transport (said at warn).
+fn relay_reaches(cfg: &NodeConfig, tier: Tier, directory_local: bool) -> bool {
+    let wanted =
+        !cfg.relay_capable && !cfg.skip_registration && (tier == Tier::Relay || !directory_local);
+    if wanted && !cfg!(feature = "iicp-tcp") {
+        tracing::warn!(
+            "NAT tier={tier}: a relay would reach this node, but this build has no native transport (feature iicp-tcp)"
+        );
+        return false;
+    }
+    wanted
 }
 
 /// The tier line, and the guidance at warn, except for a node bound to
