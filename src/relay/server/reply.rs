@@ -73,7 +73,7 @@ fn read_answer(f: &mut Fields) -> Result<WorkerAnswer, MessageError> {
     let status = f
         .int(100, "status")?
         .and_then(|s| u16::try_from(s).ok())
-        .filter(|s| (100..=599).contains(s));
+        .filter(|s| (200..=599).contains(s));
     let message = f.text(101, "error_message").ok().flatten();
     let spec_error = match f.map(6, "error") {
         Ok(Some(mut e)) => Some((
@@ -159,23 +159,28 @@ pub(crate) fn render(answer: WorkerAnswer, task_id: &str, worker_id: &str) -> (u
             200
         }
     });
-    let wrap = |result: Value| {
-        let mut answer = json!({
-            "task_id": task_id,
-            "status": "completed",
-            "node_id": worker_id,
-        });
-        match result {
-            Value::Object(fields) => {
-                if let Some(answer) = answer.as_object_mut() {
-                    // `status` is absent or not a string here: ours wins.
-                    answer.extend(fields.into_iter().filter(|(k, _)| k != "status"));
+    let wrap =
+        |result: Value| {
+            let mut answer = json!({
+                "task_id": task_id,
+                "status": "completed",
+                "node_id": worker_id,
+            });
+            match result {
+                Value::Object(fields) => {
+                    if let Some(answer) = answer.as_object_mut() {
+                        // `status` is absent or not a string here; the task id
+                        // and the node the relay forwarded to are the relay's
+                        // to say: a worker cannot rename itself or the task.
+                        answer.extend(fields.into_iter().filter(|(k, _)| {
+                            !matches!(k.as_str(), "status" | "task_id" | "node_id")
+                        }));
+                    }
                 }
+                other => answer["result"] = other,
             }
-            other => answer["result"] = other,
-        }
-        answer
-    };
+            answer
+        };
     match answer.body {
         Some(body) if is_complete(&body) => (status, body),
         Some(body) if (200..300).contains(&status) => (status, wrap(body)),
@@ -223,6 +228,21 @@ mod tests {
         assert_eq!(
             body,
             json!({"task_id": "t-1", "status": "completed", "result": {"text": "hi"}, "node_id": "w-1"})
+        );
+        // A raw value cannot rename the task or the worker, nor pick a 1xx.
+        let raw =
+            serde_json::to_vec(&json!({"task_id": "x", "node_id": "other", "text": "t"})).unwrap();
+        let (_, a) = answer(&cbor(vec![
+            (15.into(), "c".into()),
+            (5.into(), raw.into()),
+            (100.into(), 101.into()),
+        ]));
+        assert_eq!(a.status, None);
+        let (status, body) = render(a, "t-1", "w-1");
+        assert_eq!(status, 200);
+        assert_eq!(
+            (&body["task_id"], &body["node_id"], &body["text"]),
+            (&json!("t-1"), &json!("w-1"), &json!("t"))
         );
         let raw = serde_json::to_vec(&json!("just text")).unwrap();
         let (_, a) = answer(&cbor(vec![(15.into(), "c".into()), (5.into(), raw.into())]));
