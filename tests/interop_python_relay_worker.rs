@@ -9,65 +9,35 @@
 //! given in `IICP_INTEROP_PYTHON` (docs/INTEROP.md).
 #![cfg(feature = "iicp-tcp")]
 
+mod common;
+
+use common::python::{Python, Spawned};
 use iicp_client::directory::{Directory, DirectoryConfig};
 use iicp_client::node::handler_fn;
 use iicp_client::{IicpNode, NodeConfig};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
 
-/// Kills the Python relay when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts scripts/interop/py_relay.py and returns it with its (HTTP, relay
-/// accept) ports.
-fn python_relay() -> (Reap, u16, u16) {
-    let python = match std::env::var_os("IICP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!("IICP_INTEROP_PYTHON is not set: point it at the interop venv's python"),
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/py_relay.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python starts");
-    let stdout = child.stdout.take().unwrap();
-    let reap = Reap(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let listening = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the Python relay listens");
-    assert_eq!(listening["event"], "listening", "{listening}");
+/// Starts scripts/interop/py_relay.py and returns it (killed when dropped)
+/// with its (HTTP, relay accept) ports.
+async fn python_relay() -> (Spawned, u16, u16) {
+    let mut relay = Python::from_env().spawn("py_relay.py", &[]);
+    let listening = relay.listening(Duration::from_secs(60)).await;
+    assert_eq!(
+        relay.out.json().first(),
+        Some(&listening),
+        "the relay's first line"
+    );
     let port = |k: &str| u16::try_from(listening[k].as_u64().unwrap()).unwrap();
-    (reap, port("http_port"), port("relay_port"))
+    (relay, port("http_port"), port("relay_port"))
 }
 
 #[tokio::test]
 #[ignore = "needs the Python SDK venv (IICP_INTEROP_PYTHON)"]
 async fn the_python_relay_serves_our_worker() {
-    let (_relay, http_port, relay_port) = python_relay();
+    let (_relay, http_port, relay_port) = python_relay().await;
     let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
