@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import uuid
 
@@ -28,7 +27,8 @@ import iicp_client.node as sdk_node
 import iicp_client.peer_manager as sdk_peers
 from iicp_client.node import IicpNode, NodeConfig
 
-from py_node import CHAT_INTENT, emit, free_port, handler
+from interop_common import CHAT_INTENT, free_port, serve_until_signal
+from py_node import handler
 
 
 async def main() -> int:
@@ -61,17 +61,10 @@ async def main() -> int:
     node._peer_manager._node_token = args.gossip_key  # noqa: SLF001
 
     token = await node.register()
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    emit({"event": "listening", "node_id": node_id, "endpoint": endpoint})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+    return await serve_until_signal(
+        node.serve(handler, host=args.host, port=port, node_token=token),
+        {"node_id": node_id, "endpoint": endpoint},
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import socket
 import sys
 import uuid
 from typing import Any
@@ -35,30 +33,7 @@ import httpx
 import iicp_client.node as sdk_node
 from iicp_client.node import IicpNode, NodeConfig
 
-CHAT_INTENT = "urn:iicp:intent:llm:chat:v1"
-
-
-_SECRET_KEYS = {"node_token", "token", "node_hmac_key", "current_node_token", "proxy_token"}
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("***" if k in _SECRET_KEYS and v else _redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value
-
-
-def emit(obj: dict[str, Any]) -> None:
-    """One JSON line on stdout; tokens and the HMAC key are replaced by "***"."""
-    sys.stdout.write(json.dumps(_redact(obj), sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+from interop_common import CHAT_INTENT, emit, free_port, serve_until_signal
 
 
 def _json_or_text(raw: bytes) -> Any:
@@ -140,17 +115,10 @@ async def main() -> int:
     node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
 
     token = await node.register()
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    emit({"event": "listening", "node_id": node_id, "endpoint": endpoint})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+    return await serve_until_signal(
+        node.serve(handler, host=args.host, port=port, node_token=token),
+        {"node_id": node_id, "endpoint": endpoint},
+    )
 
 
 if __name__ == "__main__":

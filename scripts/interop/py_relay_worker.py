@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import uuid
 
 import iicp_client.node as sdk_node
 from iicp_client.node import IicpNode, NodeConfig
-from py_node import CHAT_INTENT, _log_response, emit, free_port, handler
+
+from interop_common import CHAT_INTENT, free_port, serve_until_signal
+from py_node import _log_response, handler
 
 
 async def main() -> int:
@@ -49,17 +50,10 @@ async def main() -> int:
     node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
 
     token = await node.register()
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    emit({"event": "listening", "node_id": node_id, "endpoint": f"http://{args.host}:{port}"})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+    return await serve_until_signal(
+        node.serve(handler, host=args.host, port=port, node_token=token),
+        {"node_id": node_id, "endpoint": f"http://{args.host}:{port}"},
+    )
 
 
 if __name__ == "__main__":
