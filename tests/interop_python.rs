@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::python::{Python, Spawned};
+use common::python::{Python, Spawned, chat_with_python_echo, discovered};
 use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
 use iicp_client::{ChatMessage, ClientConfig, IicpClient};
 use serde_json::Value;
@@ -23,22 +23,11 @@ const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
 
 /// The node ids our directory currently lists for the chat intent.
 async fn listed(dir_url: &str) -> Vec<String> {
-    let url = format!("{dir_url}/v1/discover?intent={CHAT}&limit=50");
-    let body: Value = reqwest::get(&url)
+    discovered(dir_url)
         .await
-        .expect("discover answers")
-        .json()
-        .await
-        .expect("discover is JSON");
-    body["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .filter_map(|n| n["node_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n["node_id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn wait_listed(dir_url: &str, node_id: &str, want: bool) {
@@ -117,20 +106,7 @@ async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
     assert!(node.endpoint.starts_with("http://127.0.0.1:"));
     wait_listed(&base, &node.node_id, true).await;
 
-    let client = IicpClient::builder(ClientConfig {
-        directory_url: base.clone(),
-        timeout_ms: 20_000,
-        ..Default::default()
-    })
-    .allow_private_nodes(true)
-    .build()
-    .expect("client");
-    let reply = client
-        .chat(vec![ChatMessage::user("hello from rust")], None)
-        .await
-        .unwrap_or_else(|e| panic!("chat with the Python node failed: {e}\n{}", node.logs()));
-    assert_eq!(reply.text(), "python echo: hello from rust");
-    assert_eq!(reply.model, "py-echo");
+    chat_with_python_echo(&base, "hello from rust", &node.py).await;
 
     // The task envelope the Python node's handler received from our client.
     // (The reader thread may see the line a moment after the reply.)

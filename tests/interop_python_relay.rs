@@ -14,10 +14,9 @@
 
 mod common;
 
-use common::python::Python;
+use common::python::{Python, chat_with_python_echo, discovered};
 use common::relay::{chat_task, get_json, relay_for, start_relay};
 use iicp_client::directory::{Directory, DirectoryConfig};
-use iicp_client::{ChatMessage, ClientConfig, IicpClient};
 use std::time::Duration;
 
 #[tokio::test]
@@ -60,39 +59,20 @@ async fn our_relay_serves_the_python_relay_worker() {
 
     // Re-registered through the relay: discover lists the relay-for endpoint.
     let relay_endpoint = format!("{}/v1/relay-for/{node_id}", relay.base);
-    let discover = format!("{base}/v1/discover?intent={}&limit=50", common::CHAT);
     py.wait_for(
         "the re-registration through the relay",
         Duration::from_secs(30),
         async || {
-            let (_, body) = get_json(&discover, None).await;
-            body["nodes"]
-                .as_array()?
-                .iter()
-                .find(|n| {
-                    n["node_id"] == node_id.as_str() && n["endpoint"] == relay_endpoint.as_str()
-                })
-                .cloned()
+            discovered(&base).await.into_iter().find(|n| {
+                n["node_id"] == node_id.as_str() && n["endpoint"] == relay_endpoint.as_str()
+            })
         },
     )
     .await;
 
     // Our client's chat goes to the relay-for endpoint, sealed for the
     // Python node (IICP-CX), and comes back sealed by it.
-    let client = IicpClient::builder(ClientConfig {
-        directory_url: base.clone(),
-        timeout_ms: 20_000,
-        ..Default::default()
-    })
-    .allow_private_nodes(true)
-    .build()
-    .expect("client");
-    let reply = client
-        .chat(vec![ChatMessage::user("hello through the relay")], None)
-        .await
-        .unwrap_or_else(|e| panic!("chat through our relay failed: {e}\n{}", py.logs()));
-    assert_eq!(reply.text(), "python echo: hello through the relay");
-    assert_eq!(reply.model, "py-echo");
+    chat_with_python_echo(&base, "hello through the relay", &py).await;
     let sealed = py
         .out
         .json()

@@ -11,11 +11,12 @@
 
 mod common;
 
-use common::python::{Python, Spawned};
+use common::python::{Python, Spawned, discovered};
+use common::relay::{get_json, post_json};
 use iicp_client::directory::{Directory, DirectoryConfig};
 use iicp_client::node::handler_fn;
 use iicp_client::{IicpNode, NodeConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
@@ -37,7 +38,7 @@ async fn python_relay() -> (Spawned, u16, u16) {
 #[tokio::test]
 #[ignore = "needs the Python SDK venv (IICP_INTEROP_PYTHON)"]
 async fn the_python_relay_serves_our_worker() {
-    let (_relay, http_port, relay_port) = python_relay().await;
+    let (relay, http_port, relay_port) = python_relay().await;
     let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -66,53 +67,38 @@ async fn the_python_relay_serves_our_worker() {
     // The directory lists the relay-for endpoint the Python relay's
     // RELAY_ACK named (its HTTP port).
     let endpoint = format!("http://127.0.0.1:{http_port}/v1/relay-for/{id}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let body: Value = http
-            .get(format!("{}/v1/discover?intent={CHAT}", dir.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let listed = body["nodes"].as_array().into_iter().flatten().any(|n| {
-            n["node_id"] == id.as_str()
-                && n["endpoint"] == endpoint.as_str()
-                && n["transport_method"] == "turn_relay"
-        });
-        if listed {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never listed: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    relay
+        .wait_for(
+            "the relay-for endpoint in discover",
+            Duration::from_secs(30),
+            async || {
+                discovered(&dir.url())
+                    .await
+                    .iter()
+                    .any(|n| {
+                        n["node_id"] == id.as_str()
+                            && n["endpoint"] == endpoint.as_str()
+                            && n["transport_method"] == "turn_relay"
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
 
     // A consumer POSTs to the relay-for URL and gets our node's answer.
-    let answer: Value = http
-        .post(format!("{endpoint}/v1/task"))
-        .json(&json!({"task_id": "interop-1", "intent": CHAT, "payload": {"q": "hello"}}))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = post_json(
+        &format!("{endpoint}/v1/task"),
+        &json!({"task_id": "interop-1", "intent": CHAT, "payload": {"q": "hello"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["task_id"], "interop-1", "{answer}");
     assert_eq!(answer["result"]["answer"], "our rust worker", "{answer}");
     assert_eq!(answer["result"]["echo"], json!({"q": "hello"}));
     assert_eq!(answer["result"]["node"], id.as_str());
     // Its health, through the relay.
-    let health = http
-        .get(format!("{endpoint}/iicp/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    let (status, _) = get_json(&format!("{endpoint}/iicp/health"), None).await;
+    assert_eq!(status, 200);
     node.shutdown().await;
 }

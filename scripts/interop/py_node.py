@@ -86,39 +86,61 @@ async def handler(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def main() -> int:
+def echo_node_arguments() -> argparse.ArgumentParser:
+    """The arguments of every echo-node helper (py_node.py, py_mesh_node.py,
+    py_relay_worker.py); each adds its own."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--directory-url", required=True)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--node-id", default="")
     ap.add_argument("--heartbeat-secs", type=float, default=1.0)
-    args = ap.parse_args()
+    return ap
 
+
+def echo_node_config(args: argparse.Namespace, port: int, **extra: Any) -> NodeConfig:
+    """The configuration of a node on `args.host:port` serving the chat intent as
+    model "py-echo" (answered by `handler`) and registering with
+    `args.directory_url`; `extra` adds NodeConfig fields. Lowers the SDK's heartbeat
+    interval to `args.heartbeat_secs`."""
     sdk_node._HEARTBEAT_INTERVAL = args.heartbeat_secs  # type: ignore[attr-defined]
-    port = args.port or free_port(args.host)
-    node_id = args.node_id or str(uuid.uuid4())
-    endpoint = f"http://{args.host}:{port}"
-    node = IicpNode(
-        NodeConfig(
-            node_id=node_id,
-            endpoint=endpoint,
-            intent=CHAT_INTENT,
-            model="py-echo",
-            region="local",
-            directory_url=args.directory_url,
-            max_concurrent=2,
-        )
+    return NodeConfig(
+        node_id=args.node_id or str(uuid.uuid4()),
+        endpoint=f"http://{args.host}:{port}",
+        intent=CHAT_INTENT,
+        model="py-echo",
+        region="local",
+        directory_url=args.directory_url,
+        max_concurrent=2,
+        **extra,
     )
-    # Observe every directory exchange the SDK makes (register, heartbeat, registry
-    # check, deregister) without changing them.
-    node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
 
+
+async def register_and_serve(node: IicpNode, config: NodeConfig, host: str, port: int) -> int:
+    """Registers `node`, then serves `handler` until SIGTERM or SIGINT (see
+    interop_common.serve_until_signal), announcing its id and endpoint."""
     token = await node.register()
     return await serve_until_signal(
-        node.serve(handler, host=args.host, port=port, node_token=token),
-        {"node_id": node_id, "endpoint": endpoint},
+        node.serve(handler, host=host, port=port, node_token=token),
+        {"node_id": config.node_id, "endpoint": config.endpoint},
     )
+
+
+def log_directory_exchanges(node: IicpNode) -> None:
+    """Emits every directory exchange the SDK makes (register, heartbeat, registry
+    check, deregister) as a `directory` line, without changing them."""
+    node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
+
+
+async def main() -> int:
+    ap = echo_node_arguments()
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+
+    port = args.port or free_port(args.host)
+    config = echo_node_config(args, port)
+    node = IicpNode(config)
+    log_directory_exchanges(node)
+    return await register_and_serve(node, config, args.host, port)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 //! .await;
 //! ```
 
+use iicp_client::{ChatMessage, ClientConfig, IicpClient};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -202,6 +203,44 @@ impl Drop for Spawned {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Our `IicpClient` (default settings, so the task goes sealed with IICP-CX;
+/// loopback nodes allowed) finds a chat node through `directory_url` and
+/// says `text`; the answer must be the Python echo handler's (py_node.py):
+/// `python echo: <text>` from model `py-echo`. A failed chat panics with
+/// `py`'s output.
+pub async fn chat_with_python_echo(directory_url: &str, text: &str, py: &Spawned) {
+    let client = IicpClient::builder(ClientConfig {
+        directory_url: directory_url.to_owned(),
+        timeout_ms: 20_000,
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .build()
+    .expect("client");
+    let reply = client
+        .chat(vec![ChatMessage::user(text)], None)
+        .await
+        .unwrap_or_else(|e| panic!("chat with the Python node failed: {e}\n{}", py.logs()));
+    assert_eq!(reply.text(), format!("python echo: {text}"));
+    assert_eq!(reply.model, "py-echo");
+}
+
+/// The nodes `directory_url` lists for the chat intent (discover, up to 50;
+/// none when it does not answer with a list).
+pub async fn discovered(directory_url: &str) -> Vec<Value> {
+    let url = format!(
+        "{directory_url}/v1/discover?intent={}&limit=50",
+        super::CHAT
+    );
+    let body: Value = reqwest::get(&url)
+        .await
+        .expect("discover answers")
+        .json()
+        .await
+        .expect("discover is JSON");
+    body["nodes"].as_array().cloned().unwrap_or_default()
 }
 
 /// Polls `check` every 100 ms until it gives `Some`, for at most `limit`;
