@@ -15,7 +15,7 @@
 mod common;
 
 use common::python::{Python, chat_with_python_echo, discovered};
-use common::relay::{chat_task, get_json, relay_for, start_relay};
+use common::relay::{chat_task, get_json, start_relay};
 use iicp_client::directory::{Directory, DirectoryConfig};
 use std::time::Duration;
 
@@ -83,13 +83,7 @@ async fn our_relay_serves_the_python_relay_worker() {
 
     // A plain task POSTed to the relay: the Python handler's raw value comes
     // back merged into a completed task response.
-    let (status, body) = relay_for(
-        relay.base.clone(),
-        &node_id,
-        chat_task("plain", Some(10_000)),
-        vec![],
-    )
-    .await;
+    let (status, body) = relay.task(&node_id, chat_task("plain", Some(10_000))).await;
     assert_eq!(status, 200, "{body}\n{}", py.logs());
     assert_eq!(body["status"], "completed");
     assert_eq!(
