@@ -14,7 +14,6 @@ mod common;
 
 use common::python::{Python, Spawned, chat_with_python_echo, discovered};
 use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
-use iicp_client::{ChatMessage, ClientConfig, IicpClient};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -526,6 +525,7 @@ async fn our_native_client_calls_the_python_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python SDK with iicp-tcp (IICP_INTEROP_PYTHON); run by .ci/run"]
 async fn our_client_prefers_native_with_the_python_node() {
+    use iicp_client::{ChatMessage, ClientConfig, IicpClient};
     let dir = directory_for_python_node().await;
     let node = PyNode::spawn(&dir.url()).await;
     wait_listed(&dir.url(), &node.node_id, true).await;
