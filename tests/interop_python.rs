@@ -10,133 +10,23 @@
 //! tests need a venv with `scripts/interop/requirements.txt` installed, whose
 //! python is given in `IICP_INTEROP_PYTHON`. See docs/INTEROP.md.
 
+mod common;
+
+use common::python::{Python, Spawned, chat_with_python_echo, discovered};
 use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
-use iicp_client::{ChatMessage, ClientConfig, IicpClient};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
-const IGNORE: &str = "needs the Python SDK venv (scripts/interop); run by .ci/run";
-
-fn python() -> PathBuf {
-    match std::env::var_os("IICP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "IICP_INTEROP_PYTHON is not set: point it at the python of a venv with \
-             scripts/interop/requirements.txt installed ({IGNORE})"
-        ),
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts/interop")
-        .join(name)
-}
-
-/// `python <script> <args>` from the venv, stdout and stderr piped, with
-/// loopback nodes allowed and unbuffered output.
-fn python_script(python: &PathBuf, name: &str, args: &[&str]) -> Child {
-    Command::new(python)
-        .arg(script(name))
-        .args(args)
-        .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts")
-}
-
-/// Lines a child writes, collected by a reader thread.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl Lines {
-    fn collect(stream: impl Read + Send + 'static) -> Self {
-        let lines = Self::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                sink.0.lock().unwrap().push(line);
-            }
-        });
-        lines
-    }
-
-    fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// The lines that are JSON objects.
-    fn json(&self) -> Vec<Value> {
-        self.all()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(Value::is_object)
-            .collect()
-    }
-}
-
-/// Polls `check` every 100 ms until it gives `Some`, for at most `limit`.
-async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits (bounded) for a child to exit; kills it if it does not.
-async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child {} did not exit within {limit:?}", child.id());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {sig} failed");
-}
 
 /// The node ids our directory currently lists for the chat intent.
 async fn listed(dir_url: &str) -> Vec<String> {
-    let url = format!("{dir_url}/v1/discover?intent={CHAT}&limit=50");
-    let body: Value = reqwest::get(&url)
+    discovered(dir_url)
         .await
-        .expect("discover answers")
-        .json()
-        .await
-        .expect("discover is JSON");
-    body["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .filter_map(|n| n["node_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n["node_id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn wait_listed(dir_url: &str, node_id: &str, want: bool) {
@@ -164,73 +54,31 @@ async fn directory_for_python_node() -> RunningDirectory {
         .expect("directory starts")
 }
 
-/// Kills a child that is still running when dropped (a failed assertion).
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// A running py_node.py.
 struct PyNode {
-    child: Child,
-    out: Lines,
-    err: Lines,
+    py: Spawned,
     node_id: String,
     endpoint: String,
 }
 
 impl PyNode {
     async fn spawn(dir_url: &str) -> Self {
-        let mut child = python_script(
-            &python(),
+        let mut py = Python::from_env().spawn(
             "py_node.py",
             &["--directory-url", dir_url, "--heartbeat-secs", "1"],
         );
-        let out = Lines::collect(child.stdout.take().unwrap());
-        let err = Lines::collect(child.stderr.take().unwrap());
-        let started = {
-            let (out, err) = (out.clone(), err.clone());
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(ev) = out.json().into_iter().find(|e| e["event"] == "listening") {
-                    break ev;
-                }
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!(
-                        "py_node.py exited ({status}) before listening\nstdout:\n{}\nstderr:\n{}",
-                        out.all().join("\n"),
-                        err.all().join("\n")
-                    );
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "py_node.py did not start within 30 s\nstderr:\n{}",
-                        err.all().join("\n")
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
+        let started = py.listening(Duration::from_secs(30)).await;
         Self {
             node_id: started["node_id"].as_str().unwrap().to_owned(),
             endpoint: started["endpoint"].as_str().unwrap().to_owned(),
-            child,
-            out,
-            err,
+            py,
         }
     }
 
     /// The directory exchanges py_node.py saw, oldest first.
     fn directory_calls(&self, method: &str, path_suffix: &str) -> Vec<Value> {
-        self.out
+        self.py
+            .out
             .json()
             .into_iter()
             .filter(|e| {
@@ -242,20 +90,7 @@ impl PyNode {
     }
 
     fn logs(&self) -> String {
-        format!(
-            "py_node.py stdout:\n{}\nstderr:\n{}",
-            self.out.all().join("\n"),
-            self.err.all().join("\n")
-        )
-    }
-}
-
-impl Drop for PyNode {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.py.logs()
     }
 }
 
@@ -270,29 +105,18 @@ async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
     assert!(node.endpoint.starts_with("http://127.0.0.1:"));
     wait_listed(&base, &node.node_id, true).await;
 
-    let client = IicpClient::builder(ClientConfig {
-        directory_url: base.clone(),
-        timeout_ms: 20_000,
-        ..Default::default()
-    })
-    .allow_private_nodes(true)
-    .build()
-    .expect("client");
-    let reply = client
-        .chat(vec![ChatMessage::user("hello from rust")], None)
-        .await
-        .unwrap_or_else(|e| panic!("chat with the Python node failed: {e}\n{}", node.logs()));
-    assert_eq!(reply.text(), "python echo: hello from rust");
-    assert_eq!(reply.model, "py-echo");
+    chat_with_python_echo(&base, "hello from rust", &node.py).await;
 
     // The task envelope the Python node's handler received from our client.
     // (The reader thread may see the line a moment after the reply.)
-    let task = wait_for(
-        "the Python handler's task line",
-        Duration::from_secs(5),
-        || node.out.json().into_iter().find(|e| e["event"] == "task"),
-    )
-    .await;
+    let task = node
+        .py
+        .wait_for(
+            "the Python handler's task line",
+            Duration::from_secs(5),
+            async || node.py.out.event("task"),
+        )
+        .await;
     assert_eq!(task["request"]["intent"], CHAT);
     let last = task["request"]["payload"]["messages"]
         .as_array()
@@ -314,19 +138,21 @@ async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
     // Heartbeats: the second and later ones carry `challenge_response`
     // (HMAC-SHA256 of the previous beat's challenge under node_hmac_key); our
     // directory must answer them 200 with a fresh challenge.
-    let answered = wait_for(
-        "two heartbeats that answer the HMAC challenge",
-        Duration::from_secs(30),
-        || {
-            let beats = node.directory_calls("POST", "/v1/heartbeat");
-            let answered: Vec<Value> = beats
-                .into_iter()
-                .filter(|b| b["request"]["challenge_response"].is_string())
-                .collect();
-            (answered.len() >= 2).then_some(answered)
-        },
-    )
-    .await;
+    let answered = node
+        .py
+        .wait_for(
+            "two heartbeats that answer the HMAC challenge",
+            Duration::from_secs(30),
+            async || {
+                let beats = node.directory_calls("POST", "/v1/heartbeat");
+                let answered: Vec<Value> = beats
+                    .into_iter()
+                    .filter(|b| b["request"]["challenge_response"].is_string())
+                    .collect();
+                (answered.len() >= 2).then_some(answered)
+            },
+        )
+        .await;
     for beat in node.directory_calls("POST", "/v1/heartbeat") {
         assert_eq!(
             beat["status"],
@@ -347,36 +173,28 @@ async fn python_node_serves_our_client_and_passes_heartbeat_challenges() {
     // Shown with --nocapture: the envelopes recorded in docs/INTEROP.md.
     println!("{}", node.logs());
     let mut node = node;
-    signal(&node.child, "-TERM");
-    wait_exit(&mut node.child, Duration::from_secs(20)).await;
+    node.py.signal("-TERM");
+    node.py.wait_exit(Duration::from_secs(20)).await;
     dir.shutdown().await;
 }
 
 /// `iicp-node serve --backend-type echo` on loopback with `extra` flags,
 /// registered with `base`; returns once its startup line is out.
-async fn spawn_our_node(base: &str, extra: &[&str]) -> (Reap, Lines, tempfile::TempDir) {
-    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = spare.local_addr().unwrap().port();
-    drop(spare);
+async fn spawn_our_node(base: &str, extra: &[&str]) -> (Spawned, tempfile::TempDir) {
+    let port = common::node_bin::free_port();
     let home = tempfile::tempdir().unwrap(); // this node's IICP_HOME, removed afterwards
-    let mut ours = Command::new(env!("CARGO_BIN_EXE_iicp-node"))
-        .args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iicp-node"));
+    cmd.args(["serve", "--backend-type", "echo", "--host", "127.0.0.1"])
         .args(["--port", &port.to_string(), "--directory-url", base])
         .args(extra)
         .env("RUST_LOG", "info")
-        .env("IICP_HOME", home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("iicp-node starts");
-    let ours_err = Lines::collect(ours.stderr.take().unwrap());
-    let ours = Reap(ours);
-    wait_for(
+        .env("IICP_HOME", home.path());
+    let ours = Spawned::start("iicp-node", cmd);
+    ours.wait_for(
         "iicp-node serve to register",
         Duration::from_secs(30),
-        || {
-            ours_err
+        async || {
+            ours.err
                 .all()
                 .iter()
                 .any(|l| l.contains("iicp-node serving on"))
@@ -384,13 +202,13 @@ async fn spawn_our_node(base: &str, extra: &[&str]) -> (Reap, Lines, tempfile::T
         },
     )
     .await;
-    (ours, ours_err, home)
+    (ours, home)
 }
 
 /// Runs py_client.py against `base` with `extra` arguments; returns its exit
 /// status, its JSON events and its output for messages.
 async fn run_py_client(
-    python: &PathBuf,
+    python: &Python,
     base: &str,
     extra: &[&str],
 ) -> (std::process::ExitStatus, Vec<Value>, String) {
@@ -403,42 +221,40 @@ async fn run_py_client(
 /// JSON events (read until one named `last` or `error` arrived) and its
 /// output for messages.
 async fn run_script(
-    python: &PathBuf,
+    python: &Python,
     name: &str,
     args: &[&str],
     last: &str,
 ) -> (std::process::ExitStatus, Vec<Value>, String) {
-    let mut py = python_script(python, name, args);
-    let out = Lines::collect(py.stdout.take().unwrap());
-    let err = Lines::collect(py.stderr.take().unwrap());
-    let status = wait_exit(&mut py, Duration::from_secs(60)).await;
+    let mut py = python.spawn(name, args);
+    let status = py.wait_exit(Duration::from_secs(60)).await;
     // The reader threads finish at EOF; give them a moment to drain.
-    let events = wait_for(&format!("{name} output"), Duration::from_secs(5), || {
-        let events = out.json();
-        events
-            .iter()
-            .any(|e| e["event"] == last || e["event"] == "error")
-            .then_some(events)
-    })
-    .await;
-    let logs = format!(
-        "{name} stdout:\n{}\nstderr:\n{}",
-        out.all().join("\n"),
-        err.all().join("\n")
-    );
-    (status, events, logs)
+    let events = py
+        .wait_for(
+            &format!("{name} output"),
+            Duration::from_secs(5),
+            async || {
+                let events = py.out.json();
+                events
+                    .iter()
+                    .any(|e| e["event"] == last || e["event"] == "error")
+                    .then_some(events)
+            },
+        )
+        .await;
+    (status, events, py.logs())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
 async fn our_node_serves_python_client() {
     // Resolve the venv first: nothing may be spawned before that can fail.
-    let python = python();
+    let python = Python::from_env();
     let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .expect("directory starts");
     let base = dir.url();
-    let (mut ours, _ours_err, _home) = spawn_our_node(&base, &[]).await;
+    let (mut ours, _home) = spawn_our_node(&base, &[]).await;
     let (status, events, logs) = run_py_client(&python, &base, &[]).await;
     assert!(status.success(), "py_client.py failed ({status})\n{logs}");
     let reply = events.iter().find(|e| e["event"] == "reply").unwrap();
@@ -477,8 +293,8 @@ async fn our_node_serves_python_client() {
     );
     println!("{logs}");
 
-    signal(&ours.0, "-TERM");
-    let code = wait_exit(&mut ours.0, Duration::from_secs(20)).await;
+    ours.signal("-TERM");
+    let code = ours.wait_exit(Duration::from_secs(20)).await;
     assert!(code.success(), "iicp-node exit: {code}");
     dir.shutdown().await;
 }
@@ -486,12 +302,12 @@ async fn our_node_serves_python_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python SDK venv (scripts/interop); run by .ci/run"]
 async fn python_client_with_a_node_token_gets_into_our_node_in_token_mode() {
-    let python = python();
+    let python = Python::from_env();
     let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .expect("directory starts");
     let base = dir.url();
-    let (mut ours, _ours_err, _home) = spawn_our_node(&base, &["--task-auth", "token"]).await;
+    let (mut ours, _home) = spawn_our_node(&base, &["--task-auth", "token"]).await;
 
     // The Python consumer runs a node of its own: its directory token is what
     // buys it a consumer token (its endpoint does not answer, so the directory
@@ -536,8 +352,8 @@ async fn python_client_with_a_node_token_gets_into_our_node_in_token_mode() {
     assert_eq!(reply["content"], "echo: hello from python", "{logs}");
     assert!(!logs.contains(token), "the token never reaches the output");
 
-    signal(&ours.0, "-TERM");
-    let code = wait_exit(&mut ours.0, Duration::from_secs(20)).await;
+    ours.signal("-TERM");
+    let code = ours.wait_exit(Duration::from_secs(20)).await;
     assert!(code.success(), "iicp-node exit: {code}");
     dir.shutdown().await;
 }
@@ -550,8 +366,8 @@ async fn python_node_deregisters_on_sigterm_and_sigint() {
     for sig in ["-TERM", "-INT"] {
         let mut node = PyNode::spawn(&base).await;
         wait_listed(&base, &node.node_id, true).await;
-        signal(&node.child, sig);
-        let status = wait_exit(&mut node.child, Duration::from_secs(20)).await;
+        node.py.signal(sig);
+        let status = node.py.wait_exit(Duration::from_secs(20)).await;
         let logs = node.logs();
         assert!(
             status.success(),
@@ -581,12 +397,12 @@ async fn python_node_deregisters_on_sigterm_and_sigint() {
 #[tokio::test]
 #[ignore = "needs the Python SDK with iicp-tcp (IICP_INTEROP_PYTHON); run by .ci/run"]
 async fn python_native_client_calls_our_node_on_its_one_port() {
-    let python = python();
+    let python = Python::from_env();
     let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .expect("directory starts");
     let base = dir.url();
-    let (_ours, _ours_err, _home) = spawn_our_node(&base, &["--no-cx"]).await;
+    let (_ours, _home) = spawn_our_node(&base, &["--no-cx"]).await;
     let mut listed = Value::Null;
     let started = Instant::now();
     while listed.is_null() && started.elapsed() < Duration::from_secs(30) {
@@ -709,6 +525,7 @@ async fn our_native_client_calls_the_python_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python SDK with iicp-tcp (IICP_INTEROP_PYTHON); run by .ci/run"]
 async fn our_client_prefers_native_with_the_python_node() {
+    use iicp_client::{ChatMessage, ClientConfig, IicpClient};
     let dir = directory_for_python_node().await;
     let node = PyNode::spawn(&dir.url()).await;
     wait_listed(&dir.url(), &node.node_id, true).await;

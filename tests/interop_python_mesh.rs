@@ -8,90 +8,15 @@
 
 mod common;
 
+use common::python::Python;
 use hmac::{Hmac, KeyInit, Mac};
 use iicp_client::node::handler_fn;
 use iicp_client::{NodeConfig, Secret};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "interop-gossip-key";
-
-fn python() -> PathBuf {
-    match std::env::var_os("IICP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!("IICP_INTEROP_PYTHON is not set: point it at the interop venv's python"),
-    }
-}
-
-/// The Python node, killed when dropped.
-struct PyNode {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for PyNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl PyNode {
-    fn start(directory: &str, node_id: &str) -> Self {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/py_mesh_node.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args([
-                "--directory-url",
-                directory,
-                "--node-id",
-                node_id,
-                "--gossip-key",
-                KEY,
-            ])
-            .args(["--gossip-secs", "1", "--heartbeat-secs", "1"])
-            .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn endpoint(&self) -> Option<String> {
-        self.lines.lock().unwrap().iter().find_map(|l| {
-            let v: Value = serde_json::from_str(l).ok()?;
-            (v["event"] == "listening").then(|| v["endpoint"].as_str().unwrap().to_owned())
-        })
-    }
-}
-
-async fn wait_for<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The Python node's peer cache, read with a signed exchange of our own.
 async fn python_peers(endpoint: &str) -> Vec<Value> {
@@ -136,27 +61,40 @@ async fn python_and_rust_nodes_gossip_both_ways() {
         .unwrap();
 
     let py_id = uuid::Uuid::new_v4().to_string();
-    let py = PyNode::start(&dir.base, &py_id);
-    let py_endpoint = wait_for(
-        "the Python node to listen",
-        Duration::from_secs(30),
-        async || py.endpoint(),
-    )
-    .await;
+    let mut py = Python::from_env().spawn(
+        "py_mesh_node.py",
+        &[
+            "--directory-url",
+            &dir.base,
+            "--node-id",
+            &py_id,
+            "--gossip-key",
+            KEY,
+            "--gossip-secs",
+            "1",
+            "--heartbeat-secs",
+            "1",
+        ],
+    );
+    let py_endpoint = py.listening(Duration::from_secs(30)).await["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Python → us: its exchange carries itself with relay_accept_port and
     // relay_load (the directory's bootstrap list has neither), signed with
     // the shared key, and our node took it.
-    let learned = wait_for(
-        "our node to hear the Python node's exchange",
-        Duration::from_secs(40),
-        async || {
-            ours.peers()
-                .into_iter()
-                .find(|p| p.node_id == py_id && p.relay_load.is_some())
-        },
-    )
-    .await;
+    let learned = py
+        .wait_for(
+            "our node to hear the Python node's exchange",
+            Duration::from_secs(40),
+            async || {
+                ours.peers()
+                    .into_iter()
+                    .find(|p| p.node_id == py_id && p.relay_load.is_some())
+            },
+        )
+        .await;
     assert_eq!(learned.endpoint, py_endpoint);
     assert_eq!(
         learned.relay_accept_port,
@@ -169,7 +107,7 @@ async fn python_and_rust_nodes_gossip_both_ways() {
     // Us → Python: our exchange went through (logged as answered), and the
     // Python node holds us with our relay fields.
     let needle = format!("mesh exchange peer={py_id}");
-    wait_for(
+    py.wait_for(
         "our node to exchange with the Python node",
         Duration::from_secs(40),
         async || logs.text().contains(&needle).then_some(()),

@@ -14,94 +14,10 @@
 
 mod common;
 
-use common::relay::{chat_task, get_json, relay_for, start_relay};
+use common::python::{Python, chat_with_python_echo, discovered};
+use common::relay::{chat_task, get_json, start_relay};
 use iicp_client::directory::{Directory, DirectoryConfig};
-use iicp_client::{ChatMessage, ClientConfig, IicpClient};
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const IGNORE: &str = "needs the Python SDK venv (scripts/interop); set IICP_INTEROP_PYTHON";
-
-fn python() -> PathBuf {
-    match std::env::var_os("IICP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!("IICP_INTEROP_PYTHON is not set ({IGNORE})"),
-    }
-}
-
-/// Lines a child writes, collected by a reader thread.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl Lines {
-    fn collect(stream: impl Read + Send + 'static) -> Self {
-        let lines = Self::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                sink.0.lock().unwrap().push(line);
-            }
-        });
-        lines
-    }
-
-    fn json(&self) -> Vec<Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().join("\n")
-    }
-}
-
-/// Kills the child when dropped (a failed assertion included).
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_until<T>(
-    what: &str,
-    limit: Duration,
-    logs: &Lines,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            logs.text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use std::time::Duration;
 
 #[tokio::test]
 #[ignore = "needs the Python SDK venv (scripts/interop); set IICP_INTEROP_PYTHON"]
@@ -112,95 +28,53 @@ async fn our_relay_serves_the_python_relay_worker() {
     let base = dir.url();
     let relay = start_relay(|_| {}).await;
 
-    let mut child = Command::new(python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/py_relay_worker.py"))
-        .args([
+    let mut py = Python::from_env().spawn(
+        "py_relay_worker.py",
+        &[
             "--directory-url",
             &base,
             "--relay",
             &relay.accept.to_string(),
-        ])
-        .env("IICP_PROXY_ALLOW_LOOPBACK_NODES", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    let out = Lines::collect(child.stdout.take().unwrap());
-    let err = Lines::collect(child.stderr.take().unwrap());
-    let _reap = Reap(child);
-    let logs = Lines(Arc::new(Mutex::new(Vec::new())));
-    let both = || {
-        *logs.0.lock().unwrap() = vec![out.text(), err.text()];
-        logs.clone()
-    };
-
-    let node_id = wait_until(
-        "the Python node to listen",
-        Duration::from_secs(30),
-        &both(),
-        async || {
-            out.json()
-                .into_iter()
-                .find(|e| e["event"] == "listening")
-                .and_then(|e| e["node_id"].as_str().map(str::to_owned))
-        },
-    )
-    .await;
+        ],
+    );
+    let node_id = py.listening(Duration::from_secs(30)).await["node_id"]
+        .as_str()
+        .expect("a node id")
+        .to_owned();
 
     // Bound at our relay: its health answers under the worker's prefix.
     let health_url = format!("{}/v1/relay-for/{node_id}/iicp/health", relay.base);
-    let health = wait_until(
-        "the Python worker's bind",
-        Duration::from_secs(30),
-        &both(),
-        async || {
-            let (status, body) = get_json(&health_url, None).await;
-            (status == 200).then_some(body)
-        },
-    )
-    .await;
+    let health = py
+        .wait_for(
+            "the Python worker's bind",
+            Duration::from_secs(30),
+            async || {
+                let (status, body) = get_json(&health_url, None).await;
+                (status == 200).then_some(body)
+            },
+        )
+        .await;
     assert_eq!(health["node_id"], node_id.as_str());
     assert_eq!(health["models"], serde_json::json!(["py-echo"]));
 
     // Re-registered through the relay: discover lists the relay-for endpoint.
     let relay_endpoint = format!("{}/v1/relay-for/{node_id}", relay.base);
-    let discover = format!("{base}/v1/discover?intent={}&limit=50", common::CHAT);
-    wait_until(
+    py.wait_for(
         "the re-registration through the relay",
         Duration::from_secs(30),
-        &both(),
         async || {
-            let (_, body) = get_json(&discover, None).await;
-            body["nodes"]
-                .as_array()?
-                .iter()
-                .find(|n| {
-                    n["node_id"] == node_id.as_str() && n["endpoint"] == relay_endpoint.as_str()
-                })
-                .cloned()
+            discovered(&base).await.into_iter().find(|n| {
+                n["node_id"] == node_id.as_str() && n["endpoint"] == relay_endpoint.as_str()
+            })
         },
     )
     .await;
 
     // Our client's chat goes to the relay-for endpoint, sealed for the
     // Python node (IICP-CX), and comes back sealed by it.
-    let client = IicpClient::builder(ClientConfig {
-        directory_url: base.clone(),
-        timeout_ms: 20_000,
-        ..Default::default()
-    })
-    .allow_private_nodes(true)
-    .build()
-    .expect("client");
-    let reply = client
-        .chat(vec![ChatMessage::user("hello through the relay")], None)
-        .await
-        .unwrap_or_else(|e| panic!("chat through our relay failed: {e}\n{}", both().text()));
-    assert_eq!(reply.text(), "python echo: hello through the relay");
-    assert_eq!(reply.model, "py-echo");
-    let sealed = out
+    chat_with_python_echo(&base, "hello through the relay", &py).await;
+    let sealed = py
+        .out
         .json()
         .into_iter()
         .rfind(|e| e["event"] == "task")
@@ -209,14 +83,8 @@ async fn our_relay_serves_the_python_relay_worker() {
 
     // A plain task POSTed to the relay: the Python handler's raw value comes
     // back merged into a completed task response.
-    let (status, body) = relay_for(
-        relay.base.clone(),
-        &node_id,
-        chat_task("plain", Some(10_000)),
-        vec![],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}\n{}", both().text());
+    let (status, body) = relay.task(&node_id, chat_task("plain", Some(10_000))).await;
+    assert_eq!(status, 200, "{body}\n{}", py.logs());
     assert_eq!(body["status"], "completed");
     assert_eq!(
         body["result"]["choices"][0]["message"]["content"], "python echo: plain",

@@ -9,65 +9,36 @@
 //! given in `IICP_INTEROP_PYTHON` (docs/INTEROP.md).
 #![cfg(feature = "iicp-tcp")]
 
+mod common;
+
+use common::python::{Python, Spawned, discovered};
+use common::relay::{get_json, post_json};
 use iicp_client::directory::{Directory, DirectoryConfig};
 use iicp_client::node::handler_fn;
 use iicp_client::{IicpNode, NodeConfig};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use serde_json::json;
 use std::time::Duration;
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
 
-/// Kills the Python relay when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts scripts/interop/py_relay.py and returns it with its (HTTP, relay
-/// accept) ports.
-fn python_relay() -> (Reap, u16, u16) {
-    let python = match std::env::var_os("IICP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!("IICP_INTEROP_PYTHON is not set: point it at the interop venv's python"),
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/interop/py_relay.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python starts");
-    let stdout = child.stdout.take().unwrap();
-    let reap = Reap(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let listening = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the Python relay listens");
-    assert_eq!(listening["event"], "listening", "{listening}");
+/// Starts scripts/interop/py_relay.py and returns it (killed when dropped)
+/// with its (HTTP, relay accept) ports.
+async fn python_relay() -> (Spawned, u16, u16) {
+    let mut relay = Python::from_env().spawn("py_relay.py", &[]);
+    let listening = relay.listening(Duration::from_secs(60)).await;
+    assert_eq!(
+        relay.out.json().first(),
+        Some(&listening),
+        "the relay's first line"
+    );
     let port = |k: &str| u16::try_from(listening[k].as_u64().unwrap()).unwrap();
-    (reap, port("http_port"), port("relay_port"))
+    (relay, port("http_port"), port("relay_port"))
 }
 
 #[tokio::test]
 #[ignore = "needs the Python SDK venv (IICP_INTEROP_PYTHON)"]
 async fn the_python_relay_serves_our_worker() {
-    let (_relay, http_port, relay_port) = python_relay();
+    let (relay, http_port, relay_port) = python_relay().await;
     let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -96,53 +67,38 @@ async fn the_python_relay_serves_our_worker() {
     // The directory lists the relay-for endpoint the Python relay's
     // RELAY_ACK named (its HTTP port).
     let endpoint = format!("http://127.0.0.1:{http_port}/v1/relay-for/{id}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let body: Value = http
-            .get(format!("{}/v1/discover?intent={CHAT}", dir.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let listed = body["nodes"].as_array().into_iter().flatten().any(|n| {
-            n["node_id"] == id.as_str()
-                && n["endpoint"] == endpoint.as_str()
-                && n["transport_method"] == "turn_relay"
-        });
-        if listed {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never listed: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    relay
+        .wait_for(
+            "the relay-for endpoint in discover",
+            Duration::from_secs(30),
+            async || {
+                discovered(&dir.url())
+                    .await
+                    .iter()
+                    .any(|n| {
+                        n["node_id"] == id.as_str()
+                            && n["endpoint"] == endpoint.as_str()
+                            && n["transport_method"] == "turn_relay"
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
 
     // A consumer POSTs to the relay-for URL and gets our node's answer.
-    let answer: Value = http
-        .post(format!("{endpoint}/v1/task"))
-        .json(&json!({"task_id": "interop-1", "intent": CHAT, "payload": {"q": "hello"}}))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = post_json(
+        &format!("{endpoint}/v1/task"),
+        &json!({"task_id": "interop-1", "intent": CHAT, "payload": {"q": "hello"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["task_id"], "interop-1", "{answer}");
     assert_eq!(answer["result"]["answer"], "our rust worker", "{answer}");
     assert_eq!(answer["result"]["echo"], json!({"q": "hello"}));
     assert_eq!(answer["result"]["node"], id.as_str());
     // Its health, through the relay.
-    let health = http
-        .get(format!("{endpoint}/iicp/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    let (status, _) = get_json(&format!("{endpoint}/iicp/health"), None).await;
+    assert_eq!(status, 200);
     node.shutdown().await;
 }

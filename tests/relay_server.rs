@@ -6,15 +6,31 @@
 
 mod common;
 
-use common::relay::{
-    HandWorker, WAIT, chat_task, code, get_json, post_json, relay_for, start_relay,
-};
+use common::relay::{HandWorker, chat_task, code, get_json, post_json, start_relay};
 use iicp_client::token::{DirectorySigningKey, RelayTicketClaims};
 use iicp_client::transport::{CloseReason, Frame, Init, kind};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+/// The refusal of a bind of a worker id whose session is alive.
+const ALIVE: &str = "worker_id already bound to an alive session";
+
+/// A RELAY_ACK refusal reason, as [`HandWorker::refusal`] gives it.
+fn refused(reason: &str) -> Option<String> {
+    Some(reason.to_owned())
+}
+
+/// The RELAY_ACK refuses a bind it could not read.
+fn assert_malformed(ack: &iicp_client::transport::RelayAck) {
+    assert!(
+        ack.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("malformed bind: ")),
+        "{ack:?}"
+    );
+}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -39,15 +55,14 @@ async fn a_bound_worker_answers_consumers_through_the_relay() {
     let mut task = chat_task("hello", Some(5_000));
     task["iicp_conf"] = json!({"version": 1, "ciphertext": "opaque"});
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
+    let consumer = relay.consumer(
         "w-1",
         task.clone(),
         vec![
             ("authorization", "Bearer consumer-secret".into()),
             ("traceparent", traceparent.into()),
         ],
-    ));
+    );
     let call = worker.next_call().await;
     assert_eq!(call.payload, task, "the envelope is forwarded whole");
     assert_eq!(
@@ -69,12 +84,7 @@ async fn a_bound_worker_answers_consumers_through_the_relay() {
     assert_eq!(consumer.await.unwrap(), (200, sealed));
 
     // The worker's status passes through with its body.
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-1",
-        chat_task("x", None),
-        vec![],
-    ));
+    let consumer = relay.consumer("w-1", chat_task("x", None), vec![]);
     let call = worker.next_call().await;
     let refusal = json!({"error": {"code": "unauthorized", "message": "a token is required"}});
     worker.answer(&call, refusal.clone(), Some(401)).await;
@@ -83,7 +93,7 @@ async fn a_bound_worker_answers_consumers_through_the_relay() {
     // A raw value (what the Python worker sends) is merged into a completed
     // task, as the reference relays merge it.
     let task = chat_task("raw", None);
-    let consumer = tokio::spawn(relay_for(relay.base.clone(), "w-1", task.clone(), vec![]));
+    let consumer = relay.consumer("w-1", task.clone(), vec![]);
     let call = worker.next_call().await;
     worker
         .answer(&call, json!({"result": {"text": "raw answer"}}), None)
@@ -97,49 +107,28 @@ async fn a_bound_worker_answers_consumers_through_the_relay() {
     );
 
     // POST /v1/relay {target_node_id, task} reaches the same worker.
-    let url = format!("{}/v1/relay", relay.base);
+    let url = relay.url("/v1/relay");
     let body = json!({"target_node_id": "w-1", "task": chat_task("via /v1/relay", None)});
     let consumer = tokio::spawn(async move { post_json(&url, &body, vec![]).await });
     let call = worker.next_call().await;
-    worker
-        .answer(&call, json!({"status": "success", "result": "r"}), None)
-        .await;
+    worker.answer_success(&call, json!("r")).await;
     assert_eq!(
         consumer.await.unwrap(),
         (200, json!({"status": "success", "result": "r"}))
     );
 
     // Several calls in flight are matched by call id, answered out of order.
-    let a = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-1",
-        chat_task("a", None),
-        vec![],
-    ));
+    let a = relay.consumer("w-1", chat_task("a", None), vec![]);
     let first = worker.next_call().await;
-    let b = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-1",
-        chat_task("b", None),
-        vec![],
-    ));
+    let b = relay.consumer("w-1", chat_task("b", None), vec![]);
     let second = worker.next_call().await;
-    worker
-        .answer(&second, json!({"status": "success", "result": "b"}), None)
-        .await;
-    worker
-        .answer(&first, json!({"status": "success", "result": "a"}), None)
-        .await;
+    worker.answer_success(&second, json!("b")).await;
+    worker.answer_success(&first, json!("a")).await;
     assert_eq!(a.await.unwrap().1["result"], "a");
     assert_eq!(b.await.unwrap().1["result"], "b");
 
     // The relay's own /v1/task is still its own.
-    let (status, body) = post_json(
-        &format!("{}/v1/task", relay.base),
-        &chat_task("own", None),
-        vec![],
-    )
-    .await;
+    let (status, body) = post_json(&relay.url("/v1/task"), &chat_task("own", None), vec![]).await;
     assert_eq!(status, 200);
     assert_eq!(body["result"], json!({"relay_itself": true}));
     relay.node.shutdown().await;
@@ -151,43 +140,37 @@ async fn health_under_the_prefix_and_unknown_workers() {
     let _worker = HandWorker::bound(relay.accept, "w-h")
         .await
         .serve_echo("w-h");
-    let (status, health) = get_json(
-        &format!("{}/v1/relay-for/w-h/iicp/health", relay.base),
-        None,
-    )
-    .await;
+    let (status, health) = get_json(&relay.url("/v1/relay-for/w-h/iicp/health"), None).await;
     assert_eq!(status, 200);
     assert_eq!(health["node_id"], "w-h");
     assert_eq!(health["via_relay"], true);
     assert_eq!(health["models"], json!(["hand-model"]));
 
-    let (status, body) = get_json(
-        &format!("{}/v1/relay-for/nobody/iicp/health", relay.base),
-        None,
-    )
-    .await;
-    assert_eq!((status, code(&body)), (404, "IICP-E030"));
-    let (status, body) =
-        relay_for(relay.base.clone(), "nobody", chat_task("x", None), vec![]).await;
-    assert_eq!((status, code(&body)), (404, "IICP-E030"), "{body}");
-    let (status, body) = post_json(
-        &format!("{}/v1/relay", relay.base),
-        &json!({"target_node_id": "nobody", "task": chat_task("x", None)}),
-        vec![],
-    )
-    .await;
-    assert_eq!((status, code(&body)), (404, "IICP-E030"));
-    let (status, body) = post_json(
-        &format!("{}/v1/relay", relay.base),
-        &json!({"task": {}}),
-        vec![],
-    )
-    .await;
+    // An unknown worker is 404 IICP-E030 on every route; /v1/relay without a
+    // target is 422.
+    let unknown = [
+        get_json(&relay.url("/v1/relay-for/nobody/iicp/health"), None).await,
+        relay.task("nobody", chat_task("x", None)).await,
+        post_json(
+            &relay.url("/v1/relay"),
+            &json!({"target_node_id": "nobody", "task": chat_task("x", None)}),
+            vec![],
+        )
+        .await,
+    ];
+    for (route, (status, body)) in unknown.iter().enumerate() {
+        assert_eq!(
+            (*status, code(body)),
+            (404, "IICP-E030"),
+            "#{route}: {body}"
+        );
+    }
+    let (status, body) = post_json(&relay.url("/v1/relay"), &json!({"task": {}}), vec![]).await;
     assert_eq!(status, 422, "{body}");
 
     // Bodies: not JSON is 400, over max_body_bytes 413 (both JSON errors).
     let resp = reqwest::Client::new()
-        .post(format!("{}/v1/relay-for/w-h/v1/task", relay.base))
+        .post(relay.url("/v1/relay-for/w-h/v1/task"))
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -200,13 +183,7 @@ async fn health_under_the_prefix_and_unknown_workers() {
     let _worker = HandWorker::bound(small.accept, "w-s")
         .await
         .serve_echo("w-s");
-    let (status, body) = relay_for(
-        small.base.clone(),
-        "w-s",
-        chat_task(&"x".repeat(4096), None),
-        vec![],
-    )
-    .await;
+    let (status, body) = small.task("w-s", chat_task(&"x".repeat(4096), None)).await;
     assert_eq!((status, code(&body)), (413, "payload_too_large"));
     small.node.shutdown().await;
 }
@@ -215,21 +192,12 @@ async fn health_under_the_prefix_and_unknown_workers() {
 async fn a_worker_that_leaves_mid_call_gives_502() {
     let relay = start_relay(|_| {}).await;
     let mut worker = HandWorker::bound(relay.accept, "w-gone").await;
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-gone",
-        chat_task("x", None),
-        vec![],
-    ));
+    let consumer = relay.consumer("w-gone", chat_task("x", None), vec![]);
     let _call = worker.next_call().await;
     drop(worker);
     let (status, body) = consumer.await.unwrap();
     assert_eq!((status, code(&body)), (502, "IICP-E031"), "{body}");
-    let (status, _) = get_json(
-        &format!("{}/v1/relay-for/w-gone/iicp/health", relay.base),
-        None,
-    )
-    .await;
+    let (status, _) = get_json(&relay.url("/v1/relay-for/w-gone/iicp/health"), None).await;
     assert_eq!(status, 404, "the session is gone");
     relay.node.shutdown().await;
 }
@@ -241,39 +209,17 @@ async fn a_worker_that_never_answers_gives_504_and_frees_the_call() {
     let relay = start_relay(|c| c.relay_limits.max_pending_calls = 1).await;
     let mut worker = HandWorker::bound(relay.accept, "w-mute").await;
     let started = Instant::now();
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-mute",
-        chat_task("x", Some(400)),
-        vec![],
-    ));
+    let consumer = relay.consumer("w-mute", chat_task("x", Some(400)), vec![]);
     let ignored = worker.next_call().await;
     let (status, body) = consumer.await.unwrap();
     assert_eq!((status, code(&body)), (504, "task_timeout"), "{body}");
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert!(started.elapsed() < Duration::from_secs(5));
     // The late answer to the forgotten call is dropped; a new call works.
-    worker
-        .answer(
-            &ignored,
-            json!({"status": "success", "result": "late"}),
-            None,
-        )
-        .await;
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-mute",
-        chat_task("y", None),
-        vec![],
-    ));
+    worker.answer_success(&ignored, json!("late")).await;
+    let consumer = relay.consumer("w-mute", chat_task("y", None), vec![]);
     let call = worker.next_call().await;
-    worker
-        .answer(
-            &call,
-            json!({"status": "success", "result": "on time"}),
-            None,
-        )
-        .await;
+    worker.answer_success(&call, json!("on time")).await;
     assert_eq!(consumer.await.unwrap().1["result"], "on time");
     relay.node.shutdown().await;
 }
@@ -283,21 +229,13 @@ async fn the_session_cap_refuses_new_workers_until_one_leaves() {
     let relay = start_relay(|c| c.relay_limits.max_sessions = 2).await;
     let a = HandWorker::bound(relay.accept, "cap-a").await;
     let _b = HandWorker::bound(relay.accept, "cap-b").await;
-    let mut c = HandWorker::connect(relay.accept).await;
-    let ack = c.bind("cap-c", None).await;
-    assert_eq!(ack.reason.as_deref(), Some("relay at session capacity"));
+    assert_eq!(
+        HandWorker::refusal(relay.accept, "cap-c", None).await,
+        refused("relay at session capacity")
+    );
     drop(a);
     // The relay notices a's end of stream; then c fits.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut c = HandWorker::connect(relay.accept).await;
-        let ack = c.bind("cap-c", None).await;
-        if ack.is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{ack:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    HandWorker::bound_once_free(relay.accept, "cap-c", None).await;
     relay.node.shutdown().await;
 }
 
@@ -308,28 +246,14 @@ async fn binds_are_rate_limited_per_source_and_rebinds_are_exempt() {
     for id in ["r-1", "r-2", "r-3"] {
         workers.push(HandWorker::bound(relay.accept, id).await);
     }
-    let mut fourth = HandWorker::connect(relay.accept).await;
     assert_eq!(
-        fourth.bind("r-4", None).await.reason.as_deref(),
-        Some("relay_bind_rate_limited")
+        HandWorker::refusal(relay.accept, "r-4", None).await,
+        refused("relay_bind_rate_limited")
     );
-    // r-1 reconnects from the same address: a rebind, not a new bind.
+    // r-1 reconnects from the same address: a rebind, not a new bind. Until
+    // the relay sees the old connection end, it is alive.
     drop(workers.remove(0));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut again = HandWorker::connect(relay.accept).await;
-        let ack = again.bind("r-1", None).await;
-        if ack.is_ok() {
-            break;
-        }
-        // Until the relay sees the old connection end, it is alive.
-        assert_eq!(
-            ack.reason.as_deref(),
-            Some("worker_id already bound to an alive session")
-        );
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    HandWorker::bound_once_free(relay.accept, "r-1", Some(ALIVE)).await;
     relay.node.shutdown().await;
 }
 
@@ -337,22 +261,14 @@ async fn binds_are_rate_limited_per_source_and_rebinds_are_exempt() {
 async fn an_alive_session_is_never_displaced_but_a_dead_one_is_replaced() {
     let relay = start_relay(|c| c.relay_limits.silence_timeout = Duration::from_millis(800)).await;
     let mut first = HandWorker::bound(relay.accept, "w-d").await;
-    let mut thief = HandWorker::connect(relay.accept).await;
     assert_eq!(
-        thief.bind("w-d", None).await.reason.as_deref(),
-        Some("worker_id already bound to an alive session")
+        HandWorker::refusal(relay.accept, "w-d", None).await,
+        refused(ALIVE)
     );
     // The first still serves.
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
-        "w-d",
-        chat_task("x", None),
-        vec![],
-    ));
+    let consumer = relay.consumer("w-d", chat_task("x", None), vec![]);
     let call = first.next_call().await;
-    first
-        .answer(&call, json!({"status": "success", "result": "first"}), None)
-        .await;
+    first.answer_success(&call, json!("first")).await;
     assert_eq!(consumer.await.unwrap().1["result"], "first");
 
     // Silent for longer than the silence timeout: dead, replaced by a new bind.
@@ -367,7 +283,7 @@ async fn an_alive_session_is_never_displaced_but_a_dead_one_is_replaced() {
         ),
         "{close:?}"
     );
-    let (status, body) = relay_for(relay.base.clone(), "w-d", chat_task("y", None), vec![]).await;
+    let (status, body) = relay.task("w-d", chat_task("y", None)).await;
     assert_eq!(
         (status, &body["result"]["worker"]),
         (200, &json!("second")),
@@ -387,11 +303,9 @@ async fn bind_tickets_are_checked_when_required() {
     .await;
     let iss = "https://iicp.network";
     let ticket = |claims: &RelayTicketClaims| key.sign_relay_ticket(claims);
-    let refused = |reason: &'static str| Some(reason.to_owned());
 
-    let mut w = HandWorker::connect(relay.accept).await;
     assert_eq!(
-        w.bind("t-1", None).await.reason,
+        HandWorker::refusal(relay.accept, "t-1", None).await,
         refused("relay bind ticket required")
     );
 
@@ -414,9 +328,8 @@ async fn bind_tickets_are_checked_when_required() {
         ("garbage", "not-a-ticket".to_owned()),
     ];
     for (what, bad) in cases {
-        let mut w = HandWorker::connect(relay.accept).await;
         assert_eq!(
-            w.bind("t-1", Some(&bad)).await.reason,
+            HandWorker::refusal(relay.accept, "t-1", Some(&bad)).await,
             refused("relay bind ticket invalid"),
             "{what}"
         );
@@ -424,21 +337,20 @@ async fn bind_tickets_are_checked_when_required() {
 
     // A good ticket (for this relay or any) binds once; its replay is refused.
     let good = ticket(&RelayTicketClaims::new(iss, "t-1", "relay-1", now()));
-    let mut w = HandWorker::connect(relay.accept).await;
-    assert!(w.bind("t-1", Some(&good)).await.is_ok());
+    let (w, ack) = HandWorker::try_bind(relay.accept, "t-1", Some(&good)).await;
+    assert!(ack.is_ok());
     drop(w);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut again = HandWorker::connect(relay.accept).await;
     assert_eq!(
-        again.bind("t-1", Some(&good)).await.reason,
+        HandWorker::refusal(relay.accept, "t-1", Some(&good)).await,
         refused("relay bind ticket replayed")
     );
     let any = ticket(&RelayTicketClaims::new(iss, "t-1", "*", now()));
-    let mut w = HandWorker::connect(relay.accept).await;
-    assert!(w.bind("t-1", Some(&any)).await.is_ok());
+    let (_w, ack) = HandWorker::try_bind(relay.accept, "t-1", Some(&any)).await;
+    assert!(ack.is_ok());
 
     // Long-poll binds meet the same checks: 401 / 409 IICP-E040.
-    let url = format!("{}/v1/relay/bind", relay.base);
+    let url = relay.url("/v1/relay/bind");
     let (status, body) = post_json(&url, &json!({"worker_id": "t-2"}), vec![]).await;
     assert_eq!((status, code(&body)), (401, "IICP-E040"));
     let t2 = ticket(&RelayTicketClaims::new(iss, "t-2", "*", now()));
@@ -487,8 +399,8 @@ async fn the_directory_key_is_fetched_when_tickets_are_required() {
         "*",
         now(),
     ));
-    let mut w = HandWorker::connect(relay.accept).await;
-    assert!(w.bind("f-1", Some(&good)).await.is_ok());
+    let (_w, ack) = HandWorker::try_bind(relay.accept, "f-1", Some(&good)).await;
+    assert!(ack.is_ok());
     relay.node.shutdown().await;
     dir.shutdown().await;
 }
@@ -510,26 +422,12 @@ async fn garbage_before_or_in_the_bind_is_refused_and_the_relay_keeps_serving() 
         w.send(Frame::new(kind::RELAY_BIND, payload)).await;
         let ack = w.ack().await;
         assert!(!ack.is_ok());
-        assert!(
-            ack.reason
-                .as_deref()
-                .unwrap()
-                .starts_with("malformed bind: "),
-            "{ack:?}"
-        );
+        assert_malformed(&ack);
         assert!(w.next_frame().await.is_none(), "then the connection closes");
     }
     // No worker id, and one that cannot be a path segment.
     for id in ["", "../../etc"] {
-        let mut w = HandWorker::connect(relay.accept).await;
-        let ack = w.bind(id, None).await;
-        assert!(
-            ack.reason
-                .as_deref()
-                .unwrap()
-                .starts_with("malformed bind: "),
-            "{ack:?}"
-        );
+        assert_malformed(&HandWorker::try_bind(relay.accept, id, None).await.1);
     }
     // A CALL before the bind: CLOSE protocol_error.
     let mut w = HandWorker::connect(relay.accept).await;
@@ -562,13 +460,7 @@ async fn garbage_before_or_in_the_bind_is_refused_and_the_relay_keeps_serving() 
     let _w = HandWorker::bound(relay.accept, "after-garbage")
         .await
         .serve_echo("g");
-    let (status, _) = relay_for(
-        relay.base.clone(),
-        "after-garbage",
-        chat_task("x", None),
-        vec![],
-    )
-    .await;
+    let (status, _) = relay.task("after-garbage", chat_task("x", None)).await;
     assert_eq!(status, 200);
     relay.node.shutdown().await;
 }
@@ -597,7 +489,7 @@ async fn a_thousand_idle_connections_do_not_keep_a_worker_out() {
     let _w = HandWorker::bound(relay.accept, "real")
         .await
         .serve_echo("real");
-    let (status, body) = relay_for(relay.base.clone(), "real", chat_task("x", None), vec![]).await;
+    let (status, body) = relay.task("real", chat_task("x", None)).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -611,8 +503,9 @@ async fn a_thousand_idle_connections_do_not_keep_a_worker_out() {
 #[tokio::test]
 async fn long_poll_workers_bind_pull_answer_and_unbind() {
     let relay = start_relay(|c| c.relay_limits.poll_timeout = Duration::from_millis(500)).await;
+    let bind = relay.url("/v1/relay/bind");
     let (status, bound) = post_json(
-        &format!("{}/v1/relay/bind", relay.base),
+        &bind,
         &json!({"worker_id": "p-1", "intent": "urn:iicp:intent:llm:chat:v1", "models": ["pm"]}),
         vec![],
     )
@@ -624,50 +517,37 @@ async fn long_poll_workers_bind_pull_answer_and_unbind() {
     assert_eq!(token.len(), 64);
 
     // An alive long-poll session is not displaced either.
-    let (status, body) = post_json(
-        &format!("{}/v1/relay/bind", relay.base),
-        &json!({"worker_id": "p-1"}),
-        vec![],
-    )
-    .await;
+    let (status, body) = post_json(&bind, &json!({"worker_id": "p-1"}), vec![]).await;
     assert_eq!((status, code(&body)), (409, "IICP-E038"));
 
-    let pull = format!("{}/v1/relay/pull", relay.base);
+    let pull = relay.url("/v1/relay/pull");
+    let bearer = vec![("authorization", format!("Bearer {token}"))];
     let (status, _) = get_json(&pull, Some(&token)).await;
     assert_eq!(status, 204, "no work yet");
     let (status, body) = get_json(&pull, Some("wrong-token")).await;
     assert_eq!((status, code(&body)), (401, "IICP-E021"));
 
     let task = chat_task("poll me", None);
-    let consumer = tokio::spawn(relay_for(relay.base.clone(), "p-1", task.clone(), vec![]));
+    let consumer = relay.consumer("p-1", task.clone(), vec![]);
     let (status, call) = get_json(&pull, Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(call["task"], task);
     let result = json!({"status": "success", "result": {"text": "polled"}});
     let (status, _) = post_json(
-        &format!("{}/v1/relay/result", relay.base),
+        &relay.url("/v1/relay/result"),
         &json!({"call_id": call["call_id"], "result": result}),
-        vec![("authorization", format!("Bearer {token}"))],
+        bearer.clone(),
     )
     .await;
     assert_eq!(status, 204);
     assert_eq!(consumer.await.unwrap(), (200, result));
 
-    let (status, health) = get_json(
-        &format!("{}/v1/relay-for/p-1/iicp/health", relay.base),
-        None,
-    )
-    .await;
+    let (status, health) = get_json(&relay.url("/v1/relay-for/p-1/iicp/health"), None).await;
     assert_eq!((status, &health["models"]), (200, &json!(["pm"])));
 
-    let (status, _) = post_json(
-        &format!("{}/v1/relay/unbind", relay.base),
-        &json!({}),
-        vec![("authorization", format!("Bearer {token}"))],
-    )
-    .await;
+    let (status, _) = post_json(&relay.url("/v1/relay/unbind"), &json!({}), bearer).await;
     assert_eq!(status, 204);
-    let (status, _) = relay_for(relay.base.clone(), "p-1", chat_task("x", None), vec![]).await;
+    let (status, _) = relay.task("p-1", chat_task("x", None)).await;
     assert_eq!(status, 404);
     let (status, _) = get_json(&pull, Some(&token)).await;
     assert_eq!(status, 401, "the token died with the session");
@@ -700,25 +580,20 @@ async fn binds_are_logged_with_worker_and_source_but_never_payloads_or_tokens() 
         "*",
         now(),
     ));
-    let mut worker = HandWorker::connect(relay.accept).await;
-    assert!(worker.bind("w-log", Some(&ticket)).await.is_ok());
-    let consumer = tokio::spawn(relay_for(
-        relay.base.clone(),
+    let (mut worker, ack) = HandWorker::try_bind(relay.accept, "w-log", Some(&ticket)).await;
+    assert!(ack.is_ok());
+    let consumer = relay.consumer(
         "w-log",
         chat_task("PROMPT-SECRET-TEXT", None),
         vec![("authorization", "Bearer BEARER-SECRET-TOKEN".into())],
-    ));
+    );
     let call = worker.next_call().await;
     worker
-        .answer(
-            &call,
-            json!({"status": "success", "result": "ANSWER-SECRET-TEXT"}),
-            None,
-        )
+        .answer_success(&call, json!("ANSWER-SECRET-TEXT"))
         .await;
     assert_eq!(consumer.await.unwrap().0, 200);
     let (_, bound) = post_json(
-        &format!("{}/v1/relay/bind", relay.base),
+        &relay.url("/v1/relay/bind"),
         &json!({"worker_id": "p-log"}),
         vec![],
     )

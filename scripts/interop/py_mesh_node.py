@@ -18,60 +18,28 @@ Test-only adjustments, all inside this process:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import sys
-import uuid
 
-import iicp_client.node as sdk_node
 import iicp_client.peer_manager as sdk_peers
-from iicp_client.node import IicpNode, NodeConfig
+from iicp_client.node import IicpNode
 
-from py_node import CHAT_INTENT, emit, free_port, handler
+from interop_common import free_port
+from py_node import echo_node_arguments, echo_node_config, register_and_serve
 
 
 async def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--directory-url", required=True)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--node-id", default="")
-    ap.add_argument("--heartbeat-secs", type=float, default=1.0)
+    ap = echo_node_arguments()
     ap.add_argument("--gossip-secs", type=float, default=1.0)
     ap.add_argument("--gossip-key", default="")
     args = ap.parse_args()
 
-    sdk_node._HEARTBEAT_INTERVAL = args.heartbeat_secs  # type: ignore[attr-defined]
     sdk_peers._GOSSIP_INTERVAL_S = args.gossip_secs  # type: ignore[attr-defined]
     port = free_port(args.host)
-    node_id = args.node_id or str(uuid.uuid4())
-    endpoint = f"http://{args.host}:{port}"
-    node = IicpNode(
-        NodeConfig(
-            node_id=node_id,
-            endpoint=endpoint,
-            intent=CHAT_INTENT,
-            model="py-echo",
-            region="local",
-            directory_url=args.directory_url,
-            max_concurrent=2,
-            enable_mesh=True,
-        )
-    )
+    config = echo_node_config(args, port, enable_mesh=True)
+    node = IicpNode(config)
     node._peer_manager._node_token = args.gossip_key  # noqa: SLF001
-
-    token = await node.register()
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    emit({"event": "listening", "node_id": node_id, "endpoint": endpoint})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+    return await register_and_serve(node, config, args.host, port)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import socket
 import sys
 import uuid
 from typing import Any
@@ -35,30 +33,7 @@ import httpx
 import iicp_client.node as sdk_node
 from iicp_client.node import IicpNode, NodeConfig
 
-CHAT_INTENT = "urn:iicp:intent:llm:chat:v1"
-
-
-_SECRET_KEYS = {"node_token", "token", "node_hmac_key", "current_node_token", "proxy_token"}
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("***" if k in _SECRET_KEYS and v else _redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value
-
-
-def emit(obj: dict[str, Any]) -> None:
-    """One JSON line on stdout; tokens and the HMAC key are replaced by "***"."""
-    sys.stdout.write(json.dumps(_redact(obj), sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+from interop_common import CHAT_INTENT, emit, free_port, serve_until_signal
 
 
 def _json_or_text(raw: bytes) -> Any:
@@ -111,46 +86,61 @@ async def handler(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def main() -> int:
+def echo_node_arguments() -> argparse.ArgumentParser:
+    """The arguments of every echo-node helper (py_node.py, py_mesh_node.py,
+    py_relay_worker.py); each adds its own."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--directory-url", required=True)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--node-id", default="")
     ap.add_argument("--heartbeat-secs", type=float, default=1.0)
-    args = ap.parse_args()
+    return ap
 
+
+def echo_node_config(args: argparse.Namespace, port: int, **extra: Any) -> NodeConfig:
+    """The configuration of a node on `args.host:port` serving the chat intent as
+    model "py-echo" (answered by `handler`) and registering with
+    `args.directory_url`; `extra` adds NodeConfig fields. Lowers the SDK's heartbeat
+    interval to `args.heartbeat_secs`."""
     sdk_node._HEARTBEAT_INTERVAL = args.heartbeat_secs  # type: ignore[attr-defined]
-    port = args.port or free_port(args.host)
-    node_id = args.node_id or str(uuid.uuid4())
-    endpoint = f"http://{args.host}:{port}"
-    node = IicpNode(
-        NodeConfig(
-            node_id=node_id,
-            endpoint=endpoint,
-            intent=CHAT_INTENT,
-            model="py-echo",
-            region="local",
-            directory_url=args.directory_url,
-            max_concurrent=2,
-        )
+    return NodeConfig(
+        node_id=args.node_id or str(uuid.uuid4()),
+        endpoint=f"http://{args.host}:{port}",
+        intent=CHAT_INTENT,
+        model="py-echo",
+        region="local",
+        directory_url=args.directory_url,
+        max_concurrent=2,
+        **extra,
     )
-    # Observe every directory exchange the SDK makes (register, heartbeat, registry
-    # check, deregister) without changing them.
+
+
+async def register_and_serve(node: IicpNode, config: NodeConfig, host: str, port: int) -> int:
+    """Registers `node`, then serves `handler` until SIGTERM or SIGINT (see
+    interop_common.serve_until_signal), announcing its id and endpoint."""
+    token = await node.register()
+    return await serve_until_signal(
+        node.serve(handler, host=host, port=port, node_token=token),
+        {"node_id": config.node_id, "endpoint": config.endpoint},
+    )
+
+
+def log_directory_exchanges(node: IicpNode) -> None:
+    """Emits every directory exchange the SDK makes (register, heartbeat, registry
+    check, deregister) as a `directory` line, without changing them."""
     node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
 
-    token = await node.register()
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    emit({"event": "listening", "node_id": node_id, "endpoint": endpoint})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+
+async def main() -> int:
+    ap = echo_node_arguments()
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+
+    port = args.port or free_port(args.host)
+    config = echo_node_config(args, port)
+    node = IicpNode(config)
+    log_directory_exchanges(node)
+    return await register_and_serve(node, config, args.host, port)
 
 
 if __name__ == "__main__":

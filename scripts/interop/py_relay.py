@@ -17,31 +17,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import signal
-import socket
 import sys
 import uuid
 from typing import Any
 
 from iicp_client.node import IicpNode, NodeConfig
 
-CHAT_INTENT = "urn:iicp:intent:llm:chat:v1"
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+from interop_common import CHAT_INTENT, free_port, serve_until_signal
 
 
 async def handler(task: dict[str, Any]) -> dict[str, Any]:
     return {"result": {"answer": "python relay's own answer"}}
+
+
+async def accepting(host: str, port: int) -> None:
+    """Returns once `host:port` takes connections (the accept server starts inside
+    serve()), or after about 10 s."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
 
 
 async def main() -> int:
@@ -63,25 +61,11 @@ async def main() -> int:
             relay_accept_port=relay_port,
         )
     )
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=http_port))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    # The accept server starts inside serve(); wait until it listens.
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection(args.host, relay_port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
-    emit({"event": "listening", "http_port": http_port, "relay_port": relay_port})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+    return await serve_until_signal(
+        node.serve(handler, host=args.host, port=http_port),
+        {"http_port": http_port, "relay_port": relay_port},
+        ready=lambda: accepting(args.host, relay_port),
+    )
 
 
 if __name__ == "__main__":

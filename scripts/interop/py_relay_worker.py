@@ -12,54 +12,30 @@ the loopback directory and relay it is given.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import sys
-import uuid
 
-import iicp_client.node as sdk_node
-from iicp_client.node import IicpNode, NodeConfig
-from py_node import CHAT_INTENT, _log_response, emit, free_port, handler
+from iicp_client.node import IicpNode
+
+from interop_common import free_port
+from py_node import (
+    echo_node_arguments,
+    echo_node_config,
+    log_directory_exchanges,
+    register_and_serve,
+)
 
 
 async def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--directory-url", required=True)
+    ap = echo_node_arguments()
     ap.add_argument("--relay", required=True, help="host:port of the relay's accept port")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--heartbeat-secs", type=float, default=1.0)
     args = ap.parse_args()
 
-    sdk_node._HEARTBEAT_INTERVAL = args.heartbeat_secs  # type: ignore[attr-defined]
     port = free_port(args.host)
-    node_id = str(uuid.uuid4())
-    node = IicpNode(
-        NodeConfig(
-            node_id=node_id,
-            endpoint=f"http://{args.host}:{port}",
-            intent=CHAT_INTENT,
-            model="py-echo",
-            region="local",
-            directory_url=args.directory_url,
-            max_concurrent=2,
-            relay_worker_endpoint=args.relay,
-        )
-    )
-    node._http.event_hooks["response"].append(_log_response)  # noqa: SLF001
-
-    token = await node.register()
-    serve = asyncio.create_task(node.serve(handler, host=args.host, port=port, node_token=token))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, serve.cancel)
-    emit({"event": "listening", "node_id": node_id, "endpoint": f"http://{args.host}:{port}"})
-    try:
-        await serve
-    except asyncio.CancelledError:
-        pass
-    emit({"event": "stopped"})
-    return 0
+    config = echo_node_config(args, port, relay_worker_endpoint=args.relay)
+    node = IicpNode(config)
+    log_directory_exchanges(node)
+    return await register_and_serve(node, config, args.host, port)
 
 
 if __name__ == "__main__":

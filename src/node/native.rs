@@ -23,13 +23,14 @@ use super::inbound::Inbound;
 use super::pipeline::Pipeline;
 use super::task_auth::{Credentials, looks_like_consumer_token};
 use crate::server::NativeHandler;
+use crate::transport::spawn_writer;
 use crate::transport::{
     Ack, BufferedError, BufferedResponse, Call, Close, CloseReason, Discover, DiscoverReply, Frame,
     FrameCodec, Lifecycle, LifecycleEvent, Message, MessageError, Response, ResultEncoding,
     SpecError, SpecResponse, kind,
 };
 use crate::wire::{IntentUrn, Qos, TaskConstraints, TaskMetrics, TaskRequest, TaskStatus};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -120,16 +121,7 @@ impl NativeSessions {
     async fn session(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
         let (read, write) = stream.into_split();
         let mut frames = FramedRead::new(read, FrameCodec::with_max_payload(self.limits.max_frame));
-        let (out, mut queue) = mpsc::channel::<Frame>(WRITE_QUEUE);
-        let writer = tokio::spawn(async move {
-            let mut sink = FramedWrite::new(write, FrameCodec::new());
-            while let Some(frame) = queue.recv().await {
-                if sink.send(frame).await.is_err() {
-                    break;
-                }
-            }
-            let _ = SinkExt::<Frame>::close(&mut sink).await;
-        });
+        let (out, writer) = spawn_writer(FramedWrite::new(write, FrameCodec::new()), WRITE_QUEUE);
         let mut s = Session {
             peer,
             ready: false,

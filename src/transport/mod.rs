@@ -27,6 +27,7 @@ pub mod kind;
 mod message;
 mod pool;
 mod reason;
+mod writer;
 
 /// Typed reading of integer-keyed maps, for the relay's reading of a
 /// worker's RESPONSE (key 5 beside key 100, which no message type keeps).
@@ -48,3 +49,4 @@ pub use message::{
 pub(crate) use pool::Resolver;
 pub use pool::{NativePool, PoolOptions};
 pub use reason::CloseReason;
+pub(crate) use writer::spawn_writer;

@@ -2,7 +2,7 @@
 //! port, a plain HTTP client, a minimal node that answers its health probe,
 //! and the node helpers (`node`: in-process nodes and the transports tasks
 //! go over; `native`: a task over the native transport; `node_bin`: the
-//! `iicp-node` binary).
+//! `iicp-node` binary; `python`: the Python SDK side of the interop tests).
 #![allow(dead_code)]
 
 pub mod logs;
@@ -11,6 +11,7 @@ pub mod native;
 pub mod netlab;
 pub mod node;
 pub mod node_bin;
+pub mod python;
 pub mod raw_http;
 #[cfg(feature = "iicp-tcp")]
 pub mod relay;

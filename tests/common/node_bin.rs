@@ -13,13 +13,18 @@ pub fn free_port() -> u16 {
 
 /// Sends SIGTERM to `child` (panics when `kill` fails).
 pub fn sigterm(child: &Child) {
+    signal(child, "-TERM");
+}
+
+/// Sends `sig` (`-TERM`, `-INT`, …) to `child` (panics when `kill` fails).
+pub fn signal(child: &Child, sig: &str) {
     assert!(
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([sig, &child.id().to_string()])
             .status()
             .unwrap()
             .success(),
-        "kill -TERM {}",
+        "kill {sig} {}",
         child.id()
     );
 }

@@ -1,13 +1,14 @@
 //! Relay helpers: a relay-capable node in-process ([`start_relay`]), a
 //! hand-driven worker speaking frames over a `TcpStream` ([`HandWorker`]),
-//! and a consumer's task through the relay ([`relay_for`]).
+//! and a consumer's task through the relay ([`relay_for`],
+//! [`RelayNode::consumer`] in the background, [`RelayNode::task`]).
 //!
 //! ```ignore
 //! let relay = start_relay(|_| {}).await;
 //! let mut worker = HandWorker::bound(relay.accept, "w-1").await;
-//! let consumer = tokio::spawn(relay_for(relay.base.clone(), "w-1", json!({...}), vec![]));
+//! let consumer = relay.consumer("w-1", json!({...}), vec![]);
 //! let call = worker.next_call().await;
-//! worker.answer(&call, json!({"status": "success", ...}), None).await;
+//! worker.answer_success(&call, json!(...)).await;
 //! let (status, body) = consumer.await.unwrap();
 //! ```
 
@@ -33,6 +34,32 @@ pub struct RelayNode {
     pub base: String,
     /// The accept port for workers.
     pub accept: SocketAddr,
+}
+
+impl RelayNode {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A consumer's `task` for `worker_id` through the relay, POSTed in the
+    /// background with `headers` (see [`relay_for`]); await it for the
+    /// status and body once the worker has answered.
+    pub fn consumer(
+        &self,
+        worker_id: &str,
+        task: Value,
+        headers: Vec<(&'static str, String)>,
+    ) -> tokio::task::JoinHandle<(u16, Value)> {
+        let (base, worker_id) = (self.base.clone(), worker_id.to_owned());
+        tokio::spawn(async move { relay_for(base, &worker_id, task, headers).await })
+    }
+
+    /// A consumer's `task` for `worker_id` through the relay, no headers:
+    /// status and body.
+    pub async fn task(&self, worker_id: &str, task: Value) -> (u16, Value) {
+        relay_for(self.base.clone(), worker_id, task, vec![]).await
+    }
 }
 
 /// Starts a relay-capable node on loopback (free ports, no registration;
@@ -79,10 +106,53 @@ impl HandWorker {
 
     /// Connects and binds `worker_id`; panics unless the relay says ok.
     pub async fn bound(accept: SocketAddr, worker_id: &str) -> Self {
-        let mut worker = Self::connect(accept).await;
-        let ack = worker.bind(worker_id, None).await;
+        let (worker, ack) = Self::try_bind(accept, worker_id, None).await;
         assert!(ack.is_ok(), "bind of {worker_id} refused: {ack:?}");
         worker
+    }
+
+    /// Connects and binds `worker_id` with `ticket`: the worker and the
+    /// relay's RELAY_ACK, whatever it says.
+    pub async fn try_bind(
+        accept: SocketAddr,
+        worker_id: &str,
+        ticket: Option<&str>,
+    ) -> (Self, RelayAck) {
+        let mut worker = Self::connect(accept).await;
+        let ack = worker.bind(worker_id, ticket).await;
+        (worker, ack)
+    }
+
+    /// The reason a bind of `worker_id` (with `ticket`) on a new connection
+    /// is refused with; `None` when it is accepted.
+    pub async fn refusal(
+        accept: SocketAddr,
+        worker_id: &str,
+        ticket: Option<&str>,
+    ) -> Option<String> {
+        Self::try_bind(accept, worker_id, ticket).await.1.reason
+    }
+
+    /// Binds `worker_id` on new connections every 50 ms until the relay
+    /// takes it (within [`WAIT`]); each refusal on the way must give
+    /// `meanwhile` as its reason when that is set.
+    pub async fn bound_once_free(
+        accept: SocketAddr,
+        worker_id: &str,
+        meanwhile: Option<&str>,
+    ) -> Self {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (worker, ack) = Self::try_bind(accept, worker_id, None).await;
+            if ack.is_ok() {
+                return worker;
+            }
+            if let Some(reason) = meanwhile {
+                assert_eq!(ack.reason.as_deref(), Some(reason));
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{ack:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends RELAY_BIND and returns the RELAY_ACK.
@@ -167,6 +237,12 @@ impl HandWorker {
             .await;
     }
 
+    /// Answers `call` with `{"status": "success", "result": <result>}`.
+    pub async fn answer_success(&mut self, call: &Call, result: Value) {
+        self.answer(call, json!({"status": "success", "result": result}), None)
+            .await;
+    }
+
     /// Sends PING and waits for its PONG.
     pub async fn ping(&mut self) {
         let echo = Echo {
@@ -243,18 +319,7 @@ pub async fn post_json(
     for (name, value) in headers {
         req = req.header(name, value);
     }
-    let resp = tokio::time::timeout(WAIT * 2, req.send())
-        .await
-        .expect("the relay answers in time")
-        .expect("the relay answers");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("a body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
-    };
-    (status, body)
+    send(req).await
 }
 
 /// GETs `url` with an optional bearer token: status and JSON body (Null
@@ -264,6 +329,12 @@ pub async fn get_json(url: &str, bearer: Option<&str>) -> (u16, Value) {
     if let Some(token) = bearer {
         req = req.bearer_auth(token);
     }
+    send(req).await
+}
+
+/// Sends `req` (answered within twice [`WAIT`]): status and JSON body (Null
+/// when empty).
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = tokio::time::timeout(WAIT * 2, req.send())
         .await
         .expect("the relay answers in time")

@@ -14,10 +14,11 @@ use super::Relay;
 use super::admission::{BindRequest, Refusal, check_worker_id};
 use super::reply::{self, Decoded, WorkerAnswer};
 use super::sessions::{Link, Session};
+use crate::transport::spawn_writer;
 use crate::transport::{
     Ack, Close, CloseReason, Echo, Frame, FrameCodec, FrameError, Init, RelayAck, RelayBind, kind,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,16 +66,7 @@ impl Conn<'_> {
             read,
             FrameCodec::with_max_payload(self.relay.native.max_frame),
         );
-        let (out, mut queue) = mpsc::channel::<Frame>(WRITE_QUEUE);
-        let writer = tokio::spawn(async move {
-            let mut sink = FramedWrite::new(write, FrameCodec::new());
-            while let Some(frame) = queue.recv().await {
-                if sink.send(frame).await.is_err() {
-                    break;
-                }
-            }
-            let _ = SinkExt::<Frame>::close(&mut sink).await;
-        });
+        let (out, writer) = spawn_writer(FramedWrite::new(write, FrameCodec::new()), WRITE_QUEUE);
         let close = match self.bind(&mut frames, &out, &dropped).await {
             Ok(session) => {
                 bound();

@@ -32,6 +32,7 @@ use crate::node::answer::Answer;
 use crate::node::inbound::{Inbound, decode_task};
 use crate::node::pipeline::Pipeline;
 use crate::node::task_auth::{Credentials, looks_like_consumer_token};
+use crate::transport::spawn_writer;
 use crate::transport::{
     Call, Close, CloseReason, Echo, Frame, FrameCodec, Init, Message, MessageError, RelayBind, kind,
 };
@@ -272,16 +273,7 @@ pub(crate) async fn serve(
         write,
         ..
     } = bound;
-    let (out, mut queue) = mpsc::channel::<Frame>(WRITE_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut sink = write;
-        while let Some(frame) = queue.recv().await {
-            if sink.send(frame).await.is_err() {
-                break;
-            }
-        }
-        let _ = SinkExt::<Frame>::close(&mut sink).await;
-    });
+    let (out, writer) = spawn_writer(write, WRITE_QUEUE);
     let mut calls = JoinSet::new();
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval_at(
