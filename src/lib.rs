@@ -48,8 +48,9 @@ pub mod transport;
 pub mod wire;
 
 pub use client::{
-    ChatOptions, ChatResponse, ClientBuilder, ClientConfig, ClientOptions, DiscoverOptions,
-    IicpClient, SelectionStrategy,
+    ChatChunk, ChatOptions, ChatResponse, ChatStream, ChatStreamEnd, ChatStreamEvent, ChunkChoice,
+    ChunkDelta, ClientBuilder, ClientConfig, ClientOptions, DiscoverOptions, IicpClient,
+    SelectionStrategy,
 };
 pub use error::{IicpError, Result};
 pub use node::{

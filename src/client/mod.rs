@@ -19,10 +19,12 @@ mod native_attempt;
 mod retry;
 mod seal;
 pub mod selection;
+mod stream;
 mod submit;
 pub mod trace;
 
 pub use chat::ChatResponse;
+pub use stream::{ChatChunk, ChatStream, ChatStreamEnd, ChatStreamEvent, ChunkChoice, ChunkDelta};
 pub use config::{
     ChatOptions, ClientBuilder, ClientConfig, ClientOptions, DEFAULT_DIRECTORY_URL,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, ENV_VARS, MAX_TIMEOUT_MS,
@@ -265,6 +267,65 @@ impl IicpClient {
         messages: Vec<ChatMessage>,
         options: Option<ChatOptions>,
     ) -> Result<ChatResponse> {
+        let (task, route, timeout) = self.chat_task(messages, options)?;
+        let response = submit::submit(&self.inner, task, route, None, timeout).await?;
+        chat::into_chat_response(response)
+    }
+
+    /// Sends a chat to the mesh and returns its answer as it is generated:
+    /// a [`ChatStream`] of OpenAI `chat.completion.chunk` items
+    /// ([`ChatStreamEvent::Chunk`]) and then one [`ChatStreamEvent::Done`]
+    /// with the finish reason, the usage and the whole answer.
+    ///
+    /// Discovery, selection, the deadline (`timeout_ms`, which bounds the
+    /// whole stream) and failover are those of [`chat`](Self::chat), up to
+    /// the first chunk: an error before it is this call's `Err`, afterwards
+    /// it is an item of the stream, which then ends. The answer streams over
+    /// the native transport (its lifecycle CALL, on a connection of its own)
+    /// from a node that lists an `iicp://` endpoint, whatever
+    /// [`prefer_native`](ClientBuilder::prefer_native) says. A node without
+    /// one, and every task sealed with IICP-CX (partials travel in
+    /// plaintext, so a confidential task is never streamed), give the
+    /// buffered answer as one chunk. The chunks always add up to the final
+    /// answer, and the last chunk of a choice carries its finish reason.
+    ///
+    /// Dropping the stream before its end closes its connection: the node
+    /// aborts the handler and its model server call.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use iicp_client::{ChatMessage, ChatStreamEvent, ClientConfig, IicpClient};
+    ///
+    /// # async fn f() -> iicp_client::Result<()> {
+    /// let client = IicpClient::builder(ClientConfig::default())
+    ///     .allow_plaintext(true) // a CX-sealed chat comes as one chunk
+    ///     .build()?;
+    /// let mut stream = client
+    ///     .chat_stream(vec![ChatMessage::user("Tell me about IICP.")], None)
+    ///     .await?;
+    /// while let Some(event) = stream.next().await {
+    ///     match event? {
+    ///         ChatStreamEvent::Chunk(chunk) => print!("{}", chunk.text()),
+    ///         ChatStreamEvent::Done(end) => println!("\n[{:?}, {:?}]", end.finish_reason, end.usage),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn chat_stream(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: Option<ChatOptions>,
+    ) -> Result<ChatStream> {
+        let (task, route, timeout) = self.chat_task(messages, options)?;
+        submit::stream(&self.inner, task, route, timeout).await
+    }
+
+    /// The task, route and deadline of a chat.
+    fn chat_task(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: Option<ChatOptions>,
+    ) -> Result<(TaskRequest, submit::Route, Duration)> {
         let options = options.unwrap_or_default();
         let timeout_ms = options.timeout_ms.unwrap_or(self.inner.config.timeout_ms);
         config::check_timeout("chat timeout_ms", timeout_ms)?;
@@ -293,14 +354,6 @@ impl IicpClient {
             model: options.model.clone(),
             qos: Some(qos),
         };
-        let response = submit::submit(
-            &self.inner,
-            task,
-            route,
-            None,
-            Duration::from_millis(timeout_ms),
-        )
-        .await?;
-        chat::into_chat_response(response)
+        Ok((task, route, Duration::from_millis(timeout_ms)))
     }
 }

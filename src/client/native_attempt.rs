@@ -60,32 +60,8 @@ pub(super) async fn exchange(
     left: std::time::Duration,
     target: &str,
 ) -> Option<Exchanged> {
-    use crate::transport::Call;
-
-    let task = &prepared.task;
-    let sealed = prepared.sealed.is_some();
-    let constraints = task.constraints.as_ref();
-    // A sealed task's id reaches the node beside `iicp_conf`, which makes a
-    // repeat known as over HTTP; a plaintext one's only as the key.
-    let derived_key = !sealed && task.nonce.is_none();
-    let call = Call {
-        intent: Some(task.intent.to_string()),
-        payload: prepared.native_payload(),
-        timeout: constraints
-            .and_then(|c| c.timeout_ms)
-            .map(std::time::Duration::from_millis),
-        auth_token: consumer_token.cloned(),
-        trace_id: trace_id(trace),
-        idempotency_key: match (&task.nonce, sealed) {
-            (Some(nonce), _) => Some(nonce.clone()),
-            (None, false) => Some(task.task_id.clone()),
-            (None, true) => None,
-        },
-        qos: constraints
-            .and_then(|c| c.effective_qos())
-            .map(|q| q.as_str().to_owned()),
-        ..Default::default()
-    };
+    let derived_key = prepared.sealed.is_none() && prepared.task.nonce.is_none();
+    let call = call_for(prepared, consumer_token, trace);
     let sent = tokio::time::timeout(left, inner.native.exchange(endpoint, call, left)).await;
     let response = match sent {
         Err(_) => {
@@ -115,6 +91,40 @@ pub(super) async fn exchange(
         target,
         derived_key,
     ))
+}
+
+/// The CALL for `prepared` (buffered: no key 24).
+#[cfg(feature = "iicp-tcp")]
+pub(super) fn call_for(
+    prepared: &Prepared,
+    consumer_token: Option<&Secret>,
+    trace: &str,
+) -> crate::transport::Call {
+    use crate::transport::Call;
+
+    let task = &prepared.task;
+    let sealed = prepared.sealed.is_some();
+    let constraints = task.constraints.as_ref();
+    // A sealed task's id reaches the node beside `iicp_conf`, which makes a
+    // repeat known as over HTTP; a plaintext one's only as the key.
+    Call {
+        intent: Some(task.intent.to_string()),
+        payload: prepared.native_payload(),
+        timeout: constraints
+            .and_then(|c| c.timeout_ms)
+            .map(std::time::Duration::from_millis),
+        auth_token: consumer_token.cloned(),
+        trace_id: trace_id(trace),
+        idempotency_key: match (&task.nonce, sealed) {
+            (Some(nonce), _) => Some(nonce.clone()),
+            (None, false) => Some(task.task_id.clone()),
+            (None, true) => None,
+        },
+        qos: constraints
+            .and_then(|c| c.effective_qos())
+            .map(|q| q.as_str().to_owned()),
+        ..Default::default()
+    }
 }
 
 /// CALL key 13: the trace id of a W3C `traceparent` (`00-<32 hex>-…`).

@@ -91,6 +91,118 @@ pub(crate) async fn submit(
     Err(all_failed(outgoing.intent(), failures))
 }
 
+/// Starts a streamed chat (`chat_stream()`): the same discovery,
+/// selection, credentials, deadline and failover as [`submit`], up to the
+/// first chunk. A plaintext task to a node with an `iicp://` endpoint
+/// streams natively on a connection of its own; a sealed task, a node
+/// without one, or a native connection that cannot be made gets the
+/// buffered answer (over native or HTTP, as `submit` would send it) as one
+/// chunk. Once a chunk is out there is no failover: errors come in the
+/// stream.
+pub(crate) async fn stream(
+    inner: &Inner,
+    mut task: TaskRequest,
+    route: Route,
+    timeout: Duration,
+) -> Result<super::stream::ChatStream> {
+    let deadline = Instant::now() + timeout;
+    check_intent_policy(task.intent.as_str())?;
+    if task.task_id.is_empty() {
+        task.task_id = uuid::Uuid::new_v4().to_string();
+    }
+    let trace = super::trace::resolve(None)?;
+    let constraints = task.constraints.get_or_insert_with(Default::default);
+    if constraints.timeout_ms.is_none() {
+        constraints.timeout_ms = Some(timeout.as_millis() as u64);
+    }
+    if constraints.qos.is_none() {
+        constraints.qos = route.qos;
+    }
+    let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
+    let outgoing = Outgoing::new(task)?;
+    let mut failures: Vec<(String, IicpError)> = Vec::new();
+    for node in &candidates {
+        let credential = credential_for(inner, node, &outgoing, deadline).await;
+        let prepared = outgoing.for_node(node)?;
+        let outcome = match stream_native(inner, node, &prepared, credential.as_ref(), &trace, deadline).await {
+            Some(outcome) => outcome,
+            None => attempt_node(inner, node, &prepared, credential.as_ref(), &trace, deadline)
+                .await
+                .and_then(|mut response| {
+                    let metrics = response.metrics.get_or_insert_with(Default::default);
+                    metrics.node_id.get_or_insert_with(|| node.node_id.clone());
+                    super::chat::into_chat_response(response)
+                        .map(super::stream::ChatStream::buffered)
+                        .map_err(NodeOutcome::Fail)
+                }),
+        };
+        match outcome {
+            Ok(stream) => return Ok(stream),
+            Err(NodeOutcome::Fail(e)) => return Err(e),
+            Err(NodeOutcome::Next(e)) => {
+                tracing::debug!(node_id = %node.node_id, error = %e, "node failed before the first chunk; trying the next");
+                inner.cache.forget_node(&node.node_id);
+                if matches!(e, IicpError::Timeout { .. }) && Instant::now() >= deadline {
+                    return Err(e);
+                }
+                failures.push((short_id(&node.node_id).to_owned(), e));
+            }
+        }
+    }
+    Err(all_failed(outgoing.intent(), failures))
+}
+
+/// A native stream on `node`, when the task is plaintext and the node has
+/// an `iicp://` endpoint; `None` to answer it buffered instead (no such
+/// endpoint, a sealed task, or a CALL that never reached the node).
+#[cfg(feature = "iicp-tcp")]
+async fn stream_native(
+    inner: &Inner,
+    node: &NodeInfo,
+    prepared: &Prepared,
+    consumer_token: Option<&Secret>,
+    trace: &str,
+    deadline: Instant,
+) -> Option<std::result::Result<super::stream::ChatStream, NodeOutcome>> {
+    use super::stream::Opened;
+    // Partials travel in plaintext: a sealed task is never streamed.
+    if prepared.sealed.is_some() {
+        return None;
+    }
+    let endpoint = node.transport_endpoint.as_deref()?;
+    if !endpoint.starts_with("iicp://") {
+        return None;
+    }
+    let target = format!("node {}", short_id(&node.node_id));
+    let mut call = native_attempt::call_for(prepared, consumer_token, trace);
+    call.task_id = Some(prepared.task.task_id.clone());
+    let total_ms = inner.timeout().as_millis() as u64;
+    match super::stream::open(&inner.native, endpoint, call, &node.node_id, &target, deadline, total_ms).await {
+        Opened::Started(stream) => Some(Ok(stream)),
+        Opened::Unsent(e) => {
+            tracing::debug!(node_id = %node.node_id, error = %e, "native stream not opened; answering buffered");
+            None
+        }
+        Opened::Failed(e @ IicpError::Timeout { .. }) if Instant::now() >= deadline => {
+            Some(Err(NodeOutcome::Fail(e)))
+        }
+        Opened::Failed(e) => Some(Err(NodeOutcome::Next(e))),
+    }
+}
+
+/// Without the native transport every stream is answered buffered.
+#[cfg(not(feature = "iicp-tcp"))]
+async fn stream_native(
+    _inner: &Inner,
+    _node: &NodeInfo,
+    _prepared: &Prepared,
+    _consumer_token: Option<&Secret>,
+    _trace: &str,
+    _deadline: Instant,
+) -> Option<std::result::Result<super::stream::ChatStream, NodeOutcome>> {
+    None
+}
+
 /// The error of a submit whose every candidate failed: the nodes' own
 /// [`IicpError::Protocol`] when they all answered with the same code and
 /// status (one node, or a mesh that agrees), else `NoAvailableNode` listing

@@ -361,6 +361,37 @@ impl NativeClient {
         Ok(rx)
     }
 
+    /// Sends a lifecycle CALL as given (`task_id` must be set; `call_id`
+    /// and `session_id` are set when missing) and returns its steps on a
+    /// channel holding up to `capacity` steps (a consumer further behind
+    /// loses steps, which it sees as a gap in `sequence`). The error says
+    /// whether the CALL was handed to the connection: only `Unsent` is
+    /// possible here.
+    pub(crate) async fn stream_call(
+        &self,
+        mut call: Call,
+        capacity: usize,
+    ) -> std::result::Result<mpsc::Receiver<Result<StreamStep>>, Failure> {
+        let id = call
+            .call_id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone();
+        call.session_id.get_or_insert_with(|| "native".into());
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        {
+            let mut p = self.lock();
+            if let Some(why) = &p.closed {
+                return Err(Failure::Unsent(transport(&self.target, why.clone())));
+            }
+            p.calls.insert(id.clone(), Waiter::Stream(tx));
+        }
+        if let Err(e) = self.send(call.to_frame()).await {
+            self.forget(&id);
+            return Err(Failure::Unsent(e));
+        }
+        Ok(rx)
+    }
+
     fn forget(&self, id: &str) {
         let mut p = self.lock();
         p.calls.remove(id);

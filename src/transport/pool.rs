@@ -346,6 +346,15 @@ impl NativePool {
         }
     }
 
+    /// A fresh connection to `endpoint`, resolved (and judged) as pooled
+    /// ones are but kept out of the pool: a streamed call that its consumer
+    /// may abandon gets one of its own, so closing it cancels that call
+    /// alone (the node aborts a session's calls on CLOSE or end of stream).
+    pub(crate) async fn dedicated(&self, endpoint: &str) -> Result<NativeClient> {
+        let (key, host, port) = parse_endpoint(endpoint)?;
+        self.connect(&key, &host, port).await
+    }
+
     /// Sends CLOSE on every pooled connection and forgets them all.
     pub fn close_all(&self) {
         let mut endpoints = self.lock();
