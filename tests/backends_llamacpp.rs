@@ -394,3 +394,74 @@ async fn a_native_stream_carries_the_models_text_piece_by_piece() {
     assert_eq!(answer["choices"][0]["finish_reason"], "length");
     node.shutdown().await;
 }
+
+/// Issue 16: `IicpClient::chat_stream()` through a registered node in front
+/// of the real model: chunks come before the end, in order, and joined they
+/// are exactly the whole answer's text (asserted by the order of events,
+/// not by time). The node serves plaintext (no CX key): a sealed chat is
+/// never streamed.
+#[cfg(feature = "iicp-tcp")]
+#[tokio::test]
+#[ignore = "needs the llama.cpp test server (bash scripts/llama-server.sh setup)"]
+async fn chat_stream_through_a_real_node_yields_chunks_before_the_end() {
+    use futures_util::StreamExt;
+    use iicp_client::ChatStreamEvent;
+    let server = LlamaServer::start();
+    // The default heartbeat interval: llama-cpp-python interrupts a
+    // generation when another request (a model probe) comes in.
+    let h = Harness::start(Default::default()).await;
+    let node = IicpNode::new(NodeConfig {
+        directory_url: h.base.clone(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        confidentiality: false,
+        ..Default::default()
+    })
+    .start_backend(server.backend(BackendKind::Llamacpp, None))
+    .await
+    .unwrap();
+    node.registered().await.unwrap();
+    let client = IicpClient::builder(ClientConfig {
+        directory_url: h.base.clone(),
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .allow_plaintext(true)
+    .build()
+    .unwrap();
+    let mut stream = client
+        .chat_stream(
+            vec![ChatMessage::user("tell me a story")],
+            Some(ChatOptions {
+                max_tokens: Some(48),
+                temperature: Some(0.0),
+                model: Some(MODEL.into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    // The order of events: chunk, chunk, …, Done.
+    let mut events = Vec::new();
+    let mut text = String::new();
+    let end = loop {
+        match stream.next().await.expect("an item").expect("no error") {
+            ChatStreamEvent::Chunk(chunk) => {
+                text += chunk.text();
+                events.push("chunk");
+            }
+            ChatStreamEvent::Done(end) => break end,
+        }
+    };
+    assert!(stream.next().await.is_none());
+    assert!(end.streamed, "the node streamed natively");
+    assert!(
+        events.len() >= 2,
+        "more than the one chunk of a buffered answer: {events:?}"
+    );
+    assert_eq!(text, end.response.text(), "the chunks are the answer");
+    assert!(!text.is_empty());
+    assert_eq!(end.finish_reason.as_deref(), Some("length"));
+    assert_eq!(end.response.node_id, node.node_id());
+    node.shutdown().await;
+}

@@ -131,17 +131,21 @@ async fn a_native_node_streams_chunks_that_add_up_to_the_final_answer() {
     let calls = Arc::new(AtomicUsize::new(0));
     let node = start_node(local_config(), echo(calls.clone())).await;
     let h = Harness::without_probe().await;
-    list(&h, "n-native", node.endpoint(), Some(&native_of(&node)), None).await;
+    list(
+        &h,
+        "n-native",
+        node.endpoint(),
+        Some(&native_of(&node)),
+        None,
+    )
+    .await;
 
     let stream = client(&h, true).chat_stream(ask(), None).await.unwrap();
     let (texts, finishes, end) = drain(stream).await;
 
     assert!(end.streamed);
     assert_eq!(texts.concat(), WORDS, "reassembled exactly");
-    let words: Vec<String> = WORDS
-        .split(' ')
-        .map(|w| w.to_owned())
-        .collect::<Vec<_>>();
+    let words: Vec<String> = WORDS.split(' ').map(|w| w.to_owned()).collect::<Vec<_>>();
     // In order: every word arrives as its own chunk, in the handler's order
     // (then one last chunk carries the finish reason).
     let streamed: Vec<String> = texts.iter().map(|t| t.trim_end().to_owned()).collect();
@@ -249,7 +253,11 @@ async fn a_dead_node_or_one_failing_before_its_first_chunk_is_failed_over() {
     let (texts, _, end) = drain(client(&h, true).chat_stream(ask(), None).await.unwrap()).await;
     assert_eq!(texts.concat(), WORDS);
     assert_eq!(end.response.node_id.as_deref(), Some("b-live"));
-    assert_eq!(failed.load(Ordering::SeqCst), 1, "the failing node was tried");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        1,
+        "the failing node was tried"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     live.shutdown().await;
     failing.shutdown().await;

@@ -24,12 +24,12 @@ mod submit;
 pub mod trace;
 
 pub use chat::ChatResponse;
-pub use stream::{ChatChunk, ChatStream, ChatStreamEnd, ChatStreamEvent, ChunkChoice, ChunkDelta};
 pub use config::{
     ChatOptions, ClientBuilder, ClientConfig, ClientOptions, DEFAULT_DIRECTORY_URL,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, ENV_VARS, MAX_TIMEOUT_MS,
 };
 pub use selection::SelectionStrategy;
+pub use stream::{ChatChunk, ChatStream, ChatStreamEnd, ChatStreamEvent, ChunkChoice, ChunkDelta};
 
 use crate::error::{IicpError, Result};
 use crate::wire::{

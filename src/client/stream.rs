@@ -255,7 +255,12 @@ impl Assembler {
             let finish = if self.finished.contains(&choice.index) {
                 None
             } else {
-                Some(choice.finish_reason.clone().unwrap_or_else(|| "stop".into()))
+                Some(
+                    choice
+                        .finish_reason
+                        .clone()
+                        .unwrap_or_else(|| "stop".into()),
+                )
             };
             let mut delta = ChunkDelta {
                 role: nothing_sent.then(|| choice.message.role.clone()),
@@ -275,7 +280,9 @@ impl Assembler {
                             call
                         })
                         .collect();
-                    delta.extra.insert("tool_calls".into(), Value::Array(indexed));
+                    delta
+                        .extra
+                        .insert("tool_calls".into(), Value::Array(indexed));
                 }
             }
             if delta.content.is_some() || !delta.extra.is_empty() || finish.is_some() {
@@ -626,7 +633,10 @@ mod tests {
         let second = a.partial(json!("lo")).unwrap();
         assert_eq!(second.id, "s");
         assert!(a.partial(json!({"piece": 1})).is_none());
-        let mut events = vec![ChatStreamEvent::Chunk(first), ChatStreamEvent::Chunk(second)];
+        let mut events = vec![
+            ChatStreamEvent::Chunk(first),
+            ChatStreamEvent::Chunk(second),
+        ];
         events.extend(a.finish(response("hello world", "stop"), true));
         assert_eq!(texts(&events), "hello world");
         let ChatStreamEvent::Chunk(last) = &events[events.len() - 2] else {

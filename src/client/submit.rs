@@ -124,17 +124,33 @@ pub(crate) async fn stream(
     for node in &candidates {
         let credential = credential_for(inner, node, &outgoing, deadline).await;
         let prepared = outgoing.for_node(node)?;
-        let outcome = match stream_native(inner, node, &prepared, credential.as_ref(), &trace, deadline).await {
+        let outcome = match stream_native(
+            inner,
+            node,
+            &prepared,
+            credential.as_ref(),
+            &trace,
+            deadline,
+        )
+        .await
+        {
             Some(outcome) => outcome,
-            None => attempt_node(inner, node, &prepared, credential.as_ref(), &trace, deadline)
-                .await
-                .and_then(|mut response| {
-                    let metrics = response.metrics.get_or_insert_with(Default::default);
-                    metrics.node_id.get_or_insert_with(|| node.node_id.clone());
-                    super::chat::into_chat_response(response)
-                        .map(super::stream::ChatStream::buffered)
-                        .map_err(NodeOutcome::Fail)
-                }),
+            None => attempt_node(
+                inner,
+                node,
+                &prepared,
+                credential.as_ref(),
+                &trace,
+                deadline,
+            )
+            .await
+            .and_then(|mut response| {
+                let metrics = response.metrics.get_or_insert_with(Default::default);
+                metrics.node_id.get_or_insert_with(|| node.node_id.clone());
+                super::chat::into_chat_response(response)
+                    .map(super::stream::ChatStream::buffered)
+                    .map_err(NodeOutcome::Fail)
+            }),
         };
         match outcome {
             Ok(stream) => return Ok(stream),
@@ -177,7 +193,17 @@ async fn stream_native(
     let mut call = native_attempt::call_for(prepared, consumer_token, trace);
     call.task_id = Some(prepared.task.task_id.clone());
     let total_ms = inner.timeout().as_millis() as u64;
-    match super::stream::open(&inner.native, endpoint, call, &node.node_id, &target, deadline, total_ms).await {
+    match super::stream::open(
+        &inner.native,
+        endpoint,
+        call,
+        &node.node_id,
+        &target,
+        deadline,
+        total_ms,
+    )
+    .await
+    {
         Opened::Started(stream) => Some(Ok(stream)),
         Opened::Unsent(e) => {
             tracing::debug!(node_id = %node.node_id, error = %e, "native stream not opened; answering buffered");
