@@ -358,6 +358,7 @@ impl ChatStream {
 impl futures_core::Stream for ChatStream {
     type Item = Result<ChatStreamEvent>;
 
+    #[cfg_attr(not(feature = "iicp-tcp"), allow(clippy::never_loop))]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
@@ -430,7 +431,7 @@ mod native {
     /// How opening a native stream on one node went.
     pub(crate) enum Opened {
         /// The first chunk (or the whole answer) arrived.
-        Started(ChatStream),
+        Started(Box<ChatStream>),
         /// The CALL never reached the node: answer it another way.
         Unsent(IicpError),
         /// The node was reached and failed before any chunk.
@@ -484,10 +485,10 @@ mod native {
                 Ok((events, done)) => {
                     queue.extend(events.into_iter().map(Ok));
                     if done || !queue.is_empty() {
-                        return Opened::Started(ChatStream {
+                        return Opened::Started(Box::new(ChatStream {
                             queue,
                             native: (!done).then_some(source),
-                        });
+                        }));
                     }
                 }
             }

@@ -204,7 +204,7 @@ async fn stream_native(
     )
     .await
     {
-        Opened::Started(stream) => Some(Ok(stream)),
+        Opened::Started(stream) => Some(Ok(*stream)),
         Opened::Unsent(e) => {
             tracing::debug!(node_id = %node.node_id, error = %e, "native stream not opened; answering buffered");
             None
