@@ -22,6 +22,7 @@
 mod addresses;
 mod beat;
 pub mod clock;
+mod metrics;
 pub mod ranking;
 mod rate_limit;
 mod reachability;
@@ -198,6 +199,7 @@ impl Directory {
             ),
             register_limiter: RateLimiter::new(config.register_rate_limit, 60_000),
             clock: config.clock.clone(),
+            metrics: metrics::DirectoryMetrics::default(),
             config,
         });
         let listener = tokio::net::TcpListener::bind(listen).await?;
