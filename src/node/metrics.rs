@@ -150,9 +150,11 @@ struct CodeLabels {
 /// The counters of one served intent (or of `other`).
 #[derive(Debug)]
 struct IntentSlot {
-    intent: IntentUrn,
+    /// None for `other`.
+    intent: Option<IntentUrn>,
     tasks: [Counter; COMBOS.len()],
-    latency: Histogram,
+    /// None for `other`: its handler never runs.
+    latency: Option<Histogram>,
 }
 
 /// A node's metrics and the registry they are encoded from.
@@ -185,7 +187,8 @@ impl NodeMetrics {
             (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
         );
         let mut slots = Vec::with_capacity(intents.len() + 1);
-        let mut add = |intent: IntentUrn, label: Arc<str>| {
+        let mut add = |intent: Option<IntentUrn>, label: Arc<str>| {
+            let served = intent.is_some();
             slots.push(IntentSlot {
                 tasks: std::array::from_fn(|i| {
                     let (outcome, status_class) = COMBOS[i];
@@ -195,8 +198,10 @@ impl NodeMetrics {
                         status_class,
                     })
                 }),
-                latency: latency.get_or_create_owned(&IntentLabels {
-                    intent: label.clone(),
+                latency: served.then(|| {
+                    latency.get_or_create_owned(&IntentLabels {
+                        intent: label.clone(),
+                    })
                 }),
                 intent,
             })
@@ -205,15 +210,10 @@ impl NodeMetrics {
         for intent in intents {
             if !seen.contains(&intent) {
                 seen.push(intent);
-                add(intent.clone(), Arc::from(intent.as_str()));
+                add(Some(intent.clone()), Arc::from(intent.as_str()));
             }
         }
-        // The `other` slot's intent is never compared (it is last).
-        if let Some(first) = intents.first() {
-            add(first.clone(), Arc::from("other"));
-        } else if let Ok(any) = IntentUrn::parse("urn:iicp:intent:other:v1") {
-            add(any, Arc::from("other"));
-        }
+        add(None, Arc::from("other"));
         registry.register(
             "tasks",
             "Tasks by intent (served intents; anything else is other), outcome and status class",
@@ -280,7 +280,7 @@ impl NodeMetrics {
         let served = self.slots.len() - 1;
         self.slots[..served]
             .iter()
-            .position(|s| &s.intent == intent)
+            .position(|s| s.intent.as_ref() == Some(intent))
             .unwrap_or(served)
     }
 
@@ -298,7 +298,9 @@ impl NodeMetrics {
     /// Records how long the handler of a task of this slot ran.
     pub fn latency(&self, slot: usize, elapsed: Duration) {
         let slot = &self.slots[slot.min(self.slots.len() - 1)];
-        slot.latency.observe(elapsed.as_secs_f64());
+        if let Some(latency) = &slot.latency {
+            latency.observe(elapsed.as_secs_f64());
+        }
     }
 
     pub fn admission_wait(&self) {
@@ -348,15 +350,22 @@ mod tests {
         let embed = IntentUrn::parse("urn:iicp:intent:llm:embed:v1").unwrap();
         let m = NodeMetrics::new(std::slice::from_ref(&chat));
         m.task(m.slot_of(&chat), TaskOutcome::Success, StatusClass::Ok2xx);
-        m.task(m.slot_of(&embed), TaskOutcome::Refused, StatusClass::Client4xx);
+        m.task(
+            m.slot_of(&embed),
+            TaskOutcome::Refused,
+            StatusClass::Client4xx,
+        );
         m.task(m.other_slot(), TaskOutcome::Refused, StatusClass::Client4xx);
         let text = m.encode(0, 4);
         assert!(text.contains(
             "iicp_node_tasks_total{intent=\"urn:iicp:intent:llm:chat:v1\",outcome=\"success\",status_class=\"2xx\"} 1"
         ), "{text}");
-        assert!(text.contains(
-            "iicp_node_tasks_total{intent=\"other\",outcome=\"refused\",status_class=\"4xx\"} 2"
-        ), "{text}");
+        assert!(
+            text.contains(
+                "iicp_node_tasks_total{intent=\"other\",outcome=\"refused\",status_class=\"4xx\"} 2"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("embed"), "{text}");
         assert!(text.contains("iicp_node_max_concurrent 4"), "{text}");
     }

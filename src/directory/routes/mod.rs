@@ -94,9 +94,7 @@ async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
 /// 0.0.4. Open like `/health`: counts and node totals, no node id,
 /// endpoint, token or queried intent.
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let body = st
-        .metrics
-        .encode(st.registry.counts(st.clock.now_ms()));
+    let body = st.metrics.encode(st.registry.counts(st.clock.now_ms()));
     (
         [(
             header::CONTENT_TYPE,
