@@ -8,7 +8,8 @@
 //! one) it publishes `GET /v1/directory-key` and signs consumer tokens at
 //! `POST /v1/consumer-token` (PROTOCOL.md §1.7). It does not carry task
 //! payloads, issue dispatch tickets or keep credit ledgers; those routes
-//! answer in JSON.
+//! answer in JSON. `GET /metrics` serves its counters in the Prometheus
+//! text format (`metrics.rs`).
 //!
 //! ```no_run
 //! # async fn demo() -> iicp_client::Result<()> {

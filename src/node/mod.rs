@@ -1,6 +1,7 @@
-//! The provider: [`IicpNode`] serves `POST /v1/task` and `GET /iicp/health`,
-//! registers with a directory, heartbeats, re-registers when forgotten and
-//! deregisters on shutdown (PROTOCOL.md §1.3-§1.5, §2).
+//! The provider: [`IicpNode`] serves `POST /v1/task`, `GET /iicp/health` and
+//! `GET /metrics` (`metrics.rs`), registers with a directory, heartbeats,
+//! re-registers when forgotten and deregisters on shutdown (PROTOCOL.md
+//! §1.3-§1.5, §2).
 //!
 //! Tasks go through one pipeline (`pipeline.rs`); the directory state has
 //! one owner (`lifecycle.rs`). The handler returns the *inner* result and
