@@ -424,3 +424,23 @@ async fn directory_counts_lifecycle_and_discover_requests() {
         .collect();
     after.assert_leaks_none(&secrets);
 }
+
+/// A relay-capable node counts the tasks it forwards to bound workers (a
+/// task for an unknown worker is not forwarded).
+#[cfg(feature = "iicp-tcp")]
+#[tokio::test]
+async fn a_relay_counts_forwarded_tasks() {
+    use common::relay::{HandWorker, chat_task, start_relay};
+    let relay = start_relay(|_| {}).await;
+    let worker = HandWorker::bound(relay.accept, "w-1").await;
+    let serving = worker.serve_echo("w-1");
+    let (status, body) = relay.task("w-1", chat_task(SECRET_PAYLOAD, None)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = relay.task("w-unknown", chat_task("x", None)).await;
+    assert_eq!(status, 404);
+    let after = node_scrape(&relay.node).await;
+    assert_eq!(after.get("iicp_node_relay_forwarded_total", &[]), 1.0);
+    after.assert_leaks_none(&[SECRET_PAYLOAD, "w-1", "w-unknown"]);
+    serving.abort();
+    relay.node.shutdown().await;
+}
