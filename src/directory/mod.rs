@@ -8,7 +8,8 @@
 //! one) it publishes `GET /v1/directory-key` and signs consumer tokens at
 //! `POST /v1/consumer-token` (PROTOCOL.md §1.7). It does not carry task
 //! payloads, issue dispatch tickets or keep credit ledgers; those routes
-//! answer in JSON.
+//! answer in JSON. `GET /metrics` serves its counters in the Prometheus
+//! text format (`metrics.rs`).
 //!
 //! ```no_run
 //! # async fn demo() -> iicp_client::Result<()> {
@@ -22,6 +23,7 @@
 mod addresses;
 mod beat;
 pub mod clock;
+mod metrics;
 pub mod ranking;
 mod rate_limit;
 mod reachability;
@@ -198,6 +200,7 @@ impl Directory {
             ),
             register_limiter: RateLimiter::new(config.register_rate_limit, 60_000),
             clock: config.clock.clone(),
+            metrics: metrics::DirectoryMetrics::default(),
             config,
         });
         let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -190,6 +190,13 @@ impl Registry {
         }
     }
 
+    /// How many nodes are held, and how many of them are live now.
+    pub fn counts(&self, now_ms: u64) -> (usize, usize) {
+        let nodes = self.read();
+        let live = nodes.values().filter(|r| self.is_live(r, now_ms)).count();
+        (nodes.len(), live)
+    }
+
     /// Whether a node is live: available by its last heartbeat and seen recently.
     pub fn is_live(&self, record: &NodeRecord, now_ms: u64) -> bool {
         record.available

@@ -27,6 +27,11 @@ impl AdmissionGate {
         }
     }
 
+    /// A slot if one is free now (never waits).
+    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
     /// A slot, or `None` when the node is full (after waiting, for the
     /// classes that wait).
     pub async fn admit(&self, qos: Option<Qos>) -> Option<OwnedSemaphorePermit> {

@@ -1,5 +1,5 @@
 //! The node's HTTP plane (PROTOCOL.md §2.1-§2.3): `POST /v1/task`,
-//! `GET /iicp/health`, CORS on every route and `OPTIONS` pre-flights. This
+//! `GET /iicp/health`, `GET /metrics`, CORS on every route and `OPTIONS` pre-flights. This
 //! is only an adapter: it reads the body (its size limit is the HTTP body
 //! limit), maps headers to an [`Inbound`], hands both to
 //! [`Pipeline::run_json`] and serialises the typed [`Answer`] once. Every
@@ -51,6 +51,7 @@ pub(crate) fn router(state: NodeHttp, extra: Option<Router>) -> Router {
     let mut app = Router::new()
         .route("/v1/task", post(task))
         .route("/iicp/health", get(health))
+        .route("/metrics", get(metrics))
         .with_state(state);
     if let Some(mesh) = mesh {
         app = app.merge(mesh);
@@ -200,4 +201,20 @@ async fn health(State(st): State<NodeHttp>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
+}
+
+/// `GET /metrics`: the node's counters in the Prometheus text format 0.0.4.
+/// Open like `/iicp/health` (counts by served intent and outcome; no
+/// payload, token or id).
+async fn metrics(State(st): State<NodeHttp>) -> Response {
+    let p = &st.pipeline;
+    let body = p.metrics.encode(p.gate.active(), p.gate.max());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(super::metrics::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response()
 }

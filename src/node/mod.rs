@@ -1,6 +1,7 @@
-//! The provider: [`IicpNode`] serves `POST /v1/task` and `GET /iicp/health`,
-//! registers with a directory, heartbeats, re-registers when forgotten and
-//! deregisters on shutdown (PROTOCOL.md §1.3-§1.5, §2).
+//! The provider: [`IicpNode`] serves `POST /v1/task`, `GET /iicp/health` and
+//! `GET /metrics` (`metrics.rs`), registers with a directory, heartbeats,
+//! re-registers when forgotten and deregisters on shutdown (PROTOCOL.md
+//! §1.3-§1.5, §2).
 //!
 //! Tasks go through one pipeline (`pipeline.rs`); the directory state has
 //! one owner (`lifecycle.rs`). The handler returns the *inner* result and
@@ -35,6 +36,7 @@ mod http;
 pub(crate) mod inbound;
 mod lifecycle;
 mod listener;
+mod metrics;
 mod models;
 #[cfg(feature = "iicp-tcp")]
 mod native;
@@ -189,7 +191,9 @@ impl IicpNode {
         };
         let (identity_tx, identity_rx) = watch::channel(cfg.node_id.clone());
         let (error_tx, error_rx) = watch::channel(None);
+        let intents: Vec<IntentUrn> = caps.iter().map(|c| c.intent.clone()).collect();
         let pipeline = Arc::new(Pipeline {
+            metrics: metrics::NodeMetrics::new(&intents),
             handler,
             gate: admission::AdmissionGate::new(cfg.max_concurrent),
             replay: replay::ReplayGuard::new(
@@ -197,7 +201,7 @@ impl IicpNode {
                 TASK_ID_WINDOW,
                 cfg.replay_window_entries,
             ),
-            intents: caps.iter().map(|c| c.intent.clone()).collect(),
+            intents,
             default_timeout: cfg.default_task_timeout,
             identity: identity_rx.clone(),
             draining: AtomicBool::new(false),
@@ -208,7 +212,14 @@ impl IicpNode {
         let (endpoint_tx, endpoint_rx) =
             watch::channel(crate::nat::Advertised::direct(endpoint.clone()));
         let mesh = mesh_state(&cfg, &pipeline, &identity_rx, &endpoint_rx);
-        let relay = start_relay(&cfg, &endpoint, local_addr, &identity_rx).await?;
+        let relay = start_relay(
+            &cfg,
+            &endpoint,
+            local_addr,
+            &identity_rx,
+            pipeline.metrics.relay_forwarded(),
+        )
+        .await?;
         let app = http::router(
             http::NodeHttp {
                 pipeline: pipeline.clone(),

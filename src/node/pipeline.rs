@@ -11,10 +11,11 @@
 //! typed [`Answer`].
 
 use super::admission::AdmissionGate;
-use super::answer::Answer;
+use super::answer::{Answer, AnswerBody};
 use super::envelope;
 use super::handler::{TaskContext, TaskHandler};
 use super::inbound::{Inbound, decode_task};
+use super::metrics::{NodeMetrics, StatusClass, TaskOutcome};
 use super::replay::ReplayGuard;
 use super::stats::{NodeStats, Outcome};
 use super::task_auth::Authorizer;
@@ -44,6 +45,8 @@ pub(crate) struct Pipeline {
     pub identity: watch::Receiver<Option<String>>,
     pub draining: AtomicBool,
     pub stats: NodeStats,
+    /// What `GET /metrics` reports.
+    pub metrics: NodeMetrics,
     /// The node's CX key, when it accepts encrypted tasks.
     pub cx: Option<crate::cx::CxKeyPair>,
     /// Who may submit tasks.
@@ -67,8 +70,10 @@ impl Pipeline {
         conf: Value,
         task: &TaskRequest,
     ) -> Result<(Value, crate::cx::SharedSecret), Answer> {
-        let refuse =
-            |code: &str, message: String| Answer::refusal(400, ErrorBody::new(code, message));
+        let refuse = |code: &'static str, message: String| {
+            self.metrics.cx_failure(code);
+            Answer::refusal(400, ErrorBody::new(code, message))
+        };
         let Some(key) = &self.cx else {
             return Err(refuse(
                 "IICP-CX-02",
@@ -109,12 +114,43 @@ impl Pipeline {
     pub async fn run_json(&self, body: &[u8], inbound: Inbound) -> Answer {
         match decode_task(body) {
             Ok(task) => self.run(task, inbound).await,
-            Err(refusal) => refusal,
+            Err(refusal) => {
+                self.count(self.metrics.other_slot(), &refusal);
+                refusal
+            }
         }
     }
 
     /// Runs one task through every step and returns the answer to send.
-    pub async fn run(&self, mut task: TaskRequest, inbound: Inbound) -> Answer {
+    /// The answer is counted in the metrics; a task whose caller stops
+    /// waiting (this future is dropped: the consumer went away) counts as
+    /// `cancelled`.
+    pub async fn run(&self, task: TaskRequest, inbound: Inbound) -> Answer {
+        let slot = self.metrics.slot_of(&task.intent);
+        let mut watch = CancelWatch {
+            metrics: &self.metrics,
+            slot,
+            answered: false,
+        };
+        let answer = self.execute(task, inbound, slot).await;
+        watch.answered = true;
+        self.count(slot, &answer);
+        answer
+    }
+
+    /// Counts an answer under its outcome and status class.
+    fn count(&self, slot: usize, answer: &Answer) {
+        let outcome = match &answer.body {
+            AnswerBody::Refusal(_) => TaskOutcome::Refused,
+            AnswerBody::Envelope(_) if answer.status < 300 => TaskOutcome::Success,
+            AnswerBody::Envelope(_) if answer.status == 504 => TaskOutcome::Timeout,
+            AnswerBody::Envelope(_) => TaskOutcome::Error,
+        };
+        self.metrics
+            .task(slot, outcome, StatusClass::of(answer.status));
+    }
+
+    async fn execute(&self, mut task: TaskRequest, inbound: Inbound, slot: usize) -> Answer {
         let Inbound {
             credentials,
             traceparent,
@@ -159,7 +195,17 @@ impl Pipeline {
         let constraints = task.constraints.clone().unwrap_or_default();
         let qos = constraints.effective_qos();
 
-        let Some(_slot) = self.gate.admit(qos).await else {
+        let permit = match self.gate.try_admit() {
+            Some(permit) => Some(permit),
+            None => {
+                if qos.is_some_and(Qos::waits_for_slot) {
+                    self.metrics.admission_wait();
+                }
+                self.gate.admit(qos).await
+            }
+        };
+        let Some(_permit) = permit else {
+            self.metrics.admission_refused();
             let body = ErrorBody::new("IICP-E021", "capacity_exceeded")
                 .with("qos_class", qos.unwrap_or(Qos::BestEffort).as_str())
                 .with("retry_after_ms", 2000);
@@ -186,6 +232,7 @@ impl Pipeline {
         }
         let seal_answer = task.cx_response_encryption.as_deref() == Some("required");
         if seal_answer && shared.is_none() {
+            self.metrics.cx_failure("IICP-CX-03");
             return Answer::refusal(
                 400,
                 ErrorBody::new(
@@ -222,7 +269,9 @@ impl Pipeline {
             self.handler.handle(task, ctx).instrument(span.clone()),
         ));
         let outcome = tokio::time::timeout(budget, &mut running).await;
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let latency_ms = elapsed.as_millis() as u64;
+        self.metrics.latency(slot, elapsed);
         let node_id = self.node_id();
         let _enter = span.enter();
         match outcome {
@@ -239,6 +288,9 @@ impl Pipeline {
             }
             Ok(Ok(Err(e))) => {
                 self.stats.record(Outcome::Failed, latency_ms);
+                if e.code == "backend_error" {
+                    self.metrics.backend_error();
+                }
                 tracing::warn!(latency_ms, code = %e.code, "task failed");
                 let (status, kind) = if e.status == 504 {
                     (504, TaskStatus::Timeout)
@@ -286,6 +338,24 @@ impl Pipeline {
                 );
                 Answer::envelope(504, response)
             }
+        }
+    }
+}
+
+/// Counts a task as `cancelled` when [`Pipeline::run`] is dropped before
+/// it answered (the transport stopped waiting because the consumer left;
+/// the handler is aborted with it).
+struct CancelWatch<'a> {
+    metrics: &'a NodeMetrics,
+    slot: usize,
+    answered: bool,
+}
+
+impl Drop for CancelWatch<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.metrics
+                .task(self.slot, TaskOutcome::Cancelled, StatusClass::None);
         }
     }
 }

@@ -149,6 +149,7 @@ pub(super) async fn start_relay(
     endpoint: &str,
     local_addr: std::net::SocketAddr,
     identity: &watch::Receiver<Option<String>>,
+    forwarded: prometheus_client::metrics::counter::Counter,
 ) -> Result<Option<crate::relay::server::RelayServer>> {
     if !cfg.relay_capable {
         return Ok(None);
@@ -178,6 +179,7 @@ pub(super) async fn start_relay(
         directory_url: cfg.directory_url.clone(),
         identity: identity.clone(),
         default_timeout: cfg.default_task_timeout,
+        forwarded,
     };
     crate::relay::server::start(params).await.map(Some)
 }
@@ -189,6 +191,7 @@ pub(super) async fn start_relay(
     _endpoint: &str,
     _local_addr: std::net::SocketAddr,
     _identity: &watch::Receiver<Option<String>>,
+    _forwarded: prometheus_client::metrics::counter::Counter,
 ) -> Result<Option<AbsentRelay>> {
     if cfg.relay_capable {
         tracing::warn!(

@@ -30,6 +30,7 @@ pub(super) async fn register(
     let now = st.clock.now_ms();
     let ip = client_ip(&headers, peer, &st.config.trusted_proxies);
     if !st.register_limiter.allow(ip, now) {
+        st.metrics.rate_limited();
         return Err(ApiError::flat(
             StatusCode::TOO_MANY_REQUESTS,
             "IICP-E034",

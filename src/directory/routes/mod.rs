@@ -8,10 +8,14 @@ mod tokens;
 
 use super::DirectoryConfig;
 use super::clock::Clock;
+use super::metrics::{DirectoryMetrics, Route};
 use super::rate_limit::RateLimiter;
 use super::registry::Registry;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
@@ -22,6 +26,8 @@ pub(crate) struct AppState {
     pub config: DirectoryConfig,
     pub register_limiter: RateLimiter,
     pub clock: Arc<dyn Clock>,
+    /// What `GET /metrics` reports.
+    pub metrics: DirectoryMetrics,
 }
 
 fn v1(max_register_body: usize) -> Router<Arc<AppState>> {
@@ -62,9 +68,39 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", v1(max_register))
         .route("/iicp/health", get(misc::health))
         .route("/health", get(misc::health))
+        .route("/metrics", get(metrics))
         .fallback(crate::server::fallback::not_found)
         .method_not_allowed_fallback(crate::server::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::Extension(crate::server::request::BodyLimit(max_body)))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
+}
+
+/// Counts the lifecycle and discover requests by status class and times
+/// discover, around everything else (body limits and extraction included).
+async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(route) = Route::of(req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    st.metrics
+        .request(route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// `GET /metrics`: the directory's counters in the Prometheus text format
+/// 0.0.4. Open like `/health`: counts and node totals, no node id,
+/// endpoint, token or queried intent.
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let body = st.metrics.encode(st.registry.counts(st.clock.now_ms()));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -121,6 +121,7 @@ async fn forward(relay: &Relay, worker_id: &str, task: Value, headers: &HeaderMa
     let Some(session) = relay.registry.get(worker_id) else {
         return unknown_worker().into_response();
     };
+    relay.forwarded.inc();
     let timeout = deadline_of(&task, relay.default_timeout, relay.limits.max_call_timeout);
     let task_id = task
         .get("task_id")

@@ -56,6 +56,8 @@ pub(crate) struct RelayParams {
     pub identity: watch::Receiver<Option<String>>,
     /// A task's deadline when it sets no `constraints.timeout_ms`.
     pub default_timeout: Duration,
+    /// Counts tasks forwarded to a bound worker.
+    pub forwarded: prometheus_client::metrics::counter::Counter,
 }
 
 /// The relay's shared state.
@@ -67,6 +69,8 @@ pub(crate) struct Relay {
     pub http_port: u16,
     pub identity: watch::Receiver<Option<String>>,
     pub default_timeout: Duration,
+    /// Tasks forwarded to a bound worker (the node's metrics).
+    pub forwarded: prometheus_client::metrics::counter::Counter,
 }
 
 /// A started relay: its routes (to mount on the node's router) and its
@@ -103,6 +107,7 @@ pub(crate) async fn start(params: RelayParams) -> crate::Result<RelayServer> {
         http_port: params.http_port,
         identity: params.identity,
         default_timeout: params.default_timeout,
+        forwarded: params.forwarded,
     });
     let stop = CancellationToken::new();
     let routes = forward::routes(relay.clone());
