@@ -48,8 +48,8 @@ pub mod transport;
 pub mod wire;
 
 pub use client::{
-    ChatOptions, ChatResponse, ClientBuilder, ClientConfig, ClientOptions, DiscoverOptions,
-    IicpClient, SelectionStrategy,
+    ChatOptions, ChatResponse, ClientBuilder, ClientConfig, ClientOptions, CompletionResponse,
+    DiscoverOptions, EmbedOptions, EmbedResponse, IicpClient, SelectionStrategy,
 };
 pub use error::{IicpError, Result};
 pub use node::{
