@@ -377,12 +377,40 @@ impl IicpClient {
     /// different count is a `decode_error`). Discovery, failover, QoS and
     /// sealing work as for [`chat`](Self::chat).
     ///
-    /// ```no_run
-    /// use iicp_client::{ClientConfig, EmbedOptions, IicpClient};
+    /// A whole mesh in one process, with a node whose handler answers a
+    /// fixed vector; against a real mesh only the client part is needed:
+    ///
+    /// ```
+    /// use iicp_client::{ClientConfig, EmbedOptions, IicpClient, IntentUrn};
+    /// # use iicp_client::{IicpNode, NodeConfig, TaskContext, TaskRequest};
+    /// # use iicp_client::directory::{Directory, DirectoryConfig};
     ///
     /// #[tokio::main]
     /// async fn main() -> iicp_client::Result<()> {
-    ///     let client = IicpClient::new(ClientConfig::default())?;
+    /// #   let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+    /// #   let node = IicpNode::new(NodeConfig {
+    /// #       directory_url: dir.url(),
+    /// #       host: "127.0.0.1".into(),
+    /// #       port: 0,
+    /// #       intent: IntentUrn::LLM_EMBEDDING_V1.into(),
+    /// #       models: vec!["nomic-embed-text".into()],
+    /// #       ..NodeConfig::default()
+    /// #   })
+    /// #   .start(|req: TaskRequest, _ctx: TaskContext| async move {
+    /// #       let n = req.payload["input"].as_array().map_or(1, Vec::len);
+    /// #       let data: Vec<_> = (0..n)
+    /// #           .map(|i| serde_json::json!({"index": i, "embedding": [0.1, 0.2, 0.3]}))
+    /// #           .collect();
+    /// #       Ok(serde_json::json!({"object": "list", "model": "nomic-embed-text", "data": data}))
+    /// #   })
+    /// #   .await?;
+    /// #   node.registered().await;
+    ///     let client = IicpClient::builder(ClientConfig {
+    ///         directory_url: dir.url(),
+    ///         ..ClientConfig::default()
+    ///     })
+    ///     .allow_private_nodes(true) // the nodes of this example are on loopback
+    ///     .build()?;
     ///     let one = client.embed("What is IICP?", None).await?;
     ///     println!("{} dimensions", one.data[0].embedding.len());
     ///     let two = client
@@ -392,6 +420,9 @@ impl IicpClient {
     ///         )
     ///         .await?;
     ///     assert_eq!(two.vectors().len(), 2);
+    ///     assert_eq!(two.vectors()[1], [0.1f32, 0.2, 0.3]);
+    /// #   node.shutdown().await;
+    /// #   dir.shutdown().await;
     ///     Ok(())
     /// }
     /// ```
