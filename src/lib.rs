@@ -49,8 +49,8 @@ pub mod wire;
 
 pub use client::{
     ChatChunk, ChatOptions, ChatResponse, ChatStream, ChatStreamEnd, ChatStreamEvent, ChunkChoice,
-    ChunkDelta, ClientBuilder, ClientConfig, ClientOptions, DiscoverOptions, IicpClient,
-    SelectionStrategy,
+    ChunkDelta, ClientBuilder, ClientConfig, ClientOptions, CompletionResponse, DiscoverOptions,
+    EmbedOptions, EmbedResponse, IicpClient, SelectionStrategy,
 };
 pub use error::{IicpError, Result};
 pub use node::{

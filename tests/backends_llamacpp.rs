@@ -465,3 +465,60 @@ async fn chat_stream_through_a_real_node_yields_chunks_before_the_end() {
     assert_eq!(end.response.node_id, node.node_id());
     node.shutdown().await;
 }
+
+/// Issue 16: `IicpClient::embed()` through a node in front of the real
+/// llama.cpp server (its `/v1/embeddings`): one vector per input, each of
+/// the model's width.
+#[tokio::test]
+#[ignore = "needs the llama.cpp test server (bash scripts/llama-server.sh setup)"]
+async fn embed_through_a_node_returns_vectors_of_the_models_width() {
+    let server = LlamaServer::start();
+    let h = Harness::start(iicp_client::directory::DirectoryConfig {
+        heartbeat_interval: std::time::Duration::from_millis(200),
+        enforce_probation: true,
+        ..Default::default()
+    })
+    .await;
+    let node = IicpNode::new(NodeConfig {
+        directory_url: h.base.clone(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        intent: iicp_client::IntentUrn::LLM_EMBEDDING_V1.into(),
+        ..Default::default()
+    })
+    .start_backend(server.backend(BackendKind::Llamacpp, Some(MODEL)))
+    .await
+    .unwrap();
+    node.registered().await.unwrap();
+    let client = IicpClient::builder(ClientConfig {
+        directory_url: h.base.clone(),
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .build()
+    .unwrap();
+    let one = client.embed("a cat", None).await.unwrap();
+    assert_eq!(one.data.len(), 1);
+    assert_eq!(
+        one.data[0].embedding.len(),
+        64,
+        "the model's embedding width"
+    );
+    assert!(one.data[0].embedding.iter().all(|x| x.is_finite()));
+    assert_eq!(one.node_id, node.node_id());
+    let two = client
+        .embed(
+            ["a cat", "a dog"],
+            Some(iicp_client::EmbedOptions {
+                model: Some(MODEL.into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let vectors = two.vectors();
+    assert_eq!(vectors.len(), 2);
+    assert!(vectors.iter().all(|v| v.len() == 64));
+    assert_ne!(vectors[0], vectors[1], "different texts, different vectors");
+    node.shutdown().await;
+}

@@ -68,9 +68,15 @@ pub(crate) fn payload(
 
 /// Finds the completion in a task result. Nodes that wrap their handler's
 /// value once more (`{"result": {...}}`, PROTOCOL.md §2.3) are unwrapped.
-fn completion_value(mut result: Value) -> Value {
+fn completion_value(result: Value) -> Value {
+    unwrap_result(result, "choices")
+}
+
+/// Finds the OpenAI answer holding `key` (`choices`, `data`) in a task
+/// result, unwrapping up to two `{"result": …}` layers.
+pub(super) fn unwrap_result(mut result: Value, key: &str) -> Value {
     for _ in 0..2 {
-        if result.get("choices").is_some() {
+        if result.get(key).is_some() {
             break;
         }
         match result.get_mut("result").map(Value::take) {

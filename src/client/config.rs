@@ -87,6 +87,23 @@ pub struct ChatOptions {
     /// Longest answer in tokens.
     pub max_tokens: Option<u64>,
     /// QoS class; `interactive` when `None`, as the reference clients ask.
+    /// When that default finds no node (a young mesh: the directory hides
+    /// nodes in probation from `interactive`), the call asks again at
+    /// `batch`. A class set here is kept as it is.
+    pub qos: Option<Qos>,
+    /// Preferred region, instead of the config's.
+    pub region: Option<String>,
+}
+
+/// Options of [`IicpClient::embed`](super::IicpClient::embed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbedOptions {
+    /// Time budget of this call in ms, instead of the config's.
+    pub timeout_ms: Option<u64>,
+    /// Embedding model wanted; also filters discovery.
+    pub model: Option<String>,
+    /// QoS class; `interactive` when `None`, with the probation fallback
+    /// to `batch` (see [`IicpClient::chat`](super::IicpClient::chat)).
     pub qos: Option<Qos>,
     /// Preferred region, instead of the config's.
     pub region: Option<String>,

@@ -7,9 +7,11 @@
 //! directory's score and never logs payloads or tokens.
 
 mod chat;
+mod complete;
 mod config;
 mod consumer_token;
 mod discovery;
+mod embed;
 pub(crate) mod guard;
 mod http_attempt;
 mod judge;
@@ -24,16 +26,20 @@ mod submit;
 pub mod trace;
 
 pub use chat::ChatResponse;
+pub use complete::CompletionResponse;
 pub use config::{
     ChatOptions, ClientBuilder, ClientConfig, ClientOptions, DEFAULT_DIRECTORY_URL,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, ENV_VARS, MAX_TIMEOUT_MS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, DiscoverOptions, ENV_VARS, EmbedOptions,
+    MAX_TIMEOUT_MS,
 };
+pub use embed::EmbedResponse;
 pub use selection::SelectionStrategy;
 pub use stream::{ChatChunk, ChatStream, ChatStreamEnd, ChatStreamEvent, ChunkChoice, ChunkDelta};
 
 use crate::error::{IicpError, Result};
 use crate::wire::{
-    ChatMessage, IntentUrn, NodeList, Qos, TaskRequest, TaskResponse, check_intent_policy,
+    ChatMessage, EmbeddingInput, IntentUrn, NodeList, TaskRequest, TaskResponse,
+    check_intent_policy,
 };
 use discovery::{DiscoverParams, DiscoveryCache};
 use guard::EndpointGuard;
@@ -250,6 +256,7 @@ impl IicpClient {
             model: request.constraints.as_ref().and_then(|c| c.model.clone()),
             qos: request.constraints.as_ref().and_then(|c| c.effective_qos()),
             region: None,
+            qos_is_default: false,
         };
         submit::submit(
             &self.inner,
@@ -261,14 +268,107 @@ impl IicpClient {
         .await
     }
 
+    /// [`submit_traced`](Self::submit_traced) with the QoS default of the
+    /// typed calls ([`chat`](Self::chat), [`embed`](Self::embed),
+    /// [`complete`](Self::complete)), for callers such as a gateway that
+    /// build the task themselves: a request whose constraints name no QoS
+    /// class asks discovery for `interactive`, and when the directory lists
+    /// no node there (it hides nodes in probation, fewer than 100 completed
+    /// tasks, from `interactive`) asks again at `batch`, logging so at
+    /// debug level; the task then carries `qos: batch`. A request that names
+    /// a class is routed by that class alone, as with `submit`.
+    pub async fn submit_interactive(
+        &self,
+        mut request: TaskRequest,
+        traceparent: Option<&str>,
+    ) -> Result<TaskResponse> {
+        let constraints = request.constraints.get_or_insert_with(Default::default);
+        let route = submit::Route::with_default_qos(
+            None,
+            constraints.model.clone(),
+            constraints.effective_qos(),
+        );
+        constraints.qos = route.qos;
+        submit::submit(
+            &self.inner,
+            request,
+            route,
+            traceparent,
+            self.inner.timeout(),
+        )
+        .await
+    }
+
+    /// Runs a typed call's task (chat, embedding, completion) with the
+    /// QoS default and its probation fallback.
+    async fn submit_typed(
+        &self,
+        intent: IntentUrn,
+        payload: serde_json::Value,
+        timeout_ms: Option<u64>,
+        route: submit::Route,
+        max_tokens: Option<u64>,
+    ) -> Result<TaskResponse> {
+        let timeout_ms = timeout_ms.unwrap_or(self.inner.config.timeout_ms);
+        config::check_timeout("timeout_ms", timeout_ms)?;
+        let mut task = TaskRequest::new(intent, payload);
+        task.constraints = Some(crate::wire::TaskConstraints {
+            max_tokens,
+            model: route.model.clone(),
+            qos: route.qos,
+            ..Default::default()
+        });
+        submit::submit(
+            &self.inner,
+            task,
+            route,
+            None,
+            Duration::from_millis(timeout_ms),
+        )
+        .await
+    }
+
     /// Sends a chat to the mesh and returns the OpenAI-shaped reply.
+    ///
+    /// Without [`ChatOptions::qos`] it asks for `interactive` nodes and,
+    /// when the directory lists none (a young mesh whose nodes are still
+    /// in probation), for `batch` nodes (see
+    /// [`submit_interactive`](Self::submit_interactive)); with a QoS set
+    /// there is no second try.
     pub async fn chat(
         &self,
         messages: Vec<ChatMessage>,
         options: Option<ChatOptions>,
     ) -> Result<ChatResponse> {
-        let (task, route, timeout) = self.chat_task(messages, options)?;
-        let response = submit::submit(&self.inner, task, route, None, timeout).await?;
+        let options = options.unwrap_or_default();
+        if let Some(t) = options.timeout_ms {
+            config::check_timeout("chat timeout_ms", t)?;
+        }
+        if messages.is_empty() {
+            return Err(IicpError::InvalidConfig(
+                "chat needs at least one message".into(),
+            ));
+        }
+        let payload = chat::payload(
+            &messages,
+            options.model.as_deref(),
+            options.temperature,
+            options.max_tokens,
+        );
+        let route = submit::Route::with_default_qos(
+            options.region.clone(),
+            options.model.clone(),
+            options.qos,
+        );
+        let response = self
+            .submit_typed(
+                IntentUrn::LLM_CHAT_V1,
+                payload,
+                options.timeout_ms,
+                route,
+                options.max_tokens,
+            )
+            .await?;
         chat::into_chat_response(response)
     }
 
@@ -320,7 +420,8 @@ impl IicpClient {
         submit::stream(&self.inner, task, route, timeout).await
     }
 
-    /// The task, route and deadline of a chat.
+    /// The task, route and deadline of a streamed chat, with the same QoS
+    /// default (and probation fallback) as [`chat`](Self::chat).
     fn chat_task(
         &self,
         messages: Vec<ChatMessage>,
@@ -334,26 +435,154 @@ impl IicpClient {
                 "chat needs at least one message".into(),
             ));
         }
-        let intent = IntentUrn::LLM_CHAT_V1;
         let payload = chat::payload(
             &messages,
             options.model.as_deref(),
             options.temperature,
             options.max_tokens,
         );
-        let mut task = TaskRequest::new(intent, payload);
-        let qos = options.qos.unwrap_or(Qos::Interactive);
+        let route = submit::Route::with_default_qos(
+            options.region.clone(),
+            options.model.clone(),
+            options.qos,
+        );
+        let mut task = TaskRequest::new(IntentUrn::LLM_CHAT_V1, payload);
         task.constraints = Some(crate::wire::TaskConstraints {
             max_tokens: options.max_tokens,
             model: options.model.clone(),
-            qos: Some(qos),
+            qos: route.qos,
             ..Default::default()
         });
-        let route = submit::Route {
-            region: options.region.clone(),
-            model: options.model.clone(),
-            qos: Some(qos),
-        };
         Ok((task, route, Duration::from_millis(timeout_ms)))
+    }
+
+    /// Embeds one text or several with the embedding intent
+    /// (`urn:iicp:intent:llm:embedding:v1`): the payload is an OpenAI
+    /// embeddings request `{model?, input}`, the answer the OpenAI list of
+    /// vectors, one per input in input order (a node answering with a
+    /// different count is a `decode_error`). Discovery, failover, QoS and
+    /// sealing work as for [`chat`](Self::chat).
+    ///
+    /// A whole mesh in one process, with a node whose handler answers a
+    /// fixed vector; against a real mesh only the client part is needed:
+    ///
+    /// ```
+    /// use iicp_client::{ClientConfig, EmbedOptions, IicpClient, IntentUrn};
+    /// # use iicp_client::{IicpNode, NodeConfig, TaskContext, TaskRequest};
+    /// # use iicp_client::directory::{Directory, DirectoryConfig};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> iicp_client::Result<()> {
+    /// #   let dir = Directory::start(DirectoryConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+    /// #   let node = IicpNode::new(NodeConfig {
+    /// #       directory_url: dir.url(),
+    /// #       host: "127.0.0.1".into(),
+    /// #       port: 0,
+    /// #       intent: IntentUrn::LLM_EMBEDDING_V1.into(),
+    /// #       models: vec!["nomic-embed-text".into()],
+    /// #       ..NodeConfig::default()
+    /// #   })
+    /// #   .start(|req: TaskRequest, _ctx: TaskContext| async move {
+    /// #       let n = req.payload["input"].as_array().map_or(1, Vec::len);
+    /// #       let data: Vec<_> = (0..n)
+    /// #           .map(|i| serde_json::json!({"index": i, "embedding": [0.1, 0.2, 0.3]}))
+    /// #           .collect();
+    /// #       Ok(serde_json::json!({"object": "list", "model": "nomic-embed-text", "data": data}))
+    /// #   })
+    /// #   .await?;
+    /// #   node.registered().await;
+    ///     let client = IicpClient::builder(ClientConfig {
+    ///         directory_url: dir.url(),
+    ///         ..ClientConfig::default()
+    ///     })
+    ///     .allow_private_nodes(true) // the nodes of this example are on loopback
+    ///     .build()?;
+    ///     let one = client.embed("What is IICP?", None).await?;
+    ///     println!("{} dimensions", one.data[0].embedding.len());
+    ///     let two = client
+    ///         .embed(
+    ///             ["a cat", "a dog"],
+    ///             Some(EmbedOptions { model: Some("nomic-embed-text".into()), ..Default::default() }),
+    ///         )
+    ///         .await?;
+    ///     assert_eq!(two.vectors().len(), 2);
+    ///     assert_eq!(two.vectors()[1], [0.1f32, 0.2, 0.3]);
+    /// #   node.shutdown().await;
+    /// #   dir.shutdown().await;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn embed(
+        &self,
+        input: impl Into<EmbeddingInput>,
+        options: Option<EmbedOptions>,
+    ) -> Result<EmbedResponse> {
+        let input = input.into();
+        let options = options.unwrap_or_default();
+        if input.is_empty() {
+            return Err(IicpError::InvalidConfig(
+                "embed needs at least one input".into(),
+            ));
+        }
+        let payload = embed::payload(&input, options.model.as_deref());
+        let route = submit::Route::with_default_qos(
+            options.region.clone(),
+            options.model.clone(),
+            options.qos,
+        );
+        let response = self
+            .submit_typed(
+                IntentUrn::LLM_EMBEDDING_V1,
+                payload,
+                options.timeout_ms,
+                route,
+                None,
+            )
+            .await?;
+        embed::into_embed_response(response, input.len())
+    }
+
+    /// Completes a text prompt with the completion intent
+    /// (`urn:iicp:intent:llm:completion:v1`): the payload is an OpenAI
+    /// completions request `{prompt, model?, temperature?, max_tokens?}`,
+    /// the answer the OpenAI text completion. Options, discovery, failover,
+    /// QoS and sealing are those of [`chat`](Self::chat).
+    ///
+    /// ```no_run
+    /// # async fn f(client: iicp_client::IicpClient) -> iicp_client::Result<()> {
+    /// use iicp_client::ChatOptions;
+    /// let c = client
+    ///     .complete("Once upon a time", Some(ChatOptions { max_tokens: Some(16), ..Default::default() }))
+    ///     .await?;
+    /// println!("{}", c.text());
+    /// # Ok(()) }
+    /// ```
+    pub async fn complete(
+        &self,
+        prompt: &str,
+        options: Option<ChatOptions>,
+    ) -> Result<CompletionResponse> {
+        let options = options.unwrap_or_default();
+        let payload = complete::payload(
+            prompt,
+            options.model.as_deref(),
+            options.temperature,
+            options.max_tokens,
+        );
+        let route = submit::Route::with_default_qos(
+            options.region.clone(),
+            options.model.clone(),
+            options.qos,
+        );
+        let response = self
+            .submit_typed(
+                IntentUrn::LLM_COMPLETION_V1,
+                payload,
+                options.timeout_ms,
+                route,
+                options.max_tokens,
+            )
+            .await?;
+        complete::into_completion_response(response)
     }
 }

@@ -20,6 +20,37 @@ pub(crate) struct Route {
     pub region: Option<String>,
     pub model: Option<String>,
     pub qos: Option<Qos>,
+    /// True when `qos` is the SDK's default, not the caller's choice: only
+    /// then may [`discover_with_probation_fallback`] ask again at another class.
+    pub qos_is_default: bool,
+}
+
+impl Route {
+    /// The route of a typed call (`chat()`, `embed()`, `complete()`, the
+    /// gateway): the caller's `qos` when given, else `interactive` as the
+    /// reference clients ask, with the probation fallback allowed.
+    pub fn with_default_qos(
+        region: Option<String>,
+        model: Option<String>,
+        qos: Option<Qos>,
+    ) -> Self {
+        Self {
+            region,
+            model,
+            qos_is_default: qos.is_none(),
+            qos: Some(qos.unwrap_or(Qos::Interactive)),
+        }
+    }
+}
+
+/// The class to ask when the default class finds no node: `batch`, which
+/// probation does not gate, for the gated `interactive` and `realtime`;
+/// none for the others.
+pub(crate) fn probation_fallback(qos: Qos) -> Option<Qos> {
+    match qos {
+        Qos::Realtime | Qos::Interactive => Some(Qos::Batch),
+        Qos::Batch | Qos::BestEffort => None,
+    }
 }
 
 /// How one node's attempts ended, when they did not produce an answer.
@@ -55,7 +86,12 @@ pub(crate) async fn submit(
         constraints.qos = route.qos;
     }
 
-    let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
+    let (candidates, qos) = candidates(inner, &task, &route, &trace, deadline).await?;
+    if qos != route.qos {
+        // The probation fallback found nodes at another class: the task
+        // asks for the class it was routed by.
+        task.constraints.get_or_insert_with(Default::default).qos = qos;
+    }
     // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
@@ -118,7 +154,11 @@ pub(crate) async fn stream(
     if constraints.qos.is_none() {
         constraints.qos = route.qos;
     }
-    let candidates = candidates(inner, &task, &route, &trace, deadline).await?;
+    let (candidates, qos) = candidates(inner, &task, &route, &trace, deadline).await?;
+    if qos != route.qos {
+        // Found at the probation fallback class: the task asks for it.
+        task.constraints.get_or_insert_with(Default::default).qos = qos;
+    }
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
     for node in &candidates {
@@ -310,20 +350,55 @@ fn remaining(deadline: Instant, what: &str, total: Duration) -> Result<Duration>
     }
 }
 
-/// Discovered nodes that are available and pass the endpoint guard, in
-/// selection order, at most `max_candidates`.
-async fn candidates(
+/// The directory's nodes for `route`, and the QoS class they were asked
+/// at. This is the probation fallback (issue 16): the public directory
+/// hides nodes in probation (fewer than 100 completed tasks) from
+/// `interactive`, so a young mesh lists nothing for the class `chat()`
+/// asks by default. When the route's class is the SDK's default
+/// ([`Route::qos_is_default`]) and the directory lists no node for it, the
+/// same query is asked once more at [`probation_fallback`]'s class
+/// (`batch`), with a debug line saying so. A class the caller chose is
+/// never changed: its empty answer stands.
+pub(crate) async fn discover_with_probation_fallback(
     inner: &Inner,
-    task: &TaskRequest,
+    intent: &str,
     route: &Route,
     trace: &str,
     deadline: Instant,
-) -> Result<Vec<NodeInfo>> {
+) -> Result<(Arc<NodeList>, Option<Qos>)> {
+    let list = discover_cached(inner, intent, route, route.qos, trace, deadline).await?;
+    let fallback = route
+        .qos
+        .filter(|_| route.qos_is_default && list.nodes.is_empty())
+        .and_then(probation_fallback);
+    let Some(fallback) = fallback else {
+        return Ok((list, route.qos));
+    };
+    tracing::debug!(
+        intent,
+        asked = %route.qos.map(Qos::as_str).unwrap_or_default(),
+        fallback = %fallback,
+        "no node listed for the default QoS class (nodes in probation are hidden from it); asking again at the fallback class"
+    );
+    let list = discover_cached(inner, intent, route, Some(fallback), trace, deadline).await?;
+    Ok((list, Some(fallback)))
+}
+
+/// One discover query for `route` at class `qos`, from the cache when a
+/// fresh answer is there.
+async fn discover_cached(
+    inner: &Inner,
+    intent: &str,
+    route: &Route,
+    qos: Option<Qos>,
+    trace: &str,
+    deadline: Instant,
+) -> Result<Arc<NodeList>> {
     let params = DiscoverParams {
-        intent: task.intent.as_str(),
+        intent,
         region: route.region.as_deref().or(inner.config.region.as_deref()),
         model: route.model.as_deref(),
-        qos: route.qos,
+        qos,
         ..Default::default()
     };
     let url = discovery::discover_url(&inner.config.directory_url, &params)?;
@@ -351,6 +426,22 @@ async fn candidates(
             list
         }
     };
+    Ok(list)
+}
+
+/// Discovered nodes that are available and pass the endpoint guard, in
+/// selection order, at most `max_candidates`, with the QoS class they were
+/// discovered at.
+async fn candidates(
+    inner: &Inner,
+    task: &TaskRequest,
+    route: &Route,
+    trace: &str,
+    deadline: Instant,
+) -> Result<(Vec<NodeInfo>, Option<Qos>)> {
+    let (list, qos) =
+        discover_with_probation_fallback(inner, task.intent.as_str(), route, trace, deadline)
+            .await?;
     let found = list.nodes.len();
     let mut refused = Vec::new();
     let usable: Vec<NodeInfo> = list
@@ -368,7 +459,16 @@ async fn candidates(
         .collect();
     if usable.is_empty() {
         let reason = if found == 0 {
-            "the directory returned no node for this intent".to_owned()
+            match (route.qos_is_default, qos) {
+                (true, Some(q)) if q != route.qos.unwrap_or(q) => format!(
+                    "the directory returned no node for this intent (asked at qos={}, then {q})",
+                    route.qos.map(Qos::as_str).unwrap_or_default()
+                ),
+                (_, Some(q)) => {
+                    format!("the directory returned no node for this intent at qos={q}")
+                }
+                _ => "the directory returned no node for this intent".to_owned(),
+            }
         } else if !refused.is_empty() {
             format!(
                 "{found} node(s) found, {} refused by the endpoint guard: {}",
@@ -406,10 +506,11 @@ async fn candidates(
         keyed
     };
     let ordered = selection::order(inner.options.selection, usable, rand::random::<f64>());
-    Ok(ordered
+    let chosen = ordered
         .into_iter()
         .take(inner.options.max_candidates)
-        .collect())
+        .collect();
+    Ok((chosen, qos))
 }
 
 /// Attempts one node until it answers, fails for good, or should be left.

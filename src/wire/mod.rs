@@ -7,7 +7,9 @@
 //! that the spec defines are emitted (spec-complete on output).
 
 pub mod chat;
+pub mod completion;
 pub mod discover;
+pub mod embedding;
 pub mod endpoint;
 pub mod error_body;
 pub mod heartbeat;
@@ -21,7 +23,9 @@ pub mod task;
 pub use chat::{
     ChatChoice, ChatCompletion, ChatCompletionMessage, ChatMessage, ChatUsage, MessageContent,
 };
+pub use completion::{CompletionChoice, TextCompletion};
 pub use discover::{Bootstrap, DiscoverQuery, NodeInfo, NodeList, PeerInfo};
+pub use embedding::{Embedding, EmbeddingInput, EmbeddingList, EmbeddingRequest, EmbeddingUsage};
 pub use error_body::{ErrorBody, ErrorDetail, ParsedError, parse_error_body};
 pub use heartbeat::{HeartbeatMetrics, HeartbeatRequest, Pong};
 pub use intent::{IntentError, IntentUrn};

@@ -82,6 +82,16 @@ async fn choose_backend(args: &DemoArgs) -> Choice {
     Choice::Echo
 }
 
+/// A latency as the demo prints it: whole µs below 1 ms (a loopback chat
+/// takes a few hundred), else ms with one decimal.
+fn latency(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
 fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
@@ -176,11 +186,7 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
     );
     let t = Instant::now();
     let list = client.discover(CHAT, None, None).await?;
-    println!(
-        "    {} node(s) in {} ms:",
-        list.count,
-        t.elapsed().as_millis()
-    );
+    println!("    {} node(s) in {}:", list.count, latency(t.elapsed()));
     for n in &list.nodes {
         println!(
             "      {}  score {:.3}  region {:<10}  {}",
@@ -202,12 +208,12 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
             }),
         )
         .await?;
-    let latency = t.elapsed();
+    let took = t.elapsed();
     let served_by = reply.node_id.clone().unwrap_or_default();
     println!(
-        "    served by node {} in {} ms (task {})",
+        "    served by node {} in {} (task {})",
         &served_by[..8.min(served_by.len())],
-        latency.as_millis(),
+        latency(took),
         reply.task_id
     );
 
@@ -215,11 +221,11 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
     println!("    {}", reply.choices[0].message.content);
 
     println!(
-        "\nSummary: {} node(s) discovered, 1 chat served by {} in {} ms; demo took {} ms in all.",
+        "\nSummary: {} node(s) discovered, 1 chat served by {} in {}; demo took {} in all.",
         list.count,
         &served_by[..8.min(served_by.len())],
-        latency.as_millis(),
-        started.elapsed().as_millis()
+        latency(took),
+        latency(started.elapsed())
     );
 
     if args.keep_running {
@@ -234,4 +240,20 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
     }
     dir.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latency;
+    use std::time::Duration;
+
+    #[test]
+    fn sub_millisecond_in_micros_else_millis_with_one_decimal() {
+        assert_eq!(latency(Duration::ZERO), "0 µs");
+        assert_eq!(latency(Duration::from_nanos(412_900)), "412 µs");
+        assert_eq!(latency(Duration::from_micros(999)), "999 µs");
+        assert_eq!(latency(Duration::from_millis(1)), "1.0 ms");
+        assert_eq!(latency(Duration::from_micros(12_345)), "12.3 ms");
+        assert_eq!(latency(Duration::from_secs(2)), "2000.0 ms");
+    }
 }
