@@ -309,6 +309,20 @@ impl IicpClient {
         route: submit::Route,
         max_tokens: Option<u64>,
     ) -> Result<TaskResponse> {
+        let (task, timeout) = self.typed_task(intent, payload, timeout_ms, &route, max_tokens)?;
+        submit::submit(&self.inner, task, route, None, timeout).await
+    }
+
+    /// A typed call's task: the payload, the constraints its route implies
+    /// (model, QoS class, `max_tokens`) and its deadline (checked, SDK-04).
+    fn typed_task(
+        &self,
+        intent: IntentUrn,
+        payload: serde_json::Value,
+        timeout_ms: Option<u64>,
+        route: &submit::Route,
+        max_tokens: Option<u64>,
+    ) -> Result<(TaskRequest, Duration)> {
         let timeout_ms = timeout_ms.unwrap_or(self.inner.config.timeout_ms);
         config::check_timeout("timeout_ms", timeout_ms)?;
         let mut task = TaskRequest::new(intent, payload);
@@ -318,14 +332,7 @@ impl IicpClient {
             qos: route.qos,
             ..Default::default()
         });
-        submit::submit(
-            &self.inner,
-            task,
-            route,
-            None,
-            Duration::from_millis(timeout_ms),
-        )
-        .await
+        Ok((task, Duration::from_millis(timeout_ms)))
     }
 
     /// Sends a chat to the mesh and returns the OpenAI-shaped reply.
@@ -340,35 +347,8 @@ impl IicpClient {
         messages: Vec<ChatMessage>,
         options: Option<ChatOptions>,
     ) -> Result<ChatResponse> {
-        let options = options.unwrap_or_default();
-        if let Some(t) = options.timeout_ms {
-            config::check_timeout("chat timeout_ms", t)?;
-        }
-        if messages.is_empty() {
-            return Err(IicpError::InvalidConfig(
-                "chat needs at least one message".into(),
-            ));
-        }
-        let payload = chat::payload(
-            &messages,
-            options.model.as_deref(),
-            options.temperature,
-            options.max_tokens,
-        );
-        let route = submit::Route::with_default_qos(
-            options.region.clone(),
-            options.model.clone(),
-            options.qos,
-        );
-        let response = self
-            .submit_typed(
-                IntentUrn::LLM_CHAT_V1,
-                payload,
-                options.timeout_ms,
-                route,
-                options.max_tokens,
-            )
-            .await?;
+        let (task, route, timeout) = self.chat_task(messages, options)?;
+        let response = submit::submit(&self.inner, task, route, None, timeout).await?;
         chat::into_chat_response(response)
     }
 
@@ -420,16 +400,14 @@ impl IicpClient {
         submit::stream(&self.inner, task, route, timeout).await
     }
 
-    /// The task, route and deadline of a streamed chat, with the same QoS
-    /// default (and probation fallback) as [`chat`](Self::chat).
+    /// The task, route and deadline of a chat (buffered or streamed): the
+    /// QoS default and its probation fallback as for every typed call.
     fn chat_task(
         &self,
         messages: Vec<ChatMessage>,
         options: Option<ChatOptions>,
     ) -> Result<(TaskRequest, submit::Route, Duration)> {
         let options = options.unwrap_or_default();
-        let timeout_ms = options.timeout_ms.unwrap_or(self.inner.config.timeout_ms);
-        config::check_timeout("chat timeout_ms", timeout_ms)?;
         if messages.is_empty() {
             return Err(IicpError::InvalidConfig(
                 "chat needs at least one message".into(),
@@ -446,14 +424,14 @@ impl IicpClient {
             options.model.clone(),
             options.qos,
         );
-        let mut task = TaskRequest::new(IntentUrn::LLM_CHAT_V1, payload);
-        task.constraints = Some(crate::wire::TaskConstraints {
-            max_tokens: options.max_tokens,
-            model: options.model.clone(),
-            qos: route.qos,
-            ..Default::default()
-        });
-        Ok((task, route, Duration::from_millis(timeout_ms)))
+        let (task, timeout) = self.typed_task(
+            IntentUrn::LLM_CHAT_V1,
+            payload,
+            options.timeout_ms,
+            &route,
+            options.max_tokens,
+        )?;
+        Ok((task, route, timeout))
     }
 
     /// Embeds one text or several with the embedding intent

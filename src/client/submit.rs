@@ -68,30 +68,8 @@ pub(crate) async fn submit(
     timeout: Duration,
 ) -> Result<TaskResponse> {
     let deadline = Instant::now() + timeout;
-    // SDK-03: the intent type is already a validated URN; the policy guard
-    // runs before any request (IICP-POLICY-001 is terminal).
-    check_intent_policy(task.intent.as_str())?;
-    if task.task_id.is_empty() {
-        task.task_id = uuid::Uuid::new_v4().to_string(); // SDK-02
-    }
-    let trace = super::trace::resolve(traceparent)?;
-    let constraints = task.constraints.get_or_insert_with(Default::default);
-    if constraints.timeout_ms.is_none() {
-        constraints.timeout_ms = Some(timeout.as_millis() as u64);
-    }
-    if let (None, Some(m)) = (&constraints.model, &route.model) {
-        constraints.model = Some(m.clone());
-    }
-    if constraints.qos.is_none() {
-        constraints.qos = route.qos;
-    }
-
-    let (candidates, qos) = candidates(inner, &task, &route, &trace, deadline).await?;
-    if qos != route.qos {
-        // The probation fallback found nodes at another class: the task
-        // asks for the class it was routed by.
-        task.constraints.get_or_insert_with(Default::default).qos = qos;
-    }
+    let trace = prepare(&mut task, &route, traceparent, timeout)?;
+    let candidates = route_task(inner, &mut task, &route, &trace, deadline).await?;
     // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
@@ -127,6 +105,52 @@ pub(crate) async fn submit(
     Err(all_failed(outgoing.intent(), failures))
 }
 
+/// What every task gets before discovery, streamed or not: the policy guard
+/// (SDK-03: the intent is already a validated URN; IICP-POLICY-001 is
+/// terminal, checked before any request), a UUID v4 `task_id` when it has
+/// none (SDK-02), the budget as `timeout_ms`, and the route's model and
+/// QoS class where the task names none. Returns the `traceparent` shared by
+/// discovery and every attempt (SDK-06).
+fn prepare(
+    task: &mut TaskRequest,
+    route: &Route,
+    traceparent: Option<&str>,
+    timeout: Duration,
+) -> Result<String> {
+    check_intent_policy(task.intent.as_str())?;
+    if task.task_id.is_empty() {
+        task.task_id = uuid::Uuid::new_v4().to_string();
+    }
+    let trace = super::trace::resolve(traceparent)?;
+    let constraints = task.constraints.get_or_insert_with(Default::default);
+    if constraints.timeout_ms.is_none() {
+        constraints.timeout_ms = Some(timeout.as_millis() as u64);
+    }
+    if let (None, Some(m)) = (&constraints.model, &route.model) {
+        constraints.model = Some(m.clone());
+    }
+    if constraints.qos.is_none() {
+        constraints.qos = route.qos;
+    }
+    Ok(trace)
+}
+
+/// The candidates for `task`; when the probation fallback found them at
+/// another class, the task asks for the class it was routed by.
+async fn route_task(
+    inner: &Inner,
+    task: &mut TaskRequest,
+    route: &Route,
+    trace: &str,
+    deadline: Instant,
+) -> Result<Vec<NodeInfo>> {
+    let (candidates, qos) = candidates(inner, task, route, trace, deadline).await?;
+    if qos != route.qos {
+        task.constraints.get_or_insert_with(Default::default).qos = qos;
+    }
+    Ok(candidates)
+}
+
 /// Starts a streamed chat (`chat_stream()`): the same discovery,
 /// selection, credentials, deadline and failover as [`submit`], up to the
 /// first chunk. A plaintext task to a node with an `iicp://` endpoint
@@ -142,23 +166,8 @@ pub(crate) async fn stream(
     timeout: Duration,
 ) -> Result<super::stream::ChatStream> {
     let deadline = Instant::now() + timeout;
-    check_intent_policy(task.intent.as_str())?;
-    if task.task_id.is_empty() {
-        task.task_id = uuid::Uuid::new_v4().to_string();
-    }
-    let trace = super::trace::resolve(None)?;
-    let constraints = task.constraints.get_or_insert_with(Default::default);
-    if constraints.timeout_ms.is_none() {
-        constraints.timeout_ms = Some(timeout.as_millis() as u64);
-    }
-    if constraints.qos.is_none() {
-        constraints.qos = route.qos;
-    }
-    let (candidates, qos) = candidates(inner, &task, &route, &trace, deadline).await?;
-    if qos != route.qos {
-        // Found at the probation fallback class: the task asks for it.
-        task.constraints.get_or_insert_with(Default::default).qos = qos;
-    }
+    let trace = prepare(&mut task, &route, None, timeout)?;
+    let candidates = route_task(inner, &mut task, &route, &trace, deadline).await?;
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
     for node in &candidates {
