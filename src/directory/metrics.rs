@@ -8,13 +8,12 @@
 //! The counters are resolved at start; a request costs one atomic increment
 //! (and one histogram observation for discover).
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Discover latency buckets in seconds (an in-memory ranking: µs to ms).
@@ -90,15 +89,7 @@ impl Class {
     }
 }
 
-macro_rules! label_value {
-    ($t:ty) => {
-        impl EncodeLabelValue for $t {
-            fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-                encoder.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::server::metrics::label_value;
 label_value!(Route);
 label_value!(Class);
 
@@ -200,11 +191,6 @@ impl DirectoryMetrics {
     pub fn encode(&self, (held, live): (usize, usize)) -> String {
         self.nodes.set(held as i64);
         self.live_nodes.set(live as i64);
-        let mut out = String::with_capacity(4 * 1024);
-        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-            let _ = writeln!(out, "# encoding failed");
-        }
-        out
+        crate::server::metrics::encode(&self.registry, 4 * 1024)
     }
 }

@@ -11,18 +11,16 @@
 //! histogram observation, with no allocation and no label look-up.
 
 use crate::wire::IntentUrn;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The `Content-Type` of `GET /metrics`.
-pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) use crate::server::metrics::CONTENT_TYPE;
 
 /// Latency buckets in seconds: from a fixed-answer handler (ms) to the
 /// longest task budget (300 s).
@@ -114,15 +112,7 @@ fn combo_index(outcome: TaskOutcome, class: StatusClass) -> usize {
         })
 }
 
-macro_rules! label_value {
-    ($t:ty) => {
-        impl EncodeLabelValue for $t {
-            fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-                encoder.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::server::metrics::label_value;
 label_value!(TaskOutcome);
 label_value!(StatusClass);
 
@@ -331,12 +321,7 @@ impl NodeMetrics {
     pub fn encode(&self, active: u32, max: u32) -> String {
         self.active.set(i64::from(active));
         self.max_concurrent.set(i64::from(max));
-        let mut out = String::with_capacity(8 * 1024);
-        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-            let _ = writeln!(out, "# encoding failed");
-        }
-        out
+        crate::server::metrics::encode(&self.registry, 8 * 1024)
     }
 }
 

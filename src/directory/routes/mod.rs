@@ -98,7 +98,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
+            HeaderValue::from_static(crate::server::metrics::CONTENT_TYPE),
         )],
         body,
     )
