@@ -94,15 +94,29 @@ pub(crate) async fn submit(
             Err(NodeOutcome::Fail(e)) => return Err(e),
             Err(NodeOutcome::Next(e)) => {
                 tracing::debug!(node_id = %node.node_id, error = %e, "node failed; trying the next");
-                inner.cache.forget_node(&node.node_id);
-                if matches!(e, IicpError::Timeout { .. }) && Instant::now() >= deadline {
-                    return Err(e);
-                }
-                failures.push((short_id(&node.node_id).to_owned(), e));
+                next_node(inner, node, e, deadline, &mut failures)?;
             }
         }
     }
     Err(all_failed(outgoing.intent(), failures))
+}
+
+/// A node failed in a way the next node may not: it leaves the discovery
+/// cache and its failure is kept for the final error, unless it was the
+/// call's own deadline running out, which ends the call with it.
+fn next_node(
+    inner: &Inner,
+    node: &NodeInfo,
+    e: IicpError,
+    deadline: Instant,
+    failures: &mut Vec<(String, IicpError)>,
+) -> Result<()> {
+    inner.cache.forget_node(&node.node_id);
+    if matches!(e, IicpError::Timeout { .. }) && Instant::now() >= deadline {
+        return Err(e);
+    }
+    failures.push((short_id(&node.node_id).to_owned(), e));
+    Ok(())
 }
 
 /// What every task gets before discovery, streamed or not: the policy guard
@@ -206,11 +220,7 @@ pub(crate) async fn stream(
             Err(NodeOutcome::Fail(e)) => return Err(e),
             Err(NodeOutcome::Next(e)) => {
                 tracing::debug!(node_id = %node.node_id, error = %e, "node failed before the first chunk; trying the next");
-                inner.cache.forget_node(&node.node_id);
-                if matches!(e, IicpError::Timeout { .. }) && Instant::now() >= deadline {
-                    return Err(e);
-                }
-                failures.push((short_id(&node.node_id).to_owned(), e));
+                next_node(inner, node, e, deadline, &mut failures)?;
             }
         }
     }
