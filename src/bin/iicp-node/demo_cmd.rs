@@ -233,6 +233,10 @@ pub async fn run(args: DemoArgs) -> iicp_client::Result<()> {
         println!("\nThe mesh keeps running (Ctrl-C stops it). In another terminal:");
         println!("    iicp-node discover --directory-url {}", dir.url());
         println!("    iicp-node chat \"Hello\" --directory-url {}", dir.url());
+        println!(
+            "    iicp-node proxy --directory-url {}   # then OpenAI SDK code with base_url http://127.0.0.1:9483/v1",
+            dir.url()
+        );
         signal.await;
     }
     for node in nodes {
