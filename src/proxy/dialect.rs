@@ -22,7 +22,6 @@ pub(crate) enum Dialect {
     /// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`.
     OpenAi,
     /// `/v1/messages`.
-    #[allow(dead_code)] // TEMP: until the Anthropic routes land
     Anthropic,
     /// `/api/*`.
     Ollama,

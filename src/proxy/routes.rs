@@ -1,10 +1,10 @@
 //! The gateway's router: the OpenAI, Anthropic and Ollama paths, `/metrics`,
 //! `/health`, and JSON 404/405 answers in the dialect the path belongs to
-//! (`/api/*` is Ollama's, the rest OpenAI's).
+//! (`/api/*` is Ollama's, `/v1/messages*` Anthropic's, the rest OpenAI's).
 
 use super::ProxyState;
 use super::dialect::Dialect;
-use super::openai;
+use super::{anthropic, openai};
 use crate::server::request::BodyLimit;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -20,6 +20,7 @@ pub(crate) fn router(state: Arc<ProxyState>, max_body: usize) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/messages", post(anthropic::messages))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .fallback(not_found)
@@ -42,6 +43,8 @@ async fn health() -> Response {
 fn dialect_of(uri: &Uri) -> Dialect {
     if uri.path().starts_with("/api/") {
         Dialect::Ollama
+    } else if uri.path().starts_with("/v1/messages") {
+        Dialect::Anthropic
     } else {
         Dialect::OpenAi
     }
