@@ -27,9 +27,11 @@ pub async fn run(args: ProxyArgs) -> iicp_client::Result<()> {
         proxy.url(),
         args.mesh.directory_url,
         if plaintext {
-            "plaintext allowed to nodes without a CX key (chats stream token by token)"
+            "plaintext allowed to nodes without a CX key (their chats stream token by token; \
+             nodes with a key still get sealed tasks, answered as one chunk)"
         } else {
-            "payloads sealed with IICP-CX (streamed answers come as one chunk)"
+            "payloads sealed with IICP-CX (streamed answers come as one chunk; \
+             --allow-plaintext streams from nodes without a CX key)"
         },
     );
     let stop = proxy.shutdown_token();
