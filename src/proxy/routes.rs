@@ -4,7 +4,7 @@
 
 use super::ProxyState;
 use super::dialect::Dialect;
-use super::openai;
+use super::{ollama, openai};
 use crate::server::request::BodyLimit;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -20,6 +20,13 @@ pub(crate) fn router(state: Arc<ProxyState>, max_body: usize) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/version", get(ollama::version))
+        .route("/api/embed", post(ollama::embed))
+        .route("/api/embeddings", post(ollama::embeddings))
+        .route("/", get(ollama::root))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .fallback(not_found)
