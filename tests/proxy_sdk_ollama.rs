@@ -103,5 +103,5 @@ async fn the_ollama_package_works_through_the_proxy() {
 #[ignore = "needs IICP_PROXY_SDK_PYTHON (a venv with scripts/interop/proxy-sdk-requirements.txt)"]
 async fn the_ollama_package_reads_a_real_token_stream() {
     let mesh = ProxyMesh::echo(&["--no-cx"], &["--allow-plaintext"]).await;
-    check(&mesh, true).await;
+    check(&mesh, cfg!(feature = "iicp-tcp")).await;
 }

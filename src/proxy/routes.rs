@@ -1,6 +1,7 @@
-//! The gateway's router: the OpenAI, Anthropic and Ollama paths, `/metrics`,
-//! `/health`, and JSON 404/405 answers in the dialect the path belongs to
-//! (`/api/*` is Ollama's, the rest OpenAI's).
+//! The gateway's router: the OpenAI, Anthropic and Ollama paths (`GET /`
+//! answers as Ollama does), `/metrics`, `/health`, and JSON 404/405 answers
+//! in the dialect the path belongs to (`/api/*` is Ollama's, the rest
+//! OpenAI's).
 
 use super::ProxyState;
 use super::dialect::Dialect;
