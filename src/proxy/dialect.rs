@@ -121,7 +121,7 @@ pub(crate) struct ProxyError {
 
 impl ProxyError {
     /// The HTTP status.
-    #[allow(dead_code)] // TEMP: until the Anthropic/Ollama routes land
+    #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -44,7 +44,6 @@ pub(crate) fn sse(out: &mut Vec<u8>, event: Option<&str>, data: &impl serde::Ser
 }
 
 /// Appends one NDJSON line.
-#[allow(dead_code)] // TEMP: until the Ollama routes land
 pub(crate) fn ndjson(out: &mut Vec<u8>, line: &impl serde::Serialize) {
     let _ = serde_json::to_writer(&mut *out, line);
     out.push(b'\n');
@@ -138,5 +137,4 @@ pub(crate) fn streaming_response<E: Encoder>(
 /// `text/event-stream`.
 pub(crate) const SSE: &str = "text/event-stream";
 /// `application/x-ndjson`, as Ollama streams.
-#[allow(dead_code)] // TEMP: until the Ollama routes land
 pub(crate) const NDJSON: &str = "application/x-ndjson";

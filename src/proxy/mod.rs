@@ -29,6 +29,7 @@ pub mod config;
 pub(crate) mod dialect;
 pub(crate) mod events;
 mod metrics;
+mod ollama;
 mod openai;
 mod routes;
 mod task;

@@ -1,10 +1,11 @@
-//! The gateway's router: the OpenAI, Anthropic and Ollama paths, `/metrics`,
-//! `/health`, and JSON 404/405 answers in the dialect the path belongs to
-//! (`/api/*` is Ollama's, `/v1/messages*` Anthropic's, the rest OpenAI's).
+//! The gateway's router: the OpenAI, Anthropic and Ollama paths (`GET /`
+//! answers as Ollama does), `/metrics`, `/health`, and JSON 404/405 answers
+//! in the dialect the path belongs to (`/api/*` is Ollama's, `/v1/messages*`
+//! Anthropic's, the rest OpenAI's).
 
 use super::ProxyState;
 use super::dialect::Dialect;
-use super::{anthropic, openai};
+use super::{anthropic, ollama, openai};
 use crate::server::request::BodyLimit;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -21,6 +22,13 @@ pub(crate) fn router(state: Arc<ProxyState>, max_body: usize) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/version", get(ollama::version))
+        .route("/api/embed", post(ollama::embed))
+        .route("/api/embeddings", post(ollama::embeddings))
+        .route("/", get(ollama::root))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .fallback(not_found)
