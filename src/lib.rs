@@ -39,6 +39,7 @@ pub mod nat;
 pub mod node;
 mod outbound;
 mod partials;
+pub mod proxy;
 pub mod relay;
 mod secret;
 mod server;

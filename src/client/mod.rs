@@ -6,12 +6,12 @@
 //! the discovery cache and the retry policy. It never rewrites a
 //! directory's score and never logs payloads or tokens.
 
-mod chat;
-mod complete;
+pub(crate) mod chat;
+pub(crate) mod complete;
 mod config;
 mod consumer_token;
-mod discovery;
-mod embed;
+pub(crate) mod discovery;
+pub(crate) mod embed;
 pub(crate) mod guard;
 mod http_attempt;
 mod judge;
@@ -294,6 +294,49 @@ impl IicpClient {
             request,
             route,
             traceparent,
+            self.inner.timeout(),
+        )
+        .await
+    }
+
+    /// [`chat_stream`](Self::chat_stream) for a task the caller built
+    /// itself, such as a gateway passing an OpenAI chat request through
+    /// unchanged: the chat intent's payload as given, the QoS default and
+    /// its probation fallback of
+    /// [`submit_interactive`](Self::submit_interactive), the client's
+    /// `timeout_ms` for the whole stream.
+    pub async fn chat_stream_task(&self, mut request: TaskRequest) -> Result<ChatStream> {
+        let constraints = request.constraints.get_or_insert_with(Default::default);
+        let route = submit::Route::with_default_qos(
+            None,
+            constraints.model.clone(),
+            constraints.effective_qos(),
+        );
+        constraints.qos = route.qos;
+        submit::stream(&self.inner, request, route, self.inner.timeout()).await
+    }
+
+    /// Asks the directory which nodes serve `intent` (all QoS classes) and
+    /// how long the answer may be reused (its `Cache-Control: max-age`).
+    pub(crate) async fn discover_with_max_age(
+        &self,
+        intent: IntentUrn,
+    ) -> Result<(NodeList, Option<Duration>)> {
+        let trace = trace::resolve(None)?;
+        let params = DiscoverParams {
+            intent: intent.as_str(),
+            region: self.inner.config.region.as_deref(),
+            model: None,
+            min_reputation: None,
+            limit: None,
+            qos: None,
+        };
+        let url = discovery::discover_url(&self.inner.config.directory_url, &params)?;
+        discovery::fetch(
+            &self.inner.directory_http,
+            url,
+            &params,
+            &trace,
             self.inner.timeout(),
         )
         .await

@@ -11,6 +11,7 @@ pub mod native;
 pub mod netlab;
 pub mod node;
 pub mod node_bin;
+pub mod proxy;
 pub mod python;
 pub mod raw_http;
 #[cfg(feature = "iicp-tcp")]

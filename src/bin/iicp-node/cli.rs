@@ -59,6 +59,41 @@ pub enum Command {
     /// nothing; a UPnP mapping it makes to test the router is removed at
     /// once.
     Doctor(DoctorArgs),
+
+    /// Run a local gateway that speaks the OpenAI, Anthropic and Ollama HTTP
+    /// APIs and sends every request to the mesh (a consumer: it registers
+    /// nothing). Point an existing SDK at it by its base URL:
+    /// OpenAI `http://127.0.0.1:9483/v1`, Anthropic and Ollama
+    /// `http://127.0.0.1:9483`. Model `auto` means any model on the mesh.
+    ///
+    /// It listens on loopback only unless --allow-remote is given: whoever
+    /// reaches it spends your consumer identity (--node-token) and the
+    /// mesh's capacity in your name.
+    Proxy(ProxyArgs),
+}
+
+/// `iicp-node proxy` options.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on. Loopback unless --allow-remote.
+    #[arg(long, env = "IICP_PROXY_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on (9483 is the IICP proxy port the other SDKs use).
+    #[arg(long, env = "IICP_PROXY_PORT", default_value_t = iicp_client::proxy::config::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Allow a --host that is not a loopback address. Anyone who can reach
+    /// the port then sends tasks as you.
+    #[arg(long, env = "IICP_PROXY_ALLOW_REMOTE", value_parser = BoolishValueParser::new())]
+    pub allow_remote: bool,
+
+    /// Largest request body read, in bytes.
+    #[arg(long, env = "IICP_PROXY_MAX_BODY_BYTES", default_value_t = iicp_client::proxy::config::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub mesh: ConsumerArgs,
 }
 
 /// `iicp-node doctor` options (the reachability flags of `serve`).

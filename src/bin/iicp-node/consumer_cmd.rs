@@ -17,7 +17,7 @@ fn directory_is_loopback(url: &str) -> bool {
         })
 }
 
-fn client(mesh: &ConsumerArgs) -> iicp_client::Result<IicpClient> {
+pub fn client(mesh: &ConsumerArgs) -> iicp_client::Result<IicpClient> {
     IicpClient::builder(ClientConfig {
         directory_url: mesh.directory_url.clone(),
         timeout_ms: mesh.timeout_ms,

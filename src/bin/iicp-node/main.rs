@@ -7,6 +7,7 @@ mod directory_cmd;
 mod doctor_cmd;
 mod echo;
 mod native_args;
+mod proxy_cmd;
 mod relay_args;
 mod serve_cmd;
 
@@ -36,7 +37,7 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Directory(_) | Command::Serve(_) => "info",
+        Command::Directory(_) | Command::Serve(_) | Command::Proxy(_) => "info",
         Command::Chat(_) | Command::Discover(_) | Command::Demo(_) | Command::Doctor(_) => "warn",
     };
     init_tracing(cli.log_format, default_level);
@@ -47,6 +48,7 @@ async fn main() -> ExitCode {
         Command::Discover(args) => consumer_cmd::discover(args).await,
         Command::Demo(args) => demo_cmd::run(args).await,
         Command::Doctor(args) => doctor_cmd::run(args).await,
+        Command::Proxy(args) => proxy_cmd::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
