@@ -3,7 +3,8 @@
 #   backend         nginx answering a fixed chat completion (the model stand-in) alone;
 #   gateway         iicp-node proxy -> local directory -> one iicp-node serve node
 #                   (openai_compat backend = that nginx), tasks over HTTP;
-#   gateway-native  the same, the proxy reaching the node over native frames
+#   gateway-plaintext  the same with a node without a CX key (tasks not sealed);
+#   gateway-native  the same as gateway, the proxy reaching the node over native frames
 #                   (IICP_PREFER_NATIVE=1);
 #   litellm         LiteLLM's proxy with one model pointing at the same nginx.
 # Load: wrk with scripts/bench/post.lua, each concurrency after a short warm-up. Everything
@@ -12,8 +13,9 @@
 #   scripts/bench/gateway.sh
 #
 # Environment (all optional):
-#   BENCH_SYSTEMS      which rows, in order (default "backend gateway gateway-native litellm";
-#                      also "gateway-plaintext": the HTTP gateway with a node without a CX key)
+#   BENCH_SYSTEMS      which rows, in order (default "backend gateway gateway-plaintext
+#                      gateway-native litellm"; gateway-plaintext is the HTTP gateway with a
+#                      node without a CX key, so tasks are not sealed)
 #   BENCH_CONCURRENCY  wrk connections (default "1 4 16 64")
 #   BENCH_DURATION     seconds per measurement (default 10)
 #   BENCH_WARMUP       seconds of warm-up before each (default 2)
@@ -29,7 +31,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/scripts/bench"
-SYSTEMS="${BENCH_SYSTEMS:-backend gateway gateway-native litellm}"
+SYSTEMS="${BENCH_SYSTEMS:-backend gateway gateway-plaintext gateway-native litellm}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
@@ -115,6 +117,7 @@ chat_ok() {
 }
 
 mkdir -p "$OUT"
+log "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine skews every figure)"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
@@ -128,7 +131,8 @@ run_load() {
     line="$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "$HERE/post.lua" "$url" \
       | sed -n 's/^BENCH_JSON {//p')"
     [[ -n "$line" ]] || die "wrk printed no result for $system c=$c"
-    echo "{\"system\":\"$system\",\"c\":$c,$line" >>"$RESULTS"
+    # The 1-minute load average after the run: other work on the machine shows there.
+    echo "{\"system\":\"$system\",\"c\":$c,\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),$line" >>"$RESULTS"
     log "$system c=$c: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f req/s, mean %.0f us, p99 %d us, non-2xx %d" % (r["requests"]/r["duration_us"]*1e6, r["lat_mean_us"], r["lat_p99_us"], r["err_status"]))' "{${line}")"
   done
 }
@@ -191,7 +195,7 @@ for system in $SYSTEMS; do
     RUST_LOG=warn "$NODE_BIN" serve --host 127.0.0.1 --port "$NODE_PORT" --auto-detect-nat false \
       --directory-url "http://127.0.0.1:$DIR_PORT/api" \
       --backend-type openai_compat --backend-url "$BACKEND" --model "$MODEL" \
-      --max-concurrent 4096 --max-connections 4096 --replay-window-entries 5000000 \
+      --max-concurrent 256 --max-connections 4096 --replay-window-entries 5000000 \
       "${node_args[@]}" >"$OUT/$system-node.log" 2>&1 &
     NODE_PID=$!
     PIDS+=("$NODE_PID")

@@ -51,14 +51,15 @@ def fmt_rps(rps):
 
 def table(rows):
     out = [
-        "| system | c | req/s | mean | p50 | p99 | errors |",
-        "|---|---|---|---|---|---|---|",
+        "| system | c | req/s | mean | p50 | p99 | errors | load avg |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in systems_in_order(rows):
         for r in sorted((r for r in rows if r["system"] == s), key=lambda r: r["c"]):
             out.append(
                 f"| {s} | {r['c']} | {fmt_rps(r['rps'])} | {fmt_us(r['lat_mean_us'])} | "
-                f"{fmt_us(r['lat_p50_us'])} | {fmt_us(r['lat_p99_us'])} | {r['errors']} |"
+                f"{fmt_us(r['lat_p50_us'])} | {fmt_us(r['lat_p99_us'])} | {r['errors']} | "
+                f"{r.get('loadavg', '')} |"
             )
     return "\n".join(out) + "\n"
 
