@@ -133,7 +133,7 @@ run_load() {
     [[ -n "$line" ]] || die "wrk printed no result for $system c=$c"
     # The 1-minute load average after the run: other work on the machine shows there.
     echo "{\"system\":\"$system\",\"c\":$c,\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),$line" >>"$RESULTS"
-    log "$system c=$c: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f req/s, mean %.0f us, p99 %d us, non-2xx %d" % (r["requests"]/r["duration_us"]*1e6, r["lat_mean_us"], r["lat_p99_us"], r["err_status"]))' "{${line}")"
+    log "$system c=$c: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); x=r["requests"]/r["duration_us"]*1e6; print("%.0f req/s, mean %.0f us, p50 %d us, p99 %d us, non-2xx %d" % (x, int(sys.argv[2])/x*1e6, r["lat_p50_us"], r["lat_p99_us"], r["err_status"]))' "{${line}" "$c")"
   done
 }
 
@@ -258,11 +258,12 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = {(r["system"], r["c"]): r for r in rows}
 rps = lambda r: r["requests"] / r["duration_us"] * 1e6
 print()
+mean = lambda r: r["c"] / rps(r) * 1e6  # Little's law, as in the table
 base = by.get(("backend", 1))
 for s in ("gateway", "gateway-native", "gateway-plaintext"):
     g = by.get((s, 1))
     if g and base:
-        print(f"{s}: adds {(g['lat_mean_us'] - base['lat_mean_us']) / 1000:.3f} ms mean "
+        print(f"{s}: adds {(mean(g) - mean(base)) / 1000:.3f} ms mean "
               f"({(g['lat_p50_us'] - base['lat_p50_us']) / 1000:.3f} ms p50) at c=1 over the backend alone (goal < 1 ms)")
 lt = by.get(("litellm", 16))
 for s in ("gateway", "gateway-native", "gateway-plaintext"):
