@@ -121,16 +121,35 @@ log "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) 
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-# run_load SYSTEM URL: one warm-up and one measurement per concurrency.
+# CPU time (user + system, in clock ticks) of PIDS and all their descendants, summed.
+cpu_ticks() {
+  local all=("$@") i=0 kids
+  while ((i < ${#all[@]})); do
+    kids="$(pgrep -P "${all[i]}" || true)"
+    [[ -n $kids ]] && all+=($kids)
+    i=$((i + 1))
+  done
+  for i in "${all[@]}"; do cut -d' ' -f14,15 "/proc/$i/stat" 2>/dev/null || true; done \
+    | awk '{t += $1 + $2} END {print t + 0}'
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# run_load SYSTEM URL PID...: one warm-up and one measurement per concurrency. PIDS are the
+# system's processes (with their children): their CPU time per request is recorded too, a
+# figure that other work on the machine disturbs less than throughput.
 run_load() {
-  local system="$1" url="$2" c t line
+  local system="$1" url="$2" c t line cpu0 cpu1
+  shift 2
   chat_ok "$url" || die "$system did not answer the chat POST with the fixed answer"
   for c in $CONCURRENCY; do
     t=$((c < 2 ? c : 2))
     wrk -t"$t" -c"$c" -d"${WARMUP}s" --timeout 10s -s "$HERE/post.lua" "$url" >/dev/null
+    cpu0="$(cpu_ticks "$@")"
     line="$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "$HERE/post.lua" "$url" \
       | sed -n 's/^BENCH_JSON {//p')"
+    cpu1="$(cpu_ticks "$@")"
     [[ -n "$line" ]] || die "wrk printed no result for $system c=$c"
+    line="\"cpu_us\":$(((cpu1 - cpu0) * TICK_US)),$line"
     # The 1-minute load average after the run: other work on the machine shows there.
     echo "{\"system\":\"$system\",\"c\":$c,\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),$line" >>"$RESULTS"
     log "$system c=$c: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); x=r["requests"]/r["duration_us"]*1e6; print("%.0f req/s, mean %.0f us, p50 %d us, p99 %d us, non-2xx %d" % (x, int(sys.argv[2])/x*1e6, r["lat_p50_us"], r["lat_p99_us"], r["err_status"]))' "{${line}" "$c")"
@@ -178,7 +197,7 @@ log "nginx on :$NGINX_PORT"
 for system in $SYSTEMS; do
   case "$system" in
   backend)
-    run_load backend "$BACKEND/chat/completions"
+    run_load backend "$BACKEND/chat/completions" "$NGINX_PID"
     ;;
 
   gateway | gateway-native | gateway-plaintext)
@@ -211,7 +230,8 @@ for system in $SYSTEMS; do
     PIDS+=("$PROXY_PID")
     wait_for "$system-proxy" "$PROXY_PID" chat_ok "http://127.0.0.1:$PROXY_PORT/v1/chat/completions"
     log "$system: directory :$DIR_PORT, node :$NODE_PORT, proxy :$PROXY_PORT"
-    run_load "$system" "http://127.0.0.1:$PROXY_PORT/v1/chat/completions"
+    run_load "$system" "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" \
+      "$PROXY_PID" "$NODE_PID" "$DIR_PID" "$NGINX_PID"
     stop "$PROXY_PID"
     stop "$NODE_PID"
     stop "$DIR_PID"
@@ -241,7 +261,8 @@ EOF
     PIDS+=("$LITELLM_PID")
     wait_for litellm "$LITELLM_PID" chat_ok "http://127.0.0.1:$LITELLM_PORT/v1/chat/completions"
     log "litellm on :$LITELLM_PORT ($LITELLM_WORKERS worker(s))"
-    run_load litellm "http://127.0.0.1:$LITELLM_PORT/v1/chat/completions"
+    run_load litellm "http://127.0.0.1:$LITELLM_PORT/v1/chat/completions" \
+      "$LITELLM_PID" "$NGINX_PID"
     stop "$LITELLM_PID"
     ;;
 

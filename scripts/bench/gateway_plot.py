@@ -30,6 +30,7 @@ def load(path):
         # wrk's own latency.mean (kept as lat_mean_us) came out larger than c / throughput
         # allows on this machine (at c = 1, mean x requests > the run's duration), so the
         # table and plot use c / req/s; p50 and p99 are wrk's histogram.
+        r["cpu_per_req_us"] = r.get("cpu_us", 0) / r["requests"] if r["requests"] else 0.0
         r["mean_us"] = r["c"] / r["rps"] * 1e6 if r["rps"] else 0.0
     return rows
 
@@ -56,14 +57,15 @@ def fmt_rps(rps):
 
 def table(rows):
     out = [
-        "| system | c | req/s | mean (c ÷ req/s) | p50 | p99 | errors | load avg |",
-        "|---|---|---|---|---|---|---|---|",
+        "| system | c | req/s | mean (c ÷ req/s) | p50 | p99 | CPU per request | errors | load avg |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in systems_in_order(rows):
         for r in sorted((r for r in rows if r["system"] == s), key=lambda r: r["c"]):
             out.append(
                 f"| {s} | {r['c']} | {fmt_rps(r['rps'])} | {fmt_us(r['mean_us'])} | "
-                f"{fmt_us(r['lat_p50_us'])} | {fmt_us(r['lat_p99_us'])} | {r['errors']} | "
+                f"{fmt_us(r['lat_p50_us'])} | {fmt_us(r['lat_p99_us'])} | {fmt_us(r['cpu_per_req_us'])} | "
+                f"{r['errors']} | "
                 f"{r.get('loadavg', '')} |"
             )
     return "\n".join(out) + "\n"
