@@ -13,6 +13,13 @@ import math
 import sys
 from xml.sax.saxutils import escape
 
+LABELS = {
+    "backend": "backend: nginx with a fixed answer, alone",
+    "gateway": "gateway: iicp-node proxy → node over HTTP, sealed (IICP-CX)",
+    "gateway-plaintext": "gateway-plaintext: the same, node without a CX key",
+    "gateway-native": "gateway-native: proxy → node over native frames, sealed",
+    "litellm": "litellm: LiteLLM proxy → the same nginx",
+}
 COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
 
 
@@ -166,7 +173,7 @@ def svg(rows, title):
     for i, s in enumerate(systems):
         y = ly + 22 * i
         parts.append(f'<line x1="{left}" y1="{y}" x2="{left + 28}" y2="{y}" stroke="{colors[s]}" stroke-width="3"/>')
-        parts.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(s)}</text>')
+        parts.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(LABELS.get(s, s))}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
