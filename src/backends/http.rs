@@ -55,7 +55,24 @@ pub(crate) async fn send(
     timeout_ms: u64,
     key: Option<&str>,
 ) -> Result<Answer, BackendError> {
-    let resp = send_streaming(req, timeout_ms, key).await?;
+    let resp = checked(req, timeout_ms, key, true).await?;
+    read_answer(resp, timeout_ms).await
+}
+
+/// [`send`] for a probe whose error answer is expected and says something
+/// (a server that is not Ollama answers 404 to `/api/tags`): the error is
+/// logged at debug, not warn, so a node does not warn at every heartbeat.
+pub(crate) async fn send_probe(
+    req: reqwest::RequestBuilder,
+    timeout_ms: u64,
+    key: Option<&str>,
+) -> Result<Answer, BackendError> {
+    let resp = checked(req, timeout_ms, key, false).await?;
+    read_answer(resp, timeout_ms).await
+}
+
+/// Reads a 2xx answer whole (bounded).
+async fn read_answer(resp: reqwest::Response, timeout_ms: u64) -> Result<Answer, BackendError> {
     let headers = resp.headers().clone();
     let body = read_capped(resp, MAX_BODY_BYTES)
         .await
@@ -78,6 +95,17 @@ pub(crate) async fn send_streaming(
     timeout_ms: u64,
     key: Option<&str>,
 ) -> Result<reqwest::Response, BackendError> {
+    checked(req, timeout_ms, key, true).await
+}
+
+/// Sends and checks the status; an error answer is read (bounded), logged
+/// (at warn when `warn`, else at debug) and mapped.
+async fn checked(
+    req: reqwest::RequestBuilder,
+    timeout_ms: u64,
+    key: Option<&str>,
+    warn: bool,
+) -> Result<reqwest::Response, BackendError> {
     let resp = req
         .send()
         .await
@@ -94,7 +122,11 @@ pub(crate) async fn send_streaming(
     if let BackendError::Upstream { status, detail } = &error {
         // Scrubbed (key replaced, control characters escaped, cut short)
         // and still Debug-quoted: the one place the body text goes.
-        tracing::warn!(status, body = ?detail, "the backend answered with an error");
+        if warn {
+            tracing::warn!(status, body = ?detail, "the backend answered with an error");
+        } else {
+            tracing::debug!(status, body = ?detail, "the backend answered a probe with an error");
+        }
     }
     Err(error)
 }

@@ -10,7 +10,7 @@
 //! limits (`limits.rs`); `Authorization: Bearer` is sent only when a key is set.
 
 use super::error::BackendError;
-use super::http::{send, send_streaming, shared_client};
+use super::http::{send, send_probe, send_streaming, shared_client};
 use super::limits::clamp_cost;
 use super::options::{BackendKind, BackendOptions};
 use super::sse::SseStream;
@@ -276,7 +276,7 @@ impl OpenAiCompat {
         let req = shared_client()
             .get(format!("{root}/api/tags"))
             .timeout(self.opts.timeout);
-        let body = send(req, self.opts.timeout.as_millis() as u64, self.key())
+        let body = send_probe(req, self.opts.timeout.as_millis() as u64, self.key())
             .await?
             .json()?;
         Ok(body
