@@ -12,73 +12,13 @@
 
 mod common;
 
+use common::llama::{EMBEDDING_WIDTH, LlamaServer, MODEL};
 use common::{CHAT, Harness};
-use iicp_client::backends::{self, Backend, BackendError, BackendKind, BackendOptions};
+use iicp_client::backends::{self, BackendError, BackendKind};
 use iicp_client::wire::BackendFlavour;
 use iicp_client::{ChatMessage, ChatOptions, ClientConfig, IicpClient, IicpNode, NodeConfig};
 use serde_json::{Value, json};
 use std::process::Command;
-use std::sync::Arc;
-
-const MODEL: &str = "tiny-random-llama";
-
-/// A llama.cpp server of our own; stopped on drop.
-struct LlamaServer {
-    url: String,
-    pid: String,
-}
-
-impl LlamaServer {
-    fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/llama-server.sh");
-        let out = Command::new("bash")
-            .args([script, "start"])
-            .output()
-            .expect("bash runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "llama server did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let var = |name: &str| {
-            stdout
-                .split(';')
-                .find_map(|part| part.trim().strip_prefix(&format!("export {name}=")))
-                .unwrap_or_else(|| panic!("{name} missing in `{stdout}`"))
-                .trim()
-                .to_owned()
-        };
-        Self {
-            url: var("IICP_TEST_LLAMA_URL"),
-            pid: var("IICP_TEST_LLAMA_PID"),
-        }
-    }
-
-    fn stop(&self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/llama-server.sh");
-        let _ = Command::new("bash")
-            .args([script, "stop", &self.pid])
-            .output();
-    }
-
-    fn backend(&self, kind: BackendKind, model: Option<&str>) -> Arc<dyn Backend> {
-        backends::build(
-            kind,
-            BackendOptions {
-                base_url: Some(self.url.clone()),
-                model: model.map(str::to_owned),
-                ..Default::default()
-            },
-        )
-    }
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn chat_payload(text: &str, max_tokens: u64) -> Value {
     json!({"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
@@ -135,7 +75,7 @@ async fn chat_completion_and_embedding_through_both_engines() {
         assert_eq!(data.len(), 2, "one vector per input (mean pooling)");
         assert_eq!(
             data[0]["embedding"].as_array().unwrap().len(),
-            64,
+            EMBEDDING_WIDTH,
             "the model's embedding width"
         );
     }
@@ -501,7 +441,7 @@ async fn embed_through_a_node_returns_vectors_of_the_models_width() {
     assert_eq!(one.data.len(), 1);
     assert_eq!(
         one.data[0].embedding.len(),
-        64,
+        EMBEDDING_WIDTH,
         "the model's embedding width"
     );
     assert!(one.data[0].embedding.iter().all(|x| x.is_finite()));
@@ -518,7 +458,7 @@ async fn embed_through_a_node_returns_vectors_of_the_models_width() {
         .unwrap();
     let vectors = two.vectors();
     assert_eq!(vectors.len(), 2);
-    assert!(vectors.iter().all(|v| v.len() == 64));
+    assert!(vectors.iter().all(|v| v.len() == EMBEDDING_WIDTH));
     assert_ne!(vectors[0], vectors[1], "different texts, different vectors");
     node.shutdown().await;
 }

@@ -5,6 +5,7 @@
 //! `iicp-node` binary; `python`: the Python SDK side of the interop tests).
 #![allow(dead_code)]
 
+pub mod llama;
 pub mod logs;
 #[cfg(feature = "iicp-tcp")]
 pub mod native;
