@@ -95,7 +95,12 @@ fn assert_echo(out: &Value) {
         "include_usage gives a usage chunk: {out}"
     );
 
-    for case in ["unknown_model", "unknown_model_streamed"] {
+    assert_eq!(out["retrieved"], "echo", "models.retrieve: {out}");
+    for case in [
+        "unknown_model",
+        "unknown_model_streamed",
+        "retrieve_unknown",
+    ] {
         let e = &out[case];
         assert_eq!(e["class"], "NotFoundError", "{case}: {out}");
         assert_eq!(e["not_found"], true);

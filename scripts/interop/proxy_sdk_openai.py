@@ -137,6 +137,8 @@ def run_echo(client: OpenAI) -> dict[str, Any]:
     streamed = chat_streamed(client, "echo", "hello from the openai sdk")
     return {
         "models": [m.id for m in client.models.list()],
+        "retrieved": client.models.retrieve("echo").id,
+        "retrieve_unknown": error_of(lambda: client.models.retrieve("gpt-9-nobody-serves-it")),
         "plain": plain,
         "streamed": streamed,
         "unknown_model": error_of(

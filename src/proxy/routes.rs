@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub(crate) fn router(state: Arc<ProxyState>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/models", get(openai::models))
+        .route("/v1/models/{*id}", get(openai::model))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))

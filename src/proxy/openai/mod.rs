@@ -1,4 +1,4 @@
-//! The OpenAI API: `GET /v1/models`, `POST /v1/chat/completions` (with
+//! The OpenAI API: `GET /v1/models` (and `/v1/models/{id}`), `POST /v1/chat/completions` (with
 //! `stream: true` as SSE chunks ending in `[DONE]`), `POST /v1/completions`,
 //! `POST /v1/embeddings`. Request bodies pass to the node as they came,
 //! less what only the gateway reads (`stream`, `stream_options`,
@@ -12,4 +12,4 @@ mod models;
 pub(crate) use chat::chat;
 pub(crate) use completions::completions;
 pub(crate) use embeddings::embeddings;
-pub(crate) use models::models;
+pub(crate) use models::{model, models};
