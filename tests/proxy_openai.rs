@@ -659,3 +659,28 @@ mod cancellation {
         mesh.shutdown().await;
     }
 }
+
+/// A young mesh: the directory hides nodes in probation (fewer than 100
+/// completed tasks) from `qos=interactive`, which the gateway asks first;
+/// it then asks at `batch` and the chat is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_in_probation_still_answers_through_the_gateway() {
+    let config = iicp_client::directory::DirectoryConfig {
+        enforce_probation: true,
+        ..Default::default()
+    };
+    let mesh = ProxyMesh::start_with(config, &["--backend-type", "echo"], &[]).await;
+    let interactive = mesh
+        .directory
+        .discover_ids(&format!("intent={}&qos=interactive", common::CHAT))
+        .await;
+    assert!(interactive.is_empty(), "the node is in probation: {interactive:?}");
+    let (status, body) = post(
+        format!("{}/chat/completions", mesh.proxy.openai_base()),
+        json!({"model": "echo", "messages": [{"role": "user", "content": "young mesh"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: young mesh");
+}

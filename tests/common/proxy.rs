@@ -120,7 +120,16 @@ impl ProxyMesh {
     /// A node started with `node_args` (name the backend there) and the
     /// proxy with `proxy_args`, both pointed at a fresh directory.
     pub async fn start(node_args: &[&str], proxy_args: &[&str]) -> Self {
-        let directory = Harness::start(DirectoryConfig::default()).await;
+        Self::start_with(DirectoryConfig::default(), node_args, proxy_args).await
+    }
+
+    /// [`start`](Self::start) with a directory configured as given.
+    pub async fn start_with(
+        config: DirectoryConfig,
+        node_args: &[&str],
+        proxy_args: &[&str],
+    ) -> Self {
+        let directory = Harness::start(config).await;
         let base = directory.base.clone();
         let mut args = vec!["--directory-url", base.as_str()];
         args.extend_from_slice(node_args);
