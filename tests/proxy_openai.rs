@@ -674,7 +674,10 @@ async fn a_node_in_probation_still_answers_through_the_gateway() {
         .directory
         .discover_ids(&format!("intent={}&qos=interactive", common::CHAT))
         .await;
-    assert!(interactive.is_empty(), "the node is in probation: {interactive:?}");
+    assert!(
+        interactive.is_empty(),
+        "the node is in probation: {interactive:?}"
+    );
     let (status, body) = post(
         format!("{}/chat/completions", mesh.proxy.openai_base()),
         json!({"model": "echo", "messages": [{"role": "user", "content": "young mesh"}]}),

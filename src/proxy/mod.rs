@@ -23,6 +23,7 @@
 //! `events` (a chat stream re-encoded as SSE or NDJSON), one module per
 //! API (`openai`, `anthropic`, `ollama`), and `metrics`.
 
+mod answer;
 mod anthropic;
 mod catalog;
 pub mod config;

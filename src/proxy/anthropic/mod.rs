@@ -12,11 +12,11 @@ mod reply;
 mod request;
 mod stream;
 
-use crate::client::chat::into_chat_response;
 use crate::proxy::ProxyState;
+use crate::proxy::answer::{self, Delivery};
 use crate::proxy::dialect::Dialect;
-use crate::proxy::events::{self, EncodedStream};
-use crate::proxy::metrics::{Endpoint, Outcome};
+use crate::proxy::events;
+use crate::proxy::metrics::Endpoint;
 use crate::server::request::{BodyError, RawBody};
 use axum::Json;
 use axum::extract::State;
@@ -33,38 +33,17 @@ pub(crate) async fn messages(
     let timer = st.metrics.start(D, Endpoint::Chat);
     let call = match request::decode(body) {
         Ok(call) => call,
-        Err(e) => {
-            timer.finish(Outcome::Invalid);
-            return e.into_response();
-        }
+        Err(e) => return answer::refused(timer, e),
     };
     let model = call.model;
-    if call.stream {
-        return match st.client.chat_stream_task(call.task).await {
-            Ok(chat) => events::streaming_response(
-                events::SSE,
-                EncodedStream::new(chat, stream::Events::new(model), timer),
-                st.metrics.streams_open(),
-            ),
-            Err(e) => {
-                timer.finish(Outcome::MeshError);
-                D.mesh_error(&e, model.as_deref()).into_response()
-            }
-        };
-    }
-    match st
-        .client
-        .submit_interactive(call.task, None)
-        .await
-        .and_then(into_chat_response)
-    {
-        Ok(answer) => {
-            timer.finish(Outcome::Success);
-            Json(reply::message(&answer, model.as_deref())).into_response()
-        }
-        Err(e) => {
-            timer.finish(Outcome::MeshError);
-            D.mesh_error(&e, model.as_deref()).into_response()
-        }
-    }
+    let delivery = if call.stream {
+        Delivery::Stream(events::SSE, stream::Events::new(model.clone()))
+    } else {
+        Delivery::Whole
+    };
+    let asked = model.as_deref();
+    answer::chat(&st, D, timer, call.task, asked, delivery, |answer| {
+        Json(reply::message(&answer, asked)).into_response()
+    })
+    .await
 }

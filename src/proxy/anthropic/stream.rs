@@ -66,12 +66,7 @@ impl Events {
 
 impl Encoder for Events {
     fn chunk(&mut self, chunk: &ChatChunk, out: &mut Vec<u8>) {
-        let text: String = chunk
-            .choices
-            .iter()
-            .filter(|c| c.index == 0)
-            .filter_map(|c| c.delta.content.as_deref())
-            .collect();
+        let text = chunk.text();
         if text.is_empty() {
             return;
         }

@@ -7,10 +7,10 @@
 
 use super::reply::{self, Lines, Shape};
 use super::request::{self, Call};
-use crate::client::chat::into_chat_response;
 use crate::proxy::ProxyState;
+use crate::proxy::answer::{self, Delivery};
 use crate::proxy::dialect::{Dialect, ProxyError};
-use crate::proxy::events::{self, EncodedStream, ndjson};
+use crate::proxy::events::{self, ndjson};
 use crate::proxy::metrics::{Endpoint, Outcome};
 use crate::server::request::{BodyError, RawBody};
 use axum::Json;
@@ -59,44 +59,28 @@ async fn run(
     let timer = st.metrics.start(D, endpoint);
     let call = match call {
         Ok(call) => call,
-        Err(e) => {
-            timer.finish(Outcome::Invalid);
-            return e.into_response();
-        }
+        Err(e) => return answer::refused(timer, e),
     };
     let Some(task) = call.task else {
         timer.finish(Outcome::Success);
         return one(call.stream, reply::load(shape, &call.name));
     };
-    let model = call.model;
-    if call.stream {
-        return match st.client.chat_stream_task(task).await {
-            Ok(chat) => events::streaming_response(
-                events::NDJSON,
-                EncodedStream::new(chat, Lines::new(shape, &call.name, started), timer),
-                st.metrics.streams_open(),
-            ),
-            Err(e) => {
-                timer.finish(Outcome::MeshError);
-                D.mesh_error(&e, model.as_deref()).into_response()
-            }
-        };
-    }
-    match st
-        .client
-        .submit_interactive(task, None)
-        .await
-        .and_then(into_chat_response)
-    {
-        Ok(answer) => {
-            timer.finish(Outcome::Success);
-            Json(reply::whole(shape, &call.name, &answer, started)).into_response()
-        }
-        Err(e) => {
-            timer.finish(Outcome::MeshError);
-            D.mesh_error(&e, model.as_deref()).into_response()
-        }
-    }
+    let delivery = if call.stream {
+        Delivery::Stream(events::NDJSON, Lines::new(shape, &call.name, started))
+    } else {
+        Delivery::Whole
+    };
+    let name = &call.name;
+    answer::chat(
+        st,
+        D,
+        timer,
+        task,
+        call.model.as_deref(),
+        delivery,
+        |answer| Json(reply::whole(shape, name, &answer, started)).into_response(),
+    )
+    .await
 }
 
 /// One object: an NDJSON line when the caller asked for a stream, else JSON.

@@ -182,17 +182,12 @@ impl Encoder for Lines {
         if !chunk.model.is_empty() {
             self.model.clone_from(&chunk.model);
         }
-        let text: String = chunk
-            .choices
-            .iter()
-            .filter(|c| c.index == 0)
-            .filter_map(|c| c.delta.content.as_deref())
-            .collect();
+        let text = chunk.text();
         if text.is_empty() {
             return;
         }
         self.first.get_or_insert_with(Instant::now);
-        ndjson(out, &object(self.shape, &self.model, &text, None));
+        ndjson(out, &object(self.shape, &self.model, text, None));
     }
 
     fn done(&mut self, end: &ChatStreamEnd, out: &mut Vec<u8>) {

@@ -2,13 +2,13 @@
 //! answer as `chat.completion.chunk` events, then the usage chunk when
 //! `stream_options.include_usage` is set, then `data: [DONE]`.
 
-use crate::client::chat::into_chat_response;
 use crate::client::{ChatChunk, ChatResponse, ChatStreamEnd};
 use crate::error::IicpError;
 use crate::proxy::ProxyState;
+use crate::proxy::answer::{self, Delivery};
 use crate::proxy::dialect::Dialect;
-use crate::proxy::events::{self, EncodedStream, Encoder, sse};
-use crate::proxy::metrics::{Endpoint, Outcome};
+use crate::proxy::events::{self, Encoder, sse};
+use crate::proxy::metrics::Endpoint;
 use crate::proxy::task::{count, flag, json_object, take_model, task, unix_now};
 use crate::server::request::{BodyError, RawBody};
 use crate::wire::{IntentUrn, TaskRequest};
@@ -66,43 +66,25 @@ pub(crate) async fn chat(
     let timer = st.metrics.start(D, Endpoint::Chat);
     let call = match decode(body) {
         Ok(call) => call,
-        Err(e) => {
-            timer.finish(Outcome::Invalid);
-            return e.into_response();
-        }
+        Err(e) => return answer::refused(timer, e),
     };
-    let model = call.model.clone();
-    if call.stream {
-        return match st.client.chat_stream_task(call.task).await {
-            Ok(chat) => {
-                let encoder = Chunks::new(call.include_usage, model);
-                events::streaming_response(
-                    events::SSE,
-                    EncodedStream::new(chat, encoder, timer),
-                    st.metrics.streams_open(),
-                )
-            }
-            Err(e) => {
-                timer.finish(Outcome::MeshError);
-                D.mesh_error(&e, model.as_deref()).into_response()
-            }
-        };
-    }
-    match st
-        .client
-        .submit_interactive(call.task, None)
-        .await
-        .and_then(into_chat_response)
-    {
-        Ok(reply) => {
-            timer.finish(Outcome::Success);
-            Json(completion(reply, model)).into_response()
-        }
-        Err(e) => {
-            timer.finish(Outcome::MeshError);
-            D.mesh_error(&e, model.as_deref()).into_response()
-        }
-    }
+    let model = call.model;
+    let delivery = if call.stream {
+        Delivery::Stream(events::SSE, Chunks::new(call.include_usage, model.clone()))
+    } else {
+        Delivery::Whole
+    };
+    let name = model.clone();
+    answer::chat(
+        &st,
+        D,
+        timer,
+        call.task,
+        model.as_deref(),
+        delivery,
+        |reply| Json(completion(reply, name)).into_response(),
+    )
+    .await
 }
 
 /// The reply with the fields an SDK requires filled when a node left them

@@ -4,6 +4,7 @@
 
 use crate::client::complete::into_completion_response;
 use crate::proxy::ProxyState;
+use crate::proxy::answer;
 use crate::proxy::dialect::Dialect;
 use crate::proxy::events::sse;
 use crate::proxy::metrics::{Endpoint, Outcome};
@@ -49,10 +50,7 @@ pub(crate) async fn completions(
     })();
     let (task, model, stream) = match decoded {
         Ok(d) => d,
-        Err(e) => {
-            timer.finish(Outcome::Invalid);
-            return e.into_response();
-        }
+        Err(e) => return answer::refused(timer, e),
     };
     let reply = st
         .client

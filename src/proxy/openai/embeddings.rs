@@ -4,6 +4,7 @@
 
 use crate::client::embed::into_embed_response;
 use crate::proxy::ProxyState;
+use crate::proxy::answer;
 use crate::proxy::dialect::Dialect;
 use crate::proxy::metrics::{Endpoint, Outcome};
 use crate::proxy::task::{json_object, take_model, task};
@@ -59,10 +60,7 @@ pub(crate) async fn embeddings(
     })();
     let (task, model, n, base64) = match decoded {
         Ok(d) => d,
-        Err(e) => {
-            timer.finish(Outcome::Invalid);
-            return e.into_response();
-        }
+        Err(e) => return answer::refused(timer, e),
     };
     let reply = st
         .client
