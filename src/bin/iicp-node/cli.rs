@@ -11,7 +11,8 @@ use std::path::PathBuf;
 #[command(name = "iicp-node", version, about, long_about = None)]
 pub struct Cli {
     /// Log output format (logs go to stderr). Filter with RUST_LOG; default
-    /// `info` for directory and serve, `warn` for demo, chat and discover.
+    /// `info` for directory, serve and proxy, `warn` for demo, chat, discover
+    /// and doctor.
     #[arg(long, global = true, env = "IICP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 

@@ -17,8 +17,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr. Servers log at `info` by default; the consumer commands
-/// (`chat`, `discover`, `demo`) print their own output and log only warnings.
+/// Logs go to stderr. Servers (`directory`, `serve`, `proxy`) log at `info`
+/// by default; the commands that print their own output (`chat`, `discover`,
+/// `demo`, `doctor`) log only warnings.
 /// `RUST_LOG` overrides both.
 fn init_tracing(format: LogFormat, default_level: &str) {
     let filter =
