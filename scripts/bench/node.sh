@@ -27,6 +27,8 @@
 #   BENCH_OUT          results folder (default target/bench/node): results.jsonl,
 #                      results.md, node.svg, perf-*.txt, logs
 #   IICP_NODE_BIN      the node under test; default: cargo build --release --bin iicp-node
+#   NATIVE_LOAD_BIN    a prebuilt native load generator; default: cargo build --release
+#                      --example native_load
 #   NODE_BIN_OTHER     a second node binary for the other-* rows
 #   BENCH_PERF         1: after the runs, `perf record -g` each node for BENCH_DURATION s
 #                      under wrk c=64 and write the top entries to perf-SYSTEM.txt
@@ -45,6 +47,7 @@ CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 OUT="${BENCH_OUT:-$ROOT/target/bench/node}"
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 MODEL="bench-model"
 export BENCH_MODEL="$MODEL"
 
@@ -63,15 +66,15 @@ if [[ ${BENCH_PERF:-0} == 1 ]] && ! command -v perf >/dev/null; then
   die "BENCH_PERF=1 needs perf: apt-get install -y linux-perf"
 fi
 
-log "building iicp-node and the native load generator (release)"
-if [[ -n "${IICP_NODE_BIN:-}" ]]; then
-  NODE_BIN="$IICP_NODE_BIN"
-  (cd "$ROOT" && cargo build --release --quiet --example native_load)
-else
-  (cd "$ROOT" && cargo build --release --quiet --bin iicp-node --example native_load)
-  NODE_BIN="$ROOT/target/release/iicp-node"
+build=()
+[[ -n "${IICP_NODE_BIN:-}" ]] || build+=(--bin iicp-node)
+[[ -n "${NATIVE_LOAD_BIN:-}" ]] || build+=(--example native_load)
+if ((${#build[@]})); then
+  log "building ${build[*]} (release)"
+  (cd "$ROOT" && cargo build --release --quiet "${build[@]}")
 fi
-NATIVE_LOAD="$ROOT/target/release/examples/native_load"
+NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
+NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
 [[ -z $OTHER || -x $OTHER ]] || die "NODE_BIN_OTHER=$OTHER is not an executable"
 
 # --- processes -----------------------------------------------------------------------------
