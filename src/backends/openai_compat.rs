@@ -95,21 +95,42 @@ pub(crate) fn with_model(
     Ok(body)
 }
 
+/// Every path an engine is called at; their URLs are parsed once, in
+/// [`OpenAiCompat::new`], not per request.
+const PATHS: [&str; 7] = [
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/moderations",
+    "/audio/transcriptions",
+    "/audio/speech",
+    "/models",
+];
+
 /// An OpenAI-compatible engine.
 #[derive(Debug, Clone)]
 pub struct OpenAiCompat {
     kind: BackendKind,
     base: String,
     opts: BackendOptions,
+    /// `base` + each of [`PATHS`], parsed (`None` where the base makes no
+    /// valid URL: the request then fails as it did before, at send time).
+    urls: std::sync::Arc<[Option<reqwest::Url>]>,
 }
 
 impl OpenAiCompat {
     /// An engine of `kind` (any but `Anthropic`) with `opts`.
     pub fn new(kind: BackendKind, opts: BackendOptions) -> Self {
+        let base = opts.base_for(kind);
+        let urls = PATHS
+            .iter()
+            .map(|path| reqwest::Url::parse(&format!("{base}{path}")).ok())
+            .collect();
         Self {
-            base: opts.base_for(kind),
+            base,
             kind,
             opts,
+            urls,
         }
     }
 
@@ -123,9 +144,15 @@ impl OpenAiCompat {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = shared_client()
-            .request(method, format!("{}{path}", self.base))
-            .timeout(self.opts.timeout);
+        let parsed = PATHS
+            .iter()
+            .position(|p| *p == path)
+            .and_then(|i| self.urls[i].clone());
+        let req = match parsed {
+            Some(url) => shared_client().request(method, url),
+            None => shared_client().request(method, format!("{}{path}", self.base)),
+        };
+        let mut req = req.timeout(self.opts.timeout);
         if let Some(key) = self.key() {
             req = req.bearer_auth(key);
         }

@@ -80,7 +80,13 @@ impl Answer {
     pub fn to_json(&self) -> Vec<u8> {
         // Serialising these types cannot fail (string keys, no foreign
         // `Serialize` impls); the fallback keeps an answer JSON regardless.
-        serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec())
+        // Sized for a typical envelope, so the buffer is not regrown while
+        // it is written.
+        let mut out = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut out, &self.body) {
+            Ok(()) => out,
+            Err(_) => b"{}".to_vec(),
+        }
     }
 }
 

@@ -43,10 +43,17 @@ pub(crate) struct Policy<'a> {
 
 /// The payload with execution constraints, then the default model, filled
 /// in where it has no value (an empty `model` counts as none).
+#[cfg(test)]
 pub(crate) fn payload_with_constraints(task: &TaskRequest, default_model: Option<&str>) -> Value {
-    let mut payload = match &task.payload {
+    fill_constraints(task.payload.clone(), task, default_model)
+}
+
+/// [`payload_with_constraints`] on a payload already taken out of `task`
+/// (the handler owns the task: no copy of the payload).
+fn fill_constraints(payload: Value, task: &TaskRequest, default_model: Option<&str>) -> Value {
+    let mut payload = match payload {
         Value::Null => Value::Object(Map::new()),
-        other => other.clone(),
+        other => other,
     };
     if let Value::Object(obj) = &mut payload {
         if obj.get("model").and_then(Value::as_str) == Some("") {
@@ -68,8 +75,18 @@ pub(crate) fn payload_with_constraints(task: &TaskRequest, default_model: Option
 }
 
 /// The payload to send for `task` under `policy`, or the refusal.
+#[cfg(test)]
 pub(crate) fn prepare(task: &TaskRequest, policy: &Policy<'_>) -> Result<Value, HandlerError> {
-    let mut payload = payload_with_constraints(task, policy.default_model);
+    prepare_payload(task.payload.clone(), task, policy)
+}
+
+/// [`prepare`] on `payload`, taken out of `task`.
+fn prepare_payload(
+    payload: Value,
+    task: &TaskRequest,
+    policy: &Policy<'_>,
+) -> Result<Value, HandlerError> {
+    let mut payload = fill_constraints(payload, task, policy.default_model);
     let Value::Object(obj) = &mut payload else {
         return Ok(payload); // the backend refuses a non-object payload
     };
@@ -110,7 +127,7 @@ fn unknown_model(policy: &Policy<'_>) -> HandlerError {
 }
 
 impl TaskHandler for BackendHandler {
-    fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
+    fn handle(&self, mut task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
         let backend = self.backend.clone();
         let allowed = self.advertised.get();
         let policy = Policy {
@@ -119,7 +136,8 @@ impl TaskHandler for BackendHandler {
             limits: self.limits,
             needs_max_tokens: backend.kind() == BackendKind::Anthropic,
         };
-        let payload = prepare(&task, &policy);
+        let payload = std::mem::take(&mut task.payload);
+        let payload = prepare_payload(payload, &task, &policy);
         Box::pin(async move {
             let payload = payload?;
             let intent = task.intent.as_str();

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Node cost per task (issue 17): the same chat task, side by side, against
+#   direct        nginx answering a fixed chat completion (the model stand-in), alone (wrk
+#                 with post.lua);
+#   node-http     one iicp-node serve (--no-cx, --skip-registration, openai_compat backend =
+#                 that nginx), POST /v1/task with a plaintext task (wrk with task.lua);
+#   node-native   the same node over native frames (examples/native_load.rs: NativeClient
+#                 connections, one per 16 workers, 2 runtime threads like wrk -t2);
+#   other-http, other-native   the same two against NODE_BIN_OTHER, when it is set (another
+#                 iicp-node build: an older commit, a build with other features).
+# For each concurrency (c = 1 4 16 64 by default) a warm-up, then the measured run: req/s,
+# latency, CPU per task of the node process alone (utime + stime from /proc/PID/stat over
+# the run ÷ tasks; for `direct`, nginx's), and the node's RSS: idle (after start-up and 20
+# tasks) and its peak under load (VmHWM). Everything on loopback, every process stopped on
+# exit.
+#
+#   scripts/bench/node.sh
+#   NODE_BIN_OTHER=/tmp/iicp-node-before scripts/bench/node.sh
+#   BENCH_PERF=1 scripts/bench/node.sh    # also perf record -g of the node at c=64 (HTTP)
+#
+# Environment (all optional):
+#   BENCH_SYSTEMS      rows, in order (default "direct node-http node-native", plus
+#                      "other-http other-native" when NODE_BIN_OTHER is set)
+#   BENCH_CONCURRENCY  default "1 4 16 64"
+#   BENCH_DURATION     seconds per measurement (default 10)
+#   BENCH_WARMUP       seconds of warm-up before each (default 2)
+#   BENCH_OUT          results folder (default target/bench/node): results.jsonl,
+#                      results.md, node.svg, perf-*.txt, logs
+#   IICP_NODE_BIN      the node under test; default: cargo build --release --bin iicp-node
+#   NATIVE_LOAD_BIN    a prebuilt native load generator; default: cargo build --release
+#                      --example native_load
+#   NODE_BIN_OTHER     a second node binary for the other-* rows
+#   BENCH_PERF         1: after the runs, `perf record -g` each node for BENCH_DURATION s
+#                      under wrk c=64 and write the top entries to perf-SYSTEM.txt
+#                      (needs perf: apt-get install -y linux-perf)
+#
+# Needs nginx and wrk (apt-get installs them when missing and this runs as root).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/scripts/bench"
+OTHER="${NODE_BIN_OTHER:-}"
+DEFAULT_SYSTEMS="direct node-http node-native"
+[[ -n $OTHER ]] && DEFAULT_SYSTEMS+=" other-http other-native"
+SYSTEMS="${BENCH_SYSTEMS:-$DEFAULT_SYSTEMS}"
+CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
+DURATION="${BENCH_DURATION:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+OUT="${BENCH_OUT:-$ROOT/target/bench/node}"
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
+MODEL="bench-model"
+export BENCH_MODEL="$MODEL"
+
+log() { echo "[node-bench] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools ---------------------------------------------------------------------------------
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  [[ $(id -u) == 0 ]] || die "nginx and wrk are needed: apt-get install -y nginx wrk"
+  log "installing nginx and wrk"
+  apt-get install -y -qq nginx wrk >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+if [[ ${BENCH_PERF:-0} == 1 ]] && ! command -v perf >/dev/null; then
+  die "BENCH_PERF=1 needs perf: apt-get install -y linux-perf"
+fi
+
+build=()
+[[ -n "${IICP_NODE_BIN:-}" ]] || build+=(--bin iicp-node)
+[[ -n "${NATIVE_LOAD_BIN:-}" ]] || build+=(--example native_load)
+if ((${#build[@]})); then
+  log "building ${build[*]} (release)"
+  (cd "$ROOT" && cargo build --release --quiet "${build[@]}")
+fi
+NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
+NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
+[[ -z $OTHER || -x $OTHER ]] || die "NODE_BIN_OTHER=$OTHER is not an executable"
+
+# --- processes -----------------------------------------------------------------------------
+WORK="$(mktemp -d /tmp/iicp-node-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop() {
+  local pid="$1" keep=() p
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for() {
+  local name="$1" pid="$2"; shift 2
+  local i
+  for i in $(seq 1 600); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || die "$name exited; see $OUT/$name.log"
+    sleep 0.1
+  done
+  die "$name not ready after 60 s; see $OUT/$name.log"
+}
+
+TASK_BODY="{\"intent\":\"urn:iicp:intent:llm:chat:v1\",\"payload\":{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}}"
+CHAT_BODY="{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+# POST BODY to URL, answered 2xx with the backend's text.
+post_ok() {
+  curl -sf -m 5 -H 'Content-Type: application/json' -d "$2" "$1" | grep -q '"hello"'
+}
+
+# utime + stime of one process, in clock ticks.
+cpu_ticks() { cut -d' ' -f14,15 "/proc/$1/stat" | awk '{print $1 + $2}'; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+mkdir -p "$OUT"
+log "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine skews every figure)"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+# record SYSTEM C PID RSS_IDLE LINE CPU_US: one result line (RSS only for a node).
+record() {
+  local system="$1" c="$2" pid="$3" rss_idle="$4" line="$5" cpu="$6"
+  [[ -n "$line" ]] || die "no result for $system c=$c"
+  local hwm=0
+  [[ -n $rss_idle ]] && hwm="$(kib "$pid" VmHWM)"
+  echo "{\"system\":\"$system\",\"c\":$c,\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),\"cpu_us\":$cpu,\"rss_idle_kib\":${rss_idle:-0},\"rss_peak_kib\":$hwm,$line" >>"$RESULTS"
+  log "$system c=$c: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); x=r["requests"]/r["duration_us"]*1e6; print("%.0f req/s, mean %.0f us, p50 %d us, CPU %.1f us/task, errors %d" % (x, r["c"]/x*1e6, r["lat_p50_us"], r["cpu_us"]/max(r["requests"],1), r["err_status"]))' "$(tail -n1 "$RESULTS")")"
+}
+
+# load_wrk SCRIPT URL C SECONDS: one wrk run; prints the BENCH_JSON object's inside.
+load_wrk() {
+  local t=$(($3 < 2 ? $3 : 2))
+  wrk -t"$t" -c"$3" -d"${4}s" --timeout 10s -s "$HERE/$1" "$2" | sed -n 's/^BENCH_JSON {//p'
+}
+# load_native HOSTPORT C SECONDS
+load_native() {
+  "$NATIVE_LOAD" "$1" "$2" "$3" 0 "$MODEL" | sed -n 's/^BENCH_JSON {//p'
+}
+
+# run_system SYSTEM PID RSS_IDLE KIND TARGET: every concurrency.
+run_system() {
+  local system="$1" pid="$2" rss_idle="$3" kind="$4" target="$5" c cpu0 cpu1 line
+  for c in $CONCURRENCY; do
+    case "$kind" in
+    post) load_wrk post.lua "$target" "$c" "$WARMUP" >/dev/null ;;
+    task) load_wrk task.lua "$target" "$c" "$WARMUP" >/dev/null ;;
+    native) load_native "$target" "$c" "$WARMUP" >/dev/null ;;
+    esac
+    cpu0="$(cpu_ticks "$pid")"
+    case "$kind" in
+    post) line="$(load_wrk post.lua "$target" "$c" "$DURATION")" ;;
+    task) line="$(load_wrk task.lua "$target" "$c" "$DURATION")" ;;
+    native) line="$(load_native "$target" "$c" "$DURATION")" ;;
+    esac
+    cpu1="$(cpu_ticks "$pid")"
+    record "$system" "$c" "$pid" "$rss_idle" "$line" "$(((cpu1 - cpu0) * TICK_US))"
+  done
+}
+
+# --- the backend: nginx with a fixed chat completion ----------------------------------------
+NGINX_PORT="$(free_port)"
+mkdir -p "$WORK/nginx/logs"
+cat >"$WORK/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $OUT/nginx.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location = /v1/chat/completions {
+      default_type application/json;
+      return 200 '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"$MODEL","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}';
+    }
+    location = /v1/models {
+      default_type application/json;
+      return 200 '{"object":"list","data":[{"id":"$MODEL","object":"model","created":1700000000,"owned_by":"bench"}]}';
+    }
+  }
+}
+NGX
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$OUT/nginx.log" 2>>"$OUT/nginx.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+BACKEND="http://127.0.0.1:$NGINX_PORT/v1"
+wait_for nginx "$NGINX_PID" post_ok "$BACKEND/chat/completions" "$CHAT_BODY"
+# nginx's master forks its worker: the worker does the work.
+sleep 0.2
+NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -n1)"
+log "nginx on :$NGINX_PORT (worker $NGINX_WORKER)"
+
+# start_node NAME BIN: a node on a free port; sets NODE_PID, NODE_PORT, RSS_IDLE.
+start_node() {
+  local name="$1" bin="$2" i
+  NODE_PORT="$(free_port)"
+  export IICP_HOME="$WORK/home-$name"
+  mkdir -p "$IICP_HOME"
+  RUST_LOG="${NODE_RUST_LOG:-info}" "$bin" serve --host 127.0.0.1 --port "$NODE_PORT" \
+    --auto-detect-nat false --skip-registration --no-cx \
+    --backend-type openai_compat --backend-url "$BACKEND" --model "$MODEL" \
+    --max-concurrent 256 --max-connections 4096 --replay-window-entries 5000000 \
+    >"$OUT/$name.log" 2>&1 &
+  NODE_PID=$!
+  PIDS+=("$NODE_PID")
+  wait_for "$name" "$NODE_PID" post_ok "http://127.0.0.1:$NODE_PORT/v1/task" "$TASK_BODY"
+  for i in $(seq 1 20); do post_ok "http://127.0.0.1:$NODE_PORT/v1/task" "$TASK_BODY"; done
+  sleep 0.5
+  RSS_IDLE="$(kib "$NODE_PID" VmRSS)"
+  unset IICP_HOME
+  log "$name: $bin on :$NODE_PORT, idle RSS $RSS_IDLE KiB"
+}
+
+for system in $SYSTEMS; do
+  case "$system" in
+  direct) run_system direct "$NGINX_WORKER" "" post "$BACKEND/chat/completions" ;;
+  node-* | other-*)
+    bin="$NODE_BIN"
+    [[ $system == other-* ]] && bin="$OTHER"
+    [[ -n $bin ]] || die "$system needs NODE_BIN_OTHER"
+    start_node "$system" "$bin"
+    case "$system" in
+    *-http) run_system "$system" "$NODE_PID" "$RSS_IDLE" task "http://127.0.0.1:$NODE_PORT/v1/task" ;;
+    *-native) run_system "$system" "$NODE_PID" "$RSS_IDLE" native "127.0.0.1:$NODE_PORT" ;;
+    esac
+    stop "$NODE_PID"
+    ;;
+  *) die "unknown system: $system" ;;
+  esac
+done
+
+if [[ ${BENCH_PERF:-0} == 1 ]]; then
+  for name in node ${OTHER:+other}; do
+    bin="$NODE_BIN"
+    [[ $name == other ]] && bin="$OTHER"
+    start_node "perf-$name" "$bin"
+    load_wrk task.lua "http://127.0.0.1:$NODE_PORT/v1/task" 64 $((DURATION + 4)) >/dev/null &
+    wrk_pid=$!
+    sleep 2
+    perf record -g -F 999 -o "$OUT/perf-$name.data" -p "$NODE_PID" -- sleep "$DURATION" \
+      >/dev/null 2>&1 || log "perf record failed for $name"
+    wait "$wrk_pid" || true
+    perf report -i "$OUT/perf-$name.data" --no-children --sort symbol --stdio -g none \
+      --percent-limit 0.4 2>/dev/null | grep -v '^$' | grep -v '^#' | head -n 60 >"$OUT/perf-$name.txt" || true
+    perf report -i "$OUT/perf-$name.data" --no-children --sort dso --stdio -g none \
+      2>/dev/null | grep -v '^$' | grep -v '^#' | head -n 12 >"$OUT/perf-$name-dso.txt" || true
+    stop "$NODE_PID"
+    log "perf top entries of $name in $OUT/perf-$name.txt"
+  done
+fi
+
+python3 "$HERE/node_plot.py" "$RESULTS" "$OUT/results.md" "$OUT/node.svg"
+echo
+cat "$OUT/results.md"
+log "results in $OUT (results.md, results.jsonl, node.svg)"
