@@ -1,22 +1,63 @@
 //! The registry's records and the index discover reads: records in slots,
-//! node id to slot, and intent to the slots of the nodes serving it.
+//! node id to slot, intent to the slots of the nodes serving it, and per
+//! slot a small copy of what eligibility and the score read ([`Hot`]), so
+//! a query walks a dense array instead of whole records.
 //!
-//! The index depends only on a registration's capabilities, which change
-//! only when a record is inserted (a registration) or removed (deregister,
-//! eviction, a proven re-registration replacing it); heartbeats mutate the
-//! other fields in place through [`Nodes::get_mut`]. Both happen under the
-//! registry's write lock, so the index is always in step with the records.
+//! The intent index depends only on a registration's capabilities, which
+//! change only when a record is inserted (a registration) or removed
+//! (deregister, eviction, a proven re-registration replacing it). Heartbeats
+//! change the other fields in place through [`Nodes::get_mut`] and then call
+//! [`Nodes::refresh`]. All of it happens under the registry's write lock, so
+//! the index is always in step with the records.
 
 use super::record::NodeRecord;
 use std::collections::{HashMap, HashSet};
+
+/// What discover reads of one node, copied out of its record.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Hot {
+    pub last_seen_ms: u64,
+    pub reputation: f64,
+    pub completed_tasks: u64,
+    pub load: f64,
+    pub price: Option<f64>,
+    pub active_jobs: u32,
+    pub max_concurrent: u32,
+    /// Interned region (0: none declared).
+    pub region: u32,
+    /// Available by its last heartbeat and not awaiting its first.
+    pub up: bool,
+    /// Hidden whatever the query: an empty health list, or a backend
+    /// draining or unavailable.
+    pub hidden: bool,
+    pub has_cx_key: bool,
+    pub sdk_current: bool,
+    /// One bit per served model ([`model_bit`]): a clear bit means the
+    /// model is not served; a set bit is confirmed against the record.
+    pub model_mask: u64,
+}
+
+/// The bit of `model` in [`Hot::model_mask`] (FNV-1a, mod 64).
+pub(crate) fn model_bit(model: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in model.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    1 << (h % 64)
+}
 
 /// Every record, and the slots serving each intent.
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
     slots: Vec<Option<NodeRecord>>,
+    hot: Vec<Hot>,
     free: Vec<usize>,
     ids: HashMap<String, usize>,
     by_intent: HashMap<String, HashSet<usize>>,
+    /// Region name to (id, how many records declare it); ids from 1.
+    regions: HashMap<String, (u32, usize)>,
+    free_regions: Vec<u32>,
+    next_region: u32,
 }
 
 impl Nodes {
@@ -44,19 +85,70 @@ impl Nodes {
         self.slots[slot].as_mut()
     }
 
+    /// The record in `slot` (one [`Nodes::serving_slots`] gave).
+    pub fn at(&self, slot: usize) -> &NodeRecord {
+        self.slots[slot].as_ref().expect("an occupied slot")
+    }
+
+    /// What discover reads of the node in `slot`.
+    pub fn hot(&self, slot: usize) -> &Hot {
+        &self.hot[slot]
+    }
+
+    /// The interned id of `region`, when some node declares it.
+    pub fn region_id(&self, region: &str) -> Option<u32> {
+        self.regions.get(region).map(|&(id, _)| id)
+    }
+
+    /// The slots of the nodes with a capability for `intent`, in no
+    /// particular order.
+    pub fn serving_slots<'a>(&'a self, intent: &str) -> impl Iterator<Item = usize> + 'a {
+        self.by_intent.get(intent).into_iter().flatten().copied()
+    }
+
+    /// Copies a record's discover fields into its [`Hot`] entry again,
+    /// after a heartbeat changed them.
+    pub fn refresh(&mut self, node_id: &str) {
+        if let Some(&slot) = self.ids.get(node_id) {
+            let region = self.hot[slot].region;
+            if let Some(record) = &self.slots[slot] {
+                self.hot[slot] = hot_of(record, region);
+            }
+        }
+    }
+
+    fn intern_region(&mut self, record: &NodeRecord) -> u32 {
+        let Some(name) = record.registration.region.as_deref() else {
+            return 0;
+        };
+        if let Some((id, count)) = self.regions.get_mut(name) {
+            *count += 1;
+            return *id;
+        }
+        let id = self.free_regions.pop().unwrap_or_else(|| {
+            self.next_region += 1;
+            self.next_region
+        });
+        self.regions.insert(name.to_owned(), (id, 1));
+        id
+    }
+
+    fn release_region(&mut self, record: &NodeRecord) {
+        let Some(name) = record.registration.region.as_deref() else {
+            return;
+        };
+        if let Some((id, count)) = self.regions.get_mut(name) {
+            *count -= 1;
+            if *count == 0 {
+                self.free_regions.push(*id);
+                self.regions.remove(name);
+            }
+        }
+    }
+
     /// Every record, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &NodeRecord> {
         self.slots.iter().flatten()
-    }
-
-    /// The records of the nodes with a capability for `intent`, in no
-    /// particular order.
-    pub fn serving<'a>(&'a self, intent: &str) -> impl Iterator<Item = &'a NodeRecord> + 'a {
-        self.by_intent
-            .get(intent)
-            .into_iter()
-            .flatten()
-            .filter_map(|&slot| self.slots[slot].as_ref())
     }
 
     /// Stores `record` under its id (replacing any record of that id) and
@@ -68,9 +160,12 @@ impl Nodes {
             Some(slot) => slot,
             None => {
                 self.slots.push(None);
+                self.hot.push(Hot::default());
                 self.slots.len() - 1
             }
         };
+        let region = self.intern_region(&record);
+        self.hot[slot] = hot_of(&record, region);
         for c in &record.registration.capabilities {
             self.by_intent
                 .entry(c.intent.as_str().to_owned())
@@ -85,6 +180,7 @@ impl Nodes {
     pub fn remove(&mut self, node_id: &str) -> Option<NodeRecord> {
         let slot = self.ids.remove(node_id)?;
         let record = self.slots[slot].take()?;
+        self.release_region(&record);
         for c in &record.registration.capabilities {
             let intent = c.intent.as_str();
             if let Some(set) = self.by_intent.get_mut(intent) {
@@ -96,6 +192,34 @@ impl Nodes {
         }
         self.free.push(slot);
         Some(record)
+    }
+}
+
+/// The [`Hot`] entry of `record`, whose region is interned as `region`.
+fn hot_of(record: &NodeRecord, region: u32) -> Hot {
+    let served = record
+        .health_models
+        .as_deref()
+        .unwrap_or(&record.derived.models);
+    let input = record.rank_input(true, served);
+    Hot {
+        last_seen_ms: record.last_seen_ms,
+        reputation: record.reputation,
+        completed_tasks: record.completed_tasks,
+        load: input.load,
+        price: input.price,
+        active_jobs: input.active_jobs,
+        max_concurrent: input.max_concurrent,
+        region,
+        up: record.available && !record.awaiting_first_heartbeat,
+        hidden: matches!(record.health_models.as_deref(), Some([]))
+            || matches!(
+                record.backend_state.as_deref(),
+                Some("draining" | "unavailable")
+            ),
+        has_cx_key: input.has_cx_key,
+        sdk_current: input.sdk_current,
+        model_mask: served.iter().fold(0, |m, s| m | model_bit(s)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the directory keeps per node, and how it shows a node to clients.
 
-use super::ranking::{self, EligibilityInput, RankInput};
+use super::ranking::{self, RankInput};
 use crate::secret::Secret;
 use crate::wire::{Capability, NodeInfo, RegisterRequest, TransportMethod};
 use serde::{Deserialize, Serialize};
@@ -132,9 +132,16 @@ impl NodeRecord {
             .and_then(|p| p.credit_cost_multiplier)
     }
 
-    /// Eligibility inputs, given whether the node is live now.
-    pub fn eligibility<'a>(&'a self, live: bool, models: &'a [String]) -> EligibilityInput<'a> {
-        EligibilityInput {
+    /// Eligibility inputs, given whether the node is live now (discover
+    /// reads the registry's `Hot` copy instead; the reference scan in the
+    /// tests reads this).
+    #[cfg(test)]
+    pub fn eligibility<'a>(
+        &'a self,
+        live: bool,
+        models: &'a [String],
+    ) -> ranking::EligibilityInput<'a> {
+        ranking::EligibilityInput {
             live,
             reputation: self.reputation,
             completed_tasks: self.completed_tasks,

@@ -9,14 +9,13 @@
 use super::beat::{
     apply_metrics, backend_state, check_challenge, heartbeat_bytes, over_budget, registration_bytes,
 };
-use super::nodes::Nodes;
+use super::nodes::{Nodes, model_bit};
 use super::ranking::{self, EligibilityQuery};
 use super::record::{INITIAL_REPUTATION, NodeRecord, token_digest};
 use super::store::Store;
 use crate::secret::Secret;
 use crate::server::api_error::ApiError;
 use crate::wire::{HeartbeatRequest, NodeInfo, Pong, RegisterAck, RegisterRequest};
-use std::cmp::Ordering;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `n` random bytes as lowercase hex.
@@ -371,6 +370,7 @@ impl Registry {
             extra: Default::default(),
         };
         self.persist(record);
+        nodes.refresh(&hb.node_id);
         Ok(pong)
     }
 
@@ -393,14 +393,19 @@ impl Registry {
     /// Eligible nodes for a query, best first (score descending, ties by id).
     ///
     /// Only the nodes serving the intent are looked at (the intent index),
-    /// with what their registration implies worked out when it was stored,
-    /// and only the `limit` best are sorted and rendered.
+    /// through their [`Hot`](super::nodes::Hot) copies, and only the `limit`
+    /// best are sorted and rendered.
     pub fn discover(&self, f: &DiscoverFilter<'_>, now_ms: u64) -> Vec<NodeInfo> {
         let nodes = self.read();
-        let mut ranked: Vec<(f64, &NodeRecord)> = nodes
-            .serving(f.intent)
-            .filter_map(|r| self.rank(r, f, now_ms).map(|s| (s, r)))
+        let q = Query::new(&nodes, f);
+        let mut ranked: Vec<(f64, usize)> = nodes
+            .serving_slots(f.intent)
+            .filter_map(|slot| self.rank(&nodes, slot, f, &q, now_ms).map(|s| (s, slot)))
             .collect();
+        let best_first = |a: &(f64, usize), b: &(f64, usize)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| nodes.at(a.1).node_id.cmp(&nodes.at(b.1).node_id))
+        };
         if ranked.len() > f.limit {
             if f.limit == 0 {
                 ranked.clear();
@@ -412,27 +417,70 @@ impl Registry {
         ranked.sort_unstable_by(best_first);
         ranked
             .into_iter()
-            .map(|(s, r)| r.to_node_info(s, true, Some(f.intent)))
+            .map(|(s, slot)| nodes.at(slot).to_node_info(s, true, Some(f.intent)))
             .collect()
     }
 
-    /// The score of a node serving the query's intent, or `None` when it
-    /// is not eligible.
-    fn rank(&self, r: &NodeRecord, f: &DiscoverFilter<'_>, now_ms: u64) -> Option<f64> {
-        let live = self.is_live(r, now_ms);
-        if !live {
-            return None; // as is_eligible decides, without building its input
-        }
-        let models = &r.derived.models;
-        if !ranking::is_eligible(&r.eligibility(live, models), &f.eligibility) {
+    /// The score of the node in `slot` (one serving the query's intent), or
+    /// `None` when it is not eligible: [`ranking::is_eligible`] and
+    /// [`ranking::score`] on its [`Hot`](super::nodes::Hot) copy; the record
+    /// itself is read only to confirm a model the mask says it may serve.
+    fn rank(
+        &self,
+        nodes: &Nodes,
+        slot: usize,
+        f: &DiscoverFilter<'_>,
+        q: &Query,
+        now_ms: u64,
+    ) -> Option<f64> {
+        let h = nodes.hot(slot);
+        let live = h.up && now_ms.saturating_sub(h.last_seen_ms) <= self.bounds.ttl_ms;
+        let input = ranking::EligibilityInput {
+            live,
+            reputation: h.reputation,
+            completed_tasks: h.completed_tasks,
+            // Either hides the node: an empty health list stands for both.
+            health_models: h.hidden.then_some(&[][..]),
+            models: &[],
+            backend_state: None,
+        };
+        let unmodelled = EligibilityQuery {
+            model: None,
+            ..f.eligibility
+        };
+        if !ranking::is_eligible(&input, &unmodelled) {
             return None;
         }
-        let served = r.health_models.as_deref().unwrap_or(models);
-        Some(ranking::score(
-            &r.rank_input(live, served),
-            f.eligibility.model,
-            f.region,
-        ))
+        if let Some(model) = f.eligibility.model {
+            if h.model_mask & q.model_bit == 0 {
+                return None;
+            }
+            let r = nodes.at(slot);
+            let served = r.health_models.as_deref().unwrap_or(&r.derived.models);
+            if !served.iter().any(|m| m == model) {
+                return None;
+            }
+        }
+        let region_match = q.region.is_some() && q.region == Some(h.region);
+        let rank = ranking::RankInput {
+            available: live,
+            load: h.load,
+            active_jobs: h.active_jobs,
+            max_concurrent: h.max_concurrent,
+            // The score compares regions for equality only.
+            region: match f.region {
+                Some(r) if region_match => r,
+                _ => "",
+            },
+            // An eligible node serves the query's model (checked above),
+            // and the score looks at no other.
+            models: &q.models,
+            reputation: Some(h.reputation),
+            price: h.price,
+            has_cx_key: h.has_cx_key,
+            sdk_current: h.sdk_current,
+        };
+        Some(ranking::score(&rank, f.eligibility.model, f.region))
     }
 
     /// Discover as it was before the index: every node scanned, everything
@@ -484,11 +532,24 @@ impl Registry {
     }
 }
 
-/// Discover's order: score descending, ties by node id (ids are unique, so
-/// this is a total order and any selection of the best gives the same list).
-fn best_first(a: &(f64, &NodeRecord), b: &(f64, &NodeRecord)) -> Ordering {
-    b.0.total_cmp(&a.0)
-        .then_with(|| a.1.node_id.cmp(&b.1.node_id))
+/// What a discover query needs once rather than per node.
+struct Query {
+    /// The region's interned id (`None`: no region asked, or no node in it).
+    region: Option<u32>,
+    /// The model asked for, as the score's model list.
+    models: Vec<String>,
+    /// Its bit in the model masks.
+    model_bit: u64,
+}
+
+impl Query {
+    fn new(nodes: &Nodes, f: &DiscoverFilter<'_>) -> Self {
+        Self {
+            region: f.region.and_then(|r| nodes.region_id(r)),
+            models: f.eligibility.model.map(str::to_owned).into_iter().collect(),
+            model_bit: f.eligibility.model.map_or(0, model_bit),
+        }
+    }
 }
 
 #[cfg(test)]
