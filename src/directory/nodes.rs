@@ -11,7 +11,7 @@
 //! the index is always in step with the records.
 
 use super::record::NodeRecord;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// What discover reads of one node, copied out of its record.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,6 +35,8 @@ pub(crate) struct Hot {
     /// One bit per served model ([`model_bit`]): a clear bit means the
     /// model is not served; a set bit is confirmed against the record.
     pub model_mask: u64,
+    /// The slot of the record this is a copy of.
+    pub slot: u32,
 }
 
 /// The bit of `model` in [`Hot::model_mask`] (FNV-1a, mod 64).
@@ -50,10 +52,15 @@ pub(crate) fn model_bit(model: &str) -> u64 {
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
     slots: Vec<Option<NodeRecord>>,
+    /// Per slot: its [`Hot`] entry (the master copy).
     hot: Vec<Hot>,
+    /// Per slot: where its copies sit in `by_intent` (intent, position).
+    places: Vec<Vec<(String, usize)>>,
     free: Vec<usize>,
     ids: HashMap<String, usize>,
-    by_intent: HashMap<String, HashSet<usize>>,
+    /// Intent to a dense copy of the [`Hot`] entries of the nodes serving
+    /// it, so a query reads one contiguous array.
+    by_intent: HashMap<String, Vec<Hot>>,
     /// Region name to (id, how many records declare it); ids from 1.
     regions: HashMap<String, (u32, usize)>,
     free_regions: Vec<u32>,
@@ -85,14 +92,9 @@ impl Nodes {
         self.slots[slot].as_mut()
     }
 
-    /// The record in `slot` (one [`Nodes::serving_slots`] gave).
+    /// The record in `slot` (a [`Hot::slot`] of [`Nodes::serving`]).
     pub fn at(&self, slot: usize) -> &NodeRecord {
         self.slots[slot].as_ref().expect("an occupied slot")
-    }
-
-    /// What discover reads of the node in `slot`.
-    pub fn hot(&self, slot: usize) -> &Hot {
-        &self.hot[slot]
     }
 
     /// The interned id of `region`, when some node declares it.
@@ -100,19 +102,26 @@ impl Nodes {
         self.regions.get(region).map(|&(id, _)| id)
     }
 
-    /// The slots of the nodes with a capability for `intent`, in no
-    /// particular order.
-    pub fn serving_slots<'a>(&'a self, intent: &str) -> impl Iterator<Item = usize> + 'a {
-        self.by_intent.get(intent).into_iter().flatten().copied()
+    /// The [`Hot`] entries of the nodes with a capability for `intent`, in
+    /// no particular order.
+    pub fn serving(&self, intent: &str) -> &[Hot] {
+        self.by_intent.get(intent).map_or(&[], Vec::as_slice)
     }
 
-    /// Copies a record's discover fields into its [`Hot`] entry again,
+    /// Copies a record's discover fields into its [`Hot`] entries again,
     /// after a heartbeat changed them.
     pub fn refresh(&mut self, node_id: &str) {
-        if let Some(&slot) = self.ids.get(node_id) {
-            let region = self.hot[slot].region;
-            if let Some(record) = &self.slots[slot] {
-                self.hot[slot] = hot_of(record, region);
+        let Some(&slot) = self.ids.get(node_id) else {
+            return;
+        };
+        let Some(record) = &self.slots[slot] else {
+            return;
+        };
+        let hot = hot_of(record, self.hot[slot].region, slot);
+        self.hot[slot] = hot;
+        for (intent, pos) in &self.places[slot] {
+            if let Some(list) = self.by_intent.get_mut(intent) {
+                list[*pos] = hot;
             }
         }
     }
@@ -161,17 +170,24 @@ impl Nodes {
             None => {
                 self.slots.push(None);
                 self.hot.push(Hot::default());
+                self.places.push(Vec::new());
                 self.slots.len() - 1
             }
         };
         let region = self.intern_region(&record);
-        self.hot[slot] = hot_of(&record, region);
+        let hot = hot_of(&record, region, slot);
+        self.hot[slot] = hot;
+        let mut places: Vec<(String, usize)> = Vec::new();
         for c in &record.registration.capabilities {
-            self.by_intent
-                .entry(c.intent.as_str().to_owned())
-                .or_default()
-                .insert(slot);
+            let intent = c.intent.as_str();
+            if places.iter().any(|(i, _)| i == intent) {
+                continue;
+            }
+            let list = self.by_intent.entry(intent.to_owned()).or_default();
+            list.push(hot);
+            places.push((intent.to_owned(), list.len() - 1));
         }
+        self.places[slot] = places;
         self.ids.insert(record.node_id.clone(), slot);
         self.slots[slot] = Some(record);
     }
@@ -181,13 +197,20 @@ impl Nodes {
         let slot = self.ids.remove(node_id)?;
         let record = self.slots[slot].take()?;
         self.release_region(&record);
-        for c in &record.registration.capabilities {
-            let intent = c.intent.as_str();
-            if let Some(set) = self.by_intent.get_mut(intent) {
-                set.remove(&slot);
-                if set.is_empty() {
-                    self.by_intent.remove(intent);
+        for (intent, pos) in std::mem::take(&mut self.places[slot]) {
+            let Some(list) = self.by_intent.get_mut(&intent) else {
+                continue;
+            };
+            list.swap_remove(pos);
+            if let Some(moved) = list.get(pos) {
+                // The last entry took this position: tell its node.
+                let moved = moved.slot as usize;
+                if let Some(place) = self.places[moved].iter_mut().find(|(i, _)| *i == intent) {
+                    place.1 = pos;
                 }
+            }
+            if list.is_empty() {
+                self.by_intent.remove(&intent);
             }
         }
         self.free.push(slot);
@@ -196,7 +219,7 @@ impl Nodes {
 }
 
 /// The [`Hot`] entry of `record`, whose region is interned as `region`.
-fn hot_of(record: &NodeRecord, region: u32) -> Hot {
+fn hot_of(record: &NodeRecord, region: u32, slot: usize) -> Hot {
     let served = record
         .health_models
         .as_deref()
@@ -220,6 +243,7 @@ fn hot_of(record: &NodeRecord, region: u32) -> Hot {
         has_cx_key: input.has_cx_key,
         sdk_current: input.sdk_current,
         model_mask: served.iter().fold(0, |m, s| m | model_bit(s)),
+        slot: u32::try_from(slot).unwrap_or(u32::MAX),
     }
 }
 

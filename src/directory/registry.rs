@@ -9,7 +9,7 @@
 use super::beat::{
     apply_metrics, backend_state, check_challenge, heartbeat_bytes, over_budget, registration_bytes,
 };
-use super::nodes::{Nodes, model_bit};
+use super::nodes::{Hot, Nodes, model_bit};
 use super::ranking::{self, EligibilityQuery};
 use super::record::{INITIAL_REPUTATION, NodeRecord, token_digest};
 use super::store::Store;
@@ -398,42 +398,50 @@ impl Registry {
     pub fn discover(&self, f: &DiscoverFilter<'_>, now_ms: u64) -> Vec<NodeInfo> {
         let nodes = self.read();
         let q = Query::new(&nodes, f);
-        let mut ranked: Vec<(f64, usize)> = nodes
-            .serving_slots(f.intent)
-            .filter_map(|slot| self.rank(&nodes, slot, f, &q, now_ms).map(|s| (s, slot)))
-            .collect();
-        let best_first = |a: &(f64, usize), b: &(f64, usize)| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| nodes.at(a.1).node_id.cmp(&nodes.at(b.1).node_id))
+        let best_first = |a: &(f64, u32), b: &(f64, u32)| {
+            b.0.total_cmp(&a.0).then_with(|| {
+                let id = |slot: u32| &nodes.at(slot as usize).node_id;
+                id(a.1).cmp(id(b.1))
+            })
         };
-        if ranked.len() > f.limit {
-            if f.limit == 0 {
-                ranked.clear();
-            } else {
-                ranked.select_nth_unstable_by(f.limit - 1, best_first);
-                ranked.truncate(f.limit);
+        // The best `limit` so far, in a buffer of at most twice that: when
+        // it fills, the best half is kept (a total order, so the same
+        // nodes as a full sort).
+        let keep = f.limit.max(1);
+        let mut ranked: Vec<(f64, u32)> = Vec::with_capacity(2 * keep);
+        for h in nodes.serving(f.intent) {
+            if let Some(s) = self.rank(&nodes, h, f, &q, now_ms) {
+                if ranked.len() == 2 * keep {
+                    ranked.select_nth_unstable_by(keep - 1, best_first);
+                    ranked.truncate(keep);
+                }
+                ranked.push((s, h.slot));
             }
         }
         ranked.sort_unstable_by(best_first);
+        ranked.truncate(f.limit);
         ranked
             .into_iter()
-            .map(|(s, slot)| nodes.at(slot).to_node_info(s, true, Some(f.intent)))
+            .map(|(s, slot)| {
+                nodes
+                    .at(slot as usize)
+                    .to_node_info(s, true, Some(f.intent))
+            })
             .collect()
     }
 
-    /// The score of the node in `slot` (one serving the query's intent), or
-    /// `None` when it is not eligible: [`ranking::is_eligible`] and
-    /// [`ranking::score`] on its [`Hot`](super::nodes::Hot) copy; the record
-    /// itself is read only to confirm a model the mask says it may serve.
+    /// The score of a node serving the query's intent, from its [`Hot`]
+    /// copy, or `None` when it is not eligible: [`ranking::is_eligible`]
+    /// and [`ranking::score`] as for the record; the record itself is read
+    /// only to confirm a model the mask says the node may serve.
     fn rank(
         &self,
         nodes: &Nodes,
-        slot: usize,
+        h: &Hot,
         f: &DiscoverFilter<'_>,
         q: &Query,
         now_ms: u64,
     ) -> Option<f64> {
-        let h = nodes.hot(slot);
         let live = h.up && now_ms.saturating_sub(h.last_seen_ms) <= self.bounds.ttl_ms;
         let input = ranking::EligibilityInput {
             live,
@@ -455,7 +463,7 @@ impl Registry {
             if h.model_mask & q.model_bit == 0 {
                 return None;
             }
-            let r = nodes.at(slot);
+            let r = nodes.at(h.slot as usize);
             let served = r.health_models.as_deref().unwrap_or(&r.derived.models);
             if !served.iter().any(|m| m == model) {
                 return None;
