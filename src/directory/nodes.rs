@@ -11,7 +11,8 @@
 //! the index is always in step with the records.
 
 use super::record::NodeRecord;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// What discover reads of one node, copied out of its record.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,20 +33,16 @@ pub(crate) struct Hot {
     pub hidden: bool,
     pub has_cx_key: bool,
     pub sdk_current: bool,
-    /// One bit per served model ([`model_bit`]): a clear bit means the
-    /// model is not served; a set bit is confirmed against the record.
+    /// One bit per served model: bit `id` for an interned model id below
+    /// 63 (exact), bit 63 for any other (confirmed against the record).
     pub model_mask: u64,
     /// The slot of the record this is a copy of.
     pub slot: u32,
 }
 
-/// The bit of `model` in [`Hot::model_mask`] (FNV-1a, mod 64).
-pub(crate) fn model_bit(model: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in model.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    1 << (h % 64)
+/// The bit of an interned model id in [`Hot::model_mask`].
+pub(crate) fn model_bit(id: u32) -> u64 {
+    1 << id.min(63)
 }
 
 /// Every record, and the slots serving each intent.
@@ -65,6 +62,15 @@ pub(crate) struct Nodes {
     regions: HashMap<String, (u32, usize)>,
     free_regions: Vec<u32>,
     next_region: u32,
+    /// Served model name to (id, how many records serve it); the smallest
+    /// free id is reused, so ids stay below 63 (exact mask bits) while the
+    /// mesh serves fewer distinct models than that.
+    models: HashMap<String, (u32, usize)>,
+    model_names: Vec<String>,
+    free_models: BinaryHeap<Reverse<u32>>,
+    /// Per slot: the ids of the models it serves (its health list, else
+    /// its capabilities' models), as counted in `models`.
+    served: Vec<Vec<u32>>,
 }
 
 impl Nodes {
@@ -102,6 +108,62 @@ impl Nodes {
         self.regions.get(region).map(|&(id, _)| id)
     }
 
+    /// The interned id of `model`, when some node serves it.
+    pub fn model_id(&self, model: &str) -> Option<u32> {
+        self.models.get(model).map(|&(id, _)| id)
+    }
+
+    /// Counts the models `record` serves and returns their ids and mask.
+    fn intern_served(&mut self, record: &NodeRecord) -> (Vec<u32>, u64) {
+        let served = record
+            .health_models
+            .as_deref()
+            .unwrap_or(&record.derived.models);
+        let mut ids: Vec<u32> = Vec::with_capacity(served.len());
+        for name in served {
+            let id = match self.models.get_mut(name.as_str()) {
+                Some((id, _)) if ids.contains(id) => continue,
+                Some((id, count)) => {
+                    *count += 1;
+                    *id
+                }
+                None => {
+                    let id = match self.free_models.pop() {
+                        Some(Reverse(id)) => id,
+                        None => {
+                            self.model_names.push(String::new());
+                            u32::try_from(self.model_names.len() - 1).unwrap_or(u32::MAX)
+                        }
+                    };
+                    if let Some(n) = self.model_names.get_mut(id as usize) {
+                        n.clone_from(name);
+                    }
+                    self.models.insert(name.clone(), (id, 1));
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        let mask = ids.iter().fold(0, |m, &id| m | model_bit(id));
+        (ids, mask)
+    }
+
+    /// Uncounts models a record no longer serves.
+    fn release_served(&mut self, ids: Vec<u32>) {
+        for id in ids {
+            let Some(name) = self.model_names.get(id as usize) else {
+                continue;
+            };
+            if let Some((_, count)) = self.models.get_mut(name.as_str()) {
+                *count -= 1;
+                if *count == 0 {
+                    self.models.remove(name.as_str());
+                    self.free_models.push(Reverse(id));
+                }
+            }
+        }
+    }
+
     /// The [`Hot`] entries of the nodes with a capability for `intent`, in
     /// no particular order.
     pub fn serving(&self, intent: &str) -> &[Hot] {
@@ -114,10 +176,14 @@ impl Nodes {
         let Some(&slot) = self.ids.get(node_id) else {
             return;
         };
-        let Some(record) = &self.slots[slot] else {
+        let Some(record) = self.slots[slot].take() else {
             return;
         };
-        let hot = hot_of(record, self.hot[slot].region, slot);
+        let (ids, mask) = self.intern_served(&record);
+        let old = std::mem::replace(&mut self.served[slot], ids);
+        self.release_served(old);
+        let hot = hot_of(&record, self.hot[slot].region, mask, slot);
+        self.slots[slot] = Some(record);
         self.hot[slot] = hot;
         for (intent, pos) in &self.places[slot] {
             if let Some(list) = self.by_intent.get_mut(intent) {
@@ -171,11 +237,14 @@ impl Nodes {
                 self.slots.push(None);
                 self.hot.push(Hot::default());
                 self.places.push(Vec::new());
+                self.served.push(Vec::new());
                 self.slots.len() - 1
             }
         };
         let region = self.intern_region(&record);
-        let hot = hot_of(&record, region, slot);
+        let (ids, mask) = self.intern_served(&record);
+        self.served[slot] = ids;
+        let hot = hot_of(&record, region, mask, slot);
         self.hot[slot] = hot;
         let mut places: Vec<(String, usize)> = Vec::new();
         for c in &record.registration.capabilities {
@@ -197,6 +266,8 @@ impl Nodes {
         let slot = self.ids.remove(node_id)?;
         let record = self.slots[slot].take()?;
         self.release_region(&record);
+        let served = std::mem::take(&mut self.served[slot]);
+        self.release_served(served);
         for (intent, pos) in std::mem::take(&mut self.places[slot]) {
             let Some(list) = self.by_intent.get_mut(&intent) else {
                 continue;
@@ -219,7 +290,7 @@ impl Nodes {
 }
 
 /// The [`Hot`] entry of `record`, whose region is interned as `region`.
-fn hot_of(record: &NodeRecord, region: u32, slot: usize) -> Hot {
+fn hot_of(record: &NodeRecord, region: u32, model_mask: u64, slot: usize) -> Hot {
     let served = record
         .health_models
         .as_deref()
@@ -242,7 +313,7 @@ fn hot_of(record: &NodeRecord, region: u32, slot: usize) -> Hot {
             ),
         has_cx_key: input.has_cx_key,
         sdk_current: input.sdk_current,
-        model_mask: served.iter().fold(0, |m, s| m | model_bit(s)),
+        model_mask,
         slot: u32::try_from(slot).unwrap_or(u32::MAX),
     }
 }

@@ -460,13 +460,17 @@ impl Registry {
             return None;
         }
         if let Some(model) = f.eligibility.model {
-            if h.model_mask & q.model_bit == 0 {
+            let id = q.model?; // no node serves it
+            if h.model_mask & model_bit(id) == 0 {
                 return None;
             }
-            let r = nodes.at(h.slot as usize);
-            let served = r.health_models.as_deref().unwrap_or(&r.derived.models);
-            if !served.iter().any(|m| m == model) {
-                return None;
+            if id >= 63 {
+                // The shared overflow bit: ask the record.
+                let r = nodes.at(h.slot as usize);
+                let served = r.health_models.as_deref().unwrap_or(&r.derived.models);
+                if !served.iter().any(|m| m == model) {
+                    return None;
+                }
             }
         }
         let region_match = q.region.is_some() && q.region == Some(h.region);
@@ -546,8 +550,8 @@ struct Query {
     region: Option<u32>,
     /// The model asked for, as the score's model list.
     models: Vec<String>,
-    /// Its bit in the model masks.
-    model_bit: u64,
+    /// Its interned id (`None`: no model asked, or no node serves it).
+    model: Option<u32>,
 }
 
 impl Query {
@@ -555,7 +559,7 @@ impl Query {
         Self {
             region: f.region.and_then(|r| nodes.region_id(r)),
             models: f.eligibility.model.map(str::to_owned).into_iter().collect(),
-            model_bit: f.eligibility.model.map_or(0, model_bit),
+            model: f.eligibility.model.and_then(|m| nodes.model_id(m)),
         }
     }
 }
@@ -596,14 +600,14 @@ mod tests {
         }
     }
 
-    fn registration(rng: &mut Rng, i: usize) -> RegisterRequest {
+    fn registration(rng: &mut Rng, i: usize, models: &[&str]) -> RegisterRequest {
         let mut intents = rng.some(&INTENTS);
         if intents.is_empty() {
             intents.push(INTENTS[rng.below(INTENTS.len())]);
         }
         let capabilities: Vec<Value> = intents
             .iter()
-            .map(|intent| json!({"intent": intent, "models": rng.some(&MODELS)}))
+            .map(|intent| json!({"intent": intent, "models": rng.some(models)}))
             .collect();
         let mut body = json!({
             "endpoint": format!("http://10.0.{}.{}:9484", i / 256, i % 256),
@@ -633,7 +637,7 @@ mod tests {
         serde_json::from_value(body).unwrap()
     }
 
-    fn heartbeat(rng: &mut Rng, node_id: &str) -> HeartbeatRequest {
+    fn heartbeat(rng: &mut Rng, node_id: &str, models: &[&str]) -> HeartbeatRequest {
         let load = [0.0, 0.5, 0.25, 1.0][rng.below(4)];
         let success = [0, 50, 150, 1200][rng.below(4)];
         let failed = u64::from(rng.chance(20)) * 3;
@@ -650,7 +654,7 @@ mod tests {
             hb["status"] = json!("draining");
         }
         if rng.chance(15) {
-            hb["health_models"] = json!(rng.some(&MODELS));
+            hb["health_models"] = json!(rng.some(models));
         }
         serde_json::from_value(hb).unwrap()
     }
@@ -676,7 +680,20 @@ mod tests {
     /// evictions, for random queries at random times.
     #[test]
     fn indexed_discover_matches_the_full_scan() {
-        let mut rng = Rng(17);
+        compare_with_the_full_scan(17, &MODELS, 400);
+    }
+
+    /// More distinct models than the mask has exact bits (63): the shared
+    /// overflow bit is confirmed against the records.
+    #[test]
+    fn indexed_discover_matches_the_full_scan_with_many_models() {
+        let names: Vec<String> = (0..90).map(|i| format!("model-{i}")).collect();
+        let models: Vec<&str> = names.iter().map(String::as_str).collect();
+        compare_with_the_full_scan(71, &models, 100);
+    }
+
+    fn compare_with_the_full_scan(seed: u64, models: &[&str], min_answers: usize) {
+        let mut rng = Rng(seed);
         let registry = Registry::new(vec![], None, bounds());
         let mut live: Vec<(String, Secret)> = vec![];
         let mut now = 1_000_000u64;
@@ -684,7 +701,7 @@ mod tests {
         for round in 0..40 {
             for _ in 0..60 {
                 let i = live.len() + round * 1000;
-                let mut req = registration(&mut rng, i);
+                let mut req = registration(&mut rng, i, models);
                 // Sometimes a proven re-registration (new capabilities, same id).
                 if !live.is_empty() && rng.chance(10) {
                     let (id, token) = live.swap_remove(rng.below(live.len()));
@@ -697,7 +714,7 @@ mod tests {
                     .unwrap();
                 let token = ack.node_token.unwrap();
                 if rng.chance(85) {
-                    let hb = heartbeat(&mut rng, &ack.node_id);
+                    let hb = heartbeat(&mut rng, &ack.node_id, models);
                     registry.heartbeat(&token, hb, now, 30_000).unwrap();
                 }
                 live.push((ack.node_id, token));
@@ -714,7 +731,7 @@ mod tests {
                 live.retain(|(id, _)| registry.get(id).is_some());
             }
             for _ in 0..25 {
-                let model = rng.chance(40).then(|| MODELS[rng.below(MODELS.len())]);
+                let model = rng.chance(40).then(|| models[rng.below(models.len())]);
                 let region = rng.chance(40).then(|| REGIONS[rng.below(REGIONS.len())]);
                 let qos = [None, Some(Qos::Interactive), Some(Qos::Realtime)][rng.below(3)];
                 let filter = DiscoverFilter {
@@ -739,6 +756,9 @@ mod tests {
                 compared += usize::from(!reference.is_empty());
             }
         }
-        assert!(compared > 400, "too few non-empty answers: {compared}");
+        assert!(
+            compared > min_answers,
+            "too few non-empty answers: {compared}"
+        );
     }
 }
