@@ -51,7 +51,7 @@ for pair in $IICP_NODE_BINS; do
     DIRSCALE_OUT="$OUT/results.jsonl" "$GEN" --bench >/dev/null
   if [[ -f "$OUT/perf-$label.data" ]]; then
     perf report -i "$OUT/perf-$label.data" --no-children --percent-limit 1.5 --stdio \
-      --sort symbol 2>/dev/null | grep -E "^ +[0-9]" | sed -E "s/[ -]+$//" >"$OUT/perf-$label.txt" || true
+      --sort symbol 2>/dev/null | grep -E "^ +[0-9.]+%" | sed -E "s/[ -]+$//" >"$OUT/perf-$label.txt" || true
     log "profile: $OUT/perf-$label.txt"
   fi
 done
