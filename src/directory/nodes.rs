@@ -1,7 +1,7 @@
 //! The registry's records and the index discover reads: records in slots,
-//! node id to slot, intent to the slots of the nodes serving it, and per
-//! slot a small copy of what eligibility and the score read ([`Hot`]), so
-//! a query walks a dense array instead of whole records.
+//! node id to slot, per slot a small copy of what eligibility and the score
+//! read ([`Hot`]), and per intent a dense array of the copies of the nodes
+//! serving it, so a query walks one array instead of whole records.
 //!
 //! The intent index depends only on a registration's capabilities, which
 //! change only when a record is inserted (a registration) or removed
