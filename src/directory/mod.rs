@@ -24,6 +24,7 @@ mod addresses;
 mod beat;
 pub mod clock;
 mod metrics;
+mod nodes;
 pub mod ranking;
 mod rate_limit;
 mod reachability;

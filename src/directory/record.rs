@@ -1,6 +1,6 @@
 //! What the directory keeps per node, and how it shows a node to clients.
 
-use super::ranking::{self, EligibilityInput, RankInput};
+use super::ranking::{self, RankInput};
 use crate::secret::Secret;
 use crate::wire::{Capability, NodeInfo, RegisterRequest, TransportMethod};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,19 @@ pub(crate) struct NodeRecord {
     /// hidden from discover until its first heartbeat proves it alive.
     #[serde(default)]
     pub awaiting_first_heartbeat: bool,
+    /// Read from `registration` when the record is stored (not persisted).
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// What discover reads from a registration on every query, worked out once
+/// when the record is stored ([`NodeRecord::refresh_derived`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Derived {
+    /// [`NodeRecord::capability_models`].
+    pub models: Vec<String>,
+    /// Whether the SDK is at or above the baseline (unknown counts as not).
+    pub sdk_current: bool,
 }
 
 /// SHA-256 of a token, hex; tokens are stored and compared in this form.
@@ -70,6 +83,15 @@ impl NodeRecord {
         now_ms.saturating_sub(self.last_seen_ms) <= ttl_ms
     }
 
+    /// Fills [`Derived`] from the registration.
+    pub fn refresh_derived(&mut self) {
+        self.derived = Derived {
+            models: self.capability_models(),
+            sdk_current: ranking::sdk_is_current(self.registration.effective_sdk_version())
+                .unwrap_or(false),
+        };
+    }
+
     /// Models from every capability, deduplicated in order.
     pub fn capability_models(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -86,7 +108,9 @@ impl NodeRecord {
         out
     }
 
-    /// Whether any capability serves `intent`.
+    /// Whether any capability serves `intent` (discover reads the intent
+    /// index instead; the reference scan in the tests reads this).
+    #[cfg(test)]
     pub fn serves(&self, intent: &str) -> bool {
         self.registration
             .capabilities
@@ -108,9 +132,16 @@ impl NodeRecord {
             .and_then(|p| p.credit_cost_multiplier)
     }
 
-    /// Eligibility inputs, given whether the node is live now.
-    pub fn eligibility<'a>(&'a self, live: bool, models: &'a [String]) -> EligibilityInput<'a> {
-        EligibilityInput {
+    /// Eligibility inputs, given whether the node is live now (discover
+    /// reads the registry's `Hot` copy instead; the reference scan in the
+    /// tests reads this).
+    #[cfg(test)]
+    pub fn eligibility<'a>(
+        &'a self,
+        live: bool,
+        models: &'a [String],
+    ) -> ranking::EligibilityInput<'a> {
+        ranking::EligibilityInput {
             live,
             reputation: self.reputation,
             completed_tasks: self.completed_tasks,
@@ -120,7 +151,8 @@ impl NodeRecord {
         }
     }
 
-    /// Ranking inputs.
+    /// Ranking inputs (the SDK check comes from [`Derived`], filled when the
+    /// record was stored).
     pub fn rank_input<'a>(&'a self, live: bool, models: &'a [String]) -> RankInput<'a> {
         RankInput {
             available: live,
@@ -132,8 +164,7 @@ impl NodeRecord {
             reputation: Some(self.reputation),
             price: self.price(),
             has_cx_key: self.registration.cx_public_key.is_some(),
-            sdk_current: ranking::sdk_is_current(self.registration.effective_sdk_version())
-                .unwrap_or(false),
+            sdk_current: self.derived.sdk_current,
         }
     }
 

@@ -9,13 +9,13 @@
 use super::beat::{
     apply_metrics, backend_state, check_challenge, heartbeat_bytes, over_budget, registration_bytes,
 };
+use super::nodes::{Hot, Nodes, model_bit};
 use super::ranking::{self, EligibilityQuery};
 use super::record::{INITIAL_REPUTATION, NodeRecord, token_digest};
 use super::store::Store;
 use crate::secret::Secret;
 use crate::server::api_error::ApiError;
 use crate::wire::{HeartbeatRequest, NodeInfo, Pong, RegisterAck, RegisterRequest};
-use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `n` random bytes as lowercase hex.
@@ -50,7 +50,7 @@ pub(crate) struct Bounds {
 /// All registered nodes.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    nodes: RwLock<HashMap<String, NodeRecord>>,
+    nodes: RwLock<Nodes>,
     store: Option<Store>,
     bounds: Bounds,
 }
@@ -65,7 +65,7 @@ impl Registry {
             .into_iter()
             .map(|mut r| {
                 r.registration_bytes = registration_bytes(&r.registration);
-                (r.node_id.clone(), r)
+                r
             })
             .collect();
         Self {
@@ -82,7 +82,7 @@ impl Registry {
         self.evict_locked(&mut nodes, now_ms)
     }
 
-    fn evict_locked(&self, nodes: &mut HashMap<String, NodeRecord>, now_ms: u64) -> usize {
+    fn evict_locked(&self, nodes: &mut Nodes, now_ms: u64) -> usize {
         let expired: Vec<String> = nodes
             .values()
             .filter(|r| !r.is_fresh(now_ms, self.bounds.evict_after_ms))
@@ -105,11 +105,7 @@ impl Registry {
 
     /// Makes room for one more record: evicts expired ones when the registry
     /// is full, and refuses (503 `directory_full`) when that is not enough.
-    fn make_room(
-        &self,
-        nodes: &mut HashMap<String, NodeRecord>,
-        now_ms: u64,
-    ) -> Result<(), ApiError> {
+    fn make_room(&self, nodes: &mut Nodes, now_ms: u64) -> Result<(), ApiError> {
         if nodes.len() < self.bounds.max_nodes {
             return Ok(());
         }
@@ -135,11 +131,7 @@ impl Registry {
     /// Whether a registration of `requested_id` proven with `token` would
     /// replace the existing record (a proven re-registration) rather than
     /// create one.
-    fn replaces(
-        nodes: &HashMap<String, NodeRecord>,
-        requested_id: Option<&str>,
-        token: Option<&Secret>,
-    ) -> bool {
+    fn replaces(nodes: &Nodes, requested_id: Option<&str>, token: Option<&Secret>) -> bool {
         requested_id
             .and_then(|id| nodes.get(id))
             .is_some_and(|old| token.is_some_and(|t| old.token_matches(t)))
@@ -169,11 +161,11 @@ impl Registry {
         Ok(())
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, NodeRecord>> {
+    fn read(&self) -> RwLockReadGuard<'_, Nodes> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, NodeRecord>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Nodes> {
         self.nodes.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -295,10 +287,11 @@ impl Registry {
             rep_window_start_ms: previous.as_ref().map_or(now_ms, |p| p.rep_window_start_ms),
             rep_window_gain: previous.as_ref().map_or(0.0, |p| p.rep_window_gain),
             awaiting_first_heartbeat: reachable == Some(false),
+            derived: Default::default(),
         };
         let lifetime_jobs = record.completed_tasks;
         self.persist(&record);
-        nodes.insert(node_id.clone(), record);
+        nodes.insert(record);
         drop(nodes);
 
         Ok(RegisterAck {
@@ -377,6 +370,7 @@ impl Registry {
             extra: Default::default(),
         };
         self.persist(record);
+        nodes.refresh(&hb.node_id);
         Ok(pong)
     }
 
@@ -397,7 +391,114 @@ impl Registry {
     }
 
     /// Eligible nodes for a query, best first (score descending, ties by id).
+    ///
+    /// Only the nodes serving the intent are looked at (the intent index),
+    /// through their [`Hot`](super::nodes::Hot) copies, and only the `limit`
+    /// best are sorted and rendered.
     pub fn discover(&self, f: &DiscoverFilter<'_>, now_ms: u64) -> Vec<NodeInfo> {
+        let nodes = self.read();
+        let q = Query::new(&nodes, f);
+        let best_first = |a: &(f64, u32), b: &(f64, u32)| {
+            b.0.total_cmp(&a.0).then_with(|| {
+                let id = |slot: u32| &nodes.at(slot as usize).node_id;
+                id(a.1).cmp(id(b.1))
+            })
+        };
+        // The best `limit` so far, in a buffer of at most twice that: when
+        // it fills, the best half is kept (a total order, so the same
+        // nodes as a full sort).
+        let keep = f.limit.max(1);
+        let mut ranked: Vec<(f64, u32)> = Vec::with_capacity(2 * keep);
+        for h in nodes.serving(f.intent) {
+            if let Some(s) = self.rank(&nodes, h, f, &q, now_ms) {
+                if ranked.len() == 2 * keep {
+                    ranked.select_nth_unstable_by(keep - 1, best_first);
+                    ranked.truncate(keep);
+                }
+                ranked.push((s, h.slot));
+            }
+        }
+        ranked.sort_unstable_by(best_first);
+        ranked.truncate(f.limit);
+        ranked
+            .into_iter()
+            .map(|(s, slot)| {
+                nodes
+                    .at(slot as usize)
+                    .to_node_info(s, true, Some(f.intent))
+            })
+            .collect()
+    }
+
+    /// The score of a node serving the query's intent, from its [`Hot`]
+    /// copy, or `None` when it is not eligible: [`ranking::is_eligible`]
+    /// and [`ranking::score`] as for the record; the record itself is read
+    /// only to confirm a model the mask says the node may serve.
+    fn rank(
+        &self,
+        nodes: &Nodes,
+        h: &Hot,
+        f: &DiscoverFilter<'_>,
+        q: &Query,
+        now_ms: u64,
+    ) -> Option<f64> {
+        let live = h.up && now_ms.saturating_sub(h.last_seen_ms) <= self.bounds.ttl_ms;
+        let input = ranking::EligibilityInput {
+            live,
+            reputation: h.reputation,
+            completed_tasks: h.completed_tasks,
+            // Either hides the node: an empty health list stands for both.
+            health_models: h.hidden.then_some(&[][..]),
+            models: &[],
+            backend_state: None,
+        };
+        let unmodelled = EligibilityQuery {
+            model: None,
+            ..f.eligibility
+        };
+        if !ranking::is_eligible(&input, &unmodelled) {
+            return None;
+        }
+        if let Some(model) = f.eligibility.model {
+            let id = q.model?; // no node serves it
+            if h.model_mask & model_bit(id) == 0 {
+                return None;
+            }
+            if id >= 63 {
+                // The shared overflow bit: ask the record.
+                let r = nodes.at(h.slot as usize);
+                let served = r.health_models.as_deref().unwrap_or(&r.derived.models);
+                if !served.iter().any(|m| m == model) {
+                    return None;
+                }
+            }
+        }
+        let region_match = q.region.is_some() && q.region == Some(h.region);
+        let rank = ranking::RankInput {
+            available: live,
+            load: h.load,
+            active_jobs: h.active_jobs,
+            max_concurrent: h.max_concurrent,
+            // The score compares regions for equality only.
+            region: match f.region {
+                Some(r) if region_match => r,
+                _ => "",
+            },
+            // An eligible node serves the query's model (checked above),
+            // and the score looks at no other.
+            models: &q.models,
+            reputation: Some(h.reputation),
+            price: h.price,
+            has_cx_key: h.has_cx_key,
+            sdk_current: h.sdk_current,
+        };
+        Some(ranking::score(&rank, f.eligibility.model, f.region))
+    }
+
+    /// Discover as it was before the index: every node scanned, everything
+    /// derived again, a full sort. The reference the index is tested against.
+    #[cfg(test)]
+    fn discover_reference(&self, f: &DiscoverFilter<'_>, now_ms: u64) -> Vec<NodeInfo> {
         let nodes = self.read();
         let mut ranked: Vec<(f64, &NodeRecord)> = nodes
             .values()
@@ -409,7 +510,12 @@ impl Registry {
                     return None;
                 }
                 let served = r.health_models.clone().unwrap_or(models);
-                let s = ranking::score(&r.rank_input(live, &served), f.eligibility.model, f.region);
+                let input = ranking::RankInput {
+                    sdk_current: ranking::sdk_is_current(r.registration.effective_sdk_version())
+                        .unwrap_or(false),
+                    ..r.rank_input(live, &served)
+                };
+                let s = ranking::score(&input, f.eligibility.model, f.region);
                 Some((s, r))
             })
             .collect();
@@ -435,5 +541,224 @@ impl Registry {
                 .then_with(|| a.node_id.cmp(&b.node_id))
         });
         live.into_iter().take(limit).cloned().collect()
+    }
+}
+
+/// What a discover query needs once rather than per node.
+struct Query {
+    /// The region's interned id (`None`: no region asked, or no node in it).
+    region: Option<u32>,
+    /// The model asked for, as the score's model list.
+    models: Vec<String>,
+    /// Its interned id (`None`: no model asked, or no node serves it).
+    model: Option<u32>,
+}
+
+impl Query {
+    fn new(nodes: &Nodes, f: &DiscoverFilter<'_>) -> Self {
+        Self {
+            region: f.region.and_then(|r| nodes.region_id(r)),
+            models: f.eligibility.model.map(str::to_owned).into_iter().collect(),
+            model: f.eligibility.model.and_then(|m| nodes.model_id(m)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Qos;
+    use serde_json::{Value, json};
+
+    const INTENTS: [&str; 3] = [
+        "urn:iicp:intent:llm:chat:v1",
+        "urn:iicp:intent:llm:embedding:v1",
+        "urn:iicp:intent:code:review:v1",
+    ];
+    const MODELS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
+    const REGIONS: [&str; 3] = ["eu-central", "us-east", "ap-south"];
+    const TTL_MS: u64 = 90_000;
+
+    /// splitmix64, so a failure replays.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.next() % 100 < percent
+        }
+        fn some<'a>(&mut self, from: &[&'a str]) -> Vec<&'a str> {
+            from.iter().copied().filter(|_| self.chance(50)).collect()
+        }
+    }
+
+    fn registration(rng: &mut Rng, i: usize, models: &[&str]) -> RegisterRequest {
+        let mut intents = rng.some(&INTENTS);
+        if intents.is_empty() {
+            intents.push(INTENTS[rng.below(INTENTS.len())]);
+        }
+        let capabilities: Vec<Value> = intents
+            .iter()
+            .map(|intent| json!({"intent": intent, "models": rng.some(models)}))
+            .collect();
+        let mut body = json!({
+            "endpoint": format!("http://10.0.{}.{}:9484", i / 256, i % 256),
+            "capabilities": capabilities,
+        });
+        // Few distinct values, so many scores tie and the id decides.
+        if rng.chance(80) {
+            body["region"] = json!(REGIONS[rng.below(REGIONS.len())]);
+        }
+        if rng.chance(70) {
+            body["limits"] = json!({"max_concurrent": 1 + rng.below(4)});
+        }
+        if rng.chance(50) {
+            body["pricing"] = json!({"credit_cost_multiplier": rng.below(3) as f64});
+        }
+        if rng.chance(70) {
+            body["sdk_version"] = json!(["0.7.68", "0.7.1", "1.0.0", "dev"][rng.below(4)]);
+        }
+        if rng.chance(50) {
+            body["cx_public_key"] = json!({
+                "algorithm": "X25519",
+                "encoding": "base64url",
+                "key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "key_id": "cx-0000000000000000",
+            });
+        }
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn heartbeat(rng: &mut Rng, node_id: &str, models: &[&str]) -> HeartbeatRequest {
+        let load = [0.0, 0.5, 0.25, 1.0][rng.below(4)];
+        let success = [0, 50, 150, 1200][rng.below(4)];
+        let failed = u64::from(rng.chance(20)) * 3;
+        let mut hb = json!({
+            "node_id": node_id,
+            "load": load,
+            "active_jobs": rng.below(5),
+            "metrics": {"tasks_success": success, "tasks_failed": failed},
+        });
+        if rng.chance(10) {
+            hb["available"] = json!(false);
+        }
+        if rng.chance(5) {
+            hb["status"] = json!("draining");
+        }
+        if rng.chance(15) {
+            hb["health_models"] = json!(rng.some(models));
+        }
+        serde_json::from_value(hb).unwrap()
+    }
+
+    fn bounds() -> Bounds {
+        Bounds {
+            ttl_ms: TTL_MS,
+            evict_after_ms: 4 * TTL_MS,
+            max_nodes: 100_000,
+            max_node_bytes: 64 * 1024,
+        }
+    }
+
+    fn ids(list: &[NodeInfo]) -> Vec<(String, u64)> {
+        list.iter()
+            .map(|n| (n.node_id.clone(), n.score.to_bits()))
+            .collect()
+    }
+
+    /// The indexed discover returns exactly the list (ids, order, scores,
+    /// whole node objects) of the reference scan, on a registry changed by
+    /// registrations, heartbeats, re-registrations, deregistrations and
+    /// evictions, for random queries at random times.
+    #[test]
+    fn indexed_discover_matches_the_full_scan() {
+        compare_with_the_full_scan(17, &MODELS, 400);
+    }
+
+    /// More distinct models than the mask has exact bits (63): the shared
+    /// overflow bit is confirmed against the records.
+    #[test]
+    fn indexed_discover_matches_the_full_scan_with_many_models() {
+        let names: Vec<String> = (0..90).map(|i| format!("model-{i}")).collect();
+        let models: Vec<&str> = names.iter().map(String::as_str).collect();
+        compare_with_the_full_scan(71, &models, 100);
+    }
+
+    fn compare_with_the_full_scan(seed: u64, models: &[&str], min_answers: usize) {
+        let mut rng = Rng(seed);
+        let registry = Registry::new(vec![], None, bounds());
+        let mut live: Vec<(String, Secret)> = vec![];
+        let mut now = 1_000_000u64;
+        let mut compared = 0;
+        for round in 0..40 {
+            for _ in 0..60 {
+                let i = live.len() + round * 1000;
+                let mut req = registration(&mut rng, i, models);
+                // Sometimes a proven re-registration (new capabilities, same id).
+                if !live.is_empty() && rng.chance(10) {
+                    let (id, token) = live.swap_remove(rng.below(live.len()));
+                    req.node_id = Some(id);
+                    req.current_node_token = Some(token);
+                }
+                let reachable = if rng.chance(5) { Some(false) } else { None };
+                let ack = registry
+                    .commit_registration(req, "10.0.0.1".into(), reachable, now)
+                    .unwrap();
+                let token = ack.node_token.unwrap();
+                if rng.chance(85) {
+                    let hb = heartbeat(&mut rng, &ack.node_id, models);
+                    registry.heartbeat(&token, hb, now, 30_000).unwrap();
+                }
+                live.push((ack.node_id, token));
+                now += rng.below(2_000) as u64;
+            }
+            for _ in 0..5 {
+                if !live.is_empty() {
+                    let (id, token) = live.swap_remove(rng.below(live.len()));
+                    registry.deregister(&token, &id).unwrap();
+                }
+            }
+            if round % 10 == 9 {
+                registry.evict_expired(now);
+                live.retain(|(id, _)| registry.get(id).is_some());
+            }
+            for _ in 0..25 {
+                let model = rng.chance(40).then(|| models[rng.below(models.len())]);
+                let region = rng.chance(40).then(|| REGIONS[rng.below(REGIONS.len())]);
+                let qos = [None, Some(Qos::Interactive), Some(Qos::Realtime)][rng.below(3)];
+                let filter = DiscoverFilter {
+                    intent: INTENTS[rng.below(INTENTS.len())],
+                    region,
+                    eligibility: EligibilityQuery {
+                        model,
+                        min_reputation: [0.0, 0.3, 0.5, 0.55][rng.below(4)],
+                        qos,
+                        enforce_qos_gates: rng.chance(50),
+                    },
+                    limit: [1, 3, 10, 50, 10_000][rng.below(5)],
+                };
+                let at = now + rng.below(TTL_MS as usize * 5 / 4) as u64;
+                let indexed = registry.discover(&filter, at);
+                let reference = registry.discover_reference(&filter, at);
+                assert_eq!(ids(&indexed), ids(&reference), "{filter:?} at {at}");
+                assert_eq!(
+                    serde_json::to_value(&indexed).unwrap(),
+                    serde_json::to_value(&reference).unwrap()
+                );
+                compared += usize::from(!reference.is_empty());
+            }
+        }
+        assert!(
+            compared > min_answers,
+            "too few non-empty answers: {compared}"
+        );
     }
 }
