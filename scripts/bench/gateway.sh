@@ -45,18 +45,13 @@ export BENCH_MODEL="$MODEL"
 BENCH_API_KEY="sk-$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 export BENCH_API_KEY
 
-log() { echo "[gateway-bench] $*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=gateway-bench
+# shellcheck source=scripts/bench/lib.sh
+source "$ROOT/scripts/bench/lib.sh"
 has() { [[ " $SYSTEMS " == *" $1 "* ]]; }
 
 # --- tools ---------------------------------------------------------------------------------
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-  [[ $(id -u) == 0 ]] || die "nginx and wrk are needed: apt-get install -y nginx wrk"
-  log "installing nginx and wrk"
-  apt-get install -y -qq nginx wrk >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
-fi
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+bench_tools
 
 if [[ -n "${IICP_NODE_BIN:-}" ]]; then
   NODE_BIN="$IICP_NODE_BIN"
@@ -73,41 +68,7 @@ if has litellm && [[ ! -x "$LITELLM_VENV/bin/litellm" ]]; then
 fi
 
 # --- processes -----------------------------------------------------------------------------
-WORK="$(mktemp -d /tmp/iicp-gateway-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Stop one process this script started (and forget it).
-stop() {
-  local pid="$1" keep=() p
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_for NAME PID CMD...: retry CMD until it succeeds (60 s), failing early if PID died.
-wait_for() {
-  local name="$1" pid="$2"; shift 2
-  local i
-  for i in $(seq 1 600); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || die "$name exited; see $OUT/$name.log"
-    sleep 0.1
-  done
-  die "$name not ready after 60 s; see $OUT/$name.log"
-}
+bench_workdir
 
 # A POST of the benchmark's body answered 200 with the backend's text.
 chat_ok() {
@@ -121,18 +82,6 @@ log "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) 
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-# CPU time (user + system, in clock ticks) of PIDS and all their descendants, summed.
-cpu_ticks() {
-  local all=("$@") i=0 kids
-  while ((i < ${#all[@]})); do
-    kids="$(pgrep -P "${all[i]}" || true)"
-    [[ -n $kids ]] && all+=($kids)
-    i=$((i + 1))
-  done
-  for i in "${all[@]}"; do cut -d' ' -f14,15 "/proc/$i/stat" 2>/dev/null || true; done \
-    | awk '{t += $1 + $2} END {print t + 0}'
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # run_load SYSTEM URL PID...: one warm-up and one measurement per concurrency. PIDS are the
 # system's processes (with their children): their CPU time per request is recorded too, a
@@ -157,41 +106,7 @@ run_load() {
 }
 
 # --- the backend: nginx with a fixed chat completion ----------------------------------------
-NGINX_PORT="$(free_port)"
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $OUT/nginx.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location = /v1/chat/completions {
-      default_type application/json;
-      return 200 '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"$MODEL","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}';
-    }
-    location = /v1/models {
-      default_type application/json;
-      return 200 '{"object":"list","data":[{"id":"$MODEL","object":"model","created":1700000000,"owned_by":"bench"}]}';
-    }
-  }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$OUT/nginx.log" 2>>"$OUT/nginx.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-BACKEND="http://127.0.0.1:$NGINX_PORT/v1"
-wait_for nginx "$NGINX_PID" chat_ok "$BACKEND/chat/completions"
+start_nginx
 log "nginx on :$NGINX_PORT"
 
 for system in $SYSTEMS; do

@@ -51,17 +51,12 @@ mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 MODEL="bench-model"
 export BENCH_MODEL="$MODEL"
 
-log() { echo "[node-bench] $*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=node-bench
+# shellcheck source=scripts/bench/lib.sh
+source "$ROOT/scripts/bench/lib.sh"
 
 # --- tools ---------------------------------------------------------------------------------
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-  [[ $(id -u) == 0 ]] || die "nginx and wrk are needed: apt-get install -y nginx wrk"
-  log "installing nginx and wrk"
-  apt-get install -y -qq nginx wrk >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
-fi
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+bench_tools
 if [[ ${BENCH_PERF:-0} == 1 ]] && ! command -v perf >/dev/null; then
   die "BENCH_PERF=1 needs perf: apt-get install -y linux-perf"
 fi
@@ -78,50 +73,14 @@ NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
 [[ -z $OTHER || -x $OTHER ]] || die "NODE_BIN_OTHER=$OTHER is not an executable"
 
 # --- processes -----------------------------------------------------------------------------
-WORK="$(mktemp -d /tmp/iicp-node-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop() {
-  local pid="$1" keep=() p
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_for() {
-  local name="$1" pid="$2"; shift 2
-  local i
-  for i in $(seq 1 600); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || die "$name exited; see $OUT/$name.log"
-    sleep 0.1
-  done
-  die "$name not ready after 60 s; see $OUT/$name.log"
-}
+bench_workdir
 
 TASK_BODY="{\"intent\":\"urn:iicp:intent:llm:chat:v1\",\"payload\":{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}}"
-CHAT_BODY="{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 # POST BODY to URL, answered 2xx with the backend's text.
 post_ok() {
   curl -sf -m 5 -H 'Content-Type: application/json' -d "$2" "$1" | grep -q '"hello"'
 }
 
-# utime + stime of one process, in clock ticks.
-cpu_ticks() { cut -d' ' -f14,15 "/proc/$1/stat" | awk '{print $1 + $2}'; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
 mkdir -p "$OUT"
@@ -170,41 +129,7 @@ run_system() {
 }
 
 # --- the backend: nginx with a fixed chat completion ----------------------------------------
-NGINX_PORT="$(free_port)"
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $OUT/nginx.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location = /v1/chat/completions {
-      default_type application/json;
-      return 200 '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"$MODEL","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}';
-    }
-    location = /v1/models {
-      default_type application/json;
-      return 200 '{"object":"list","data":[{"id":"$MODEL","object":"model","created":1700000000,"owned_by":"bench"}]}';
-    }
-  }
-}
-NGX
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$OUT/nginx.log" 2>>"$OUT/nginx.log" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-BACKEND="http://127.0.0.1:$NGINX_PORT/v1"
-wait_for nginx "$NGINX_PID" post_ok "$BACKEND/chat/completions" "$CHAT_BODY"
+start_nginx
 # nginx's master forks its worker: the worker does the work.
 sleep 0.2
 NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -n1)"
