@@ -5,8 +5,12 @@ usage: directory_scale_plot.py results.jsonl results.md plot.svg
 """
 import json
 import math
+import os
 import sys
 from html import escape
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gateway_plot import cli, legend  # noqa: E402
 
 COLORS = ["#c0392b", "#2471a3", "#229954", "#b9770e", "#7d3c98", "#555555"]
 DASHES = ["", "6,4"]
@@ -106,30 +110,21 @@ def svg(rows, title):
             for n, v in pts:
                 p.append(f'<circle cx="{px(n):.1f}" cy="{py(v):.1f}" r="3" fill="{color}"/>')
     ly = top + h + 60
-    for qi, q in enumerate(queries):
-        y = ly + 20 * qi
-        p.append(f'<line x1="{left}" y1="{y}" x2="{left + 28}" y2="{y}" stroke="{COLORS[qi % len(COLORS)]}" stroke-width="3"/>')
-        p.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(q)}</text>')
-    for li, label in enumerate(labels):
-        y = ly + 20 * (len(queries) + li)
-        dash = DASHES[li % len(DASHES)]
-        extra = f' stroke-dasharray="{dash}"' if dash else ""
-        p.append(f'<line x1="{left}" y1="{y}" x2="{left + 28}" y2="{y}" stroke="#333" stroke-width="2"{extra}/>')
-        p.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(label)}</text>')
+    p += legend(left, ly, [(COLORS[qi % len(COLORS)], q) for qi, q in enumerate(queries)], step=20)
+    p += legend(
+        left,
+        ly + 20 * len(queries),
+        [("#333", label) for label in labels],
+        step=20,
+        width=2,
+        dash=[DASHES[li % len(DASHES)] for li in range(len(labels))],
+    )
     p.append("</svg>")
     return "\n".join(p) + "\n"
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    rows = load(sys.argv[1])
-    if not rows:
-        sys.exit("no results")
-    with open(sys.argv[2], "w") as f:
-        f.write(table(rows))
-    with open(sys.argv[3], "w") as f:
-        f.write(svg(rows, "Directory discover p50 against registered nodes (2-core machine, loopback)"))
+    cli(__doc__, table, svg, "Directory discover p50 against registered nodes (2-core machine, loopback)", read=load)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,41 @@ def panel(x0, y0, w, h, title, ylabel, series, cs, yfmt):
     return parts
 
 
+
+def svg_head(width, height, title):
+    """The opening of a plot: the svg element, a white page, the title."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16">{escape(title)}</text>',
+    ]
+
+
+def legend(left, top, entries, step=22, width=3, dash=None):
+    """One line sample and label per (colour, label), from `top` down."""
+    out = []
+    for i, (color, label) in enumerate(entries):
+        y = top + step * i
+        extra = f' stroke-dasharray="{dash[i]}"' if dash and dash[i] else ""
+        out.append(f'<line x1="{left}" y1="{y}" x2="{left + 28}" y2="{y}" stroke="{color}" stroke-width="{width}"{extra}/>')
+        out.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(label)}</text>')
+    return out
+
+
+def cli(doc, table, svg, title, read=None):
+    """`script RESULTS.jsonl TABLE.md PLOT.svg`: the table and the plot of the results
+    (read with `read`, by default this module's `load`)."""
+    if len(sys.argv) != 4:
+        sys.exit(doc)
+    rows = (read or load)(sys.argv[1])
+    if not rows:
+        sys.exit("no results")
+    with open(sys.argv[2], "w") as f:
+        f.write(table(rows))
+    with open(sys.argv[3], "w") as f:
+        f.write(svg(rows, title))
+
 def svg(rows, title):
     systems = systems_in_order(rows)
     cs = sorted({r["c"] for r in rows})
@@ -161,33 +196,16 @@ def svg(rows, title):
     def us_fmt(v):
         return f"{v / 1000:g} ms" if v >= 1000 else f"{v:g} µs"
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16">{escape(title)}</text>',
-    ]
+    parts = svg_head(width, height, title)
     parts += panel(left, top, pw, ph, "Throughput (higher is better)", "requests/s", thr, cs, rps_fmt)
     parts += panel(left + pw + gap, top, pw, ph, "Mean latency, c ÷ req/s (lower is better)", "mean latency", lat, cs, us_fmt)
-    ly = top + ph + 60
-    for i, s in enumerate(systems):
-        y = ly + 22 * i
-        parts.append(f'<line x1="{left}" y1="{y}" x2="{left + 28}" y2="{y}" stroke="{colors[s]}" stroke-width="3"/>')
-        parts.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(LABELS.get(s, s))}</text>')
+    parts += legend(left, top + ph + 60, [(colors[s], LABELS.get(s, s)) for s in systems])
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    rows = load(sys.argv[1])
-    if not rows:
-        sys.exit("no results")
-    with open(sys.argv[2], "w") as f:
-        f.write(table(rows))
-    with open(sys.argv[3], "w") as f:
-        f.write(svg(rows, "OpenAI chat POST on loopback, fixed-answer backend (wrk, 2-core machine)"))
+    cli(__doc__, table, svg, "OpenAI chat POST on loopback, fixed-answer backend (wrk, 2-core machine)")
 
 
 if __name__ == "__main__":

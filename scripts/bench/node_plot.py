@@ -11,10 +11,9 @@ The SVG is written by hand (gateway_plot.py's panels): no plotting library neede
 """
 import os
 import sys
-from xml.sax.saxutils import escape
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gateway_plot import COLORS, fmt_rps, fmt_us, load, panel, systems_in_order  # noqa: E402
+from gateway_plot import COLORS, cli, fmt_rps, fmt_us, legend, load, panel, svg_head, systems_in_order  # noqa: E402
 
 LABELS = {
     "direct": "direct: nginx with a fixed answer, alone (CPU: the nginx worker)",
@@ -66,33 +65,16 @@ def svg(rows, title):
     def us_fmt(v):
         return f"{v:g} µs"
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16">{escape(title)}</text>',
-    ]
+    parts = svg_head(width, height, title)
     parts += panel(left, top, pw, ph, "Throughput (higher is better)", "tasks/s", thr, cs, rps_fmt)
     parts += panel(left + pw + gap, top, pw, ph, "CPU per task (lower is better)", "µs of CPU per task", cpu, cs, us_fmt)
-    ly = top + ph + 60
-    for i, s in enumerate(systems):
-        y = ly + 22 * i
-        parts.append(f'<line x1="{left}" y1="{y}" x2="{left + 28}" y2="{y}" stroke="{colors[s]}" stroke-width="3"/>')
-        parts.append(f'<text x="{left + 36}" y="{y + 4}" font-size="12">{escape(LABELS.get(s, s))}</text>')
+    parts += legend(left, top + ph + 60, [(colors[s], LABELS.get(s, s)) for s in systems])
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    rows = load(sys.argv[1])
-    if not rows:
-        sys.exit("no results")
-    with open(sys.argv[2], "w") as f:
-        f.write(table(rows))
-    with open(sys.argv[3], "w") as f:
-        f.write(svg(rows, "iicp-node cost per task: chat task on loopback, fixed-answer backend (2-core machine)"))
+    cli(__doc__, table, svg, "iicp-node cost per task: chat task on loopback, fixed-answer backend (2-core machine)")
 
 
 if __name__ == "__main__":
