@@ -41,29 +41,8 @@ fn init_tracing(format: LogFormat, default_level: &str) {
     }
 }
 
-/// Transparent huge pages off for this process (Linux, with mimalloc): its
-/// arenas are 2 MiB-aligned, and under `transparent_hugepage=always` every
-/// first touch there faulted in a whole huge page (~10 MiB more idle RSS).
-/// The few allocations made before `main` keep what they have.
-#[cfg(all(feature = "mimalloc", target_os = "linux"))]
-fn no_transparent_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory
-    // of ours; failing (an old kernel) only leaves THP as it was.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
-
-#[cfg(not(all(feature = "mimalloc", target_os = "linux")))]
-fn no_transparent_huge_pages() {}
-
-fn main() -> ExitCode {
-    no_transparent_huge_pages();
-    run()
-}
-
 #[tokio::main]
-async fn run() -> ExitCode {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Directory(_) | Command::Serve(_) | Command::Proxy(_) => "info",
