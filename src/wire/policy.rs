@@ -3,10 +3,14 @@
 //! Before any request is sent (client) or stored (directory), intents that the
 //! public-mesh defaults refuse — the `prohibited` and `high_risk` categories of
 //! `intent-risk-taxonomy.json` — are refused. Matching is a case-insensitive
-//! substring search for each rule's fragments. The taxonomy is embedded from
+//! substring search for each rule's fragments, all fragments at once (one
+//! Aho-Corasick pass over the intent: every task a node runs, every submit and
+//! every registration is checked, so the check costs one scan of the intent,
+//! not one per fragment). The taxonomy is embedded from
 //! `intent-risk-taxonomy.json` beside this file, a byte-for-byte copy of the
 //! public file (`../shared/vectors/SOURCES.md` names its origin).
 
+use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 use std::sync::LazyLock;
 
@@ -60,6 +64,46 @@ static RULES: LazyLock<Vec<RiskRule>> = LazyLock::new(|| {
         .rules
 });
 
+/// The fragments of some rules as one automaton, each pattern knowing its
+/// rule's index in [`RULES`].
+struct Fragments {
+    automaton: AhoCorasick,
+    rule_of: Vec<usize>,
+}
+
+impl Fragments {
+    /// The fragments of the rules `keep` selects.
+    fn of(keep: impl Fn(&RiskRule) -> bool) -> Self {
+        let mut patterns = Vec::new();
+        let mut rule_of = Vec::new();
+        for (i, rule) in RULES.iter().enumerate().filter(|(_, r)| keep(r)) {
+            for fragment in &rule.fragments {
+                patterns.push(fragment.as_str());
+                rule_of.push(i);
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(patterns)
+            .expect("the taxonomy's fragments build an automaton");
+        Self { automaton, rule_of }
+    }
+
+    /// The first rule (in taxonomy order) with a fragment in `intent`.
+    fn first_rule(&self, intent: &str) -> Option<&'static RiskRule> {
+        self.automaton
+            .find_overlapping_iter(intent)
+            .map(|m| self.rule_of[m.pattern().as_usize()])
+            .min()
+            .map(|i| &RULES[i])
+    }
+}
+
+/// Every rule's fragments.
+static ALL: LazyLock<Fragments> = LazyLock::new(|| Fragments::of(|_| true));
+/// The fragments of the refused categories' rules.
+static REFUSED: LazyLock<Fragments> = LazyLock::new(|| Fragments::of(|r| r.category.is_refused()));
+
 /// Why an intent was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("intent refused by policy ({category:?} — {label}, rule {rule_id})")]
@@ -81,20 +125,13 @@ impl PolicyViolation {
 
 /// The first taxonomy rule whose fragment occurs in `intent`, if any.
 pub fn classify_intent(intent: &str) -> Option<&'static RiskRule> {
-    let lower = intent.to_ascii_lowercase();
-    RULES
-        .iter()
-        .find(|rule| rule.fragments.iter().any(|f| lower.contains(f.as_str())))
+    ALL.first_rule(intent)
 }
 
 /// Refuses intents matching any rule of a refused category, whatever the
 /// order of the rules; allows everything else.
 pub fn check_intent_policy(intent: &str) -> Result<(), PolicyViolation> {
-    let lower = intent.to_ascii_lowercase();
-    let refused = RULES.iter().find(|rule| {
-        rule.category.is_refused() && rule.fragments.iter().any(|f| lower.contains(f.as_str()))
-    });
-    match refused {
+    match REFUSED.first_rule(intent) {
         Some(rule) => Err(PolicyViolation {
             category: rule.category,
             rule_id: rule.rule_id.clone(),
@@ -122,6 +159,48 @@ mod tests {
             Some(RiskCategory::TransparencyRisk)
         );
         assert!(check_intent_policy("urn:iicp:intent:chatbot:reply:v1").is_ok());
+    }
+
+    /// The rules' definition, one fragment at a time.
+    fn reference(intent: &str, refused_only: bool) -> Option<&'static str> {
+        let lower = intent.to_ascii_lowercase();
+        RULES
+            .iter()
+            .filter(|r| !refused_only || r.category.is_refused())
+            .find(|r| r.fragments.iter().any(|f| lower.contains(f.as_str())))
+            .map(|r| r.rule_id.as_str())
+    }
+
+    #[test]
+    fn the_automaton_agrees_with_the_rules_for_every_fragment() {
+        let fragments: Vec<&str> = RULES
+            .iter()
+            .flat_map(|r| r.fragments.iter().map(String::as_str))
+            .collect();
+        let mut intents = vec![
+            "urn:iicp:intent:llm:chat:v1".to_owned(),
+            "urn:iicp:intent:llm:embedding:v1".to_owned(),
+        ];
+        for (i, f) in fragments.iter().enumerate() {
+            intents.push(format!("urn:iicp:intent:{f}:run:v1"));
+            intents.push(format!("urn:iicp:intent:x:{}:v1", f.to_ascii_uppercase()));
+            // Two fragments in one intent, in both orders: the first rule wins.
+            let g = fragments[(i * 7 + 3) % fragments.len()];
+            intents.push(format!("urn:iicp:intent:{f}-{g}:v1"));
+            intents.push(format!("urn:iicp:intent:{g}-{f}:v1"));
+        }
+        for intent in &intents {
+            assert_eq!(
+                classify_intent(intent).map(|r| r.rule_id.as_str()),
+                reference(intent, false),
+                "{intent}"
+            );
+            assert_eq!(
+                check_intent_policy(intent).err().map(|v| v.rule_id),
+                reference(intent, true).map(str::to_owned),
+                "{intent}"
+            );
+        }
     }
 
     #[test]
