@@ -259,7 +259,11 @@ impl Pipeline {
             partials: partials.filter(|_| shared.is_none()),
         };
         let task_id = task.task_id.clone();
-        let span = tracing::info_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %task.intent, peer = ?peer);
+        let intent = task.intent.clone();
+        // Per task, a success is logged at debug (its span too): at the
+        // default level a busy node writes no line per task (GET /metrics
+        // counts them). Failures are warnings that name the task themselves.
+        let span = tracing::debug_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %intent, peer = ?peer);
         // The handler runs in its own task: a panic is contained, and on
         // timeout it is aborted; the admission slot is released either way.
         // When the caller stops waiting (the consumer went away and the
@@ -277,7 +281,7 @@ impl Pipeline {
         match outcome {
             Ok(Ok(Ok(value))) => {
                 self.stats.record(Outcome::Success, latency_ms);
-                tracing::info!(latency_ms, encrypted = seal_answer, "task completed");
+                tracing::debug!(latency_ms, encrypted = seal_answer, "task completed");
                 let response = envelope::success(&task_id, value, latency_ms, node_id);
                 match (seal_answer, &shared) {
                     (true, Some(ss)) => {
@@ -291,7 +295,7 @@ impl Pipeline {
                 if e.code == "backend_error" {
                     self.metrics.backend_error();
                 }
-                tracing::warn!(latency_ms, code = %e.code, "task failed");
+                tracing::warn!(iicp.task_id = %task_id, iicp.intent = %intent, latency_ms, code = %e.code, "task failed");
                 let (status, kind) = if e.status == 504 {
                     (504, TaskStatus::Timeout)
                 } else {
@@ -310,6 +314,8 @@ impl Pipeline {
             Ok(Err(join_error)) => {
                 self.stats.record(Outcome::Failed, latency_ms);
                 tracing::error!(
+                    iicp.task_id = %task_id,
+                    iicp.intent = %intent,
                     latency_ms,
                     panicked = join_error.is_panic(),
                     "task handler crashed"
@@ -327,7 +333,12 @@ impl Pipeline {
             Err(_elapsed) => {
                 running.abort();
                 self.stats.record(Outcome::TimedOut, latency_ms);
-                tracing::warn!(budget_ms = budget.as_millis() as u64, "task timed out");
+                tracing::warn!(
+                    iicp.task_id = %task_id,
+                    iicp.intent = %intent,
+                    budget_ms = budget.as_millis() as u64,
+                    "task timed out"
+                );
                 let response = envelope::failure(
                     &task_id,
                     TaskStatus::Timeout,
