@@ -11,8 +11,9 @@
 //! `anthropic-version: 2023-06-01`.
 
 use super::anthropic_stream::{AnthropicStream, finish_reason};
+use super::client::{BackendRequest, parse_url};
 use super::error::BackendError;
-use super::http::{send, send_streaming, shared_client};
+use super::http::{send, send_streaming};
 use super::limits::clamped;
 use super::options::{BackendKind, BackendOptions};
 use super::sse::SseStream;
@@ -181,15 +182,18 @@ impl Anthropic {
         Self { base, opts }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = shared_client()
-            .request(method, format!("{}{path}", self.base))
-            .timeout(self.opts.timeout)
-            .header("anthropic-version", ANTHROPIC_VERSION);
-        if let Some(key) = &self.opts.api_key {
-            req = req.header("x-api-key", key.expose());
+    fn request(&self, method: http::Method, path: &str) -> BackendRequest {
+        let uri = parse_url(&format!("{}{path}", self.base));
+        let req = BackendRequest::new(method, uri, self.opts.timeout).header(
+            http::HeaderName::from_static("anthropic-version"),
+            ANTHROPIC_VERSION,
+        );
+        match &self.opts.api_key {
+            Some(key) => {
+                req.sensitive_header(http::HeaderName::from_static("x-api-key"), key.expose())
+            }
+            None => req,
         }
-        req
     }
 
     fn key(&self) -> Option<&str> {
@@ -202,10 +206,8 @@ impl Anthropic {
             return Err(BackendError::Unsupported(intent.to_owned()));
         }
         let body = to_messages_request(payload, self.opts.model.as_deref(), self.opts.max_tokens)?;
-        let timeout_ms = self.opts.timeout.as_millis() as u64;
         let reply = send(
-            self.request(reqwest::Method::POST, "/messages").json(&body),
-            timeout_ms,
+            self.request(http::Method::POST, "/messages").json(&body),
             self.key(),
         )
         .await?
@@ -228,30 +230,20 @@ impl Anthropic {
         let mut body =
             to_messages_request(payload, self.opts.model.as_deref(), self.opts.max_tokens)?;
         body["stream"] = true.into();
-        let timeout_ms = self.opts.timeout.as_millis() as u64;
         let resp = send_streaming(
-            self.request(reqwest::Method::POST, "/messages").json(&body),
-            timeout_ms,
+            self.request(http::Method::POST, "/messages").json(&body),
             self.key(),
         )
         .await?;
         let mut state = AnthropicStream::default();
-        drive(SseStream::new(resp, timeout_ms), partials, |e| {
-            state.step(e)
-        })
-        .await
+        drive(SseStream::new(resp), partials, |e| state.step(e)).await
     }
 
     /// Model ids from `GET /models`.
     pub async fn models(&self) -> Result<Vec<String>, BackendError> {
-        let timeout_ms = self.opts.timeout.as_millis() as u64;
-        let body = send(
-            self.request(reqwest::Method::GET, "/models"),
-            timeout_ms,
-            self.key(),
-        )
-        .await?
-        .json()?;
+        let body = send(self.request(http::Method::GET, "/models"), self.key())
+            .await?
+            .json()?;
         Ok(body
             .get("data")
             .and_then(Value::as_array)

@@ -1,29 +1,15 @@
-//! The one pooled HTTP client all backends share (the reference built a new
-//! client per request), and sending with status-first error mapping.
+//! Sending a request to an engine ([`super::client`]) with status-first
+//! error mapping, and reading its answer whole (bounded).
 
+use super::client::{BackendRequest, BackendResponse};
 use super::error::BackendError;
-use crate::outbound::read_capped;
 use serde_json::Value;
-use std::sync::OnceLock;
-
-/// The shared client. Per-request timeouts come from the backend options.
-pub(crate) fn shared_client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .user_agent(format!("iicp-node/{}", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("a default reqwest client builds")
-    })
-}
 
 /// A 2xx answer, read whole.
 pub(crate) struct Answer {
-    headers: reqwest::header::HeaderMap,
+    headers: http::HeaderMap,
     body: bytes::Bytes,
 }
-
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -50,74 +36,60 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 << 20;
 /// Sends, checks the status before reading the body as JSON, and maps
 /// failures to [`BackendError`]. An error answer's body text is logged here
 /// at warn, scrubbed; the error itself names only the status.
-pub(crate) async fn send(
-    req: reqwest::RequestBuilder,
-    timeout_ms: u64,
-    key: Option<&str>,
-) -> Result<Answer, BackendError> {
-    let resp = checked(req, timeout_ms, key, true).await?;
-    read_answer(resp, timeout_ms).await
+pub(crate) async fn send(req: BackendRequest, key: Option<&str>) -> Result<Answer, BackendError> {
+    let resp = checked(req, key, true).await?;
+    read_answer(resp).await
 }
 
 /// [`send`] for a probe whose error answer is expected and says something
 /// (a server that is not Ollama answers 404 to `/api/tags`): the error is
 /// logged at debug, not warn, so a node does not warn at every heartbeat.
 pub(crate) async fn send_probe(
-    req: reqwest::RequestBuilder,
-    timeout_ms: u64,
+    req: BackendRequest,
     key: Option<&str>,
 ) -> Result<Answer, BackendError> {
-    let resp = checked(req, timeout_ms, key, false).await?;
-    read_answer(resp, timeout_ms).await
+    let resp = checked(req, key, false).await?;
+    read_answer(resp).await
 }
 
 /// Reads a 2xx answer whole (bounded).
-async fn read_answer(resp: reqwest::Response, timeout_ms: u64) -> Result<Answer, BackendError> {
-    let headers = resp.headers().clone();
-    let body = read_capped(resp, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?;
-    if !body.complete {
+async fn read_answer(mut resp: BackendResponse) -> Result<Answer, BackendError> {
+    let headers = std::mem::take(&mut resp.headers);
+    let (body, complete) = resp.read_capped(MAX_BODY_BYTES).await?;
+    if !complete {
         return Err(BackendError::BadAnswer(format!(
             "the answer is larger than {MAX_BODY_BYTES} bytes"
         )));
     }
-    Ok(Answer {
-        headers,
-        body: body.bytes,
-    })
+    Ok(Answer { headers, body })
 }
 
 /// Sends and checks the status; a 2xx answer is returned unread (for a
 /// streamed body), an error answer is read (bounded), logged and mapped.
 pub(crate) async fn send_streaming(
-    req: reqwest::RequestBuilder,
-    timeout_ms: u64,
+    req: BackendRequest,
     key: Option<&str>,
-) -> Result<reqwest::Response, BackendError> {
-    checked(req, timeout_ms, key, true).await
+) -> Result<BackendResponse, BackendError> {
+    checked(req, key, true).await
 }
 
 /// Sends and checks the status; an error answer is read (bounded), logged
 /// (at warn when `warn`, else at debug) and mapped.
 async fn checked(
-    req: reqwest::RequestBuilder,
-    timeout_ms: u64,
+    req: BackendRequest,
     key: Option<&str>,
     warn: bool,
-) -> Result<reqwest::Response, BackendError> {
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| BackendError::from_reqwest(&e, timeout_ms))?;
-    let status = resp.status();
+) -> Result<BackendResponse, BackendError> {
+    let resp = req.send().await?;
+    let status = resp.status;
     if status.is_success() {
         return Ok(resp);
     }
     // Only the start of an error body is kept for the log.
-    let body = read_capped(resp, 4096)
+    let body = resp
+        .read_capped(4096)
         .await
-        .map_or_else(|_| bytes::Bytes::new(), |b| b.bytes);
+        .map_or_else(|_| bytes::Bytes::new(), |(b, _)| b);
     let error = BackendError::upstream(status.as_u16(), &String::from_utf8_lossy(&body), key);
     if let BackendError::Upstream { status, detail } = &error {
         // Scrubbed (key replaced, control characters escaped, cut short)

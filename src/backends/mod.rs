@@ -26,9 +26,11 @@
 pub mod anthropic;
 mod anthropic_stream;
 mod chat_stream;
+mod client;
 mod error;
 mod http;
 mod limits;
+mod multipart;
 pub mod openai_compat;
 mod options;
 mod sse;

@@ -9,9 +9,11 @@
 //! `max_completion_tokens`, `n` and `best_of` are lowered to the options'
 //! limits (`limits.rs`); `Authorization: Bearer` is sent only when a key is set.
 
+use super::client::{BackendRequest, parse_url};
 use super::error::BackendError;
-use super::http::{send, send_probe, send_streaming, shared_client};
+use super::http::{send, send_probe, send_streaming};
 use super::limits::clamp_cost;
+use super::multipart::Form;
 use super::options::{BackendKind, BackendOptions};
 use super::sse::SseStream;
 use super::streaming::{drive, openai_step};
@@ -96,8 +98,9 @@ pub(crate) fn with_model(
 }
 
 /// Every path an engine is called at; their URLs are parsed once, in
-/// [`OpenAiCompat::new`], not per request.
-const PATHS: [&str; 7] = [
+/// [`OpenAiCompat::new`], not per request (`/api/tags`, Ollama's, is relative
+/// to the base without `/v1`).
+const PATHS: [&str; 8] = [
     "/chat/completions",
     "/completions",
     "/embeddings",
@@ -105,6 +108,7 @@ const PATHS: [&str; 7] = [
     "/audio/transcriptions",
     "/audio/speech",
     "/models",
+    "/api/tags",
 ];
 
 /// An OpenAI-compatible engine.
@@ -113,9 +117,9 @@ pub struct OpenAiCompat {
     kind: BackendKind,
     base: String,
     opts: BackendOptions,
-    /// `base` + each of [`PATHS`], parsed (`None` where the base makes no
-    /// valid URL: the request then fails as it did before, at send time).
-    urls: std::sync::Arc<[Option<reqwest::Url>]>,
+    /// `base` + each of [`PATHS`], parsed (an error where the base makes no
+    /// valid URL: a request there fails with it when sent).
+    urls: std::sync::Arc<[Result<http::Uri, BackendError>]>,
 }
 
 impl OpenAiCompat {
@@ -124,7 +128,10 @@ impl OpenAiCompat {
         let base = opts.base_for(kind);
         let urls = PATHS
             .iter()
-            .map(|path| reqwest::Url::parse(&format!("{base}{path}")).ok())
+            .map(|path| match *path {
+                "/api/tags" => parse_url(&format!("{}/api/tags", base.trim_end_matches("/v1"))),
+                _ => parse_url(&format!("{base}{path}")),
+            })
             .collect();
         Self {
             base,
@@ -143,20 +150,17 @@ impl OpenAiCompat {
         self.opts.api_key.as_ref().map(|k| k.expose())
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let parsed = PATHS
-            .iter()
-            .position(|p| *p == path)
-            .and_then(|i| self.urls[i].clone());
-        let req = match parsed {
-            Some(url) => shared_client().request(method, url),
-            None => shared_client().request(method, format!("{}{path}", self.base)),
-        };
-        let mut req = req.timeout(self.opts.timeout);
-        if let Some(key) = self.key() {
-            req = req.bearer_auth(key);
+    /// A request to one of [`PATHS`], with the key as a bearer token.
+    fn request(&self, method: http::Method, path: &'static str) -> BackendRequest {
+        let uri = PATHS.iter().position(|p| *p == path).map_or_else(
+            || parse_url(&format!("{}{path}", self.base)),
+            |i| self.urls[i].clone(),
+        );
+        let req = BackendRequest::new(method, uri, self.opts.timeout);
+        match self.key() {
+            Some(key) => req.bearer(key),
+            None => req,
         }
-        req
     }
 
     /// Runs one task; returns the upstream JSON as the result. The cost
@@ -175,12 +179,10 @@ impl OpenAiCompat {
             obj.remove("stream");
             obj.remove("stream_options");
         }
-        let timeout_ms = self.opts.timeout.as_millis() as u64;
         match route {
             Route::Json { path, .. } => {
                 let resp = send(
-                    self.request(reqwest::Method::POST, path).json(&body),
-                    timeout_ms,
+                    self.request(http::Method::POST, path).json(&body),
                     self.key(),
                 )
                 .await?;
@@ -188,9 +190,8 @@ impl OpenAiCompat {
             }
             Route::Speech => {
                 let resp = send(
-                    self.request(reqwest::Method::POST, "/audio/speech")
+                    self.request(http::Method::POST, "/audio/speech")
                         .json(&body),
-                    timeout_ms,
                     self.key(),
                 )
                 .await?;
@@ -198,11 +199,10 @@ impl OpenAiCompat {
                 Ok(json!({"audio": B64.encode(resp.bytes()), "content_type": content_type}))
             }
             Route::Transcription => {
-                let form = transcription_form(&body)?;
+                let (content_type, form) = transcription_form(&body)?;
                 let resp = send(
-                    self.request(reqwest::Method::POST, "/audio/transcriptions")
-                        .multipart(form),
-                    timeout_ms,
+                    self.request(http::Method::POST, "/audio/transcriptions")
+                        .body(content_type, form),
                     self.key(),
                 )
                 .await?;
@@ -229,27 +229,19 @@ impl OpenAiCompat {
         clamp_cost(&mut body, self.opts.limits())?;
         body["stream"] = true.into();
         body["stream_options"] = json!({"include_usage": true});
-        let timeout_ms = self.opts.timeout.as_millis() as u64;
         let resp = send_streaming(
-            self.request(reqwest::Method::POST, "/chat/completions")
+            self.request(http::Method::POST, "/chat/completions")
                 .json(&body),
-            timeout_ms,
             self.key(),
         )
         .await?;
-        drive(SseStream::new(resp, timeout_ms), partials, openai_step).await
+        drive(SseStream::new(resp), partials, openai_step).await
     }
 
     /// Model ids the server lists (`GET /models`, then Ollama's `/api/tags`),
     /// and the engine flavour it reveals.
     pub async fn probe(&self) -> Result<(Vec<String>, BackendFlavour), BackendError> {
-        let timeout_ms = self.opts.timeout.as_millis() as u64;
-        let listed = send(
-            self.request(reqwest::Method::GET, "/models"),
-            timeout_ms,
-            self.key(),
-        )
-        .await;
+        let listed = send(self.request(http::Method::GET, "/models"), self.key()).await;
         match listed {
             Ok(resp) => {
                 let server = resp
@@ -299,11 +291,7 @@ impl OpenAiCompat {
 
     /// Ollama's native model list at `{base without /v1}/api/tags`.
     async fn ollama_tags(&self) -> Result<Vec<String>, BackendError> {
-        let root = self.base.trim_end_matches("/v1");
-        let req = shared_client()
-            .get(format!("{root}/api/tags"))
-            .timeout(self.opts.timeout);
-        let body = send_probe(req, self.opts.timeout.as_millis() as u64, self.key())
+        let body = send_probe(self.request(http::Method::GET, "/api/tags"), self.key())
             .await?
             .json()?;
         Ok(body
@@ -324,8 +312,9 @@ impl OpenAiCompat {
 }
 
 /// The multipart form of a transcription: `file` from base64 `audio`, every
-/// other string or number field as a text part.
-fn transcription_form(body: &Value) -> Result<reqwest::multipart::Form, BackendError> {
+/// other string, number or boolean field as a text part; its content type
+/// and body.
+fn transcription_form(body: &Value) -> Result<(http::HeaderValue, bytes::Bytes), BackendError> {
     let audio = body.get("audio").and_then(Value::as_str).ok_or_else(|| {
         BackendError::InvalidRequest("a transcription needs base64 `audio`".into())
     })?;
@@ -335,12 +324,8 @@ fn transcription_form(body: &Value) -> Result<reqwest::multipart::Form, BackendE
     let filename = body
         .get("filename")
         .and_then(Value::as_str)
-        .unwrap_or("audio.wav")
-        .to_owned();
-    let mut form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name(filename),
-    );
+        .unwrap_or("audio.wav");
+    let mut form = Form::new().file("file", filename, &bytes)?;
     for (k, v) in body.as_object().into_iter().flatten() {
         if k == "audio" || k == "filename" {
             continue;
@@ -351,9 +336,9 @@ fn transcription_form(body: &Value) -> Result<reqwest::multipart::Form, BackendE
             Value::Bool(b) => b.to_string(),
             _ => continue,
         };
-        form = form.text(k.clone(), text);
+        form = form.text(k, &text)?;
     }
-    Ok(form)
+    Ok(form.finish())
 }
 
 /// The seed's helper: runs one task against an OpenAI-compatible server and

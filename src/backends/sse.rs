@@ -9,6 +9,7 @@
 //! `next_event` is cancel-safe (its one await is reading the next body
 //! chunk), so a caller may race it against a timer.
 
+use super::client::BackendResponse;
 use super::error::BackendError;
 use bytes::{Buf, BytesMut};
 
@@ -119,17 +120,15 @@ fn too_long() -> BackendError {
 /// The events of a streamed HTTP answer.
 #[derive(Debug)]
 pub(crate) struct SseStream {
-    response: reqwest::Response,
+    response: BackendResponse,
     parser: SseParser,
-    timeout_ms: u64,
 }
 
 impl SseStream {
-    pub fn new(response: reqwest::Response, timeout_ms: u64) -> Self {
+    pub fn new(response: BackendResponse) -> Self {
         Self {
             response,
             parser: SseParser::default(),
-            timeout_ms,
         }
     }
 
@@ -139,11 +138,7 @@ impl SseStream {
             if let Some(event) = self.parser.next_event()? {
                 return Ok(Some(event));
             }
-            let chunk = self
-                .response
-                .chunk()
-                .await
-                .map_err(|e| BackendError::from_reqwest(&e, self.timeout_ms))?;
+            let chunk = self.response.chunk().await?;
             match chunk {
                 Some(bytes) => self.parser.push(&bytes)?,
                 None => return Ok(None),
