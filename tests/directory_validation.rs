@@ -247,3 +247,68 @@ async fn public_mode_refuses_non_routable_endpoints() {
         expect(&h, &registration(endpoint, &["m"]), 422, "IICP-E035").await;
     }
 }
+
+/// Every refused registration leaves one warn line with its status, code,
+/// source and the endpoint asked for (escaped, so a registrant cannot forge
+/// a log line), never a token; a rate-limited source is logged once per
+/// window, not once per request of a flood.
+#[tokio::test]
+async fn refused_registrations_are_logged_with_code_and_endpoint_never_a_token() {
+    let (logs, _guard) = common::logs::capture();
+    let h = Harness::start(DirectoryConfig {
+        require_local_liveness: true,
+        register_rate_limit: 4,
+        ..DirectoryConfig::default()
+    })
+    .await;
+    let dead = common::dead_endpoint().await;
+    let token = "SECRET-node-token-5566";
+    let mut bad_field = registration("http://127.0.0.1:9/forged\nregistration accepted", &["m"]);
+    bad_field["current_node_token"] = json!(token);
+    let mut no_caps = registration("http://127.0.0.1:9484", &["m"]);
+    no_caps["capabilities"] = json!([]);
+    no_caps["current_node_token"] = json!(token);
+    for (body, status, code, endpoint) in [
+        (
+            &bad_field,
+            422,
+            "validation_error",
+            "forged\\nregistration accepted",
+        ),
+        (&no_caps, 422, "validation_error", "http://127.0.0.1:9484"),
+        (
+            &registration(&dead, &["m"]),
+            422,
+            "IICP-E036",
+            dead.as_str(),
+        ),
+    ] {
+        expect(&h, body, status, code).await;
+        let text = logs.text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("registration refused"))
+            .unwrap_or_else(|| panic!("no refusal line for {code}: {text}"));
+        assert!(
+            line.contains(&format!("code=\"{code}\"")) || line.contains(code),
+            "{line}"
+        );
+        assert!(line.contains(&format!("status={status}")), "{line}");
+        assert!(line.contains("source=127.0.0.1"), "{line}");
+        assert!(line.contains(endpoint), "{endpoint} in {line}");
+    }
+    // The fourth registration is within the limit (and refused for its
+    // field); the next ones are over it: one line for the whole window.
+    expect(&h, &no_caps, 422, "validation_error").await;
+    for _ in 0..5 {
+        expect(&h, &no_caps, 429, "IICP-E034").await;
+    }
+    let text = logs.text();
+    assert_eq!(text.matches("IICP-E034").count(), 1, "{text}");
+    assert!(!text.contains(token), "a token reached the log: {text}");
+    assert!(
+        !text.contains("\nregistration accepted"),
+        "a registrant forged a log line: {text}"
+    );
+}

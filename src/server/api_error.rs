@@ -40,6 +40,30 @@ impl ApiError {
         }
     }
 
+    /// Its HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Its error code, in either body form.
+    pub fn code(&self) -> &str {
+        let error = &self.body["error"];
+        error
+            .as_str()
+            .or_else(|| error["code"].as_str())
+            .unwrap_or("")
+    }
+
+    /// Its message, in either body form (the directory's own words; it
+    /// quotes no secret).
+    pub fn message(&self) -> &str {
+        let body = &self.body;
+        body["message"]
+            .as_str()
+            .or_else(|| body["error"]["message"].as_str())
+            .unwrap_or("")
+    }
+
     /// 422 `validation_error`.
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(
@@ -84,12 +108,6 @@ impl ApiError {
     pub fn close_connection(mut self) -> Self {
         self.close_connection = true;
         self
-    }
-
-    /// The HTTP status.
-    #[cfg(test)]
-    pub fn status(&self) -> StatusCode {
-        self.status
     }
 }
 

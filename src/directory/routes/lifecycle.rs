@@ -1,5 +1,6 @@
 //! REGISTER, HEARTBEAT and DEREGISTER handlers (PROTOCOL.md §1.3-§1.5).
 
+use super::super::rate_limit::Verdict;
 use super::super::reachability::{LocalTarget, check_public, health_ok, local_target};
 use super::super::validate::{check_heartbeat, check_register};
 use super::AppState;
@@ -14,13 +15,18 @@ use crate::wire::{
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// `POST /v1/register`, in the order of §1.3: rate limit, validation and
 /// size, room, routability (public mode) or the probe's allowed set (local
 /// mode), liveness, then commit, where ownership of an existing id is
 /// decided under the registry's lock.
+///
+/// Every refusal is logged at warn with its status, code, message, the
+/// source address and the endpoint asked for (Debug-quoted and cut short: it
+/// is the registrant's text), never a token: an operator sees why a node
+/// does not appear. A rate-limited source is logged once per window.
 pub(super) async fn register(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -29,16 +35,51 @@ pub(super) async fn register(
 ) -> Result<(StatusCode, Json<RegisterAck>), ApiError> {
     let now = st.clock.now_ms();
     let ip = client_ip(&headers, peer, &st.config.trusted_proxies);
-    if !st.register_limiter.allow(ip, now) {
+    if let Verdict::Refused { first } = st.register_limiter.check(ip, now) {
         st.metrics.rate_limited();
-        return Err(ApiError::flat(
+        let refusal = ApiError::flat(
             StatusCode::TOO_MANY_REQUESTS,
             "IICP-E034",
             "too many registrations from this address; wait and retry",
         )
-        .retry_after(60));
+        .retry_after(60);
+        if first {
+            log_refusal(&refusal, ip, None);
+        }
+        return Err(refusal);
     }
-    let req: RegisterRequest = parse_json(&body)?;
+    let req: RegisterRequest =
+        parse_json(&body).inspect_err(|refusal| log_refusal(refusal, ip, None))?;
+    let endpoint = req.endpoint.clone();
+    admit(&st, req, ip, now)
+        .await
+        .inspect_err(|refusal| log_refusal(refusal, ip, Some(&endpoint)))
+}
+
+/// Longest part of a refused registration's endpoint that is logged.
+const LOGGED_ENDPOINT_CHARS: usize = 200;
+
+fn log_refusal(refusal: &ApiError, source: IpAddr, endpoint: Option<&str>) {
+    let endpoint: Option<String> =
+        endpoint.map(|e| e.chars().take(LOGGED_ENDPOINT_CHARS).collect());
+    tracing::warn!(
+        status = refusal.status().as_u16(),
+        code = refusal.code(),
+        reason = ?refusal.message(),
+        %source,
+        endpoint = ?endpoint,
+        "registration refused"
+    );
+}
+
+/// A registration that passed the rate limit and parsed, checked and
+/// committed.
+async fn admit(
+    st: &AppState,
+    req: RegisterRequest,
+    ip: IpAddr,
+    now: u64,
+) -> Result<(StatusCode, Json<RegisterAck>), ApiError> {
     check_register(&req)?;
     st.registry.check_registration_size(&req)?;
     st.registry.ensure_room(&req, now)?;
