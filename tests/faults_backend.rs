@@ -47,19 +47,22 @@ struct Backend(Child);
 impl Backend {
     /// Starts the server on `port` and waits until it answers.
     async fn start(port: u16) -> Self {
-        let child = Command::new("python3")
-            .args(["-c", BACKEND, &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
+        // Owned at once: dropped (killed and reaped) if it never answers.
+        let backend = Self(
+            Command::new("python3")
+                .args(["-c", BACKEND, &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 runs"),
+        );
         let url = format!("http://127.0.0.1:{port}/v1/models");
         for _ in 0..200 {
             if reqwest::get(&url)
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Self(child);
+                return backend;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

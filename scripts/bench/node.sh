@@ -33,6 +33,8 @@
 #   BENCH_PERF         1: after the runs, `perf record -g` each node for BENCH_DURATION s
 #                      under wrk c=64 and write the top entries to perf-SYSTEM.txt
 #                      (needs perf: apt-get install -y linux-perf)
+#   BENCH_FLAMEGRAPH   1: with BENCH_PERF, also record DWARF call stacks and draw
+#                      flame-SYSTEM.svg (needs inferno: cargo install inferno)
 #
 # Needs nginx and wrk (apt-get installs them when missing and this runs as root).
 set -euo pipefail
@@ -179,11 +181,20 @@ if [[ ${BENCH_PERF:-0} == 1 ]]; then
     bin="$NODE_BIN"
     [[ $name == other ]] && bin="$OTHER"
     start_node "perf-$name" "$bin"
-    load_wrk task.lua "http://127.0.0.1:$NODE_PORT/v1/task" 64 $((DURATION + 4)) >/dev/null &
+    load_wrk task.lua "http://127.0.0.1:$NODE_PORT/v1/task" 64 $((DURATION + 8)) >/dev/null &
     wrk_pid=$!
     sleep 2
     perf record -g -F 999 -o "$OUT/perf-$name.data" -p "$NODE_PID" -- sleep "$DURATION" \
       >/dev/null 2>&1 || log "perf record failed for $name"
+    if [[ ${BENCH_FLAMEGRAPH:-0} == 1 ]]; then
+      # DWARF unwinding: a release build has no frame pointers. 3 s is plenty of stacks.
+      perf record --call-graph dwarf,16384 -F 499 -o "$OUT/perf-$name-dwarf.data" \
+        -p "$NODE_PID" -- sleep 3 >/dev/null 2>&1 || log "perf record (dwarf) failed for $name"
+      perf script -i "$OUT/perf-$name-dwarf.data" 2>/dev/null | inferno-collapse-perf \
+        | inferno-flamegraph --title "iicp-node ($name), POST /v1/task under wrk c=64" \
+          >"$OUT/flame-$name.svg" || log "no flame graph for $name (inferno missing?)"
+      rm -f "$OUT/perf-$name-dwarf.data"
+    fi
     wait "$wrk_pid" || true
     perf report -i "$OUT/perf-$name.data" --no-children --sort symbol --stdio -g none \
       --percent-limit 0.4 2>/dev/null | grep -v '^$' | grep -v '^#' | head -n 60 >"$OUT/perf-$name.txt" || true
