@@ -30,6 +30,7 @@ mod backend_handler;
 mod capabilities;
 mod config;
 mod config_builder;
+mod contained;
 pub(crate) mod envelope;
 mod handler;
 mod http;

@@ -12,6 +12,7 @@
 
 use super::admission::AdmissionGate;
 use super::answer::{Answer, AnswerBody};
+use super::contained::{Contained, Panicked};
 use super::envelope;
 use super::handler::{TaskContext, TaskHandler};
 use super::inbound::{Inbound, decode_task};
@@ -26,7 +27,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 /// Longest handler budget a task may ask for (`task.json` allows 300 000 ms).
@@ -264,15 +264,14 @@ impl Pipeline {
         // default level a busy node writes no line per task (GET /metrics
         // counts them). Failures are warnings that name the task themselves.
         let span = tracing::debug_span!("iicp.task.execute", iicp.task_id = %task_id, iicp.intent = %intent, peer = ?peer);
-        // The handler runs in its own task: a panic is contained, and on
-        // timeout it is aborted; the admission slot is released either way.
-        // When the caller stops waiting (the consumer went away and the
-        // transport dropped this future) the handle aborts the handler, and
-        // with it the model server call.
-        let mut running = AbortOnDropHandle::new(tokio::spawn(
-            self.handler.handle(task, ctx).instrument(span.clone()),
-        ));
-        let outcome = tokio::time::timeout(budget, &mut running).await;
+        // The handler is polled in place (`Contained`): a panic is
+        // contained, and on timeout its future is dropped, which aborts it;
+        // the admission slot is released either way. When the caller stops
+        // waiting (the consumer went away and the transport dropped this
+        // future) the handler is dropped with it, and with it the model
+        // server call.
+        let running = Contained::new(self.handler.handle(task, ctx).instrument(span.clone()));
+        let outcome = tokio::time::timeout(budget, running).await;
         let elapsed = started.elapsed();
         let latency_ms = elapsed.as_millis() as u64;
         self.metrics.latency(slot, elapsed);
@@ -311,14 +310,13 @@ impl Pipeline {
                 );
                 Answer::envelope(status, response)
             }
-            Ok(Err(join_error)) => {
+            Ok(Err(Panicked)) => {
                 self.stats.record(Outcome::Failed, latency_ms);
                 tracing::error!(
                     iicp.task_id = %task_id,
                     iicp.intent = %intent,
                     latency_ms,
-                    panicked = join_error.is_panic(),
-                    "task handler crashed"
+                    "task handler panicked"
                 );
                 let response = envelope::failure(
                     &task_id,
@@ -331,7 +329,6 @@ impl Pipeline {
                 Answer::envelope(500, response)
             }
             Err(_elapsed) => {
-                running.abort();
                 self.stats.record(Outcome::TimedOut, latency_ms);
                 tracing::warn!(
                     iicp.task_id = %task_id,
