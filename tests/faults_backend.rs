@@ -32,7 +32,7 @@ class Chat(BaseHTTPRequestHandler):
         self.send_json({"object": "list", "data": [{"id": "m", "object": "model"}]})
     def do_POST(self):
         task = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if task["messages"][-1]["content"] == "slow":
+        if task["messages"][-1]["content"].startswith("slow"):
             time.sleep(60)
         self.send_json({"id": "c", "object": "chat.completion", "model": "m",
             "choices": [{"index": 0, "finish_reason": "stop",
@@ -41,6 +41,20 @@ class Chat(BaseHTTPRequestHandler):
 ThreadingHTTPServer.allow_reuse_address = True
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Chat).serve_forever()
 "#;
+
+/// Task texts; neither may reach the node's log.
+const HELLO: &str = "hello PAYLOAD-7e3";
+const SLOW: &str = "slow PAYLOAD-7e3";
+
+/// The node's log says nothing of what the tasks carried.
+fn assert_no_payload(lines: &[String]) {
+    for line in lines {
+        assert!(
+            !line.contains("PAYLOAD-7e3"),
+            "a payload in the log: {line}"
+        );
+    }
+}
 
 struct Backend(Child);
 
@@ -83,16 +97,20 @@ impl Drop for Backend {
     }
 }
 
-fn task(content: &str) -> Value {
+fn task(content: &str, timeout_ms: u64) -> Value {
     json!({"intent": common::CHAT,
            "payload": {"model": "m", "messages": [{"role": "user", "content": content}]},
-           "constraints": {"timeout_ms": 120_000}})
+           "constraints": {"timeout_ms": timeout_ms}})
 }
 
 async fn post(node: &str, content: &str) -> (u16, Value) {
+    post_within(node, content, 120_000).await
+}
+
+async fn post_within(node: &str, content: &str, timeout_ms: u64) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{node}/v1/task"))
-        .json(&task(content))
+        .json(&task(content, timeout_ms))
         .send()
         .await
         .expect("the node answers");
@@ -115,12 +133,10 @@ fn assert_backend_error(status: u16, body: &Value, when: &str) {
     assert_eq!(body["error"]["code"], "backend_error", "{when}: {body}");
 }
 
-#[tokio::test]
-async fn backend_killed_under_load_then_back_without_a_node_restart() {
-    let port = free_port();
-    let backend = Backend::start(port).await;
+/// The node binary in front of the backend on `port`.
+fn node_for(port: u16) -> NodeProcess {
     let backend_url = format!("http://127.0.0.1:{port}/v1");
-    let node = NodeProcess::start(&[
+    NodeProcess::start(&[
         "--skip-registration",
         "--no-cx",
         "--auto-detect-nat",
@@ -133,9 +149,16 @@ async fn backend_killed_under_load_then_back_without_a_node_restart() {
         "m",
         "--max-concurrent",
         "8",
-    ]);
+    ])
+}
+
+#[tokio::test]
+async fn backend_killed_under_load_then_back_without_a_node_restart() {
+    let port = free_port();
+    let backend = Backend::start(port).await;
+    let node = node_for(port);
     let url = format!("http://{}", node.addr());
-    let (status, body) = post(&url, "hello").await;
+    let (status, body) = post(&url, HELLO).await;
     assert_eq!(
         (status, &body["status"]),
         (200, &json!("success")),
@@ -146,7 +169,7 @@ async fn backend_killed_under_load_then_back_without_a_node_restart() {
     let in_flight: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
-            tokio::spawn(async move { post(&url, "slow").await })
+            tokio::spawn(async move { post(&url, SLOW).await })
         })
         .collect();
     for _ in 0..400 {
@@ -164,14 +187,44 @@ async fn backend_killed_under_load_then_back_without_a_node_restart() {
     assert_eq!(active_jobs(&url).await, 0, "every admission slot came back");
 
     // Away: new tasks fail the same way, at once.
-    let (status, body) = post(&url, "hello").await;
+    let (status, body) = post(&url, HELLO).await;
     assert_backend_error(status, &body, "a task while the backend is down");
 
     // Back on the same port: the same node serves again.
     let _backend = Backend::start(port).await;
-    let (status, body) = post(&url, "hello").await;
+    let (status, body) = post(&url, HELLO).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["choices"][0]["message"]["content"], "fine");
     let (code, lines) = node.terminate();
     assert_eq!(code, Some(0), "{lines:#?}");
+    assert_no_payload(&lines);
+}
+
+/// A backend that never answers: each task gets 504 `task_timeout` at its
+/// own deadline (not the backend's 60 s), its slot comes back, and the node
+/// goes on serving.
+#[tokio::test]
+async fn a_stuck_backend_meets_the_task_deadline_and_the_slots_return() {
+    let port = free_port();
+    let _backend = Backend::start(port).await;
+    let node = node_for(port);
+    let url = format!("http://{}", node.addr());
+    let stuck: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { post_within(&url, SLOW, 1_500).await })
+        })
+        .collect();
+    for handle in stuck {
+        let (status, body) = handle.await.unwrap();
+        assert_eq!(status, 504, "{body}");
+        assert_eq!(body["status"], "timeout", "{body}");
+        assert_eq!(body["error"]["code"], "task_timeout", "{body}");
+    }
+    assert_eq!(active_jobs(&url).await, 0, "every admission slot came back");
+    let (status, body) = post(&url, HELLO).await;
+    assert_eq!(status, 200, "{body}");
+    let (code, lines) = node.terminate();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert_no_payload(&lines);
 }
