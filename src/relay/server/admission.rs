@@ -219,4 +219,63 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn both_transports_read_the_same_bind() {
+        let body = serde_json::json!({
+            "worker_id": "w-1",
+            "intent": "urn:iicp:intent:llm:chat:v1",
+            "models": ["m1", "m2"],
+            "bind_ticket": "claims.sig",
+        });
+        let http = BindRequest::from_json(&body).unwrap();
+        let tcp = BindRequest::from_relay_bind(
+            &RelayBind {
+                worker_id: Some("w-1".into()),
+                intent: Some("urn:iicp:intent:llm:chat:v1".into()),
+                models: vec!["m1".into(), "m2".into()],
+                bind_ticket: Some(Secret::new("claims.sig")),
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(
+            (&http.worker_id, &http.intent, &http.models, &http.ticket),
+            (&tcp.worker_id, &tcp.intent, &tcp.models, &tcp.ticket)
+        );
+        // An empty ticket is no ticket, on both.
+        let http =
+            BindRequest::from_json(&serde_json::json!({"worker_id": "w", "bind_ticket": ""}));
+        assert!(http.unwrap().ticket.is_none());
+    }
+
+    #[test]
+    fn a_refused_tcp_bind_names_a_short_worker_id_only() {
+        let bind = |id: &str| {
+            RelayBind {
+                worker_id: Some(id.into()),
+                ..Default::default()
+            }
+            .encode()
+        };
+        let (named, refusal) = BindRequest::from_relay_bind(&bind("bad id")).unwrap_err();
+        assert_eq!(named.as_deref(), Some("bad id"));
+        assert!(matches!(refusal, Refusal::Malformed(_)));
+        let long = "x".repeat(65);
+        let (named, _) = BindRequest::from_relay_bind(&bind(&long)).unwrap_err();
+        assert_eq!(named, None);
+        let (named, _) = BindRequest::from_relay_bind(b"\xff").unwrap_err();
+        assert_eq!(named, None);
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({"worker_id": 7}),
+            serde_json::json!({"worker_id": "w", "models": "m"}),
+            serde_json::json!({"worker_id": "w", "intent": "i".repeat(MAX_RELAY_TEXT + 1)}),
+        ] {
+            assert!(matches!(
+                BindRequest::from_json(&body),
+                Err(Refusal::Malformed(_))
+            ));
+        }
+    }
 }
