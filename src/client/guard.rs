@@ -252,6 +252,7 @@ pub(crate) fn refusal_in(err: &reqwest::Error) -> Option<GuardRefusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::endpoint::NonPublic;
     use axum::Router;
     use axum::extract::Path;
     use axum::http::{StatusCode, header};
