@@ -19,7 +19,8 @@ pub use frame::{
 };
 pub use message::{
     Ack, BufferedError, BufferedResponse, Call, Close, Discover, DiscoverQuery, DiscoverReply,
-    Echo, Init, Lifecycle, LifecycleEvent, MAX_ECHO_LEN, Message, MessageError, Response,
-    ResultEncoding, SpecError, SpecResponse,
+    Echo, Init, Lifecycle, LifecycleEvent, MAX_BIND_TICKET, MAX_ECHO_LEN, MAX_RELAY_MODELS,
+    MAX_RELAY_TEXT, Message, MessageError, RelayAck, RelayBind, Response, ResultEncoding,
+    SpecError, SpecResponse,
 };
 pub use reason::CloseReason;

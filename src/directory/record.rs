@@ -110,7 +110,7 @@ impl NodeRecord {
 
     /// Whether any capability serves `intent` (discover reads the intent
     /// index instead; the reference scan in the tests reads this).
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn serves(&self, intent: &str) -> bool {
         self.registration
             .capabilities
@@ -135,7 +135,7 @@ impl NodeRecord {
     /// Eligibility inputs, given whether the node is live now (discover
     /// reads the registry's `Hot` copy instead; the reference scan in the
     /// tests reads this).
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn eligibility<'a>(
         &'a self,
         live: bool,

@@ -496,9 +496,10 @@ impl Registry {
     }
 
     /// Discover as it was before the index: every node scanned, everything
-    /// derived again, a full sort. The reference the index is tested against.
-    #[cfg(test)]
-    fn discover_reference(&self, f: &DiscoverFilter<'_>, now_ms: u64) -> Vec<NodeInfo> {
+    /// derived again, a full sort. The reference the index is tested against
+    /// (here and by the fuzz crate's `directory_lifecycle` target).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn discover_reference(&self, f: &DiscoverFilter<'_>, now_ms: u64) -> Vec<NodeInfo> {
         let nodes = self.read();
         let mut ranked: Vec<(f64, &NodeRecord)> = nodes
             .values()

@@ -19,12 +19,14 @@
 pub(crate) mod cache;
 pub(crate) mod exchange;
 mod limit;
+mod peer;
 pub(crate) mod route;
 pub(crate) mod sign;
 pub(crate) mod time;
 pub(crate) mod wire;
 
 pub(crate) use cache::PeerCache;
+pub use peer::Peer;
 
 use crate::client::guard::EndpointGuard;
 use crate::secret::Secret;
@@ -34,27 +36,6 @@ use tokio::sync::watch;
 
 /// How often a node exchanges its view with one peer (PROTOCOL.md §8 step 2).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-
-/// A peer this node heard of.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Peer {
-    /// Its identity.
-    pub node_id: String,
-    /// Its endpoint (`http(s)://host[:port][/path]`, judged by the client's
-    /// endpoint rules; no trailing slash).
-    pub endpoint: String,
-    /// Its region ("" when unknown).
-    pub region: String,
-    /// When it was last heard of (milliseconds since the Unix epoch; never
-    /// later than when we heard it).
-    pub last_seen_ms: u64,
-    /// Whether it accepts relay binds.
-    pub relay_capable: bool,
-    /// Its native relay port, when it said.
-    pub relay_accept_port: Option<u16>,
-    /// Its load (0.0-1.0), when it said.
-    pub relay_load: Option<f64>,
-}
 
 /// What the node says about itself in exchanges, read fresh each time.
 pub(crate) struct SelfView {

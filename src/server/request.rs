@@ -16,6 +16,10 @@ use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod json;
+
+pub(crate) use json::decode_json;
+
 /// How long a request body may take to arrive (from
 /// [`ServerLimits::body_read_timeout`](super::limits::ServerLimits)); the
 /// accept loop puts it in every request's extensions.
@@ -118,61 +122,12 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// A JSON body refused: 400 (malformed JSON) or 422 (the wrong shape); the
-/// code is always `validation_error`.
-#[derive(Debug)]
-pub(crate) struct JsonRejection {
-    /// 400 or 422.
-    pub status: u16,
-    /// Names the position or the field, never a value.
-    pub message: String,
-}
-
-/// Decodes a JSON body: malformed JSON is 400, a well-formed body of the
-/// wrong shape is 422 (PROTOCOL.md §1.2). The directory and the node (for
-/// every transport that carries JSON) share these rules.
-pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, JsonRejection> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => JsonRejection {
-                status: 400,
-                message: format!("malformed JSON (line {}, column {})", e.line(), e.column()),
-            },
-            Category::Data => JsonRejection {
-                status: 422,
-                message: describe_data_error(&e),
-            },
-        }
-    })
-}
-
 /// [`decode_json`] with its refusal as an [`ApiError`] (`validation_error`).
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     decode_json(body).map_err(|r| {
         let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::new(status, "validation_error", r.message)
     })
-}
-
-/// A serde data error without the values it may quote. Messages that only
-/// name fields or variants (`missing field`, `unknown variant`) are kept;
-/// our own validators (intent URNs) quote only the intent, which is public.
-fn describe_data_error(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let head = text.split(" at line ").next().unwrap_or(&text);
-    let keeps_no_values = head.starts_with("missing field")
-        || head.starts_with("unknown variant")
-        || head.starts_with("duplicate field")
-        || head.starts_with("intent ");
-    if keeps_no_values {
-        format!("invalid body: {head}")
-    } else if head.starts_with("invalid type") {
-        let expected = head.rsplit("expected ").next().unwrap_or("another type");
-        format!("invalid body: a field has the wrong type (expected {expected})")
-    } else {
-        "invalid body: a field has an invalid value".to_owned()
-    }
 }
 
 /// The bearer token of `Authorization: Bearer …`, if any.

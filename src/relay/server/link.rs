@@ -11,12 +11,12 @@
 //! `protocol_error`. Nothing here logs a payload or a ticket.
 
 use super::Relay;
-use super::admission::{BindRequest, Refusal, check_worker_id};
+use super::admission::{BindRequest, Refusal};
 use super::reply::{self, Decoded, WorkerAnswer};
 use super::sessions::{Link, Session};
 use crate::transport::spawn_writer;
 use crate::transport::{
-    Ack, Close, CloseReason, Echo, Frame, FrameCodec, FrameError, Init, RelayAck, RelayBind, kind,
+    Ack, Close, CloseReason, Echo, Frame, FrameCodec, FrameError, Init, RelayAck, kind,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -191,16 +191,7 @@ impl Conn<'_> {
                 }
             }
         };
-        let bind = RelayBind::decode(&frame.payload)
-            .map_err(|e| End::Refuse(None, Refusal::Malformed(e.to_string())))?;
-        let worker_id = check_worker_id(bind.worker_id.as_deref())
-            .map_err(|r| End::Refuse(bind.worker_id.clone().filter(|id| id.len() <= 64), r))?;
-        Ok(BindRequest {
-            worker_id,
-            intent: bind.intent,
-            models: bind.models,
-            ticket: bind.bind_ticket,
-        })
+        BindRequest::from_relay_bind(&frame.payload).map_err(|(id, r)| End::Refuse(id, r))
     }
 
     /// The bound session until it ends; the CLOSE to send, if any.

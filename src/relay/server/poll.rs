@@ -19,14 +19,13 @@
 //! `IICP-E021`.
 
 use super::Relay;
-use super::admission::{BindRequest, Refusal, check_worker_id};
+use super::admission::{BindRequest, Refusal};
 use super::forward::{json_response, object_body};
 use super::reply::WorkerAnswer;
 use super::sessions::{Link, PollLink, Session};
 use crate::Secret;
 use crate::server::api_error::ApiError;
 use crate::server::request::{BodyError, RawBody, bearer};
-use crate::transport::{MAX_BIND_TICKET, MAX_RELAY_MODELS, MAX_RELAY_TEXT};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,50 +54,6 @@ fn authed(relay: &Relay, headers: &HeaderMap) -> Result<Arc<Session>, ApiError> 
         .ok_or_else(bad_token)
 }
 
-fn text<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, Refusal> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() <= MAX_RELAY_TEXT.max(MAX_BIND_TICKET) => Ok(Some(s)),
-        Some(Value::String(_)) => Err(Refusal::Malformed(format!("{field} is too long"))),
-        Some(_) => Err(Refusal::Malformed(format!("{field} must be a string"))),
-    }
-}
-
-/// The bind a long-poll worker asks for.
-fn bind_request(body: &Value) -> Result<BindRequest, Refusal> {
-    let worker_id = check_worker_id(text(body, "worker_id")?)?;
-    let intent = text(body, "intent")?;
-    if intent.is_some_and(|i| i.len() > MAX_RELAY_TEXT) {
-        return Err(Refusal::Malformed("intent is too long".into()));
-    }
-    let models = match body.get("models") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) if items.len() <= MAX_RELAY_MODELS => items
-            .iter()
-            .map(|m| match m {
-                Value::String(s) if s.len() <= MAX_RELAY_TEXT => Ok(s.clone()),
-                _ => Err(Refusal::Malformed(format!(
-                    "models must be strings of at most {MAX_RELAY_TEXT} bytes"
-                ))),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(Refusal::Malformed(format!(
-                "models must be a list of at most {MAX_RELAY_MODELS} strings"
-            )));
-        }
-    };
-    let ticket = text(body, "bind_ticket")?
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
-    Ok(BindRequest {
-        worker_id,
-        intent: intent.map(str::to_owned),
-        models,
-        ticket,
-    })
-}
-
 pub(super) async fn bind(
     State(relay): State<Arc<Relay>>,
     peer: Peer,
@@ -119,7 +74,7 @@ async fn bind_session(
     body: Result<RawBody, BodyError>,
 ) -> Result<Value, ApiError> {
     let body = object_body(body)?;
-    let request = bind_request(&body).map_err(|r| r.to_api_error())?;
+    let request = BindRequest::from_json(&body).map_err(|r| r.to_api_error())?;
     let refused = |r: Refusal| {
         tracing::info!(worker_id = %request.worker_id, source = %source, reason = %r.reason(), "relay: bind refused");
         r.to_api_error()

@@ -1,0 +1,25 @@
+//! Stands in for `src/directory/store.rs`, the optional SQLite persistence
+//! of registrations (`--db FILE`), which would bring rusqlite and a bundled
+//! SQLite into the instrumented build. The fuzzed registry runs without a
+//! store (`Registry::new(…, None, …)`, as without `--db`), so `Store` has no
+//! values at all: the registry's calls into it type-check and never run.
+
+use super::record::NodeRecord;
+
+/// No store: a type without values.
+#[derive(Debug)]
+pub(crate) enum Store {}
+
+impl Store {
+    pub fn upsert(&self, _record: &NodeRecord) {
+        match *self {}
+    }
+
+    pub fn delete(&self, _node_id: &str) {
+        match *self {}
+    }
+
+    pub fn close(&self) {
+        match *self {}
+    }
+}

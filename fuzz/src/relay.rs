@@ -1,0 +1,3 @@
+//! The relay's bind decoders (`relay::server::admission`).
+
+pub(crate) mod server;
