@@ -103,15 +103,26 @@ pub(crate) async fn fetch(
     Ok((list, ttl))
 }
 
-/// Discover answers by query URL, each until its `max-age` runs out.
-#[derive(Debug, Default)]
-pub(crate) struct DiscoveryCache {
-    entries: Mutex<HashMap<String, (Instant, Arc<NodeList>)>>,
+/// Discover answers by query, each until its `max-age` runs out: the
+/// client's one TTL cache type. `V` is what is kept per answer: the
+/// submit path keeps [`Screened`] answers, the gateway's model catalog the
+/// bare [`NodeList`].
+#[derive(Debug)]
+pub(crate) struct DiscoveryCache<V = NodeList> {
+    entries: Mutex<HashMap<String, (Instant, Arc<V>)>>,
 }
 
-impl DiscoveryCache {
+impl<V> Default for DiscoveryCache<V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: AsRef<NodeList>> DiscoveryCache<V> {
     /// The cached answer for `key`, if still fresh.
-    pub fn get(&self, key: &str) -> Option<Arc<NodeList>> {
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(key) {
             Some((expires, list)) if *expires > Instant::now() => Some(list.clone()),
@@ -124,7 +135,7 @@ impl DiscoveryCache {
     }
 
     /// Keeps `list` under `key` for `ttl`.
-    pub fn put(&self, key: String, list: Arc<NodeList>, ttl: Duration) {
+    pub fn put(&self, key: String, list: Arc<V>, ttl: Duration) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= CACHE_CAPACITY {
             let now = Instant::now();
@@ -145,14 +156,155 @@ impl DiscoveryCache {
     /// Drops every cached answer that lists `node_id` (it just failed).
     pub fn forget_node(&self, node_id: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, (_, list)| list.nodes.iter().all(|n| n.node_id != node_id));
+        entries.retain(|_, (_, v)| {
+            v.as_ref()
+                .as_ref()
+                .nodes
+                .iter()
+                .all(|n| n.node_id != node_id)
+        });
     }
+}
+
+impl AsRef<NodeList> for NodeList {
+    fn as_ref(&self) -> &NodeList {
+        self
+    }
+}
+
+/// A discover answer with the endpoint guard's verdict on each of its
+/// nodes, judged once when the answer arrives rather than on every submit
+/// that reuses it from the cache (the guard is the client's own and does
+/// not change; parsing an endpoint URL costs more than the rest of
+/// choosing a node).
+#[derive(Debug)]
+pub(crate) struct Screened {
+    /// The answer as the directory gave it (cut to the limit asked).
+    pub list: NodeList,
+    /// Per node, in the same order: `None` when the guard admits its
+    /// endpoint, else the refusal to report.
+    pub refused: Vec<Option<String>>,
+}
+
+impl Screened {
+    /// Judges every node of `list` with `judge`.
+    pub fn new(list: NodeList, judge: impl Fn(&str) -> Option<String>) -> Self {
+        let refused = list.nodes.iter().map(|n| judge(&n.endpoint)).collect();
+        Self { list, refused }
+    }
+}
+
+impl AsRef<NodeList> for Screened {
+    fn as_ref(&self) -> &NodeList {
+        &self.list
+    }
+}
+
+/// The cache key of a discover query: every parameter that changes the
+/// URL [`discover_url`] makes, without building that URL (a cache hit
+/// needs no URL at all). The directory URL is the client's own and the
+/// same for every key.
+pub(crate) fn cache_key(p: &DiscoverParams<'_>) -> String {
+    use std::fmt::Write;
+    // Each text is written with its length first, so two different queries
+    // never share a key whatever their values contain. An empty region or
+    // model is no filter, as in the URL.
+    let mut key = String::with_capacity(p.intent.len() + 48);
+    for text in [
+        Some(p.intent),
+        p.region.filter(|r| !r.is_empty()),
+        p.model.filter(|m| !m.is_empty()),
+        p.qos.map(Qos::as_str),
+    ] {
+        let text = text.unwrap_or_default();
+        let _ = write!(key, "{}:{text};", text.len());
+    }
+    if let Some(r) = p.min_reputation {
+        let _ = write!(key, "r{r};");
+    }
+    let _ = write!(key, "l{}", clamp_limit(p.limit.map(i64::from)));
+    key
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    /// Two queries share a cache key exactly when they share a URL.
+    #[test]
+    fn cache_keys_separate_what_urls_separate() {
+        let chat = "urn:iicp:intent:llm:chat:v1";
+        let queries = [
+            DiscoverParams {
+                intent: chat,
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                region: Some(""),
+                model: Some(""),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                region: Some("eu"),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                model: Some("eu"),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                region: Some("a;1:b"),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                region: Some("a"),
+                model: Some("b"),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                qos: Some(Qos::Batch),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                limit: Some(10),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                limit: Some(500),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                limit: Some(50),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: chat,
+                min_reputation: Some(0.5),
+                ..Default::default()
+            },
+            DiscoverParams {
+                intent: "urn:iicp:intent:llm:embedding:v1",
+                ..Default::default()
+            },
+        ];
+        for a in &queries {
+            for b in &queries {
+                let same_url = discover_url("http://d:1", a).unwrap()
+                    == discover_url("http://d:1", b).unwrap();
+                assert_eq!(cache_key(a) == cache_key(b), same_url, "{a:?} / {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn url_is_percent_encoded_and_limit_clamped() {

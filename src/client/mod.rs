@@ -77,7 +77,7 @@ pub(crate) struct Inner {
     directory_http: reqwest::Client,
     node_http: reqwest::Client,
     guard: EndpointGuard,
-    cache: DiscoveryCache,
+    cache: DiscoveryCache<discovery::Screened>,
     consumer_tokens: consumer_token::ConsumerTokens,
     /// Native connections to nodes (used with `prefer_native`).
     #[cfg(feature = "iicp-tcp")]

@@ -2,14 +2,14 @@
 //! §5.2; SDK-01). One deadline, `timeout_ms`, bounds the whole call:
 //! discovery, every attempt and every pause.
 
-use super::discovery::{self, DiscoverParams};
+use super::discovery::{self, DiscoverParams, Screened};
 use super::judge::Judged;
 use super::retry::{Verdict, backoff};
 use super::seal::{Outgoing, Prepared, node_key};
 use super::{Inner, http_attempt, native_attempt, selection};
 use crate::error::{IicpError, Result};
 use crate::secret::Secret;
-use crate::wire::{NodeInfo, NodeList, Qos, TaskRequest, TaskResponse, check_intent_policy};
+use crate::wire::{NodeInfo, Qos, TaskRequest, TaskResponse, check_intent_policy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -384,11 +384,11 @@ pub(crate) async fn discover_with_probation_fallback(
     route: &Route,
     trace: &str,
     deadline: Instant,
-) -> Result<(Arc<NodeList>, Option<Qos>)> {
+) -> Result<(Arc<Screened>, Option<Qos>)> {
     let list = discover_cached(inner, intent, route, route.qos, trace, deadline).await?;
     let fallback = route
         .qos
-        .filter(|_| route.qos_is_default && list.nodes.is_empty())
+        .filter(|_| route.qos_is_default && list.list.nodes.is_empty())
         .and_then(probation_fallback);
     let Some(fallback) = fallback else {
         return Ok((list, route.qos));
@@ -404,7 +404,8 @@ pub(crate) async fn discover_with_probation_fallback(
 }
 
 /// One discover query for `route` at class `qos`, from the cache when a
-/// fresh answer is there.
+/// fresh answer is there; a new answer is screened by the endpoint guard
+/// once, before it is cached.
 async fn discover_cached(
     inner: &Inner,
     intent: &str,
@@ -412,7 +413,7 @@ async fn discover_cached(
     qos: Option<Qos>,
     trace: &str,
     deadline: Instant,
-) -> Result<Arc<NodeList>> {
+) -> Result<Arc<Screened>> {
     let params = DiscoverParams {
         intent,
         region: route.region.as_deref().or(inner.config.region.as_deref()),
@@ -420,26 +421,34 @@ async fn discover_cached(
         qos,
         ..Default::default()
     };
-    let url = discovery::discover_url(&inner.config.directory_url, &params)?;
-    let key = url.to_string();
+    let key = discovery::cache_key(&params);
     let cached = inner
         .options
         .discovery_cache
         .then(|| inner.cache.get(&key))
         .flatten();
-    let list: Arc<NodeList> = match cached {
+    let list: Arc<Screened> = match cached {
         Some(list) => list,
         None => {
+            let url = discovery::discover_url(&inner.config.directory_url, &params)?;
             let total = inner.timeout();
             let left = remaining(deadline, "discovery", total)?;
             let (list, ttl) =
                 discovery::fetch(&inner.directory_http, url, &params, trace, left).await?;
-            let list = Arc::new(list);
+            let list = Arc::new(Screened::new(list, |endpoint| {
+                inner
+                    .guard
+                    .check_endpoint(endpoint)
+                    .err()
+                    .map(|why| why.to_string())
+            }));
             // An empty answer is never cached: a node that registers a moment
             // later must be found by the next call.
-            if let (true, Some(ttl), false) =
-                (inner.options.discovery_cache, ttl, list.nodes.is_empty())
-            {
+            if let (true, Some(ttl), false) = (
+                inner.options.discovery_cache,
+                ttl,
+                list.list.nodes.is_empty(),
+            ) {
                 inner.cache.put(key, list.clone(), ttl);
             }
             list
@@ -461,20 +470,22 @@ async fn candidates(
     let (list, qos) =
         discover_with_probation_fallback(inner, task.intent.as_str(), route, trace, deadline)
             .await?;
-    let found = list.nodes.len();
+    let found = list.list.nodes.len();
     let mut refused = Vec::new();
     let usable: Vec<NodeInfo> = list
+        .list
         .nodes
         .iter()
-        .filter(|n| n.available)
-        .filter(|n| match inner.guard.check_endpoint(&n.endpoint) {
-            Ok(()) => true,
-            Err(why) => {
-                refused.push(why.to_string());
+        .zip(&list.refused)
+        .filter(|(n, _)| n.available)
+        .filter(|(_, why)| match why {
+            None => true,
+            Some(why) => {
+                refused.push(why.as_str());
                 false
             }
         })
-        .cloned()
+        .map(|(n, _)| n.clone())
         .collect();
     if usable.is_empty() {
         let reason = if found == 0 {

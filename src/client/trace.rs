@@ -3,17 +3,19 @@
 
 use crate::error::IicpError;
 
-/// A fresh `00-<32 hex>-<16 hex>-01` traceparent.
+/// A fresh `00-<32 hex>-<16 hex>-01` traceparent, written in place
+/// (one allocation: this runs on every submit).
 pub fn new_traceparent() -> String {
-    let mut trace = [0u8; 16];
-    let mut span = [0u8; 8];
-    rand::fill(&mut trace);
-    rand::fill(&mut span);
-    // All-zero ids are invalid; 16 random bytes are never all zero in practice,
+    // All-zero ids are invalid; random ids are never all zero in practice,
     // but set a bit rather than rely on it.
-    trace[15] |= 1;
-    span[7] |= 1;
-    format!("00-{}-{}-01", hex::encode(trace), hex::encode(span))
+    let trace = (rand::random::<u128>() | 1).to_be_bytes();
+    let span = (rand::random::<u64>() | 1).to_be_bytes();
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    // Both spans of the template are exactly twice the ids' lengths.
+    let _ = hex::encode_to_slice(trace, &mut out[3..35]);
+    let _ = hex::encode_to_slice(span, &mut out[36..52]);
+    // ASCII throughout, so this copies without replacing anything.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Checks a caller-supplied traceparent: `vv-<32 hex>-<16 hex>-ff`, lower
