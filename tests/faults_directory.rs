@@ -13,7 +13,7 @@
 mod common;
 
 use common::fake_http::{failing_directory, printed, silent_server};
-use common::node_bin::{directory_command, free_port, serve_command};
+use common::node_bin::{directory_process, free_port, serve_command};
 use common::python::wait_for;
 use common::watch::Watched;
 use serde_json::{Value, json};
@@ -57,9 +57,7 @@ fn start_node(dir_port: u16) -> (Watched, tempfile::TempDir, u16) {
 
 /// A real, empty directory on `port` (heartbeats every 500 ms).
 fn start_directory(port: u16) -> Watched {
-    let mut dir = Watched::start(directory_command(port, &["--heartbeat-ms", "500"]));
-    dir.wait_for("listening on", Duration::from_secs(30));
-    dir
+    directory_process(port, &["--heartbeat-ms", "500"])
 }
 
 /// The node on `port` answers a chat task with a success.

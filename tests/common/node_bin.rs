@@ -52,6 +52,14 @@ pub fn directory_command(port: u16, args: &[&str]) -> Command {
     cmd
 }
 
+/// A real `iicp-node directory` on 127.0.0.1:`port` with `args`, in
+/// memory unless `args` says `--db`; returns once it listens.
+pub fn directory_process(port: u16, args: &[&str]) -> super::watch::Watched {
+    let mut dir = super::watch::Watched::start(directory_command(port, args));
+    dir.wait_for("listening on", std::time::Duration::from_secs(30));
+    dir
+}
+
 /// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME.
 pub struct NodeProcess {
     child: Child,
