@@ -89,7 +89,7 @@ async fn killed_mid_task_the_other_node_answers(native: bool) {
     let _directory = directory_process(dir_port, &[]);
     let backend_port = free_port();
     let backend = chat_backend(backend_port, Stall::FirstTask).await;
-    let mut nodes = vec![
+    let mut nodes = [
         start_node(dir_port, backend_port),
         start_node(dir_port, backend_port),
     ];
