@@ -2,7 +2,10 @@
 //! with backoff while the directory is down; the node serves meanwhile),
 //! heartbeat every `next_heartbeat_ms` answering the challenge, re-register
 //! on 401/404/410 (same `node_id`, rotating the token), and deregister on
-//! shutdown with the *current* token.
+//! shutdown with the *current* token. Every directory call has a time limit
+//! and races the stop, so a directory that never answers neither hangs the
+//! loop nor delays shutdown; what the loop logs goes through
+//! `directory_link.rs` (one line per change of state, not per attempt).
 //!
 //! One task owns all of this state — node id, token, HMAC key, challenge,
 //! the unacknowledged metrics batch — so no two code paths can disagree
