@@ -178,9 +178,12 @@ async fn a_directory_answering_500_then_silent_gets_one_line_each_and_the_node_r
     assert_eq!(count(ANSWERS_500), 1, "{lines:#?}");
     assert_eq!(count(NO_ANSWER), 1, "{lines:#?}");
     assert_eq!(count(REGISTERED_AFTER), 1, "{lines:#?}");
+    // An attempt in the moment between two stand-ins finds no one there:
+    // that is one more state, said once.
+    assert!(count(UNREACHABLE) <= 2, "{lines:#?}");
     assert_eq!(
         count(LINK_WARN),
-        2,
+        2 + count(UNREACHABLE),
         "one warn line per state change: {lines:#?}"
     );
     assert_eq!(node.terminate(Duration::from_secs(30)), Some(0));
