@@ -10,8 +10,17 @@ use std::io;
 use std::path::Path;
 
 /// Loads the secret in `path`, creating a random one there first when the
-/// file does not exist. `what` names the key in errors ("CX key").
+/// file does not exist. `what` names the key in errors ("CX key"). Every
+/// error names the file and what could not be done with it, with the
+/// system's cause ("Read-only file system", "No space left on device"),
+/// so a start that fails on it says why in one line.
 pub(crate) fn load_or_create(path: &Path, what: &str) -> io::Result<[u8; 32]> {
+    let failed = |doing: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot {doing} the {what} file {}: {e}", path.display()),
+        )
+    };
     match std::fs::read_to_string(path) {
         Ok(text) => hex::decode(text.trim())
             .ok()
@@ -26,24 +35,25 @@ pub(crate) fn load_or_create(path: &Path, what: &str) -> io::Result<[u8; 32]> {
             let mut secret = [0u8; 32];
             rand::fill(&mut secret);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
+                std::fs::create_dir_all(dir).map_err(|e| failed("create the folder of", e))?;
             }
             let tmp = path.with_extension(format!(
                 "tmp-{}-{}",
                 std::process::id(),
                 rand::random::<u32>()
             ));
-            write_private(&tmp, &hex::encode(secret))?;
-            let linked = std::fs::hard_link(&tmp, path);
+            let written = write_private(&tmp, &hex::encode(secret));
+            let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+            // Also after a failed write (a full disk): no half file is left.
             let _ = std::fs::remove_file(&tmp);
             match linked {
                 Ok(()) => Ok(secret),
                 // Another process created it first: use that key.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create(path, what),
-                Err(e) => Err(e),
+                Err(e) => Err(failed("create", e)),
             }
         }
-        Err(e) => Err(e),
+        Err(e) => Err(failed("read", e)),
     }
 }
 
@@ -56,7 +66,9 @@ fn write_private(path: &Path, text: &str) -> io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(text.as_bytes())
+    file.write_all(text.as_bytes())?;
+    // On disk before it is linked into place: a crash leaves no empty key.
+    file.sync_all()
 }
 
 #[cfg(not(unix))]

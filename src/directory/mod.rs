@@ -177,11 +177,13 @@ impl Directory {
     pub async fn start(config: DirectoryConfig, listen: SocketAddr) -> Result<RunningDirectory> {
         let (store, records) = match &config.db_path {
             Some(path) => {
+                // Refuses to start when the file cannot be written
+                // (store.rs: read-only, disk full), naming the path and cause.
                 let (store, records) = store::Store::open(path).map_err(|e| {
-                    IicpError::Io(std::io::Error::other(format!(
-                        "cannot open directory database {}: {e}",
-                        path.display()
-                    )))
+                    IicpError::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot open directory database {}: {e}", path.display()),
+                    ))
                 })?;
                 (Some(store), records)
             }

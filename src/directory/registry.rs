@@ -175,6 +175,16 @@ impl Registry {
         }
     }
 
+    /// Where registrations are kept: `memory` (no store), `sqlite`, or
+    /// `memory (sqlite writes failing)` while the disk refuses writes.
+    pub fn persistence(&self) -> &'static str {
+        match &self.store {
+            None => "memory",
+            Some(s) if s.is_failing() => "memory (sqlite writes failing)",
+            Some(_) => "sqlite",
+        }
+    }
+
     /// Flushes and closes the store.
     pub fn close(&self) {
         if let Some(store) = &self.store {

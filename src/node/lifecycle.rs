@@ -2,13 +2,17 @@
 //! with backoff while the directory is down; the node serves meanwhile),
 //! heartbeat every `next_heartbeat_ms` answering the challenge, re-register
 //! on 401/404/410 (same `node_id`, rotating the token), and deregister on
-//! shutdown with the *current* token.
+//! shutdown with the *current* token. Every directory call has a time limit
+//! and races the stop, so a directory that never answers neither hangs the
+//! loop nor delays shutdown; what the loop logs goes through
+//! `directory_link.rs` (one line per change of state, not per attempt).
 //!
 //! One task owns all of this state — node id, token, HMAC key, challenge,
 //! the unacknowledged metrics batch — so no two code paths can disagree
 //! about it (ARCHITECTURE.md, "One lifecycle loop").
 
 use super::capabilities::capabilities;
+use super::directory_link::{Link, Step};
 use super::models::AdvertisedModels;
 use super::pipeline::Pipeline;
 use super::stats::StatsDelta;
@@ -125,11 +129,18 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
         let advertised = lc.p.endpoint_updates.borrow_and_update().clone();
         lc.advertise(advertised, native);
     }
+    let mut link = Link::default();
     loop {
         if registered.is_none() {
-            match lc.register().await {
+            // A directory that accepts the connection and never answers is
+            // cut off by the call's time limit; a stop does not wait for it.
+            let attempt = tokio::select! {
+                attempt = lc.register() => attempt,
+                () = cancel.cancelled() => return,
+            };
+            match attempt {
                 Ok(r) => {
-                    tracing::info!(node_id = ?r.node_id, directory = %lc.p.directory_url, "registered with the directory");
+                    link.registered(&r.node_id, &lc.p.directory_url);
                     lc.p.identity.send_replace(Some(r.node_id.clone()));
                     lc.p.registration_error.send_replace(None);
                     lc.p.registrations.send_modify(|n| *n += 1);
@@ -138,7 +149,7 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
                     next_beat = Instant::now(); // first heartbeat at once (SDK-NODE-01)
                 }
                 Err(e) => {
-                    tracing::warn!(error = ?e.to_string(), retry_in_ms = backoff.as_millis() as u64, "registration failed; serving anyway and retrying");
+                    link.failed(Step::Register, &e, backoff);
                     lc.p.registration_error.send_replace(Some(e.to_string()));
                     lc.p.registration_failed.notify_one();
                     tokio::select! {
@@ -171,17 +182,21 @@ pub(crate) async fn run(params: LifecycleParams, cancel: CancellationToken) {
         let Some(reg) = registered.as_mut() else {
             continue;
         };
-        match lc.heartbeat(reg).await {
-            Ok(interval) => next_beat = Instant::now() + interval,
+        let beat = tokio::select! {
+            beat = lc.heartbeat(reg) => beat,
+            () = cancel.cancelled() => break,
+        };
+        match beat {
+            Ok(interval) => {
+                link.beat();
+                next_beat = Instant::now() + interval;
+            }
             Err(BeatError::Rejected(status)) => {
-                tracing::warn!(
-                    status,
-                    "directory rejected the heartbeat; registering again"
-                );
+                link.rejected(status);
                 registered = None;
             }
             Err(BeatError::Other(e)) => {
-                tracing::warn!(error = ?e.to_string(), "heartbeat failed; retrying at the next beat");
+                link.failed(Step::Heartbeat, &e, RETRY_FAILED_BEAT);
                 next_beat = Instant::now() + RETRY_FAILED_BEAT;
             }
         }

@@ -31,6 +31,7 @@ mod capabilities;
 mod config;
 mod config_builder;
 mod contained;
+mod directory_link;
 pub(crate) mod envelope;
 mod handler;
 mod http;

@@ -2,11 +2,15 @@
 //! port, a plain HTTP client, a minimal node that answers its health probe,
 //! and the node helpers (`node`: in-process nodes and the transports tasks
 //! go over; `native`: a task over the native transport; `node_bin`: the
-//! `iicp-node` binary; `python`: the Python SDK side of the interop tests).
+//! `iicp-node` binary; `python`: the Python SDK side of the interop tests;
+//! `fake_http`: scripted peer processes to kill: backend, failing directory;
+//! `mounts`: a program on a read-only or full file system).
 #![allow(dead_code)]
 
+pub mod fake_http;
 pub mod llama;
 pub mod logs;
+pub mod mounts;
 #[cfg(feature = "iicp-tcp")]
 pub mod native;
 pub mod netlab;

@@ -29,6 +29,37 @@ pub fn signal(child: &Child, sig: &str) {
     );
 }
 
+/// `iicp-node serve --host 127.0.0.1 --port <port> <args>` logging at
+/// `info` with `IICP_HOME` at `home`, not started (to run under
+/// [`Watched`](super::watch::Watched) or `run_bounded`).
+pub fn serve_command(home: &std::path::Path, port: u16, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iicp-node"));
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("IICP_HOME", home);
+    cmd
+}
+
+/// `iicp-node directory --listen 127.0.0.1:<port> <args>` logging at
+/// `info`, not started.
+pub fn directory_command(port: u16, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iicp-node"));
+    cmd.args(["directory", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("IICP_DIRECTORY_SIGNING_KEY");
+    cmd
+}
+
+/// A real `iicp-node directory` on 127.0.0.1:`port` with `args`, in
+/// memory unless `args` says `--db`; returns once it listens.
+pub fn directory_process(port: u16, args: &[&str]) -> super::watch::Watched {
+    let mut dir = super::watch::Watched::start(directory_command(port, args));
+    dir.wait_for("listening on", std::time::Duration::from_secs(30));
+    dir
+}
+
 /// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME.
 pub struct NodeProcess {
     child: Child,

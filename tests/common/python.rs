@@ -170,6 +170,12 @@ impl Spawned {
         }
     }
 
+    /// SIGKILL (its connections break as in a crash), and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends `sig` (`-TERM`, `-INT`); panics when `kill` fails.
     pub fn signal(&self, sig: &str) {
         super::node_bin::signal(&self.child, sig);

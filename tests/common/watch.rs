@@ -1,7 +1,7 @@
 //! Processes a test must not wait on forever: [`run_bounded`] runs a
 //! command to its end within a limit, [`Watched`] keeps a background
-//! process's output lines to wait on and kills it when dropped (also when
-//! the test fails). [`in_ns`] prefixes a command with `ip netns exec`.
+//! process's output lines to wait on and count, SIGKILLs it on demand, and
+//! kills it when dropped (also when the test fails). [`in_ns`] prefixes a command with `ip netns exec`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
@@ -123,6 +123,44 @@ impl Watched {
             self.seen.push(line);
         }
         &self.seen
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many lines read so far contain `needle`.
+    pub fn count(&mut self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// SIGKILL, as a crash would end it, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit; the exit code,
+    /// or a panic (after SIGKILL) when it did not exit in time.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!(
+                    "no exit within {limit:?} of SIGTERM; seen:\n{}",
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits up to `limit` for the exit (then SIGKILL).

@@ -21,15 +21,8 @@ fn signing_key(file: Option<&Path>) -> iicp_client::Result<(DirectorySigningKey,
     // Only for the log line: a concurrent creator makes it say "created"
     // for a key it loaded, nothing worse.
     let existed = path.exists();
-    let key = DirectorySigningKey::load_or_create(path).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!(
-                "cannot load or create the directory signing key {}: {e}",
-                path.display()
-            ),
-        )
-    })?;
+    // The error names the file and the cause (key_file.rs).
+    let key = DirectorySigningKey::load_or_create(path)?;
     let how = if existed {
         format!("loaded from {}", path.display())
     } else {
