@@ -22,4 +22,8 @@ impl Store {
     pub fn close(&self) {
         match *self {}
     }
+
+    pub fn is_failing(&self) -> bool {
+        match *self {}
+    }
 }
