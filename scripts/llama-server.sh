@@ -173,12 +173,16 @@ cmd_start() {
     # stdin/stdout/stderr all redirected: the caller's $(...) must not stay attached to the
     # server's output, or `eval "$(... start)"` would wait for the server to exit.
     # nohup execs python, so $! is the server's own PID.
+    # --interrupt_requests false: by default llama-cpp-python ends a running stream with
+    # [DONE] (and no finish_reason) as soon as another request arrives, such as a node's
+    # model probe; tests that stream while other nodes probe need whole answers.
     nohup "$VENV/bin/python" -m llama_cpp.server \
       --model "$MODEL" \
       --model_alias "$MODEL_ALIAS" \
       --host 127.0.0.1 --port "$port" \
       --n_ctx 256 --n_threads 2 \
       --embedding true \
+      --interrupt_requests false \
       </dev/null >"$LOG" 2>&1 &
     pid=$!
     deadline=$((SECONDS + READY_TIMEOUT_S))

@@ -152,14 +152,14 @@ struct Seen {
 }
 
 /// A loopback OpenAI-style server: `GET /v1/models` lists model `m`; a
-/// chat is answered with a stream of `words` (one chunk each, then a finish
-/// and a usage chunk), or, when `hold` is set, the stream stays open after
-/// the words, with a keep-alive comment every 20 ms until the node closes
-/// the connection. It is the test's observer of what the backend asks for
+/// chat is answered with a stream of `words` (one chunk each), then as
+/// `ending` says: a finish and a usage chunk, or the stream stays open with
+/// a keep-alive comment every 20 ms until the node closes the connection, or
+/// it is cut. It is the test's observer of what the backend asks for
 /// and of when it hangs up; it reports the first chat only.
 async fn sse_server(
     words: &'static [&'static str],
-    hold: bool,
+    ending: Ending,
 ) -> (String, oneshot::Receiver<Seen>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -168,13 +168,27 @@ async fn sse_server(
     tokio::spawn(async move {
         loop {
             let (sock, _) = listener.accept().await.unwrap();
-            tokio::spawn(answer(sock, words, hold, seen_tx.clone()));
+            tokio::spawn(answer(sock, words, ending, seen_tx.clone()));
         }
     });
     (url, seen_rx)
 }
 
 type SeenSlot = Arc<std::sync::Mutex<Option<oneshot::Sender<Seen>>>>;
+
+/// How the model server's stream ends after its words.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ending {
+    /// A finish chunk, a usage chunk and `[DONE]`: a whole answer.
+    Whole,
+    /// Open, with keep-alives, until the node hangs up.
+    Hold,
+    /// `[DONE]` without a finish reason, as llama-cpp-python ends a stream
+    /// it interrupts when another request arrives.
+    DoneWithoutFinish,
+    /// The connection closes mid-answer: no finish, no `[DONE]`.
+    Cut,
+}
 
 /// Reads one request: (request line, body).
 async fn read_request(sock: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
@@ -205,7 +219,7 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
 async fn answer(
     mut sock: tokio::net::TcpStream,
     words: &'static [&'static str],
-    hold: bool,
+    ending: Ending,
     seen: SeenSlot,
 ) {
     let (line, body) = read_request(&mut sock).await;
@@ -237,7 +251,11 @@ async fn answer(
     for w in words {
         out += &chunk(json!({"content": w}), Value::Null);
     }
-    if !hold {
+    let hold = ending == Ending::Hold;
+    if ending == Ending::DoneWithoutFinish {
+        out += "data: [DONE]\n\n";
+    }
+    if ending == Ending::Whole {
         out += &chunk(json!({}), json!("stop"));
         out += &format!(
             "data: {}\n\ndata: [DONE]\n\n",
@@ -281,7 +299,7 @@ async fn backend_node(url: String) -> RunningNode {
 #[tokio::test]
 async fn a_backend_streams_chunks_from_its_model_server_and_returns_the_whole_answer() {
     const WORDS: &[&str] = &["Once", " upon", " a", " time"];
-    let (url, seen) = sse_server(WORDS, false).await;
+    let (url, seen) = sse_server(WORDS, Ending::Whole).await;
     let node = backend_node(url).await;
     let c = common::native::connect(&node).await;
     let got = steps(
@@ -323,9 +341,57 @@ async fn a_backend_streams_chunks_from_its_model_server_and_returns_the_whole_an
     node.shutdown().await;
 }
 
+/// A model server that stops before the answer's finish reason: the words
+/// already streamed stay streamed, but the task ends `failed` with a
+/// backend error, never `completed` with the cut text as the whole answer.
+#[tokio::test]
+async fn a_stream_cut_before_its_finish_reason_fails_the_task() {
+    for ending in [Ending::DoneWithoutFinish, Ending::Cut] {
+        let (url, _seen) = sse_server(&["Once", " upon"], ending).await;
+        let node = backend_node(url).await;
+        let c = common::native::connect(&node).await;
+        let mut rx = c
+            .stream(
+                CHAT,
+                json!({"messages": [{"role": "user", "content": "hi"}]}),
+                "cut-1",
+            )
+            .await
+            .expect("sent");
+        let mut text = String::new();
+        let mut end = None;
+        while let Some(step) = rx.recv().await {
+            match step {
+                Ok(step) if step.event == LifecycleEvent::Partial => {
+                    let chunk = step.result.as_ref().unwrap();
+                    text += chunk["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .unwrap_or("");
+                }
+                Ok(step) if !step.is_final => {}
+                other => {
+                    end = Some(other);
+                    break;
+                }
+            }
+        }
+        assert_eq!(text, "Once upon", "{ending:?}: the words came through");
+        let end = format!("{:?}", end.expect("the stream has an end"));
+        assert!(
+            !end.contains("Completed"),
+            "{ending:?}: a cut answer is not completed: {end}"
+        );
+        assert!(
+            end.contains("backend_error") || end.contains("Failed"),
+            "{ending:?}: the task fails as a backend error: {end}"
+        );
+        node.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_consumer_that_leaves_closes_the_model_server_call() {
-    let (url, seen) = sse_server(&["still", " going"], true).await;
+    let (url, seen) = sse_server(&["still", " going"], Ending::Hold).await;
     let node = backend_node(url).await;
     let c = common::native::connect(&node).await;
     let mut rx = c

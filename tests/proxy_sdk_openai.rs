@@ -173,6 +173,9 @@ impl LlamaMesh {
                 .unwrap(),
             );
         }
+        for intent in [CHAT, COMPLETION, EMBEDDING] {
+            directory.wait_listed(intent).await;
+        }
         let base = directory.base.clone();
         let proxy =
             tokio::task::spawn_blocking(move || ProxyProcess::start(&base, &["--allow-plaintext"]))

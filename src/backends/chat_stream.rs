@@ -105,6 +105,14 @@ impl ChatStream {
         Ok(ready)
     }
 
+    /// Whether the answer is complete: it has a choice and every choice has
+    /// its `finish_reason`. A stream that ends otherwise was cut (a server
+    /// that stopped early, e.g. llama-cpp-python interrupting a stream when
+    /// another request arrives, or a connection closed mid-answer).
+    pub fn is_finished(&self) -> bool {
+        !self.choices.is_empty() && self.choices.values().all(|c| !c.finish_reason.is_null())
+    }
+
     /// Whether text is held back (the caller flushes it after [`GROUP_WAIT`]).
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()

@@ -23,7 +23,10 @@ pub(crate) enum Step {
 }
 
 /// Runs `events` to the end, sending partials to `sink`, and returns the
-/// whole answer as a `chat.completion`.
+/// whole answer as a `chat.completion`. A stream that ends (`[DONE]`, or the
+/// body's end) before every choice has its `finish_reason` is an error
+/// (`BadAnswer`): the answer was cut, and a consumer must not take it for
+/// the whole one.
 pub(crate) async fn drive(
     mut events: SseStream,
     sink: &PartialSink,
@@ -62,6 +65,15 @@ pub(crate) async fn drive(
     }
     if let Some(partial) = stream.flush() {
         pass_on(sink, partial).await?;
+    }
+    if !stream.is_finished() {
+        // What was streamed stays streamed, but the task does not pass a
+        // cut answer off as a whole one: it ends with an error.
+        return Err(BackendError::BadAnswer(
+            "the backend ended the stream before the answer's finish_reason: \
+             the answer is incomplete"
+                .into(),
+        ));
     }
     Ok(stream.finish())
 }

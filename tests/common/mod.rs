@@ -148,6 +148,24 @@ impl Harness {
             .map(|n| n["node_id"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    /// Waits (up to 60 s, then panics) until discover lists a node for
+    /// `intent`: a node process that says it serves may still be
+    /// registering (its first attempt can fail and back off on a busy
+    /// machine).
+    pub async fn wait_listed(&self, intent: &str) {
+        for _ in 0..600 {
+            if !self
+                .discover_ids(&format!("intent={intent}"))
+                .await
+                .is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no node registered for {intent} within 60 s");
+    }
 }
 
 pub async fn read(resp: reqwest::Response) -> (u16, Value) {

@@ -139,6 +139,17 @@ impl ProxyMesh {
         })
         .await
         .unwrap();
+        let mut intents: Vec<&str> = node_args
+            .windows(2)
+            .filter(|w| w[0] == "--intent")
+            .map(|w| w[1])
+            .collect();
+        if intents.is_empty() {
+            intents.push("urn:iicp:intent:llm:chat:v1");
+        }
+        for intent in intents {
+            directory.wait_listed(intent).await;
+        }
         let proxy = tokio::task::spawn_blocking({
             let args: Vec<String> = proxy_args.iter().map(|s| s.to_string()).collect();
             move || ProxyProcess::start(&base, &args.iter().map(String::as_str).collect::<Vec<_>>())
