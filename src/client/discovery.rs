@@ -181,17 +181,30 @@ impl AsRef<NodeList> for NodeList {
 pub(crate) struct Screened {
     /// The answer as the directory gave it (cut to the limit asked).
     pub list: NodeList,
-    /// Per node, in the same order: `None` when the guard admits its
-    /// endpoint, else the refusal to report.
-    pub refused: Vec<Option<String>>,
+    /// Per node, in the same order: its `POST /v1/task` URL when the guard
+    /// admits its endpoint, else the refusal to report.
+    pub verdicts: Vec<Result<reqwest::Url, String>>,
 }
 
 impl Screened {
-    /// Judges every node of `list` with `judge`.
+    /// Judges every node of `list` with `judge` (a refusal, or `None`).
     pub fn new(list: NodeList, judge: impl Fn(&str) -> Option<String>) -> Self {
-        let refused = list.nodes.iter().map(|n| judge(&n.endpoint)).collect();
-        Self { list, refused }
+        let verdicts = list
+            .nodes
+            .iter()
+            .map(|n| match judge(&n.endpoint) {
+                Some(refusal) => Err(refusal),
+                None => task_url(&n.endpoint),
+            })
+            .collect();
+        Self { list, verdicts }
     }
+}
+
+/// `{endpoint}/v1/task`, parsed once.
+fn task_url(endpoint: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(&format!("{}/v1/task", endpoint.trim_end_matches('/')))
+        .map_err(|e| format!("node endpoint refused: `{endpoint}` is not a URL ({e})"))
 }
 
 impl AsRef<NodeList> for Screened {

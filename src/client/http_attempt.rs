@@ -9,24 +9,23 @@ use super::seal::Prepared;
 use crate::error::IicpError;
 use crate::outbound::{error_from_response, read_limited, transport_error};
 use crate::secret::Secret;
-use crate::wire::{NodeInfo, parse_error_body};
+use crate::wire::parse_error_body;
 use std::time::Duration;
 
-/// Sends `prepared` to `node` once, waiting at most `left`.
+/// Sends `prepared` to a node's `task_url` once, waiting at most `left`.
 pub(super) async fn exchange(
     inner: &Inner,
-    node: &NodeInfo,
+    task_url: &reqwest::Url,
     prepared: &Prepared,
     consumer_token: Option<&Secret>,
     trace: &str,
     left: Duration,
     target: &str,
 ) -> Exchanged {
-    let url = format!("{}/v1/task", node.endpoint.trim_end_matches('/'));
     let body = prepared.body().map_err(|e| Judged::new(Verdict::Fail, e))?;
     let mut request = inner
         .node_http
-        .post(&url)
+        .post(task_url.clone())
         .header("traceparent", trace)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .timeout(left)

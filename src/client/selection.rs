@@ -2,6 +2,7 @@
 //! never rewritten: strategies only reorder what it returned.
 
 use crate::wire::NodeInfo;
+use std::borrow::Borrow;
 use std::str::FromStr;
 
 /// How candidates are ordered before they are tried.
@@ -44,8 +45,13 @@ pub fn weight(score: f64, load: f64) -> f64 {
 }
 
 /// Orders `nodes` by `strategy`; `random` in `[0, 1)` drives the weighted
-/// draw (pass a uniform random number; tests pass fixed values).
-pub fn order(strategy: SelectionStrategy, mut nodes: Vec<NodeInfo>, random: f64) -> Vec<NodeInfo> {
+/// draw (pass a uniform random number; tests pass fixed values). The nodes
+/// may come with more (the client's candidates carry their task URL).
+pub fn order<T: Borrow<NodeInfo>>(
+    strategy: SelectionStrategy,
+    mut nodes: Vec<T>,
+    random: f64,
+) -> Vec<T> {
     let SelectionStrategy::WeightedV1 { top_k } = strategy else {
         return nodes;
     };
@@ -56,7 +62,10 @@ pub fn order(strategy: SelectionStrategy, mut nodes: Vec<NodeInfo>, random: f64)
     let rest = nodes.split_off(pool_len);
     let weights: Vec<f64> = nodes
         .iter()
-        .map(|n| weight(n.score, n.load.unwrap_or(0.0)))
+        .map(|n| {
+            let n = n.borrow();
+            weight(n.score, n.load.unwrap_or(0.0))
+        })
         .collect();
     let total: f64 = weights.iter().sum();
     let target = random.clamp(0.0, 1.0) * total;
@@ -68,7 +77,7 @@ pub fn order(strategy: SelectionStrategy, mut nodes: Vec<NodeInfo>, random: f64)
             target < acc
         })
         .unwrap_or(pool_len - 1);
-    let mut others: Vec<(f64, NodeInfo)> = weights.into_iter().zip(nodes).collect();
+    let mut others: Vec<(f64, T)> = weights.into_iter().zip(nodes).collect();
     let (_, chosen) = others.remove(first);
     // Stable sort: equal weights keep the directory's order.
     others.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -53,6 +53,19 @@ pub(crate) fn probation_fallback(qos: Qos) -> Option<Qos> {
     }
 }
 
+/// A node to try, with the URL its tasks are posted to (parsed once, when
+/// its discover answer arrived).
+pub(crate) struct Candidate {
+    pub node: NodeInfo,
+    pub task_url: reqwest::Url,
+}
+
+impl std::borrow::Borrow<NodeInfo> for Candidate {
+    fn borrow(&self) -> &NodeInfo {
+        &self.node
+    }
+}
+
 /// How one node's attempts ended, when they did not produce an answer.
 enum NodeOutcome {
     Next(IicpError),
@@ -73,12 +86,13 @@ pub(crate) async fn submit(
     // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
-    for node in &candidates {
+    for candidate in &candidates {
+        let node = &candidate.node;
         let credential = credential_for(inner, node, &outgoing, deadline).await;
         let prepared = outgoing.for_node(node)?;
         match attempt_node(
             inner,
-            node,
+            candidate,
             &prepared,
             credential.as_ref(),
             &trace,
@@ -157,7 +171,7 @@ async fn route_task(
     route: &Route,
     trace: &str,
     deadline: Instant,
-) -> Result<Vec<NodeInfo>> {
+) -> Result<Vec<Candidate>> {
     let (candidates, qos) = candidates(inner, task, route, trace, deadline).await?;
     if qos != route.qos {
         task.constraints.get_or_insert_with(Default::default).qos = qos;
@@ -184,7 +198,8 @@ pub(crate) async fn stream(
     let candidates = route_task(inner, &mut task, &route, &trace, deadline).await?;
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
-    for node in &candidates {
+    for candidate in &candidates {
+        let node = &candidate.node;
         let credential = credential_for(inner, node, &outgoing, deadline).await;
         let prepared = outgoing.for_node(node)?;
         let outcome = match stream_native(
@@ -200,7 +215,7 @@ pub(crate) async fn stream(
             Some(outcome) => outcome,
             None => attempt_node(
                 inner,
-                node,
+                candidate,
                 &prepared,
                 credential.as_ref(),
                 &trace,
@@ -466,26 +481,28 @@ async fn candidates(
     route: &Route,
     trace: &str,
     deadline: Instant,
-) -> Result<(Vec<NodeInfo>, Option<Qos>)> {
+) -> Result<(Vec<Candidate>, Option<Qos>)> {
     let (list, qos) =
         discover_with_probation_fallback(inner, task.intent.as_str(), route, trace, deadline)
             .await?;
     let found = list.list.nodes.len();
     let mut refused = Vec::new();
-    let usable: Vec<NodeInfo> = list
+    let usable: Vec<Candidate> = list
         .list
         .nodes
         .iter()
-        .zip(&list.refused)
+        .zip(&list.verdicts)
         .filter(|(n, _)| n.available)
-        .filter(|(_, why)| match why {
-            None => true,
-            Some(why) => {
+        .filter_map(|(n, verdict)| match verdict {
+            Ok(task_url) => Some(Candidate {
+                node: n.clone(),
+                task_url: task_url.clone(),
+            }),
+            Err(why) => {
                 refused.push(why.as_str());
-                false
+                None
             }
         })
-        .map(|(n, _)| n.clone())
         .collect();
     if usable.is_empty() {
         let reason = if found == 0 {
@@ -519,8 +536,9 @@ async fn candidates(
     } else {
         // PROTOCOL.md §2.5: a node without a key would see the payload in
         // plaintext, and so would everything between us and it.
-        let (keyed, keyless): (Vec<NodeInfo>, Vec<NodeInfo>) =
-            usable.into_iter().partition(|n| node_key(n).is_some());
+        let (keyed, keyless): (Vec<Candidate>, Vec<Candidate>) = usable
+            .into_iter()
+            .partition(|c| node_key(&c.node).is_some());
         if keyed.is_empty() {
             return Err(IicpError::PlaintextRefused {
                 intent: task.intent.to_string(),
@@ -549,12 +567,13 @@ async fn candidates(
 /// the same for both.
 async fn attempt_node(
     inner: &Inner,
-    node: &NodeInfo,
+    candidate: &Candidate,
     prepared: &Prepared,
     consumer_token: Option<&Secret>,
     trace: &str,
     deadline: Instant,
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
+    let node = &candidate.node;
     let target = format!("node {}", short_id(&node.node_id));
     let total = inner.timeout();
     let native = native_endpoint(inner, node);
@@ -577,8 +596,16 @@ async fn attempt_node(
         let exchanged = match exchanged {
             Some(exchanged) => exchanged,
             None => {
-                http_attempt::exchange(inner, node, prepared, consumer_token, trace, left, &target)
-                    .await
+                http_attempt::exchange(
+                    inner,
+                    &candidate.task_url,
+                    prepared,
+                    consumer_token,
+                    trace,
+                    left,
+                    &target,
+                )
+                .await
             }
         };
         let Judged {
