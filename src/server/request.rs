@@ -6,6 +6,7 @@
 //! echoing the offending values (a token sent as a number must not come back
 //! in the error message).
 
+use super::activity::Activity;
 use super::api_error::ApiError;
 use crate::secret::Secret;
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod json;
@@ -25,6 +27,11 @@ pub(crate) use json::decode_json;
 /// accept loop puts it in every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyReadTimeout(pub Duration);
+
+/// The connection a request came on, as its [`Activity`]: reading the body
+/// waits on the client, which the eviction policy must know.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionActivity(pub Arc<Activity>);
 
 /// The body size limit a router enforces (`DefaultBodyLimit`), kept in the
 /// request's extensions so that the 413 answer can name it.
@@ -105,6 +112,10 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let timeout = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+        let _reading = req
+            .extensions()
+            .get::<ConnectionActivity>()
+            .map(|c| BodyRead::start(c.0.clone()));
         let read = Bytes::from_request(req, state);
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, read)
@@ -119,6 +130,23 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             }
             Err(_) => Err(BodyError::Unreadable),
         }
+    }
+}
+
+/// A body read in progress: the connection waits on its client until it is
+/// dropped.
+struct BodyRead(Arc<Activity>);
+
+impl BodyRead {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.body_read_started();
+        Self(activity)
+    }
+}
+
+impl Drop for BodyRead {
+    fn drop(&mut self) {
+        self.0.body_read_ended();
     }
 }
 

@@ -1,0 +1,336 @@
+//! What one open connection is doing, as the accept loop's eviction policy
+//! needs it (see [`super::slots`]): is the server waiting on the client, and
+//! since when?
+//!
+//! A connection **waits on its client** when the server can make no
+//! progress without it:
+//! - before its first request and between requests (HTTP keep-alive, or a
+//!   native session with no call in flight), counted from the accept or
+//!   from the end of the last answer; header bytes trickling in do not
+//!   refresh it;
+//! - while a request's body is read, counted from when the connection began
+//!   waiting for that request (a slow head plus a slow body is as old as
+//!   both);
+//! - while a write to the socket cannot proceed because the client does not
+//!   read (a stalled write), counted from the first write that stalled.
+//!
+//! It is **busy** while the server works on a request: an HTTP handler runs
+//! or its answer is produced, or a native call is in flight. Busy
+//! connections are never evicted.
+//!
+//! Threat model: every field here is written by the connection's own task
+//! from what its peer does, so a peer decides how its connection looks;
+//! what it cannot do is look younger while it sends nothing useful: only an
+//! answered request (real work for the server, bounded by the node's own
+//! admission limits) or reading what the server wrote refreshes the time.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
+
+/// `since` value of a busy connection (or of no stalled write).
+const NONE: u64 = 0;
+/// `since` value of a connection being evicted: never chosen again.
+const EVICTED: u64 = u64::MAX;
+
+/// The clock every connection of one server shares: nanoseconds since the
+/// server started, plus one (so that 0 can mean "not waiting").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock(Instant);
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Self(Instant::now())
+    }
+
+    fn now(self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos())
+            .unwrap_or(EVICTED - 2)
+            .saturating_add(1)
+            .min(EVICTED - 1)
+    }
+}
+
+/// One connection's state, shared by its task (which writes it) and the
+/// accept loop (which reads it to choose whom to evict).
+#[derive(Debug)]
+pub(crate) struct Activity {
+    clock: Clock,
+    /// Since when the connection waits for a request or its body; [`NONE`]
+    /// while busy.
+    waiting: AtomicU64,
+    /// When the connection began waiting for the request now in progress
+    /// (kept for its body read).
+    request_wait: AtomicU64,
+    /// Since when a write to the socket has been stalled; [`NONE`] if none.
+    stalled: AtomicU64,
+    /// Cancelled when the connection is evicted: its task drops it.
+    evicted: CancellationToken,
+}
+
+/// Why a connection may be evicted, and since when (smaller is older).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    since: u64,
+    stalled: bool,
+}
+
+impl Activity {
+    /// A connection accepted now: it waits for its first request.
+    pub(crate) fn accepted(clock: Clock) -> Arc<Self> {
+        let now = clock.now();
+        Arc::new(Self {
+            clock,
+            waiting: AtomicU64::new(now),
+            request_wait: AtomicU64::new(now),
+            stalled: AtomicU64::new(NONE),
+            evicted: CancellationToken::new(),
+        })
+    }
+
+    /// A request's head arrived: the server works on it.
+    pub(crate) fn request_started(&self) {
+        let previous = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                (v != EVICTED).then_some(NONE)
+            });
+        if let Ok(since) = previous {
+            if since != NONE {
+                self.request_wait.store(since, Ordering::Release);
+            }
+        }
+    }
+
+    /// The request's body is being read: the server waits on the client
+    /// again, as long as it has waited for this request.
+    pub(crate) fn body_read_started(&self) {
+        let since = self.request_wait.load(Ordering::Acquire);
+        let _ = self
+            .waiting
+            .compare_exchange(NONE, since, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The body is read (or reading it ended): busy again.
+    pub(crate) fn body_read_ended(&self) {
+        self.busy();
+    }
+
+    /// The answer is done (HTTP) or the last call ended (native): the
+    /// connection waits for the next request from now on.
+    pub(crate) fn idle(&self) {
+        let now = self.clock.now();
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                (v != EVICTED).then_some(now)
+            });
+    }
+
+    /// A native call started: busy.
+    pub(crate) fn busy(&self) {
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                (v != EVICTED).then_some(NONE)
+            });
+    }
+
+    /// How it waits on its client now, if it does (the older of a pending
+    /// request and a stalled write).
+    pub(crate) fn waiting(&self) -> Option<Waiting> {
+        let waiting = self.waiting.load(Ordering::Acquire);
+        let stalled = self.stalled.load(Ordering::Acquire);
+        if waiting == EVICTED || stalled == EVICTED {
+            return None;
+        }
+        match (waiting, stalled) {
+            (NONE, NONE) => None,
+            (w, s) if s == NONE || (w != NONE && w <= s) => Some(Waiting {
+                since: w,
+                stalled: false,
+            }),
+            (_, s) => Some(Waiting {
+                since: s,
+                stalled: true,
+            }),
+        }
+    }
+
+    /// Evicts the connection if it still waits as `seen` says (it may have
+    /// become busy since it was looked at): true when it was evicted.
+    pub(crate) fn evict(&self, seen: Waiting) -> bool {
+        let word = if seen.stalled {
+            &self.stalled
+        } else {
+            &self.waiting
+        };
+        let taken = word
+            .compare_exchange(seen.since, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if taken {
+            self.evicted.cancel();
+        }
+        taken
+    }
+
+    /// Resolves when the connection has been evicted.
+    pub(crate) fn evicted(&self) -> &CancellationToken {
+        &self.evicted
+    }
+
+    fn write_pending(&self) {
+        if self.stalled.load(Ordering::Relaxed) == NONE {
+            let now = self.clock.now();
+            let _ = self
+                .stalled
+                .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    fn write_progressed(&self) {
+        if self.stalled.load(Ordering::Relaxed) != NONE {
+            let _ = self
+                .stalled
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| {
+                    (v != EVICTED).then_some(NONE)
+                });
+        }
+    }
+}
+
+impl Waiting {
+    /// Its time on the server's clock: smaller is older.
+    pub(crate) fn since(self) -> u64 {
+        self.since
+    }
+}
+
+/// A socket (or its write half) whose writes report stalls to its
+/// connection's [`Activity`]: a write that cannot proceed means the client
+/// does not read what it asked for.
+pub(crate) struct Tracked<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> Tracked<T> {
+    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+
+    fn note<R>(&self, poll: Poll<R>) -> Poll<R> {
+        match poll {
+            Poll::Pending => self.activity.write_pending(),
+            Poll::Ready(_) => self.activity.write_progressed(),
+        }
+        poll
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_busy_its_body_read_waits_as_old_as_the_request() {
+        let a = Activity::accepted(Clock::new());
+        let first = a.waiting().expect("a new connection waits");
+        assert!(!first.stalled);
+        a.request_started();
+        assert_eq!(a.waiting(), None, "busy while the request is worked on");
+        a.body_read_started();
+        assert_eq!(
+            a.waiting(),
+            Some(first),
+            "the body read keeps the wait's start"
+        );
+        a.body_read_ended();
+        assert_eq!(a.waiting(), None);
+        a.idle();
+        let next = a.waiting().expect("idle after the answer");
+        assert!(next.since > first.since, "the wait restarts at the answer");
+    }
+
+    #[test]
+    fn a_stalled_write_makes_a_busy_connection_evictable() {
+        let a = Activity::accepted(Clock::new());
+        a.request_started();
+        a.write_pending();
+        let stalled = a.waiting().expect("a stalled write waits on the client");
+        assert!(stalled.stalled);
+        a.write_pending();
+        assert_eq!(a.waiting(), Some(stalled), "the stall keeps its start");
+        a.write_progressed();
+        assert_eq!(a.waiting(), None);
+    }
+
+    #[test]
+    fn eviction_takes_only_the_state_that_was_seen() {
+        let a = Activity::accepted(Clock::new());
+        let seen = a.waiting().unwrap();
+        a.request_started();
+        assert!(!a.evict(seen), "it became busy: not evicted");
+        assert!(!a.evicted().is_cancelled());
+        a.idle();
+        let seen = a.waiting().unwrap();
+        assert!(a.evict(seen));
+        assert!(a.evicted().is_cancelled());
+        assert_eq!(
+            a.waiting(),
+            None,
+            "an evicted connection is not chosen again"
+        );
+        a.idle();
+        a.request_started();
+        assert_eq!(a.waiting(), None, "and stays out of the choice");
+    }
+}
