@@ -14,12 +14,13 @@
 //! [`Tracked`] socket.
 //!
 //! hyper bounds what one HTTP connection can make the server hold: a request
-//! head larger than [`MAX_BUF_BYTES`] or with more than 100 header fields
-//! gets a bare `431` and a close, so does any request line or header line
-//! that does not fit; requests pipelined in one write are answered one after
-//! the other, in order, and hyper reads no further than its buffer while an
-//! answer waits to be written (a client that does not read its answers
-//! stalls its own connection, which is then the first evicted).
+//! head with more than 100 header fields, or larger than its buffer limit
+//! ([`MAX_BUF_BYTES`], checked between reads, so a head that arrives in one
+//! read may reach twice that), gets a bare `431` and a close; requests
+//! pipelined in one write are answered one after the other, in order, and
+//! while an answer waits to be written hyper reads no further (a client
+//! that does not read its answers stalls its own connection, which is then
+//! evictable, and its unread requests stay in the kernel's socket buffer).
 
 use super::activity::{Activity, Tracked};
 use super::limits::ServerLimits;
@@ -46,10 +47,10 @@ pub(crate) const NATIVE_MAGIC: &[u8; 4] = b"IICP";
 /// still read as the start of `IICP` (rare: a client's first write is
 /// normally a whole frame or a whole request line).
 const PEEK_RETRY: Duration = Duration::from_millis(2);
-/// hyper's read and write buffer limit per HTTP connection: the largest
-/// request head accepted (hyper's default is about 400 KiB; the requests
-/// these servers take have heads of a few hundred bytes, and at the default
-/// connection cap this bounds buffered heads at 32 MiB).
+/// hyper's read and write buffer limit per HTTP connection, and so about
+/// the largest request head accepted (hyper's default is about 400 KiB; the
+/// requests these servers take have heads of a few hundred bytes, and at
+/// the default connection cap this bounds buffered heads at 32 to 64 MiB).
 pub(crate) const MAX_BUF_BYTES: usize = 64 * 1024;
 
 /// Serves connections that open with the native magic.
