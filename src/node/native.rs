@@ -20,7 +20,9 @@
 //! For the accept loop's eviction policy (`server::slots`), a session waits
 //! on its client while no call is in flight (from the accept, or from the
 //! end of its last call: INIT and PING do not count as work) or while its
-//! writes stall; it is busy while a call is in flight. An evicted session
+//! writes stall; it is busy while a call is in flight. After INIT it counts
+//! as a connection that spoke the protocol (evicted after those that never
+//! did). An evicted session
 //! is dropped at once: its writer task is aborted with it, so a client that
 //! does not read cannot keep the socket open.
 
@@ -160,7 +162,12 @@ impl NativeSessions {
         let init_deadline = Instant::now() + self.limits.init_timeout;
         let mut peer_left = false;
         let mut idle = true;
+        let mut spoke = false;
         let close = loop {
+            if s.ready && !spoke {
+                spoke = true;
+                activity.spoke();
+            }
             if idle != s.calls.is_empty() {
                 idle = !idle;
                 if idle {

@@ -14,6 +14,9 @@
 //! - while a write to the socket cannot proceed because the client does not
 //!   read (a stalled write), counted from the first write that stalled.
 //!
+//! A connection that has sent a whole request head (or a native INIT) has
+//! **spoken**: at the cap, connections that never did are evicted first.
+//!
 //! It is **busy** while the server works on a request: an HTTP handler runs
 //! or its answer is produced, or a native call is in flight. Busy
 //! connections are never evicted.
@@ -27,7 +30,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -69,6 +72,8 @@ pub(crate) struct Activity {
     request_wait: AtomicU64,
     /// Since when a write to the socket has been stalled; [`NONE`] if none.
     stalled: AtomicU64,
+    /// Set once a whole request head (HTTP) or INIT (native) has arrived.
+    spoke: AtomicBool,
     /// Cancelled when the connection is evicted: its task drops it.
     evicted: CancellationToken,
 }
@@ -78,6 +83,7 @@ pub(crate) struct Activity {
 pub(crate) struct Waiting {
     since: u64,
     stalled: bool,
+    spoke: bool,
 }
 
 impl Activity {
@@ -89,12 +95,19 @@ impl Activity {
             waiting: AtomicU64::new(now),
             request_wait: AtomicU64::new(now),
             stalled: AtomicU64::new(NONE),
+            spoke: AtomicBool::new(false),
             evicted: CancellationToken::new(),
         })
     }
 
+    /// A native session's INIT arrived: it has spoken the protocol.
+    pub(crate) fn spoke(&self) {
+        self.spoke.store(true, Ordering::Release);
+    }
+
     /// A request's head arrived: the server works on it.
     pub(crate) fn request_started(&self) {
+        self.spoke();
         let previous = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -149,15 +162,18 @@ impl Activity {
         if waiting == EVICTED || stalled == EVICTED {
             return None;
         }
+        let spoke = self.spoke.load(Ordering::Acquire);
         match (waiting, stalled) {
             (NONE, NONE) => None,
             (w, s) if s == NONE || (w != NONE && w <= s) => Some(Waiting {
                 since: w,
                 stalled: false,
+                spoke,
             }),
             (_, s) => Some(Waiting {
                 since: s,
                 stalled: true,
+                spoke,
             }),
         }
     }
@@ -205,9 +221,11 @@ impl Activity {
 }
 
 impl Waiting {
-    /// Its time on the server's clock: smaller is older.
-    pub(crate) fn since(self) -> u64 {
-        self.since
+    /// Its place in the eviction order, first evicted first: connections
+    /// that never sent a whole request head (or INIT) before those that
+    /// did, then the oldest wait first.
+    pub(crate) fn order(self) -> (bool, u64) {
+        (self.spoke, self.since)
     }
 }
 
@@ -285,14 +303,16 @@ mod tests {
         let a = Activity::accepted(Clock::new());
         let first = a.waiting().expect("a new connection waits");
         assert!(!first.stalled);
+        assert!(!first.spoke);
         a.request_started();
         assert_eq!(a.waiting(), None, "busy while the request is worked on");
         a.body_read_started();
+        let body = a.waiting().expect("the body read waits on the client");
         assert_eq!(
-            a.waiting(),
-            Some(first),
+            body.since, first.since,
             "the body read keeps the wait's start"
         );
+        assert!(body.spoke, "a whole head arrived");
         a.body_read_ended();
         assert_eq!(a.waiting(), None);
         a.idle();

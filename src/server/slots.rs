@@ -5,7 +5,9 @@
 //! client** (see [`super::activity`]: idle keep-alive, unfinished headers or
 //! body, a silent or idle native session, a write the client does not read)
 //! is evicted: its socket is closed at once, without an answer, and the new
-//! connection takes its slot. Only when every open connection is busy (the
+//! connection takes its slot. Connections that have never sent a whole
+//! request head (HTTP) or INIT (native) go before those that have, oldest
+//! first within each group. Only when every open connection is busy (the
 //! server is working on a request for each) is the new one shed with a 503.
 //!
 //! Why this order, thinking as an attacker:
@@ -19,7 +21,13 @@
 //!   arrives, then busy; to push it out the attacker must open
 //!   `max_connections` new connections within that client's round trip, a
 //!   connection flood that no slot policy absorbs (and which also closes
-//!   its own connections as fast as it opens them).
+//!   its own connections as fast as it opens them). Once the client's head
+//!   (or INIT) is in, the attacker's connections that never completed one
+//!   all go first: a native client's second round trip (INIT, then its
+//!   CALL) is not exposed to a flood of silent or trickling sockets. To
+//!   stay ahead of it, an attacker must send whole, valid heads (each
+//!   costing it a request the server answers) and then idle, and even then
+//!   the client's connection is younger than theirs.
 //! - Trickling bytes does not make a connection look younger: header bytes
 //!   do not refresh its time, a body read counts from when the connection
 //!   began waiting for that request, and a native PING does not count as a
@@ -100,7 +108,7 @@ impl Slots {
                 .connections
                 .values()
                 .filter_map(|a| Some((a, a.waiting()?)))
-                .min_by_key(|(_, w)| w.since());
+                .min_by_key(|(_, w)| w.order());
             let Some((victim, seen)) = oldest else {
                 return Admission::Shed;
             };
@@ -180,6 +188,20 @@ mod tests {
         };
         assert!(young.activity().evicted().is_cancelled());
         assert!(!busy.activity().evicted().is_cancelled());
+    }
+
+    #[test]
+    fn connections_that_never_spoke_go_before_those_that_did() {
+        let slots = Slots::new(2);
+        let spoke = admitted(slots.admit());
+        spoke.activity().spoke();
+        let silent = admitted(slots.admit());
+        let _third = admitted(slots.admit());
+        assert!(silent.activity().evicted().is_cancelled());
+        assert!(
+            !spoke.activity().evicted().is_cancelled(),
+            "older, but it spoke"
+        );
     }
 
     #[test]
