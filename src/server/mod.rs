@@ -7,6 +7,7 @@ pub(crate) mod api_error;
 mod connection;
 pub(crate) mod fallback;
 pub mod limits;
+pub(crate) mod listen;
 pub(crate) mod metrics;
 pub(crate) mod request;
 pub(crate) mod serve;
