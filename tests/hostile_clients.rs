@@ -258,10 +258,12 @@ async fn attack_once(attack: Attack, stream: TcpStream) {
     }
 }
 
-/// Attacking sockets running until stopped.
+/// Attacking sockets running until stopped, on a thread and runtime of
+/// their own (so the figures measure the node, not the attackers' tasks
+/// crowding the client's runtime).
 struct Attackers {
     stop: CancellationToken,
-    tasks: JoinSet<()>,
+    done: tokio::sync::oneshot::Receiver<()>,
     /// Sockets opened so far (reconnections included).
     opened: Arc<AtomicUsize>,
 }
@@ -272,27 +274,22 @@ impl Attackers {
     async fn start(attack: Attack, addr: SocketAddr, count: usize) -> Self {
         let stop = CancellationToken::new();
         let opened = Arc::new(AtomicUsize::new(0));
-        let mut tasks = JoinSet::new();
-        for _ in 0..count {
-            let stop = stop.clone();
-            let opened = opened.clone();
-            tasks.spawn(async move {
-                while !stop.is_cancelled() {
-                    // A refused connect (a full backlog) is tried again.
-                    if let Ok(stream) = TcpStream::connect(addr).await {
-                        opened.fetch_add(1, Ordering::Relaxed);
-                        tokio::select! {
-                            () = attack_once(attack, stream) => {}
-                            () = stop.cancelled() => return,
-                        }
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(RECONNECT) => {}
-                        () = stop.cancelled() => return,
-                    }
-                }
-            });
-        }
+        let (finished, done) = tokio::sync::oneshot::channel();
+        let (thread_stop, thread_opened) = (stop.clone(), opened.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the attackers' runtime");
+            runtime.block_on(run_attackers(
+                attack,
+                addr,
+                count,
+                thread_stop,
+                thread_opened,
+            ));
+            let _ = finished.send(());
+        });
         let started = Instant::now();
         while opened.load(Ordering::Relaxed) < count {
             assert!(
@@ -304,22 +301,51 @@ impl Attackers {
         }
         // Let the attackers' first bytes reach the node.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Self {
-            stop,
-            tasks,
-            opened,
-        }
+        Self { stop, done, opened }
     }
 
     /// Stops every attacker and closes its socket; the sockets opened.
-    async fn stop(mut self) -> usize {
+    async fn stop(self) -> usize {
         self.stop.cancel();
-        let all = async { while self.tasks.join_next().await.is_some() {} };
-        tokio::time::timeout(SAFETY, all)
+        tokio::time::timeout(SAFETY, self.done)
             .await
-            .expect("the attackers stop");
+            .expect("the attackers stop")
+            .expect("the attackers' thread ends normally");
         self.opened.load(Ordering::Relaxed)
     }
+}
+
+/// `count` attackers, each reconnecting [`RECONNECT`] after the node closed
+/// its socket, until `stop`; returns when all have closed their sockets.
+async fn run_attackers(
+    attack: Attack,
+    addr: SocketAddr,
+    count: usize,
+    stop: CancellationToken,
+    opened: Arc<AtomicUsize>,
+) {
+    let mut tasks = JoinSet::new();
+    for _ in 0..count {
+        let stop = stop.clone();
+        let opened = opened.clone();
+        tasks.spawn(async move {
+            while !stop.is_cancelled() {
+                // A refused connect (a full backlog) is tried again.
+                if let Ok(stream) = TcpStream::connect(addr).await {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        () = attack_once(attack, stream) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(RECONNECT) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// True when `GET /iicp/health` answers 200 on `stream`.

@@ -15,7 +15,11 @@
 //!   read (a stalled write), counted from the first write that stalled.
 //!
 //! A connection that has sent a whole request head (or a native INIT) has
-//! **spoken**: at the cap, connections that never did are evicted first.
+//! **spoken**: at the cap, connections that never did are evicted first,
+//! and among those first the ones that have sent more than
+//! [`FLOOD_BYTES`] without finishing a head (a request head of these
+//! servers is a few hundred bytes, sent in one write: many kilobytes and
+//! no end is a header flood).
 //!
 //! It is **busy** while the server works on a request: an HTTP handler runs
 //! or its answer is produced, or a native call is in flight. Busy
@@ -40,6 +44,9 @@ use tokio_util::sync::CancellationToken;
 const NONE: u64 = 0;
 /// `since` value of a connection being evicted: never chosen again.
 const EVICTED: u64 = u64::MAX;
+/// Bytes read before a first whole request head past which a connection
+/// counts as flooding.
+pub(crate) const FLOOD_BYTES: u64 = 16 * 1024;
 
 /// The clock every connection of one server shares: nanoseconds since the
 /// server started, plus one (so that 0 can mean "not waiting").
@@ -74,6 +81,8 @@ pub(crate) struct Activity {
     stalled: AtomicU64,
     /// Set once a whole request head (HTTP) or INIT (native) has arrived.
     spoke: AtomicBool,
+    /// Bytes read from the socket before it spoke.
+    unspoken_bytes: AtomicU64,
     /// Cancelled when the connection is evicted: its task drops it.
     evicted: CancellationToken,
 }
@@ -84,6 +93,7 @@ pub(crate) struct Waiting {
     since: u64,
     stalled: bool,
     spoke: bool,
+    flooding: bool,
 }
 
 impl Activity {
@@ -96,6 +106,7 @@ impl Activity {
             request_wait: AtomicU64::new(now),
             stalled: AtomicU64::new(NONE),
             spoke: AtomicBool::new(false),
+            unspoken_bytes: AtomicU64::new(0),
             evicted: CancellationToken::new(),
         })
     }
@@ -163,17 +174,20 @@ impl Activity {
             return None;
         }
         let spoke = self.spoke.load(Ordering::Acquire);
+        let flooding = !spoke && self.unspoken_bytes.load(Ordering::Relaxed) > FLOOD_BYTES;
         match (waiting, stalled) {
             (NONE, NONE) => None,
             (w, s) if s == NONE || (w != NONE && w <= s) => Some(Waiting {
                 since: w,
                 stalled: false,
                 spoke,
+                flooding,
             }),
             (_, s) => Some(Waiting {
                 since: s,
                 stalled: true,
                 spoke,
+                flooding,
             }),
         }
     }
@@ -200,6 +214,13 @@ impl Activity {
         &self.evicted
     }
 
+    fn read(&self, bytes: usize) {
+        if bytes > 0 && !self.spoke.load(Ordering::Relaxed) {
+            self.unspoken_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
     fn write_pending(&self) {
         if self.stalled.load(Ordering::Relaxed) == NONE {
             let now = self.clock.now();
@@ -222,16 +243,23 @@ impl Activity {
 
 impl Waiting {
     /// Its place in the eviction order, first evicted first: connections
-    /// that never sent a whole request head (or INIT) before those that
-    /// did, then the oldest wait first.
-    pub(crate) fn order(self) -> (bool, u64) {
-        (self.spoke, self.since)
+    /// flooding an unfinished head, then the others that never sent a whole
+    /// request head (or INIT), then those that did; the oldest wait first
+    /// within each.
+    pub(crate) fn order(self) -> (u8, u64) {
+        let group = match (self.flooding, self.spoke) {
+            (true, _) => 0,
+            (false, false) => 1,
+            (false, true) => 2,
+        };
+        (group, self.since)
     }
 }
 
 /// A socket (or its write half) whose writes report stalls to its
-/// connection's [`Activity`]: a write that cannot proceed means the client
-/// does not read what it asked for.
+/// connection's [`Activity`] (a write that cannot proceed means the client
+/// does not read what it asked for) and whose reads count the bytes sent
+/// before a first whole request.
 pub(crate) struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -257,7 +285,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.activity.read(buf.filled().len() - before);
+        poll
     }
 }
 
@@ -318,6 +349,26 @@ mod tests {
         a.idle();
         let next = a.waiting().expect("idle after the answer");
         assert!(next.since > first.since, "the wait restarts at the answer");
+    }
+
+    #[test]
+    fn many_bytes_without_a_whole_head_go_first() {
+        let clock = Clock::new();
+        let flooding = Activity::accepted(clock);
+        let quiet = Activity::accepted(clock);
+        let spoke = Activity::accepted(clock);
+        spoke.request_started();
+        spoke.idle();
+        quiet.read(200);
+        flooding.read(FLOOD_BYTES as usize + 1);
+        let order = |a: &Activity| a.waiting().unwrap().order();
+        assert!(order(&flooding) < order(&quiet), "older, but not flooding");
+        assert!(order(&quiet) < order(&spoke));
+        spoke.read(1 << 20);
+        assert!(
+            order(&quiet) < order(&spoke),
+            "bytes after a head are requests"
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! body, a silent or idle native session, a write the client does not read)
 //! is evicted: its socket is closed at once, without an answer, and the new
 //! connection takes its slot. Connections that have never sent a whole
-//! request head (HTTP) or INIT (native) go before those that have, oldest
-//! first within each group. Only when every open connection is busy (the
+//! request head (HTTP) or INIT (native) go before those that have, and
+//! among them first those that have sent more than 16 KiB without finishing
+//! an HTTP head (a header flood); oldest first within each group. Only when every open connection is busy (the
 //! server is working on a request for each) is the new one shed with a 503.
 //!
 //! Why this order, thinking as an attacker:
@@ -33,6 +34,10 @@
 //!   began waiting for that request, and a native PING does not count as a
 //!   call. Only an answered request refreshes it, which is work the node's
 //!   admission limits already bound.
+//! - Attackers whose connections end on their own fast (a header flood gets
+//!   its 431 within milliseconds) churn through the slots: a fresh client
+//!   soon becomes the oldest of those that never spoke. The flooding group
+//!   goes before it, so the churn evicts flooders, not the client.
 //! - Busy connections are never evicted: a task in progress (an HTTP handler
 //!   running or a native call in flight) keeps its connection.
 //! - An evicted connection's file descriptor is closed by its own task,
