@@ -197,7 +197,7 @@ struct RouterService {
 impl hyper::service::Service<Request<Incoming>> for RouterService {
     type Response = Response<AnswerBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = Answering;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         self.activity.request_started();
@@ -206,15 +206,30 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
         req.extensions_mut()
             .insert(ConnectionActivity(self.activity.clone()));
         // A Router is always ready (axum documents it), so no poll_ready.
-        let answer = tower_service::Service::call(&mut self.app.clone(), req);
-        let activity = self.activity.clone();
-        Box::pin(async move {
-            let response = answer.await?;
-            Ok(response.map(|inner| AnswerBody {
-                inner,
-                activity: Some(activity),
-            }))
-        })
+        Answering {
+            answer: tower_service::Service::call(&mut self.app.clone(), req),
+            activity: Some(self.activity.clone()),
+        }
+    }
+}
+
+/// The router's answer to one request, its body wrapped in an
+/// [`AnswerBody`] (no allocation: the router's future is polled in place).
+struct Answering {
+    answer: axum::routing::future::RouteFuture<Infallible>,
+    activity: Option<Arc<Activity>>,
+}
+
+impl Future for Answering {
+    type Output = Result<Response<AnswerBody>, Infallible>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Ok(response) = std::task::ready!(Pin::new(&mut self.answer).poll(cx));
+        let activity = self.activity.take();
+        std::task::Poll::Ready(Ok(response.map(|inner| AnswerBody { inner, activity })))
     }
 }
 
