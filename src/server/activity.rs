@@ -12,14 +12,17 @@
 //!   waiting for that request (a slow head plus a slow body is as old as
 //!   both);
 //! - while a write to the socket cannot proceed because the client does not
-//!   read (a stalled write), counted from the first write that stalled.
+//!   read (a stalled write), counted from when writing stopped making
+//!   progress (a write that goes through ends the stall).
 //!
 //! A connection that has sent a whole request head (or a native INIT) has
 //! **spoken**: at the cap, connections that never did are evicted first,
 //! and among those first the ones that have sent more than
 //! [`FLOOD_BYTES`] without finishing a head (a request head of these
 //! servers is a few hundred bytes, sent in one write: many kilobytes and
-//! no end is a header flood).
+//! no end is a header flood). Bytes are counted on HTTP connections (the
+//! [`Tracked`] socket hyper reads); a native session's INIT is bounded by
+//! its own frame limit and INIT timeout.
 //!
 //! It is **busy** while the server works on a request: an HTTP handler runs
 //! or its answer is produced, or a native call is in flight. Busy
@@ -30,6 +33,9 @@
 //! what it cannot do is look younger while it sends nothing useful: only an
 //! answered request (real work for the server, bounded by the node's own
 //! admission limits) or reading what the server wrote refreshes the time.
+//! The last is a weakness: a client that reads its answers a little at a
+//! time keeps its stalled connection young, though it must have asked for
+//! answers larger than the socket buffers to stall at all.
 
 use std::io;
 use std::pin::Pin;
