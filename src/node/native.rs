@@ -32,7 +32,8 @@ use super::inbound::Inbound;
 use super::pipeline::Pipeline;
 use super::task_auth::{Credentials, looks_like_consumer_token};
 use crate::server::NativeHandler;
-use crate::server::activity::{Activity, Tracked};
+use crate::server::activity::Activity;
+use crate::server::tracked::Tracked;
 use crate::transport::spawn_writer;
 use crate::transport::{
     Ack, BufferedError, BufferedResponse, Call, Close, CloseReason, Discover, DiscoverReply, Frame,

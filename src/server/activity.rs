@@ -21,7 +21,7 @@
 //! [`FLOOD_BYTES`] without finishing a head (a request head of these
 //! servers is a few hundred bytes, sent in one write: many kilobytes and
 //! no end is a header flood). Bytes are counted on HTTP connections (the
-//! [`Tracked`] socket hyper reads); a native session's INIT is bounded by
+//! [`Tracked`](super::tracked::Tracked) socket hyper reads); a native session's INIT is bounded by
 //! its own frame limit and INIT timeout.
 //!
 //! It is **busy** while the server works on a request: an HTTP handler runs
@@ -37,13 +37,9 @@
 //! time keeps its stalled connection young, though it must have asked for
 //! answers larger than the socket buffers to stall at all.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 /// `since` value of a busy connection (or of no stalled write).
@@ -220,14 +216,16 @@ impl Activity {
         &self.evicted
     }
 
-    fn read(&self, bytes: usize) {
+    /// `bytes` were read from the socket.
+    pub(super) fn read(&self, bytes: usize) {
         if bytes > 0 && !self.spoke.load(Ordering::Relaxed) {
             self.unspoken_bytes
                 .fetch_add(bytes as u64, Ordering::Relaxed);
         }
     }
 
-    fn write_pending(&self) {
+    /// A write to the socket could not proceed.
+    pub(super) fn write_pending(&self) {
         if self.stalled.load(Ordering::Relaxed) == NONE {
             let now = self.clock.now();
             let _ = self
@@ -236,7 +234,8 @@ impl Activity {
         }
     }
 
-    fn write_progressed(&self) {
+    /// A write to the socket went through (or failed: no longer stalled).
+    pub(super) fn write_progressed(&self) {
         if self.stalled.load(Ordering::Relaxed) != NONE {
             let _ = self
                 .stalled
@@ -259,75 +258,6 @@ impl Waiting {
             (false, true) => 2,
         };
         (group, self.since)
-    }
-}
-
-/// A socket (or its write half) whose writes report stalls to its
-/// connection's [`Activity`] (a write that cannot proceed means the client
-/// does not read what it asked for) and whose reads count the bytes sent
-/// before a first whole request.
-pub(crate) struct Tracked<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T> Tracked<T> {
-    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
-    }
-
-    fn note<R>(&self, poll: Poll<R>) -> Poll<R> {
-        match poll {
-            Poll::Pending => self.activity.write_pending(),
-            Poll::Ready(_) => self.activity.write_progressed(),
-        }
-        poll
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.activity.read(buf.filled().len() - before);
-        poll
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note(poll)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.note(poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.note(poll)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

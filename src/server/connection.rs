@@ -22,9 +22,10 @@
 //! that does not read its answers stalls its own connection, which is then
 //! evictable, and its unread requests stay in the kernel's socket buffer).
 
-use super::activity::{Activity, Tracked};
+use super::activity::Activity;
 use super::limits::ServerLimits;
 use super::request::{BodyReadTimeout, ConnectionActivity};
+use super::tracked::Tracked;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};

@@ -12,6 +12,7 @@ pub(crate) mod metrics;
 pub(crate) mod request;
 pub(crate) mod serve;
 mod slots;
+pub(crate) mod tracked;
 
 pub(crate) use connection::NativeHandler;
 pub use limits::ServerLimits;

@@ -8,8 +8,9 @@
 //! connection takes its slot. Connections that have never sent a whole
 //! request head (HTTP) or INIT (native) go before those that have, and
 //! among them first those that have sent more than 16 KiB without finishing
-//! an HTTP head (a header flood); oldest first within each group. Only when every open connection is busy (the
-//! server is working on a request for each) is the new one shed with a 503.
+//! an HTTP head (a header flood); oldest first within each group. Only when
+//! every open connection is busy (the server is working on a request for
+//! each) is the new one shed with a 503.
 //!
 //! Why this order, thinking as an attacker:
 //! - Holding connections costs an attacker nothing while they are idle or
@@ -45,8 +46,8 @@
 //!   sockets may briefly exceed the cap, never beyond twice it (past that
 //!   the new connection is shed).
 //!
-//! Choosing a victim scans the open connections (at most `max_connections`)
-//! under a lock, only at the cap.
+//! Choosing a victim scans the open connections (at most twice
+//! `max_connections`) under a lock, only at the cap.
 
 use super::activity::{Activity, Clock};
 use std::collections::HashMap;
