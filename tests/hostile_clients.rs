@@ -46,6 +46,11 @@ const ATTACKERS: usize = 2 * CAP;
 const LONG_MS: &str = "600000";
 /// One trickled byte this often.
 const TRICKLE: Duration = Duration::from_secs(1);
+/// The header flood's pace: one 1 KB line this often. At full speed (as
+/// fast as the node reads) with 256 sockets reconnecting after each 431,
+/// the flood is a connection flood that saturates the node's CPU on a
+/// shared 2-core machine (see docs/RELIABILITY.md).
+const FLOOD_LINE_EVERY: Duration = Duration::from_millis(10);
 /// An attacker whose socket was closed reconnects after this pause.
 const RECONNECT: Duration = Duration::from_millis(200);
 /// Generous bound on the node's resident memory during any attack.
@@ -58,7 +63,10 @@ enum Attack {
     Slowloris,
     /// Connects and sends nothing.
     Idle,
-    /// Header lines as fast as the node takes them, never ending the head.
+    /// One cheap request, answered, then an idle keep-alive connection.
+    KeepAliveIdle,
+    /// 1 KB header lines, one every [`FLOOD_LINE_EVERY`] (100 KB/s per
+    /// socket), never ending the head.
     HeaderFlood,
     /// A whole head announcing a 1 MB body, then one body byte a second.
     UnfinishedBody,
@@ -66,15 +74,19 @@ enum Attack {
     Pipelining,
     /// The native magic, then the rest of INIT one byte a second.
     NativeTrickle,
+    /// A whole INIT, answered, then an idle native session.
+    NativeIdle,
 }
 
-const ATTACKS: [Attack; 6] = [
+const ATTACKS: [Attack; 8] = [
     Attack::Slowloris,
     Attack::Idle,
+    Attack::KeepAliveIdle,
     Attack::HeaderFlood,
     Attack::UnfinishedBody,
     Attack::Pipelining,
     Attack::NativeTrickle,
+    Attack::NativeIdle,
 ];
 
 /// The echo node binary with `extra` flags and long client timeouts.
@@ -210,6 +222,18 @@ async fn attack_once(attack: Attack, stream: TcpStream) {
             }
         }
         Attack::Idle => closed(&mut read).await,
+        // The answer (or ACK) is read and dropped by `closed`.
+        Attack::KeepAliveIdle => {
+            let get = b"GET /iicp/health HTTP/1.1\r\nHost: x\r\n\r\n";
+            if write.write_all(get).await.is_ok() {
+                closed(&mut read).await;
+            }
+        }
+        Attack::NativeIdle => {
+            if write.write_all(&init_bytes()).await.is_ok() {
+                closed(&mut read).await;
+            }
+        }
         Attack::HeaderFlood => {
             let flood = async {
                 if write
@@ -220,7 +244,9 @@ async fn attack_once(attack: Attack, stream: TcpStream) {
                     return;
                 }
                 let line = format!("X-Flood: {}\r\n", "v".repeat(1000));
-                while write.write_all(line.as_bytes()).await.is_ok() {}
+                while write.write_all(line.as_bytes()).await.is_ok() {
+                    tokio::time::sleep(FLOOD_LINE_EVERY).await;
+                }
             };
             // A refusal (431) and a close both end this socket's life.
             let mut first = [0u8; 1];

@@ -20,9 +20,8 @@
 //! For the accept loop's eviction policy (`server::slots`), a session waits
 //! on its client while no call is in flight (from the accept, or from the
 //! end of its last call: INIT and PING do not count as work) or while its
-//! writes stall; it is busy while a call is in flight. After INIT it counts
-//! as a connection that spoke the protocol (evicted after those that never
-//! did). An evicted session
+//! writes stall; it is busy while a call is in flight. INIT restarts the
+//! wait (the first call comes a round trip after it). An evicted session
 //! is dropped at once: its writer task is aborted with it, so a client that
 //! does not read cannot keep the socket open.
 
@@ -167,7 +166,7 @@ impl NativeSessions {
         let close = loop {
             if s.ready && !spoke {
                 spoke = true;
-                activity.spoke();
+                activity.handshake_done();
             }
             if idle != s.calls.is_empty() {
                 idle = !idle;

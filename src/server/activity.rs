@@ -15,12 +15,14 @@
 //!   read (a stalled write), counted from when writing stopped making
 //!   progress (a write that goes through ends the stall).
 //!
-//! A connection that has sent a whole request head (or a native INIT) has
-//! **spoken**: at the cap, connections that never did are evicted first,
-//! and among those first the ones that have sent more than
-//! [`FLOOD_BYTES`] without finishing a head (a request head of these
-//! servers is a few hundred bytes, sent in one write: many kilobytes and
-//! no end is a header flood). Bytes are counted on HTTP connections (the
+//! A connection that has sent more than [`FLOOD_BYTES`] before its first
+//! whole request head is **flooding** (a request head of these servers is a
+//! few hundred bytes, sent in one write: many kilobytes and no end is a
+//! header flood); at the cap, flooding connections are evicted first.
+//!
+//! A native session's INIT restarts its wait: the handshake is its first
+//! exchange, and its first call comes a round trip later (an HTTP client's
+//! request is busy as soon as its head is in). Bytes are counted on HTTP connections (the
 //! [`Tracked`](super::tracked::Tracked) socket hyper reads); a native session's INIT is bounded by
 //! its own frame limit and INIT timeout.
 //!
@@ -94,7 +96,6 @@ pub(crate) struct Activity {
 pub(crate) struct Waiting {
     since: u64,
     stalled: bool,
-    spoke: bool,
     flooding: bool,
 }
 
@@ -113,14 +114,16 @@ impl Activity {
         })
     }
 
-    /// A native session's INIT arrived: it has spoken the protocol.
-    pub(crate) fn spoke(&self) {
+    /// A native session's INIT arrived and was answered: it waits for its
+    /// first call from now.
+    pub(crate) fn handshake_done(&self) {
         self.spoke.store(true, Ordering::Release);
+        self.idle();
     }
 
     /// A request's head arrived: the server works on it.
     pub(crate) fn request_started(&self) {
-        self.spoke();
+        self.spoke.store(true, Ordering::Release);
         let previous = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -175,20 +178,18 @@ impl Activity {
         if waiting == EVICTED || stalled == EVICTED {
             return None;
         }
-        let spoke = self.spoke.load(Ordering::Acquire);
-        let flooding = !spoke && self.unspoken_bytes.load(Ordering::Relaxed) > FLOOD_BYTES;
+        let flooding = !self.spoke.load(Ordering::Acquire)
+            && self.unspoken_bytes.load(Ordering::Relaxed) > FLOOD_BYTES;
         match (waiting, stalled) {
             (NONE, NONE) => None,
             (w, s) if s == NONE || (w != NONE && w <= s) => Some(Waiting {
                 since: w,
                 stalled: false,
-                spoke,
                 flooding,
             }),
             (_, s) => Some(Waiting {
                 since: s,
                 stalled: true,
-                spoke,
                 flooding,
             }),
         }
@@ -247,17 +248,10 @@ impl Activity {
 }
 
 impl Waiting {
-    /// Its place in the eviction order, first evicted first: connections
-    /// flooding an unfinished head, then the others that never sent a whole
-    /// request head (or INIT), then those that did; the oldest wait first
-    /// within each.
-    pub(crate) fn order(self) -> (u8, u64) {
-        let group = match (self.flooding, self.spoke) {
-            (true, _) => 0,
-            (false, false) => 1,
-            (false, true) => 2,
-        };
-        (group, self.since)
+    /// Its place in the eviction order, first evicted first: flooding
+    /// connections, then the others; the oldest wait first within each.
+    pub(crate) fn order(self) -> (bool, u64) {
+        (!self.flooding, self.since)
     }
 }
 
@@ -270,7 +264,6 @@ mod tests {
         let a = Activity::accepted(Clock::new());
         let first = a.waiting().expect("a new connection waits");
         assert!(!first.stalled);
-        assert!(!first.spoke);
         a.request_started();
         assert_eq!(a.waiting(), None, "busy while the request is worked on");
         a.body_read_started();
@@ -279,7 +272,6 @@ mod tests {
             body.since, first.since,
             "the body read keeps the wait's start"
         );
-        assert!(body.spoke, "a whole head arrived");
         a.body_read_ended();
         assert_eq!(a.waiting(), None);
         a.idle();
@@ -290,21 +282,29 @@ mod tests {
     #[test]
     fn many_bytes_without_a_whole_head_go_first() {
         let clock = Clock::new();
-        let flooding = Activity::accepted(clock);
         let quiet = Activity::accepted(clock);
-        let spoke = Activity::accepted(clock);
-        spoke.request_started();
-        spoke.idle();
+        let answered = Activity::accepted(clock);
+        let flooding = Activity::accepted(clock);
         quiet.read(200);
         flooding.read(FLOOD_BYTES as usize + 1);
         let order = |a: &Activity| a.waiting().unwrap().order();
-        assert!(order(&flooding) < order(&quiet), "older, but not flooding");
-        assert!(order(&quiet) < order(&spoke));
-        spoke.read(1 << 20);
+        assert!(order(&flooding) < order(&quiet), "younger, but flooding");
+        answered.request_started();
+        answered.idle();
+        answered.read(1 << 20);
         assert!(
-            order(&quiet) < order(&spoke),
-            "bytes after a head are requests"
+            order(&quiet) < order(&answered),
+            "bytes after a whole head are requests, not a flood"
         );
+    }
+
+    #[test]
+    fn a_native_handshake_restarts_the_wait() {
+        let a = Activity::accepted(Clock::new());
+        let accepted = a.waiting().unwrap();
+        a.handshake_done();
+        let after = a.waiting().expect("waits for its first call");
+        assert!(after.since > accepted.since);
     }
 
     #[test]

@@ -5,12 +5,10 @@
 //! client** (see [`super::activity`]: idle keep-alive, unfinished headers or
 //! body, a silent or idle native session, a write the client does not read)
 //! is evicted: its socket is closed at once, without an answer, and the new
-//! connection takes its slot. Connections that have never sent a whole
-//! request head (HTTP) or INIT (native) go before those that have, and
-//! among them first those that have sent more than 16 KiB without finishing
-//! an HTTP head (a header flood); oldest first within each group. Only when
-//! every open connection is busy (the server is working on a request for
-//! each) is the new one shed with a 503.
+//! connection takes its slot; connections that have sent more than 16 KiB
+//! without finishing a first HTTP head (a header flood) go before all
+//! others. Only when every open connection is busy (the server is working
+//! on a request for each) is the new one shed with a 503.
 //!
 //! Why this order, thinking as an attacker:
 //! - Holding connections costs an attacker nothing while they are idle or
@@ -23,22 +21,23 @@
 //!   arrives, then busy; to push it out the attacker must open
 //!   `max_connections` new connections within that client's round trip, a
 //!   connection flood that no slot policy absorbs (and which also closes
-//!   its own connections as fast as it opens them). Once the client's head
-//!   (or INIT) is in, the attacker's connections that never completed one
-//!   all go first: a native client's second round trip (INIT, then its
-//!   CALL) is not exposed to a flood of silent or trickling sockets. To
-//!   stay ahead of it, an attacker must send whole, valid heads (each
-//!   costing it a request the server answers) and then idle, and even then
-//!   the client's connection is younger than theirs.
+//!   its own connections as fast as it opens them). A native client needs
+//!   two round trips (INIT, then its CALL); its INIT restarts its wait, so
+//!   the second is as protected as the first.
+//! - No connection is favoured for having spoken: that would let an
+//!   attacker who sends one cheap request (or INIT) and then idles outrank
+//!   every fresh client, which has not spoken yet. Age alone decides, and a
+//!   fresh client is always among the youngest.
 //! - Trickling bytes does not make a connection look younger: header bytes
 //!   do not refresh its time, a body read counts from when the connection
 //!   began waiting for that request, and a native PING does not count as a
 //!   call. Only an answered request refreshes it, which is work the node's
-//!   admission limits already bound.
-//! - Attackers whose connections end on their own fast (a header flood gets
-//!   its 431 within milliseconds) churn through the slots: a fresh client
-//!   soon becomes the oldest of those that never spoke. The flooding group
-//!   goes before it, so the churn evicts flooders, not the client.
+//!   admission limits already bound (and a native INIT, once per session).
+//! - Attackers whose connections end on their own (a header flood gets its
+//!   431 once hyper's buffer is full) churn through the slots: the older
+//!   connections leave by themselves and a fresh client soon becomes the
+//!   oldest. Flooding connections go first, so the churn evicts flooders,
+//!   not the client; a legitimate head never floods.
 //! - Busy connections are never evicted: a task in progress (an HTTP handler
 //!   running or a native call in flight) keeps its connection.
 //! - An evicted connection's file descriptor is closed by its own task,
@@ -197,16 +196,16 @@ mod tests {
     }
 
     #[test]
-    fn connections_that_never_spoke_go_before_those_that_did() {
+    fn a_flooding_connection_goes_before_an_older_quiet_one() {
         let slots = Slots::new(2);
-        let spoke = admitted(slots.admit());
-        spoke.activity().spoke();
-        let silent = admitted(slots.admit());
+        let quiet = admitted(slots.admit());
+        let flooding = admitted(slots.admit());
+        flooding.activity().read(64 * 1024);
         let _third = admitted(slots.admit());
-        assert!(silent.activity().evicted().is_cancelled());
+        assert!(flooding.activity().evicted().is_cancelled());
         assert!(
-            !spoke.activity().evicted().is_cancelled(),
-            "older, but it spoke"
+            !quiet.activity().evicted().is_cancelled(),
+            "older, but quiet"
         );
     }
 
