@@ -39,10 +39,10 @@
 //! time keeps its stalled connection young, though it must have asked for
 //! answers larger than the socket buffers to stall at all.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::task::AbortHandle;
 
 /// `since` value of a busy connection (or of no stalled write).
 const NONE: u64 = 0;
@@ -87,8 +87,12 @@ pub(crate) struct Activity {
     spoke: AtomicBool,
     /// Bytes read from the socket before it spoke.
     unspoken_bytes: AtomicU64,
-    /// Cancelled when the connection is evicted: its task drops it.
-    evicted: CancellationToken,
+    /// Set when the connection is evicted.
+    evicted: AtomicBool,
+    /// Aborts the connection's task (dropping the connection closes its
+    /// socket); set once the task is spawned. An abort costs the task
+    /// nothing while it runs, unlike a token it would poll.
+    task: OnceLock<AbortHandle>,
 }
 
 /// Why a connection may be evicted, and since when (smaller is older).
@@ -110,7 +114,8 @@ impl Activity {
             stalled: AtomicU64::new(NONE),
             spoke: AtomicBool::new(false),
             unspoken_bytes: AtomicU64::new(0),
-            evicted: CancellationToken::new(),
+            evicted: AtomicBool::new(false),
+            task: OnceLock::new(),
         })
     }
 
@@ -207,14 +212,24 @@ impl Activity {
             .compare_exchange(seen.since, EVICTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if taken {
-            self.evicted.cancel();
+            self.evicted.store(true, Ordering::Release);
+            if let Some(task) = self.task.get() {
+                task.abort();
+            }
         }
         taken
     }
 
-    /// Resolves when the connection has been evicted.
-    pub(crate) fn evicted(&self) -> &CancellationToken {
-        &self.evicted
+    /// Whether the connection has been evicted.
+    pub(crate) fn was_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
+
+    /// The connection's task, which [`Activity::evict`] aborts. The accept
+    /// loop sets it right after the spawn, before it admits anyone else
+    /// (so before anyone can evict this connection).
+    pub(crate) fn set_task(&self, task: AbortHandle) {
+        let _ = self.task.set(task);
     }
 
     /// `bytes` were read from the socket.
@@ -326,11 +341,11 @@ mod tests {
         let seen = a.waiting().unwrap();
         a.request_started();
         assert!(!a.evict(seen), "it became busy: not evicted");
-        assert!(!a.evicted().is_cancelled());
+        assert!(!a.was_evicted());
         a.idle();
         let seen = a.waiting().unwrap();
         assert!(a.evict(seen));
-        assert!(a.evicted().is_cancelled());
+        assert!(a.was_evicted());
         assert_eq!(
             a.waiting(),
             None,

@@ -24,7 +24,7 @@
 
 use super::activity::Activity;
 use super::limits::ServerLimits;
-use super::request::{BodyReadTimeout, ConnectionActivity};
+use super::request::BodyReadContext;
 use super::tracked::Tracked;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -164,7 +164,7 @@ async fn serve_http(
     let service = RouterService {
         app: context.app.clone(),
         peer,
-        body_read_timeout: BodyReadTimeout(context.limits.body_read_timeout),
+        body_read_timeout: context.limits.body_read_timeout,
         activity: activity.clone(),
     };
     let io = TokioIo::new(Tracked::new(stream, activity));
@@ -191,7 +191,7 @@ async fn serve_http(
 struct RouterService {
     app: Router,
     peer: SocketAddr,
-    body_read_timeout: BodyReadTimeout,
+    body_read_timeout: Duration,
     activity: Arc<Activity>,
 }
 
@@ -203,9 +203,10 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         self.activity.request_started();
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        req.extensions_mut().insert(self.body_read_timeout);
-        req.extensions_mut()
-            .insert(ConnectionActivity(self.activity.clone()));
+        req.extensions_mut().insert(BodyReadContext {
+            timeout: self.body_read_timeout,
+            activity: self.activity.clone(),
+        });
         // A Router is always ready (axum documents it), so no poll_ready.
         Answering {
             answer: tower_service::Service::call(&mut self.app.clone(), req),

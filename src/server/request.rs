@@ -22,16 +22,17 @@ mod json;
 
 pub(crate) use json::decode_json;
 
-/// How long a request body may take to arrive (from
-/// [`ServerLimits::body_read_timeout`](super::limits::ServerLimits)); the
-/// accept loop puts it in every request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyReadTimeout(pub Duration);
-
-/// The connection a request came on, as its [`Activity`]: reading the body
-/// waits on the client, which the eviction policy must know.
+/// What reading a request's body needs from its connection, put in every
+/// request's extensions by the accept loop (one entry, one allocation):
+/// how long the body may take to arrive (from
+/// [`ServerLimits::body_read_timeout`](super::limits::ServerLimits)), and
+/// the connection's [`Activity`] (reading the body waits on the client,
+/// which the eviction policy must know).
 #[derive(Debug, Clone)]
-pub(crate) struct ConnectionActivity(pub Arc<Activity>);
+pub(crate) struct BodyReadContext {
+    pub timeout: Duration,
+    pub activity: Arc<Activity>,
+}
 
 /// The body size limit a router enforces (`DefaultBodyLimit`), kept in the
 /// request's extensions so that the 413 answer can name it.
@@ -40,7 +41,7 @@ pub(crate) struct BodyLimit(pub usize);
 
 /// The raw request body; a body over the limit, too slow or unreadable is
 /// a [`BodyError`] (each a JSON error when answered as is). The body must
-/// arrive within the request's [`BodyReadTimeout`] (when it has one).
+/// arrive within the request's [`BodyReadContext`] timeout (when it has one).
 pub(crate) struct RawBody(pub Bytes);
 
 /// Why a request body was not read.
@@ -110,12 +111,10 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = BodyError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let timeout = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
+        let context = req.extensions().get::<BodyReadContext>();
+        let timeout = context.map(|c| c.timeout);
+        let _reading = context.map(|c| BodyRead::start(c.activity.clone()));
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
-        let _reading = req
-            .extensions()
-            .get::<ConnectionActivity>()
-            .map(|c| BodyRead::start(c.0.clone()));
         let read = Bytes::from_request(req, state);
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, read)

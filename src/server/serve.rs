@@ -98,15 +98,16 @@ impl Server {
                         let _ = stream.set_nodelay(true);
                         let context = context.clone();
                         let stop = shutdown.clone();
-                        connections.spawn(async move {
+                        let activity = slot.activity().clone();
+                        // An eviction aborts this task: dropping the
+                        // connection closes its socket, dropping the slot
+                        // gives it back.
+                        let task = connections.spawn(async move {
                             let activity = slot.activity().clone();
-                            tokio::select! {
-                                () = connection::serve(stream, peer, &context, stop, activity.clone()) => {}
-                                // Dropping the connection closes its socket.
-                                () = activity.evicted().cancelled() => {}
-                            }
+                            connection::serve(stream, peer, &context, stop, activity).await;
                             drop(slot);
                         });
+                        activity.set_task(task);
                     }
                     Err(e) if is_peer_error(&e) => {}
                     Err(e) => {

@@ -148,7 +148,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = lock(&self.open);
         open.connections.remove(&self.id);
-        if self.activity.evicted().is_cancelled() {
+        if self.activity.was_evicted() {
             open.evicting -= 1;
         }
     }
@@ -182,17 +182,17 @@ mod tests {
         let Admission::Evicted(fourth) = slots.admit() else {
             panic!("at the cap a waiter is evicted");
         };
-        assert!(oldest.activity().evicted().is_cancelled());
-        assert!(!busy.activity().evicted().is_cancelled());
-        assert!(!young.activity().evicted().is_cancelled());
+        assert!(oldest.activity().was_evicted());
+        assert!(!busy.activity().was_evicted());
+        assert!(!young.activity().was_evicted());
         drop(oldest);
 
         fourth.activity().request_started();
         let Admission::Evicted(_fifth) = slots.admit() else {
             panic!("the young waiter gives way");
         };
-        assert!(young.activity().evicted().is_cancelled());
-        assert!(!busy.activity().evicted().is_cancelled());
+        assert!(young.activity().was_evicted());
+        assert!(!busy.activity().was_evicted());
     }
 
     #[test]
@@ -202,11 +202,8 @@ mod tests {
         let flooding = admitted(slots.admit());
         flooding.activity().read(64 * 1024);
         let _third = admitted(slots.admit());
-        assert!(flooding.activity().evicted().is_cancelled());
-        assert!(
-            !quiet.activity().evicted().is_cancelled(),
-            "older, but quiet"
-        );
+        assert!(flooding.activity().was_evicted());
+        assert!(!quiet.activity().was_evicted(), "older, but quiet");
     }
 
     #[test]
@@ -228,14 +225,14 @@ mod tests {
         // Evicted but its task has not ended: it no longer counts, up to
         // twice the cap of sockets open.
         let second = admitted(slots.admit());
-        assert!(first.activity().evicted().is_cancelled());
+        assert!(first.activity().was_evicted());
         assert!(
             matches!(slots.admit(), Admission::Shed),
             "twice the cap of sockets are open"
         );
         drop(first);
         let third = admitted(slots.admit());
-        assert!(second.activity().evicted().is_cancelled());
+        assert!(second.activity().was_evicted());
         drop(second);
         drop(third);
         let Admission::Admitted(_) = slots.admit() else {
