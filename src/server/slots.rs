@@ -40,8 +40,9 @@
 //!   not the client; a legitimate head never floods.
 //! - Busy connections are never evicted: a task in progress (an HTTP handler
 //!   running or a native call in flight) keeps its connection.
-//! - An evicted connection's file descriptor is closed by its own task,
-//!   which runs promptly; until it has, it is not counted, so the open
+//! - An evicted connection's task is aborted; its file descriptor is closed
+//!   when the runtime drops that task, promptly; meanwhile it is not
+//!   counted, so the open
 //!   sockets may briefly exceed the cap, never beyond twice it (past that
 //!   the new connection is shed).
 //!
