@@ -1,15 +1,17 @@
 //! The accept loop's limits, node and directory alike (issue #11 item 2):
 //! silent connections and unfinished headers are closed after the header
 //! timeout, idle keep-alive connections too, a trickled body gets a JSON 408
-//! and a close, connections past the cap are shed at once, and shutdown
-//! still closes what is open. Also the 413 message (item 11).
+//! and a close, at the cap the connection waiting longest on its client
+//! gives way (and a new one is shed only when every connection is busy),
+//! and shutdown still closes what is open. Also the 413 message (item 11).
+//! The attacks themselves, with a normal task during each: `hostile_clients.rs`.
 //!
 //! Hostile clients are raw TCP sockets; every wait is bounded (SAFETY), so
 //! a server without these limits fails here instead of hanging.
 
 mod common;
 
-use common::raw_http::{SAFETY, connect, read_response, read_until_closed, send_get};
+use common::raw_http::{SAFETY, connect, read_response, read_until_closed, send_get, send_post};
 use iicp_client::directory::{Directory, DirectoryConfig, RunningDirectory};
 use iicp_client::{IicpNode, NodeConfig, RunningNode, ServerLimits, TaskContext, TaskRequest};
 use serde_json::json;
@@ -208,41 +210,105 @@ async fn health_answers(addr: SocketAddr) -> bool {
 }
 
 #[tokio::test]
-async fn connections_past_the_cap_are_shed_and_slots_come_back() {
+async fn at_the_cap_the_connection_waiting_longest_gives_way_and_slots_come_back() {
     const CAP: usize = 8;
     for kind in KINDS {
         let server = Server::with_limits(kind, limits(LONG, LONG, CAP)).await;
         let addr = server.addr();
         // CAP silent connections, each of which holds a slot (accepted in
-        // order, before the next one).
+        // order, before the next one): the first has waited longest.
         let mut held = Vec::new();
         for _ in 0..CAP {
             held.push(connect(addr).await);
         }
-        let mut extra = connect(addr).await;
-        let got = read_until_closed(&mut extra)
-            .await
-            .unwrap_or_else(|| panic!("{kind:?}: connection {} is not shed", CAP + 1));
-        let text = String::from_utf8_lossy(&got);
-        assert!(text.starts_with("HTTP/1.1 503 "), "{kind:?}: {text:?}");
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_str(body).expect("JSON 503 body");
-        assert_eq!(body["error"]["code"], "IICP-E005", "{kind:?}");
-        drop(held);
-        let mut recovered = false;
-        for _ in 0..100 {
-            if health_answers(addr).await {
-                recovered = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         assert!(
-            recovered,
-            "{kind:?}: closed connections never gave back their slots"
+            health_answers(addr).await,
+            "{kind:?}: a new client at the cap is served"
         );
+        let got = read_until_closed(&mut held[0]).await;
+        assert_eq!(
+            got.as_deref(),
+            Some(&b""[..]),
+            "{kind:?}: the oldest silent connection is closed (without an answer) to make room"
+        );
+        drop(held);
+        // The slots come back: CAP new connections are all open at once,
+        // each answered twice (none evicted another).
+        let mut burst = Vec::new();
+        for _ in 0..CAP {
+            let mut stream = connect(addr).await;
+            send_get(&mut stream, "/iicp/health").await.unwrap();
+            let status = read_response(&mut stream).await.map(|r| r.status);
+            assert_eq!(status, Some(200), "{kind:?}: burst connection");
+            burst.push(stream);
+        }
+        for stream in &mut burst {
+            send_get(stream, "/iicp/health").await.unwrap();
+            let status = read_response(stream).await.map(|r| r.status);
+            assert_eq!(status, Some(200), "{kind:?}: a burst connection was closed");
+        }
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn when_every_connection_is_busy_a_new_one_is_shed_with_503() {
+    const CAP: usize = 4;
+    let (release, gate) = tokio::sync::watch::channel(false);
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let config = NodeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        skip_registration: true,
+        models: vec!["m".into()],
+        max_concurrent: 2 * CAP as u32,
+        server_limits: limits(LONG, LONG, CAP),
+        ..NodeConfig::default()
+    };
+    let node = IicpNode::new(config)
+        .start(move |_req: TaskRequest, _ctx: TaskContext| {
+            let mut gate = gate.clone();
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send(());
+                let _ = gate.wait_for(|open| *open).await;
+                Ok(json!({"ok": true}))
+            }
+        })
+        .await
+        .expect("node starts");
+    let addr = node.local_addr();
+    // CAP tasks in flight, one per connection: every connection is busy.
+    let mut busy = Vec::new();
+    for _ in 0..CAP {
+        let mut stream = connect(addr).await;
+        let task = json!({"task_id": uuid::Uuid::new_v4().to_string(),
+            "intent": "urn:iicp:intent:llm:chat:v1", "payload": {"text": "hi"}});
+        send_post(&mut stream, "/v1/task", &task).await.unwrap();
+        busy.push(stream);
+    }
+    for _ in 0..CAP {
+        let began = tokio::time::timeout(SAFETY, started.recv()).await;
+        assert!(matches!(began, Ok(Some(()))), "a task did not start");
+    }
+    let mut extra = connect(addr).await;
+    let got = read_until_closed(&mut extra)
+        .await
+        .expect("the new connection is shed at once");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text:?}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(body).expect("JSON 503 body");
+    assert_eq!(body["error"]["code"], "IICP-E005");
+    // The busy ones were not evicted: each gets its answer.
+    release.send(true).unwrap();
+    for stream in &mut busy {
+        let status = read_response(stream).await.map(|r| r.status);
+        assert_eq!(status, Some(200), "a busy connection lost its task");
+    }
+    tokio::time::timeout(SAFETY, node.shutdown())
+        .await
+        .expect("shutdown finishes");
 }
 
 #[tokio::test]
@@ -356,21 +422,29 @@ async fn the_binary_takes_the_limits_from_flags_and_environment() {
         ],
     ];
     for args in cases {
-        let args = [args, &["--header-timeout-ms", "1000"]].concat();
-        let server = Binary::start(&args, &[("IICP_MAX_CONNECTIONS", "1")]);
-        let mut held = connect(server.addr).await;
-        let mut extra = connect(server.addr).await;
-        let shed = read_until_closed(&mut extra)
-            .await
-            .expect("the second is shed");
+        // --header-timeout-ms: a silent connection is closed by it.
+        let short = [args, &["--header-timeout-ms", "1000"]].concat();
+        let server = Binary::start(&short, &[]);
+        let mut silent = connect(server.addr).await;
         assert!(
-            String::from_utf8_lossy(&shed).starts_with("HTTP/1.1 503 "),
-            "{}: IICP_MAX_CONNECTIONS=1 is applied",
+            read_until_closed(&mut silent).await.is_some(),
+            "{}: --header-timeout-ms closes the silent connection",
+            args[0]
+        );
+        drop(server);
+        // IICP_MAX_CONNECTIONS=1: a second client evicts the first (the
+        // header timeout is far longer than the test waits).
+        let long = [args, &["--header-timeout-ms", "600000"]].concat();
+        let server = Binary::start(&long, &[("IICP_MAX_CONNECTIONS", "1")]);
+        let mut held = connect(server.addr).await;
+        assert!(
+            health_answers(server.addr).await,
+            "{}: the second client is served",
             args[0]
         );
         assert!(
             read_until_closed(&mut held).await.is_some(),
-            "{}: --header-timeout-ms closes the silent connection",
+            "{}: IICP_MAX_CONNECTIONS=1 is applied: the first gives way",
             args[0]
         );
     }

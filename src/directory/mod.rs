@@ -206,7 +206,7 @@ impl Directory {
             metrics: metrics::DirectoryMetrics::default(),
             config,
         });
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let listener = crate::server::listen::bind(listen)?;
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let app = routes::router(state.clone());

@@ -2,6 +2,7 @@
 //! is taken (so several nodes share a host without hand-picked ports),
 //! unless the operator fixed the endpoint.
 
+use crate::server::listen;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::net::TcpListener;
@@ -38,13 +39,13 @@ pub(crate) async fn bind(host: &str, port: u16, auto_increment: bool) -> io::Res
 }
 
 async fn bind_one(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
-    match TcpListener::bind(SocketAddr::new(ip, port)).await {
+    match listen::bind(SocketAddr::new(ip, port)) {
         Err(e)
             if ip.is_unspecified()
                 && ip.is_ipv6()
                 && e.kind() == io::ErrorKind::AddrNotAvailable =>
         {
-            TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await
+            listen::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
         }
         other => other,
     }

@@ -16,6 +16,14 @@
 //! its calls are cancelled: the handler is aborted and a backend's model
 //! server call dropped. A CALL with key 24 streams: partial results the
 //! handler sends become `partial` steps before the final one.
+//!
+//! For the accept loop's eviction policy (`server::slots`), a session waits
+//! on its client while no call is in flight (from the accept, or from the
+//! end of its last call: INIT and PING do not count as work) or while its
+//! writes stall; it is busy while a call is in flight. INIT restarts the
+//! wait (the first call comes a round trip after it). An evicted session
+//! is dropped at once: its writer task is aborted with it, so a client that
+//! does not read cannot keep the socket open.
 
 use super::NativeLimits;
 use super::answer::Answer;
@@ -23,6 +31,8 @@ use super::inbound::Inbound;
 use super::pipeline::Pipeline;
 use super::task_auth::{Credentials, looks_like_consumer_token};
 use crate::server::NativeHandler;
+use crate::server::activity::Activity;
+use crate::server::tracked::Tracked;
 use crate::transport::spawn_writer;
 use crate::transport::{
     Ack, BufferedError, BufferedResponse, Call, Close, CloseReason, Discover, DiscoverReply, Frame,
@@ -71,8 +81,9 @@ impl NativeHandler for NativeSessions {
         stream: TcpStream,
         peer: SocketAddr,
         shutdown: CancellationToken,
+        activity: Arc<Activity>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(self.session(stream, peer, shutdown))
+        Box::pin(self.session(stream, peer, shutdown, activity))
     }
 }
 
@@ -94,6 +105,15 @@ pub(crate) fn transport_endpoint(endpoint: &str) -> Option<String> {
         "{scheme}://{host}:{}",
         url.port_or_known_default()?
     ))
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a session goes on after a frame.
@@ -118,10 +138,20 @@ struct Session {
 }
 
 impl NativeSessions {
-    async fn session(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    async fn session(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+        activity: Arc<Activity>,
+    ) {
         let (read, write) = stream.into_split();
         let mut frames = FramedRead::new(read, FrameCodec::with_max_payload(self.limits.max_frame));
+        let write = Tracked::new(write, activity.clone());
         let (out, writer) = spawn_writer(FramedWrite::new(write, FrameCodec::new()), WRITE_QUEUE);
+        // Dropping the session (an eviction) must close the socket, also
+        // when the writer is stuck on a client that does not read.
+        let mut writer = AbortOnDrop(writer);
         let mut s = Session {
             peer,
             ready: false,
@@ -131,7 +161,21 @@ impl NativeSessions {
         };
         let init_deadline = Instant::now() + self.limits.init_timeout;
         let mut peer_left = false;
+        let mut idle = true;
+        let mut spoke = false;
         let close = loop {
+            if s.ready && !spoke {
+                spoke = true;
+                activity.handshake_done();
+            }
+            if idle != s.calls.is_empty() {
+                idle = !idle;
+                if idle {
+                    activity.idle();
+                } else {
+                    activity.busy();
+                }
+            }
             let wait_until = if !s.ready {
                 init_deadline
             } else if s.calls.is_empty() {
@@ -182,7 +226,7 @@ impl NativeSessions {
             let _ = s.out.send(close.to_frame()).await;
         }
         drop(s);
-        let _ = writer.await;
+        let _ = (&mut writer.0).await;
     }
 
     /// Applies one frame.

@@ -65,14 +65,12 @@ impl Proxy {
     /// [`ProxyConfig::allow_remote`] is `invalid_config`, before binding.
     pub async fn start(config: ProxyConfig, client: IicpClient) -> Result<RunningProxy> {
         config.check()?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| {
-                IicpError::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot bind the proxy to {}: {e}", config.listen),
-                ))
-            })?;
+        let listener = crate::server::listen::bind(config.listen).map_err(|e| {
+            IicpError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot bind the proxy to {}: {e}", config.listen),
+            ))
+        })?;
         let local_addr = listener.local_addr()?;
         let state = Arc::new(ProxyState {
             client,

@@ -6,13 +6,30 @@
 //! handler, anything else to HTTP/1.1, on the same socket (no second hop, so
 //! the peer address stays the client's). A peer that sends nothing within
 //! the timeout is dropped. Other servers speak HTTP/1.1 only.
+//!
+//! Each connection reports what it is doing to its [`Activity`] (the
+//! accept loop evicts the one that waited longest on its client when at its
+//! cap): a request is busy from its head until its answer's body ends,
+//! except while its body is read; writes that stall are seen by the
+//! [`Tracked`] socket.
+//!
+//! hyper bounds what one HTTP connection can make the server hold: a request
+//! head with more than 100 header fields, or larger than its buffer limit
+//! ([`MAX_BUF_BYTES`], checked between reads, so a head that arrives in one
+//! read may reach twice that), gets a bare `431` and a close; requests
+//! pipelined in one write are answered one after the other, in order, and
+//! while an answer waits to be written hyper reads no further (a client
+//! that does not read its answers stalls its own connection, which is then
+//! evictable, and its unread requests stay in the kernel's socket buffer).
 
+use super::activity::Activity;
 use super::limits::ServerLimits;
-use super::request::BodyReadTimeout;
+use super::request::BodyReadContext;
+use super::tracked::Tracked;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::Request;
-use hyper::body::Incoming;
+use axum::http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -31,16 +48,24 @@ pub(crate) const NATIVE_MAGIC: &[u8; 4] = b"IICP";
 /// still read as the start of `IICP` (rare: a client's first write is
 /// normally a whole frame or a whole request line).
 const PEEK_RETRY: Duration = Duration::from_millis(2);
+/// hyper's read and write buffer limit per HTTP connection, and so about
+/// the largest request head accepted (hyper's default is about 400 KiB; the
+/// requests these servers take have heads of a few hundred bytes, and at
+/// the default connection cap this bounds buffered heads at 32 to 64 MiB).
+pub(crate) const MAX_BUF_BYTES: usize = 64 * 1024;
 
 /// Serves connections that open with the native magic.
 pub(crate) trait NativeHandler: Send + Sync + 'static {
     /// Serves one native connection until it closes or `shutdown` is
-    /// cancelled (then it closes the session gracefully).
+    /// cancelled (then it closes the session gracefully). It tells
+    /// `activity` when a call starts and when the last one in flight ends,
+    /// and writes through a [`Tracked`] half.
     fn serve(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
         shutdown: CancellationToken,
+        activity: Arc<Activity>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
@@ -63,6 +88,7 @@ impl ConnectionContext {
         // head, after each answer too: it is also the idle keep-alive limit.
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_BUF_BYTES)
             .keep_alive(true);
         Self {
             app,
@@ -80,13 +106,14 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     context: &ConnectionContext,
     shutdown: CancellationToken,
+    activity: Arc<Activity>,
 ) {
     let Some(native) = &context.native else {
-        return serve_http(stream, peer, context, shutdown).await;
+        return serve_http(stream, peer, context, shutdown, activity).await;
     };
     match opening(&stream, context.limits.header_read_timeout).await {
-        Opening::Native => native.serve(stream, peer, shutdown).await,
-        Opening::Other => serve_http(stream, peer, context, shutdown).await,
+        Opening::Native => native.serve(stream, peer, shutdown, activity).await,
+        Opening::Other => serve_http(stream, peer, context, shutdown, activity).await,
         Opening::Silent => {
             tracing::debug!("connection sent nothing before the header timeout; dropped");
         }
@@ -132,13 +159,16 @@ async fn serve_http(
     peer: SocketAddr,
     context: &ConnectionContext,
     shutdown: CancellationToken,
+    activity: Arc<Activity>,
 ) {
     let service = RouterService {
         app: context.app.clone(),
         peer,
-        body_read_timeout: BodyReadTimeout(context.limits.body_read_timeout),
+        body_read_timeout: context.limits.body_read_timeout,
+        activity: activity.clone(),
     };
-    let conn = context.http.serve_connection(TokioIo::new(stream), service);
+    let io = TokioIo::new(Tracked::new(stream, activity));
+    let conn = context.http.serve_connection(io, service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
@@ -154,24 +184,98 @@ async fn serve_http(
 }
 
 /// The router as a hyper service, adding what extractors read from a
-/// request's extensions: the peer address (`ConnectInfo<SocketAddr>`) and
-/// the body read timeout.
+/// request's extensions: the peer address (`ConnectInfo<SocketAddr>`), the
+/// body read timeout and the connection's activity. The request is busy
+/// from here until its answer's body ends ([`AnswerBody`]).
 #[derive(Clone)]
 struct RouterService {
     app: Router,
     peer: SocketAddr,
-    body_read_timeout: BodyReadTimeout,
+    body_read_timeout: Duration,
+    activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for RouterService {
-    type Response = axum::response::Response;
+    type Response = Response<AnswerBody>;
     type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
+    type Future = Answering;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        self.activity.request_started();
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        req.extensions_mut().insert(self.body_read_timeout);
+        req.extensions_mut().insert(BodyReadContext {
+            timeout: self.body_read_timeout,
+            activity: self.activity.clone(),
+        });
         // A Router is always ready (axum documents it), so no poll_ready.
-        tower_service::Service::call(&mut self.app.clone(), req)
+        Answering {
+            answer: tower_service::Service::call(&mut self.app.clone(), req),
+            activity: Some(self.activity.clone()),
+        }
+    }
+}
+
+/// The router's answer to one request, its body wrapped in an
+/// [`AnswerBody`] (no allocation: the router's future is polled in place).
+struct Answering {
+    answer: axum::routing::future::RouteFuture<Infallible>,
+    activity: Option<Arc<Activity>>,
+}
+
+impl Future for Answering {
+    type Output = Result<Response<AnswerBody>, Infallible>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Ok(response) = std::task::ready!(Pin::new(&mut self.answer).poll(cx));
+        let activity = self.activity.take();
+        std::task::Poll::Ready(Ok(response.map(|inner| AnswerBody { inner, activity })))
+    }
+}
+
+/// An answer's body that marks its connection idle once it has ended (or
+/// is dropped unfinished: the connection is closing then).
+struct AnswerBody {
+    inner: axum::body::Body,
+    activity: Option<Arc<Activity>>,
+}
+
+impl AnswerBody {
+    fn done(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.idle();
+        }
+    }
+}
+
+impl Body for AnswerBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(poll, std::task::Poll::Ready(None)) {
+            self.done();
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        self.done();
     }
 }

@@ -27,9 +27,13 @@ pub struct ServerLimits {
     /// in. Past it the request gets 408 `request_timeout` (JSON) and the
     /// connection is closed.
     pub body_read_timeout: Duration,
-    /// Connections served at once (at least 1). A connection accepted beyond
-    /// it gets a minimal 503 `IICP-E005` (JSON) and is closed at once, before
-    /// anything is read from it.
+    /// Connections served at once (at least 1). When one more arrives, the
+    /// open connection that has waited longest on its client (for a request
+    /// or its body, or to read an answer) is closed to make room; only when
+    /// every open connection is busy with a request does the new one get a
+    /// minimal 503 `IICP-E005` (JSON), closed at once before anything is
+    /// read from it. Evicted sockets close a moment after they are chosen,
+    /// so up to twice this many may be open for that moment.
     pub max_connections: usize,
 }
 

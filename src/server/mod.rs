@@ -2,13 +2,17 @@
 //! and its limits, JSON error answers, JSON fallbacks for unknown routes,
 //! and request reading. Crate-private except [`ServerLimits`].
 
+pub(crate) mod activity;
 pub(crate) mod api_error;
 mod connection;
 pub(crate) mod fallback;
 pub mod limits;
+pub(crate) mod listen;
 pub(crate) mod metrics;
 pub(crate) mod request;
 pub(crate) mod serve;
+mod slots;
+pub(crate) mod tracked;
 
 pub(crate) use connection::NativeHandler;
 pub use limits::ServerLimits;

@@ -6,6 +6,7 @@
 //! echoing the offending values (a token sent as a number must not come back
 //! in the error message).
 
+use super::activity::Activity;
 use super::api_error::ApiError;
 use crate::secret::Secret;
 use axum::body::Bytes;
@@ -14,17 +15,24 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod json;
 
 pub(crate) use json::decode_json;
 
-/// How long a request body may take to arrive (from
-/// [`ServerLimits::body_read_timeout`](super::limits::ServerLimits)); the
-/// accept loop puts it in every request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyReadTimeout(pub Duration);
+/// What reading a request's body needs from its connection, put in every
+/// request's extensions by the accept loop (one entry, one allocation):
+/// how long the body may take to arrive (from
+/// [`ServerLimits::body_read_timeout`](super::limits::ServerLimits)), and
+/// the connection's [`Activity`] (reading the body waits on the client,
+/// which the eviction policy must know).
+#[derive(Debug, Clone)]
+pub(crate) struct BodyReadContext {
+    pub timeout: Duration,
+    pub activity: Arc<Activity>,
+}
 
 /// The body size limit a router enforces (`DefaultBodyLimit`), kept in the
 /// request's extensions so that the 413 answer can name it.
@@ -33,7 +41,7 @@ pub(crate) struct BodyLimit(pub usize);
 
 /// The raw request body; a body over the limit, too slow or unreadable is
 /// a [`BodyError`] (each a JSON error when answered as is). The body must
-/// arrive within the request's [`BodyReadTimeout`] (when it has one).
+/// arrive within the request's [`BodyReadContext`] timeout (when it has one).
 pub(crate) struct RawBody(pub Bytes);
 
 /// Why a request body was not read.
@@ -103,7 +111,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = BodyError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let timeout = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
+        let context = req.extensions().get::<BodyReadContext>();
+        let timeout = context.map(|c| c.timeout);
+        let _reading = context.map(|c| BodyRead::start(c.activity.clone()));
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
         let read = Bytes::from_request(req, state);
         let result = match timeout {
@@ -119,6 +129,23 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             }
             Err(_) => Err(BodyError::Unreadable),
         }
+    }
+}
+
+/// A body read in progress: the connection waits on its client until it is
+/// dropped.
+struct BodyRead(Arc<Activity>);
+
+impl BodyRead {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.body_read_started();
+        Self(activity)
+    }
+}
+
+impl Drop for BodyRead {
+    fn drop(&mut self) {
+        self.0.body_read_ended();
     }
 }
 

@@ -1,35 +1,38 @@
 //! The accept loop of the node and the directory: one [`Server`] owns its
 //! listener, hands each connection to [`connection::serve`] in a task it
-//! tracks, caps how many are open, and on shutdown stops accepting and waits
-//! for the open ones to finish.
+//! tracks, caps how many are open ([`Slots`]), and on shutdown stops
+//! accepting and waits for the open ones to finish.
 //!
-//! At the cap a new connection is shed at once: a minimal JSON 503 is written
-//! without waiting (it fits the empty send buffer) and the socket is closed,
-//! so no file descriptor outlives the accept call.
+//! At the cap the open connection that has waited longest on its client is
+//! evicted (closed at once) to make room (the policy and why:
+//! [`super::slots`]). When every open connection is busy the new one is
+//! shed at once: a minimal JSON 503 is written without waiting (it fits the
+//! empty send buffer) and the socket is closed, so no file descriptor
+//! outlives the accept call.
 
 use super::connection::{self, ConnectionContext, NativeHandler};
 use super::limits::ServerLimits;
+use super::slots::{Admission, Slots};
 use crate::wire::ErrorBody;
 use axum::Router;
 use std::io;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Pause after an accept error other than a peer's reset (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(250);
-/// Shed connections are reported at most this often.
+/// Shed and evicted connections are reported at most this often.
 const SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// An HTTP/1.1 server for an axum [`Router`] with [`ServerLimits`].
 pub(crate) struct Server {
     listener: TcpListener,
     context: Arc<ConnectionContext>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     name: &'static str,
 }
 
@@ -43,11 +46,10 @@ impl Server {
         native: Option<Arc<dyn NativeHandler>>,
         name: &'static str,
     ) -> Self {
-        let slots = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             listener,
             context: Arc::new(ConnectionContext::new(app, limits, native)),
-            slots: Arc::new(Semaphore::new(slots)),
+            slots: Slots::new(limits.max_connections),
             name,
         }
     }
@@ -77,24 +79,36 @@ impl Server {
                     }
                 }
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
-                        Ok(slot) => {
-                            // Answers are small and often several in flight on one
-                            // connection (native calls): without this, Nagle's
-                            // algorithm holds each behind the peer's delayed ACK.
-                            let _ = stream.set_nodelay(true);
-                            let context = context.clone();
-                            let stop = shutdown.clone();
-                            connections.spawn(async move {
-                                connection::serve(stream, peer, &context, stop).await;
-                                drop(slot);
-                            });
-                        }
-                        Err(_) => {
-                            shed_connection(stream);
-                            shed.record(name);
-                        }
-                    },
+                    Ok((stream, peer)) => {
+                        let slot = match slots.admit() {
+                            Admission::Admitted(slot) => slot,
+                            Admission::Evicted(slot) => {
+                                shed.record_eviction(name);
+                                slot
+                            }
+                            Admission::Shed => {
+                                shed_connection(stream);
+                                shed.record(name);
+                                continue;
+                            }
+                        };
+                        // Answers are small and often several in flight on one
+                        // connection (native calls): without this, Nagle's
+                        // algorithm holds each behind the peer's delayed ACK.
+                        let _ = stream.set_nodelay(true);
+                        let context = context.clone();
+                        let stop = shutdown.clone();
+                        let activity = slot.activity().clone();
+                        // An eviction aborts this task: dropping the
+                        // connection closes its socket, dropping the slot
+                        // gives it back.
+                        let task = connections.spawn(async move {
+                            let activity = slot.activity().clone();
+                            connection::serve(stream, peer, &context, stop, activity).await;
+                            drop(slot);
+                        });
+                        activity.set_task(task);
+                    }
                     Err(e) if is_peer_error(&e) => {}
                     Err(e) => {
                         tracing::error!(server = name, error = %e, "accepting a connection failed");
@@ -150,24 +164,51 @@ fn shed_connection(stream: TcpStream) {
     let _ = stream.try_write(&BUSY);
 }
 
-/// Counts shed connections and logs them at most every [`SHED_LOG_INTERVAL`].
+/// Counts shed and evicted connections and logs each kind at most every
+/// [`SHED_LOG_INTERVAL`].
 #[derive(Default)]
 struct ShedLog {
+    shed: Counted,
+    evicted: Counted,
+}
+
+/// Events since the last log line, and when that was.
+#[derive(Default)]
+struct Counted {
     since_last: u64,
     last: Option<Instant>,
 }
 
+impl Counted {
+    /// Counts one; the count to log when it is time to log.
+    fn due(&mut self) -> Option<u64> {
+        self.since_last += 1;
+        if self.last.is_some_and(|t| t.elapsed() < SHED_LOG_INTERVAL) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since_last))
+    }
+}
+
 impl ShedLog {
     fn record(&mut self, name: &str) {
-        self.since_last += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= SHED_LOG_INTERVAL) {
+        if let Some(shed) = self.shed.due() {
             tracing::warn!(
                 server = name,
-                shed = self.since_last,
-                "at the connection limit: closing new connections with 503"
+                shed,
+                "at the connection limit with every connection busy: closing new connections with 503"
             );
-            self.since_last = 0;
-            self.last = Some(Instant::now());
+        }
+    }
+
+    fn record_eviction(&mut self, name: &str) {
+        if let Some(evicted) = self.evicted.due() {
+            tracing::warn!(
+                server = name,
+                evicted,
+                "at the connection limit: closing the connections that waited longest on their clients"
+            );
         }
     }
 }

@@ -109,6 +109,11 @@ impl NodeProcess {
         ([127, 0, 0, 1], self.port).into()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The line that announced it serves.
     pub fn startup_line(&self) -> &str {
         self.seen.last().unwrap()

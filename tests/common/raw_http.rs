@@ -56,6 +56,17 @@ pub async fn send_get(stream: &mut TcpStream, path: &str) -> io::Result<()> {
     stream.write_all(request.as_bytes()).await
 }
 
+/// `POST path` with `body` as JSON and keep-alive, written in one piece.
+pub async fn send_post(stream: &mut TcpStream, path: &str, body: &Value) -> io::Result<()> {
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await
+}
+
 /// Reads one answer with a `Content-Length` body. `None` when the
 /// connection ends (or resets) before a whole answer, or after [`SAFETY`].
 pub async fn read_response(stream: &mut TcpStream) -> Option<RawResponse> {

@@ -621,8 +621,11 @@ pub struct ServerLimitArgs {
     #[arg(long, env = "IICP_BODY_TIMEOUT_MS", default_value_t = iicp_client::DEFAULT_BODY_READ_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout_ms: u64,
 
-    /// Connections served at once; one more gets 503 IICP-E005 and is
-    /// closed at once. Keep it below the open-file limit (ulimit -n).
+    /// Connections served at once; at the cap, the connection that has
+    /// waited longest on its client (idle, slow headers or body, not
+    /// reading) is closed to make room, and only when every connection is
+    /// busy does a new one get 503 IICP-E005. Keep it below half the
+    /// open-file limit (ulimit -n): evicted sockets close a moment later.
     #[arg(long, env = "IICP_MAX_CONNECTIONS", default_value_t = iicp_client::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
     pub max_connections: usize,
 }

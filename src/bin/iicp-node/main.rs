@@ -27,14 +27,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Logs go to stderr. Servers (`directory`, `serve`, `proxy`) log at `info`
 /// by default; the commands that print their own output (`chat`, `discover`,
 /// `demo`, `doctor`) log only warnings.
-/// `RUST_LOG` overrides both.
+/// `RUST_LOG` overrides both. A log line that cannot be written (stderr
+/// closed: the reader of a pipe went away) is dropped: tracing-subscriber
+/// would otherwise report it with `eprintln!`, which panics on the same
+/// closed stderr and kills the task that logged (the signal task, so
+/// SIGTERM stopped nothing).
 fn init_tracing(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
