@@ -121,6 +121,7 @@ impl Activity {
 
     /// A native session's INIT arrived and was answered: it waits for its
     /// first call from now.
+    #[cfg(any(feature = "iicp-tcp", test))]
     pub(crate) fn handshake_done(&self) {
         self.spoke.store(true, Ordering::Release);
         self.idle();
