@@ -63,7 +63,8 @@ fn start_directory(port: u16) -> Watched {
 /// The node on `port` answers a chat task with a success.
 async fn serves_a_task(port: u16, when: &str) {
     let task = json!({"intent": common::CHAT,
-        "payload": {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}});
+        "payload": {"model": "echo", "messages": [{"role": "user",
+            "content": common::logs::secret("PAYLOAD-faults-directory-0c41")}]}});
     let resp = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/v1/task"))
         .json(&task)

@@ -126,7 +126,12 @@ async fn killed_mid_task_the_other_node_answers(native: bool) {
             ..Default::default()
         };
         client
-            .chat(vec![ChatMessage::user("hello")], Some(options))
+            .chat(
+                vec![ChatMessage::user(common::logs::secret(
+                    "PAYLOAD-faults-node-77b0",
+                ))],
+                Some(options),
+            )
             .await
     });
 

@@ -23,6 +23,7 @@ mod common;
 use common::CHAT;
 use common::node_bin::NodeProcess;
 use common::raw_http::{SAFETY, connect, read_response, read_until_closed, send_get};
+use common::watch::rss_kib;
 use iicp_client::directory::DirectoryConfig;
 use iicp_client::transport::{FrameCodec, Init, NativeClient, NativeOptions};
 use iicp_client::{ServerLimits, directory::Directory};
@@ -110,19 +111,12 @@ fn start_node(extra: &[&str]) -> NodeProcess {
     NodeProcess::start(&args)
 }
 
-/// Resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A chat task for the echo backend.
+/// The words of the normal tasks: secrets, which the node's log is audited
+/// for when the test is done with it (`common::logs`).
+const HTTP_WORDS: &str = "PAYLOAD-hostile-http-4d2c";
+const NATIVE_WORDS: &str = "PAYLOAD-hostile-native-91ae";
+
 fn chat(text: &str) -> Value {
     json!({"messages": [{"role": "user", "content": text}]})
 }
@@ -135,8 +129,7 @@ async fn http_task(addr: SocketAddr, what: &str) -> Duration {
         .timeout(SAFETY)
         .build()
         .unwrap();
-    let task =
-        json!({"task_id": uuid::Uuid::new_v4().to_string(), "intent": CHAT, "payload": chat("hi")});
+    let task = json!({"task_id": uuid::Uuid::new_v4().to_string(), "intent": CHAT, "payload": chat(&common::logs::secret(HTTP_WORDS))});
     let began = Instant::now();
     let response = client
         .post(format!("http://{addr}/v1/task"))
@@ -150,7 +143,8 @@ async fn http_task(addr: SocketAddr, what: &str) -> Duration {
     assert_eq!(status, 200, "{what}: {body}");
     assert_eq!(body["status"], "success", "{what}: {body}");
     assert_eq!(
-        body["result"]["choices"][0]["message"]["content"], "echo: hi",
+        body["result"]["choices"][0]["message"]["content"],
+        format!("echo: {HTTP_WORDS}"),
         "{what}"
     );
     took
@@ -161,7 +155,9 @@ async fn native_task(addr: SocketAddr, what: &str) -> Duration {
     let began = Instant::now();
     let call = async {
         let client = NativeClient::connect(&addr.to_string(), NativeOptions::default()).await?;
-        client.call(CHAT, chat("native")).await
+        client
+            .call(CHAT, chat(&common::logs::secret(NATIVE_WORDS)))
+            .await
     };
     let result = tokio::time::timeout(SAFETY, call)
         .await
@@ -169,7 +165,8 @@ async fn native_task(addr: SocketAddr, what: &str) -> Duration {
     let took = began.elapsed();
     let result = result.unwrap_or_else(|e| panic!("{what}: the native task failed: {e}"));
     assert_eq!(
-        result["choices"][0]["message"]["content"], "echo: native",
+        result["choices"][0]["message"]["content"],
+        format!("echo: {NATIVE_WORDS}").as_str(),
         "{what}: {result}"
     );
     took

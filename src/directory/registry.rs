@@ -113,10 +113,7 @@ impl Registry {
         if nodes.len() < self.bounds.max_nodes {
             return Ok(());
         }
-        tracing::warn!(
-            max_nodes = self.bounds.max_nodes,
-            "directory full: registration refused"
-        );
+        // The register handler logs the refusal with its source and endpoint.
         Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "directory_full",

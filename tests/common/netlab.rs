@@ -31,6 +31,8 @@ pub struct Lab {
     /// The node's LAN address.
     pub lan_ip: String,
     children: Vec<Child>,
+    /// Log files of the `iicp-node` processes, audited for leaks on drop.
+    node_logs: Vec<std::path::PathBuf>,
     home: tempfile::TempDir,
 }
 
@@ -80,6 +82,7 @@ impl Lab {
             router_wan_ip: format!("{wan}.{n}.1"),
             lan_ip: "192.168.77.2".into(),
             children: Vec::new(),
+            node_logs: Vec::new(),
             home: tempfile::tempdir().unwrap(),
         }
     }
@@ -136,6 +139,9 @@ impl Lab {
             .spawn()
             .unwrap_or_else(|e| panic!("{program} starts: {e}"));
         self.children.push(child);
+        if program == BIN {
+            self.node_logs.push(log.clone());
+        }
         Proc {
             index: self.children.len() - 1,
             log,
@@ -299,5 +305,11 @@ impl Drop for Lab {
             .arg(SCRIPT)
             .args(["down", &self.prefix])
             .output();
+        if !std::thread::panicking() {
+            for log in &self.node_logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                super::logs::assert_no_leaks(&log.display().to_string(), &text);
+            }
+        }
     }
 }

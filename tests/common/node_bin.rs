@@ -60,7 +60,8 @@ pub fn directory_process(port: u16, args: &[&str]) -> super::watch::Watched {
     dir
 }
 
-/// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME.
+/// A running `iicp-node serve` on 127.0.0.1:`port` with its own IICP_HOME;
+/// its log is audited for leaks when it ends ([`super::logs::assert_no_leaks`]).
 pub struct NodeProcess {
     child: Child,
     pub port: u16,
@@ -125,16 +126,25 @@ impl NodeProcess {
         let code = self.child.wait().unwrap().code();
         let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
         self.seen.extend(rest);
-        (code, std::mem::take(&mut self.seen))
+        let lines = std::mem::take(&mut self.seen);
+        super::logs::assert_no_leaks("iicp-node serve", &lines.join("\n"));
+        (code, lines)
     }
 }
 
 impl Drop for NodeProcess {
-    /// A node a failed test left running is stopped too.
+    /// A node a failed test left running is stopped too; what it logged
+    /// is audited for leaks (unless the test is failing already or
+    /// [`terminate`](Self::terminate) did it).
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if !self.seen.is_empty() && !std::thread::panicking() {
+            let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+            self.seen.extend(rest);
+            super::logs::assert_no_leaks("iicp-node serve", &self.seen.join("\n"));
         }
     }
 }

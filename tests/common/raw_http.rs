@@ -50,6 +50,20 @@ pub async fn connect(addr: SocketAddr) -> TcpStream {
     TcpStream::connect(addr).await.expect("connect")
 }
 
+/// Connects to `addr` from the local address `from` (any of 127.0.0.0/8
+/// on loopback: many sources for one test). Panics on failure.
+pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the source");
+    socket.connect(addr).await.expect("connect")
+}
+
 /// `GET path` with keep-alive, written in one piece.
 pub async fn send_get(stream: &mut TcpStream, path: &str) -> io::Result<()> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");

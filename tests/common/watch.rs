@@ -1,7 +1,8 @@
 //! Processes a test must not wait on forever: [`run_bounded`] runs a
 //! command to its end within a limit, [`Watched`] keeps a background
 //! process's output lines to wait on and count, SIGKILLs it on demand, and
-//! kills it when dropped (also when the test fails). [`in_ns`] prefixes a command with `ip netns exec`.
+//! kills it when dropped (also when the test fails). [`in_ns`] prefixes a command with `ip netns exec`;
+//! [`rss_kib`] reads a process's resident memory.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,6 +15,18 @@ pub fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns]).arg(program);
     c
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS`; 0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Runs `cmd` to its end, killing it and panicking when it takes longer
@@ -55,16 +68,32 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>>
 }
 
 /// A background process: its stdout and stderr lines are collected;
-/// dropping it kills it (SIGKILL) and reaps it.
+/// dropping it kills it (SIGKILL) and reaps it. The output of an
+/// `iicp-node` process is then audited for leaked secrets
+/// ([`super::logs::assert_no_leaks`]) unless the test is failing already.
 pub struct Watched {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// What to call the process in the audit; `None`: not audited.
+    audited: Option<String>,
+}
+
+/// Whether `cmd` runs the `iicp-node` binary (directly or through `ip
+/// netns exec`, `unshare`, …): the name it goes by in the audit.
+fn iicp_node_run(cmd: &Command) -> Option<String> {
+    let bin = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_iicp-node"));
+    let mut words = std::iter::once(cmd.get_program()).chain(cmd.get_args());
+    words.any(|w| w == bin).then(|| {
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+        format!("iicp-node {}", args.join(" "))
+    })
 }
 
 impl Watched {
     /// Starts `cmd` with its output collected line by line.
     pub fn start(mut cmd: Command) -> Self {
+        let audited = iicp_node_run(&cmd);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -90,6 +119,7 @@ impl Watched {
             child,
             lines,
             seen: Vec::new(),
+            audited,
         }
     }
 
@@ -123,6 +153,15 @@ impl Watched {
             self.seen.push(line);
         }
         &self.seen
+    }
+
+    /// Every line it printed, once it has ended (waits up to 5 s for the
+    /// readers to reach the end of its output).
+    pub fn output(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
     }
 
     /// The process id.
@@ -184,5 +223,10 @@ impl Drop for Watched {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(what) = self.audited.take()
+            && !std::thread::panicking()
+        {
+            super::logs::assert_no_leaks(&what, &self.output().join("\n"));
+        }
     }
 }
