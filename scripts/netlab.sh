@@ -66,6 +66,8 @@ down() {
       for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
       ip netns del "$ns" 2>/dev/null || true
     fi
+    # Files `ip netns exec` mounts over /etc (Lab::resolv_conf writes resolv.conf).
+    rm -rf "/etc/netns/${ns}"
   done
   rm -rf "/tmp/netlab-${p}"
 }

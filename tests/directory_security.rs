@@ -360,6 +360,86 @@ async fn the_probe_sends_no_query_and_keeps_its_path() {
     assert_eq!(status, 422, "transport endpoints follow the same form");
 }
 
+/// endpoint-security-v1 `redirect_vectors` at the liveness probe, which is
+/// stricter than the client's policy: it follows no redirect at all, 307 and
+/// 308 on the same origin included, so a health answer cannot send the
+/// probe anywhere the endpoint check did not judge. Each redirect is a
+/// failed probe (422 `IICP-E036` with `require_local_liveness`), and neither
+/// the same-origin landing page nor the other origin gets a request.
+#[tokio::test]
+async fn the_probe_follows_no_redirect() {
+    use axum::extract::Path;
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (elsewhere, seen, _recorder) = recording_server().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let landed = Arc::new(AtomicUsize::new(0));
+    let counter = landed.clone();
+    let app = axum::Router::new()
+        .route(
+            "/{case}/iicp/health",
+            axum::routing::get(move |Path(case): Path<String>| async move {
+                let (status, to) = match case.as_str() {
+                    "direct" => return axum::Json(json!({"status": "ok"})).into_response(),
+                    "same-307" => (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        format!("http://{addr}/landing"),
+                    ),
+                    "same-308" => (
+                        StatusCode::PERMANENT_REDIRECT,
+                        format!("http://{addr}/landing"),
+                    ),
+                    "found-302" => (StatusCode::FOUND, format!("http://{addr}/landing")),
+                    _ => (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        format!("http://{elsewhere}/iicp/health"),
+                    ),
+                };
+                (status, [(header::LOCATION, to)]).into_response()
+            }),
+        )
+        .route(
+            "/landing",
+            axum::routing::get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"status": "ok"}))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let h = Harness::start(DirectoryConfig {
+        require_local_liveness: true,
+        ..DirectoryConfig::default()
+    })
+    .await;
+    for case in ["same-307", "same-308", "found-302", "cross-307"] {
+        let endpoint = format!("http://{addr}/{case}");
+        let (status, err) = h
+            .post("/v1/register", &registration(&endpoint, &["m"]), None)
+            .await;
+        assert_eq!(status, 422, "{case}: {err}");
+        assert_eq!(err["error"]["code"], "IICP-E036", "{case}");
+    }
+    assert_eq!(
+        landed.load(Ordering::SeqCst),
+        0,
+        "a same-origin redirect was followed"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a cross-origin redirect was followed: {:?}",
+        seen.lock().unwrap()
+    );
+    // The same server without a redirect passes the probe.
+    let ack = h
+        .register(&registration(&format!("http://{addr}/direct"), &["m"]))
+        .await;
+    assert_eq!(ack["public_reachable"], true);
+}
+
 // ---------------------------------------------------------------------------
 // Item 8: heartbeat checks
 // ---------------------------------------------------------------------------

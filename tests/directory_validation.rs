@@ -232,12 +232,18 @@ async fn public_mode_refuses_non_routable_endpoints() {
         ..DirectoryConfig::default()
     })
     .await;
+    // Every refused literal and name of endpoint-security-v1's
+    // `address_vectors` and `hostname_vectors` (and a few more); the mixed
+    // answer and the rebinding vectors need a DNS server: tests/ssrf_rebinding.rs.
     for endpoint in [
         "http://127.0.0.1:9484",
         "http://10.0.0.5:9484",
         "http://[::1]:9484",
         "http://[fd00::1]:9484",
+        "http://[fe80::1]:9484",
         "http://169.254.169.254",
+        "http://100.64.0.1:9484",
+        "http://192.0.2.10:9484",
         "http://[::ffff:127.0.0.1]:9484",
         "http://localhost:9484",
         "http://ollama:11434",
@@ -245,6 +251,14 @@ async fn public_mode_refuses_non_routable_endpoints() {
         "https://provider.local",
     ] {
         expect(&h, &registration(endpoint, &["m"]), 422, "IICP-E035").await;
+    }
+    // The public literals are accepted (no probe here, so nothing is dialled).
+    for endpoint in [
+        "http://93.184.216.34:9484",
+        "http://[2606:2800:220:1:248:1893:25c8:1946]:9484",
+    ] {
+        let ack = h.register(&registration(endpoint, &["m"])).await;
+        assert!(ack["node_id"].is_string(), "{endpoint}: {ack}");
     }
 }
 

@@ -715,8 +715,10 @@ fn endpoint_resolution_attempt_vectors() {
 
 // `redirect_vectors` describe how the HTTP client follows redirects (same
 // origin 307/308 only, re-resolve and revalidate, at most 3). That is client
-// behaviour, not the wire layer, and is covered with the client in a later
-// issue; only their presence is checked here so a renamed key is noticed.
+// behaviour, not the wire layer: the client's guard runs them
+// (`client::guard::tests::redirect_vectors`), and the directory's probe follows
+// no redirect (`directory_security::the_probe_follows_no_redirect`). Only their
+// presence is checked here so a renamed key is noticed.
 #[test]
 fn endpoint_redirect_vectors_exist_for_the_client_tests() {
     assert!(!endpoint_vectors("redirect_vectors").is_empty());

@@ -34,6 +34,8 @@ pub struct Lab {
     /// Log files of the `iicp-node` processes, audited for leaks on drop.
     node_logs: Vec<std::path::PathBuf>,
     home: tempfile::TempDir,
+    /// The `/etc/netns/<ns>` folders [`Lab::resolv_conf`] made.
+    netns_etc: Vec<std::path::PathBuf>,
 }
 
 /// A process started in a namespace, its output collected in files.
@@ -84,6 +86,7 @@ impl Lab {
             children: Vec::new(),
             node_logs: Vec::new(),
             home: tempfile::tempdir().unwrap(),
+            netns_etc: Vec::new(),
         }
     }
 
@@ -274,6 +277,24 @@ impl Lab {
         }
     }
 
+    /// Points the system resolver of namespace `ns` at `nameserver` (an
+    /// IPv4 address, port 53): `ip netns exec` bind-mounts
+    /// `/etc/netns/<ns>/resolv.conf` over `/etc/resolv.conf` for every
+    /// program it starts from now on. The folder is removed when the lab is
+    /// dropped (and by `netlab.sh down`, for a crashed run's leftovers).
+    pub fn resolv_conf(&mut self, ns: &str, nameserver: &str) {
+        let dir = std::path::Path::new("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        // One attempt, short timeout: a server that does not answer fails
+        // the lookup instead of stalling the test for glibc's 5 s x 2.
+        std::fs::write(
+            dir.join("resolv.conf"),
+            format!("nameserver {nameserver}\noptions timeout:2 attempts:1\n"),
+        )
+        .unwrap();
+        self.netns_etc.push(dir);
+    }
+
     /// The router's WAN address becomes `11.77.<m>.1` (`netlab.sh readdress`).
     pub fn readdress(&mut self, m: u8) {
         let out = Command::new("bash")
@@ -300,6 +321,9 @@ impl Drop for Lab {
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        for dir in &self.netns_etc {
+            let _ = std::fs::remove_dir_all(dir);
         }
         let _ = Command::new("bash")
             .arg(SCRIPT)
