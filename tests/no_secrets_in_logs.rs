@@ -411,3 +411,28 @@ async fn binaries_at_trace_log_no_secret_through_faults_and_attacks() {
     assert_no_leaks("the node", &node_log);
     assert_no_leaks("the library client", &client_log.text());
 }
+
+/// The audit itself: what it must find and what it must let through.
+#[test]
+fn the_audit_finds_secrets_tokens_and_bearer_credentials() {
+    use common::logs::{leaks, secret};
+    let token = "a".repeat(24) + &"0123456789abcdef".repeat(3);
+    secret("PAYLOAD-audit-self-test");
+    for (line, found) in [
+        ("task done in 12 ms", false),
+        (
+            "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7",
+            false,
+        ),
+        (
+            "signing key generated, public key 185ed6e9562ff36a72c9ac138ac7e5157c8d8fb9de2af1cce5750ff8b1cb81a0",
+            false,
+        ),
+        (&format!("registered, token {token}"), true),
+        ("content: PAYLOAD-audit-self-test", true),
+        ("header Authorization: Bearer abc.def", true),
+        ("Bearer  (none)", false),
+    ] {
+        assert_eq!(!leaks(line).is_empty(), found, "{line}: {:?}", leaks(line));
+    }
+}
