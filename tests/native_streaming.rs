@@ -23,19 +23,32 @@ use tokio::sync::oneshot;
 
 const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
 
-/// All steps of one streamed call, up to the final one.
-async fn steps(c: &NativeClient, payload: Value, task_id: &str) -> Vec<StreamStep> {
+/// The steps of one streamed call as they came, up to the final one or the
+/// first error (which is the last element then).
+async fn outcome(
+    c: &NativeClient,
+    payload: Value,
+    task_id: &str,
+) -> Vec<iicp_client::Result<StreamStep>> {
     let mut rx = c.stream(CHAT, payload, task_id).await.expect("sent");
     let mut out = Vec::new();
     while let Some(step) = rx.recv().await {
-        let step = step.expect("a step");
-        let last = step.is_final;
+        let end = step.as_ref().map_or(true, |s| s.is_final);
         out.push(step);
-        if last {
+        if end {
             break;
         }
     }
     out
+}
+
+/// All steps of one streamed call, up to the final one; each must be Ok.
+async fn steps(c: &NativeClient, payload: Value, task_id: &str) -> Vec<StreamStep> {
+    outcome(c, payload, task_id)
+        .await
+        .into_iter()
+        .map(|step| step.expect("a step"))
+        .collect()
 }
 
 #[tokio::test]
@@ -350,31 +363,19 @@ async fn a_stream_cut_before_its_finish_reason_fails_the_task() {
         let (url, _seen) = sse_server(&["Once", " upon"], ending).await;
         let node = backend_node(url).await;
         let c = common::native::connect(&node).await;
-        let mut rx = c
-            .stream(
-                CHAT,
-                json!({"messages": [{"role": "user", "content": "hi"}]}),
-                "cut-1",
-            )
-            .await
-            .expect("sent");
-        let mut text = String::new();
-        let mut end = None;
-        while let Some(step) = rx.recv().await {
-            match step {
-                Ok(step) if step.event == LifecycleEvent::Partial => {
-                    let chunk = step.result.as_ref().unwrap();
-                    text += chunk["choices"][0]["delta"]["content"]
-                        .as_str()
-                        .unwrap_or("");
-                }
-                Ok(step) if !step.is_final => {}
-                other => {
-                    end = Some(other);
-                    break;
-                }
-            }
-        }
+        let mut got = outcome(
+            &c,
+            json!({"messages": [{"role": "user", "content": "hi"}]}),
+            "cut-1",
+        )
+        .await;
+        let end = got.pop();
+        let text: String = got
+            .iter()
+            .filter_map(|step| step.as_ref().ok())
+            .filter(|step| step.event == LifecycleEvent::Partial)
+            .filter_map(|step| step.result.as_ref()?["choices"][0]["delta"]["content"].as_str())
+            .collect();
         assert_eq!(text, "Once upon", "{ending:?}: the words came through");
         let end = format!("{:?}", end.expect("the stream has an end"));
         assert!(
