@@ -19,6 +19,7 @@ pub mod policy;
 pub mod qos;
 pub mod register;
 pub mod task;
+mod task_response_de;
 
 pub use chat::{
     ChatChoice, ChatCompletion, ChatCompletionMessage, ChatMessage, ChatUsage, MessageContent,

@@ -216,8 +216,10 @@ pub struct TaskMetrics {
     pub extra: Map<String, Value>,
 }
 
-/// A node's answer to a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A node's answer to a task. Read by a hand-written `Deserialize` that
+/// accepts what the attributes below describe, in one pass
+/// (`task_response_de.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskResponse {
     /// Echo of the task id.
     #[serde(default)]
@@ -251,7 +253,7 @@ pub struct TaskResponse {
     pub extra: Map<String, Value>,
 }
 
-fn task_error<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TaskError>, D::Error> {
+pub(super) fn task_error<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TaskError>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => None,
         Some(Value::String(message)) => Some(TaskError {
