@@ -251,23 +251,28 @@ async fn binaries_at_trace_log_no_secret_through_faults_and_attacks() {
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    // 3. Over native frames, the token in INIT.
-    let native_words = secret("PAYLOAD-trace-native-c27e");
-    let mut options = iicp_client::transport::NativeOptions::default();
-    options.node_token = Some(token.clone().into());
-    let native =
-        iicp_client::transport::NativeClient::connect(&format!("127.0.0.1:{node_port}"), options)
-            .await
-            .expect("a native session");
-    let result = native
-        .call(
-            common::CHAT,
-            json!({"model": "m", "messages": [{"role": "user", "content": native_words}]}),
+    // 3. Over native frames, the token in INIT (a build with native frames).
+    #[cfg(feature = "iicp-tcp")]
+    {
+        let native_words = secret("PAYLOAD-trace-native-c27e");
+        let mut options = iicp_client::transport::NativeOptions::default();
+        options.node_token = Some(token.clone().into());
+        let native = iicp_client::transport::NativeClient::connect(
+            &format!("127.0.0.1:{node_port}"),
+            options,
         )
         .await
-        .expect("a native answer");
-    assert!(result["choices"].is_array(), "{result}");
-    drop(native);
+        .expect("a native session");
+        let result = native
+            .call(
+                common::CHAT,
+                json!({"model": "m", "messages": [{"role": "user", "content": native_words}]}),
+            )
+            .await
+            .expect("a native answer");
+        assert!(result["choices"].is_array(), "{result}");
+        drop(native);
+    }
 
     // 4. Sealed (IICP-CX) by the library client, logging at TRACE here.
     let sealed_words = secret("PAYLOAD-trace-sealed-0e88");
