@@ -34,7 +34,7 @@
 #   SOAK_OUT             results folder (default target/bench/soak): summary.md,
 #                        summary.json, driver.out (progress lines and SOAK_SUMMARY),
 #                        faults.log, rss.csv, rss.svg (with matplotlib), every log
-#   SOAK_FAULT_PERIOD    seconds between faults (default 30; 0: no faults)
+#   SOAK_FAULT_PERIOD    seconds between faults (default 15; 0: no faults)
 #   SOAK_FAULT_DOWN      seconds a killed process stays down (default 3)
 #   SOAK_KILL_NODES      the nodes SIGKILLed in turn by fault (b) (default "3": nodes 1
 #                        and 2 run the whole soak, so their RSS is one long series)
@@ -57,7 +57,7 @@ HERE="$ROOT/scripts/bench"
 TASKS="${SOAK_TASKS:-1000000}"
 CONCURRENCY="${SOAK_CONCURRENCY:-32}"
 OUT="${SOAK_OUT:-$ROOT/target/bench/soak}"
-PERIOD="${SOAK_FAULT_PERIOD:-30}"
+PERIOD="${SOAK_FAULT_PERIOD:-15}"
 DOWN="${SOAK_FAULT_DOWN:-3}"
 KILL_NODES=(${SOAK_KILL_NODES:-3})
 TIMEOUT_MS="${SOAK_TIMEOUT_MS:-10000}"
@@ -179,17 +179,25 @@ sample_rss &
 PIDS+=("$!")
 
 # --- faults --------------------------------------------------------------------------------
+port_closed() { ! curl -s -o /dev/null -m 1 "http://127.0.0.1:$1/"; }
+# The master first: killed after its worker, it would fork a new worker in between, which
+# outlives it, keeps the port and answers for the "restarted" backend.
 kill_backend() {
-  local n="$1" master="${BACKEND_PID[$1]}" worker t0
-  worker="$(pgrep -P "$master" || true)"
+  local n="$1" master="${BACKEND_PID[$1]}" workers t0 i
+  workers="$(pgrep -P "$master" | xargs || true)"
   t0="$(now_ms)"
-  kill -9 $worker "$master" 2>/dev/null || true
+  kill -9 "$master" 2>/dev/null || true
   wait "$master" 2>/dev/null || true
+  [[ -z $workers ]] || kill -9 $workers 2>/dev/null || true
   forget "$master"
-  fault_log "fault: backend-$n (nginx master $master, worker ${worker:-?}) SIGKILLed"
+  for i in $(seq 1 50); do port_closed "${BACKEND_PORT[$n]}" && break; sleep 0.1; done
+  port_closed "${BACKEND_PORT[$n]}" || die "backend-$n still answers on :${BACKEND_PORT[$n]} after SIGKILL"
+  fault_log "fault: backend-$n (nginx master $master, workers ${workers:-?}) SIGKILLed, port closed"
   sleep "$DOWN"
   start_nginx "backend-$n" "${BACKEND_PORT[$n]}"
   BACKEND_PID[$n]="$NGINX_PID"
+  sleep 0.3
+  kill -0 "$NGINX_PID" 2>/dev/null || die "backend-$n did not stay up (see $OUT/backend-$n.log)"
   fault_log "recovered: backend-$n answering again on :${BACKEND_PORT[$n]} (master $NGINX_PID), $(($(now_ms) - t0)) ms after the kill"
 }
 kill_node() {
