@@ -33,11 +33,13 @@
 #   SOAK_CONCURRENCY     driver workers (default 32)
 #   SOAK_OUT             results folder (default target/bench/soak): summary.md,
 #                        summary.json, driver.out (progress lines and SOAK_SUMMARY),
-#                        faults.log, rss.csv, rss.svg (with matplotlib), every log
+#                        faults.log, rss.csv, rss.svg, every log, and the directory's
+#                        view at the end (discover_end.json, nodes_end.jsonl)
 #   SOAK_FAULT_PERIOD    seconds between faults (default 15; 0: no faults)
 #   SOAK_FAULT_DOWN      seconds a killed process stays down (default 3)
 #   SOAK_KILL_NODES      the nodes SIGKILLed in turn by fault (b) (default "3": nodes 1
 #                        and 2 run the whole soak, so their RSS is one long series)
+#   SOAK_BACKEND_FAULTS  the backends killed in turn by fault (a) (default "1 2 3")
 #   SOAK_TIMEOUT_MS      the client's deadline per task (default 10000)
 #   SOAK_NATIVE          1: tasks over the native transport (prefer_native)
 #   SOAK_RSS_PERIOD      seconds between RSS samples (default 5)
@@ -60,6 +62,7 @@ OUT="${SOAK_OUT:-$ROOT/target/bench/soak}"
 PERIOD="${SOAK_FAULT_PERIOD:-15}"
 DOWN="${SOAK_FAULT_DOWN:-3}"
 KILL_NODES=(${SOAK_KILL_NODES:-3})
+BACKEND_FAULTS=(${SOAK_BACKEND_FAULTS:-1 2 3})
 TIMEOUT_MS="${SOAK_TIMEOUT_MS:-10000}"
 RSS_PERIOD="${SOAK_RSS_PERIOD:-5}"
 PROGRESS_S="${SOAK_PROGRESS_S:-10}"
@@ -214,7 +217,7 @@ kill_node() {
 }
 
 # --- the soak ------------------------------------------------------------------------------
-log "driver: $TASKS tasks, $CONCURRENCY workers, client deadline $TIMEOUT_MS ms; faults every ${PERIOD}s (down ${DOWN}s), nodes killed in turn: ${KILL_NODES[*]}"
+log "driver: $TASKS tasks, $CONCURRENCY workers, client deadline $TIMEOUT_MS ms; faults every ${PERIOD}s (down ${DOWN}s), nodes killed in turn: ${KILL_NODES[*]}, backends: ${BACKEND_FAULTS[*]}"
 "$CLIENT_BIN" "$DIR_URL" "$TASKS" "$CONCURRENCY" "$TIMEOUT_MS" "$MODEL" "$PROGRESS_S" \
   >"$OUT/driver.out" 2>"$OUT/driver.log" &
 DRIVER_PID=$!
@@ -240,7 +243,7 @@ while kill -0 "$DRIVER_PID" 2>/dev/null; do
   show_progress
   if ((PERIOD > 0 && $(now_ms) >= next_fault)) && kill -0 "$DRIVER_PID" 2>/dev/null; then
     if ((fault % 2 == 0)); then
-      kill_backend "${NODES[backend_turn % ${#NODES[@]}]}"
+      kill_backend "${BACKEND_FAULTS[backend_turn % ${#BACKEND_FAULTS[@]}]}"
       backend_turn=$((backend_turn + 1))
     else
       kill_node "${KILL_NODES[node_turn % ${#KILL_NODES[@]}]}"
@@ -256,6 +259,14 @@ forget "$DRIVER_PID"
 show_progress
 END_MS="$(now_ms)"
 sleep "$RSS_PERIOD" # one more sample of every server after the last task
+# What the directory says of every node id it registered, at the end: live, reputation,
+# listed by discover or not.
+curl -sf "http://127.0.0.1:$DIR_PORT/v1/discover?intent=urn:iicp:intent:llm:chat:v1&model=$MODEL&limit=50" \
+  >"$OUT/discover_end.json" || true
+for id in $(sed -n 's/.*node registered node_id=\([^ ]*\) .*/\1/p' "$OUT/directory.log"); do
+  curl -sf "http://127.0.0.1:$DIR_PORT/v1/node/$id" || echo "{\"node_id\":\"$id\",\"gone\":true}"
+  echo
+done >"$OUT/nodes_end.jsonl"
 
 python3 "$HERE/soak_report.py" "$OUT" "$TASKS" "$WARMUP_FRACTION" "$WARMUP_MIN_S" \
   "$START_MS" "$END_MS" || die "no summary (see $OUT/driver.out)"
