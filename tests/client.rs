@@ -177,6 +177,40 @@ async fn fails_over_past_a_dead_node() {
     assert_eq!(reply.node_id.as_deref(), Some("b-live"));
 }
 
+/// A node restarted without its directory token registers under a new id
+/// while its former record stays listed, at the same endpoint with the same
+/// key: one node under two ids. A task that failed there goes to another
+/// node, not to the same one again (found by scripts/bench/soak.sh: with the
+/// three candidates all one restarted node, a task failed whole while two
+/// other nodes were up, and the repeats drew 409 IICP-E010).
+#[tokio::test]
+async fn one_node_listed_under_two_ids_is_tried_once() {
+    let mesh = Mesh::start().await;
+    let broken = TestNode::start(vec![Reply::Status(
+        502,
+        json!({"error": {"code": "backend_error", "message": "upstream down"}}),
+        None,
+    )])
+    .await;
+    let live = TestNode::start(vec![Reply::Echo]).await;
+    mesh.add("a-before-restart", &broken.endpoint()).await;
+    mesh.add("b-after-restart", &broken.endpoint()).await;
+    mesh.add("c-other", &live.endpoint()).await;
+    let client = IicpClient::builder(ClientConfig {
+        directory_url: mesh.proxy.url.clone(),
+        timeout_ms: 5_000,
+        ..Default::default()
+    })
+    .allow_private_nodes(true)
+    .allow_plaintext(true)
+    .max_candidates(2)
+    .build()
+    .unwrap();
+    let reply = client.chat(hello(), None).await.unwrap();
+    assert_eq!(reply.node_id.as_deref(), Some("c-other"));
+    assert_eq!(broken.hits(), 1, "the node behind both ids is tried once");
+}
+
 #[tokio::test]
 async fn a_503_is_retried_on_the_same_node_then_served() {
     let mesh = Mesh::start().await;

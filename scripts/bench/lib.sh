@@ -5,8 +5,10 @@
 #   stop PID                stop one process the script started
 #   free_port, wait_for     a free loopback port; retry a check until a process is ready
 #   cpu_ticks PID...        user + system clock ticks of processes and their descendants
-#   start_nginx             the fixed-answer OpenAI backend (a chat completion saying "hello",
-#                           a model list) on a free port: NGINX_PID, NGINX_PORT, BACKEND
+#   start_nginx [NAME [PORT]]  the fixed-answer OpenAI backend (a chat completion saying
+#                           "hello", a model list) on PORT (default: a free port):
+#                           NGINX_PID, NGINX_PORT, BACKEND; NAME (default nginx) names its
+#                           folder in $WORK and its log in $OUT, so several can run
 # Callers set BENCH_NAME, OUT and MODEL first.
 
 log() { echo "[$BENCH_NAME] $*" >&2; }
@@ -81,24 +83,26 @@ nginx_ok() {
     "$1" | grep -q '"hello"'
 }
 
-# start_nginx: nginx answering POST /v1/chat/completions with a fixed completion ("hello")
-# and GET /v1/models, once it answers.
+# start_nginx [NAME [PORT]]: nginx answering POST /v1/chat/completions with a fixed
+# completion ("hello") and GET /v1/models, once it answers.
 start_nginx() {
-  NGINX_PORT="$(free_port)"
-  mkdir -p "$WORK/nginx/logs"
-  cat >"$WORK/nginx/nginx.conf" <<NGX
+  local name="${1:-nginx}" dir
+  NGINX_PORT="${2:-$(free_port)}"
+  dir="$WORK/$name"
+  mkdir -p "$dir/logs"
+  cat >"$dir/nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $OUT/nginx.log warn;
+pid $dir/nginx.pid;
+error_log $OUT/$name.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
   keepalive_requests 100000000;
   keepalive_timeout 300s;
   server {
@@ -114,9 +118,9 @@ http {
   }
 }
 NGX
-  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$OUT/nginx.log" 2>>"$OUT/nginx.log" &
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$OUT/$name.log" 2>>"$OUT/$name.log" &
   NGINX_PID=$!
   PIDS+=("$NGINX_PID")
   BACKEND="http://127.0.0.1:$NGINX_PORT/v1"
-  wait_for nginx "$NGINX_PID" nginx_ok "$BACKEND/chat/completions"
+  wait_for "$name" "$NGINX_PID" nginx_ok "$BACKEND/chat/completions"
 }

@@ -473,8 +473,8 @@ async fn discover_cached(
 }
 
 /// Discovered nodes that are available and pass the endpoint guard, in
-/// selection order, at most `max_candidates`, with the QoS class they were
-/// discovered at.
+/// selection order, one per node ([`same_node`]), at most `max_candidates`,
+/// with the QoS class they were discovered at.
 async fn candidates(
     inner: &Inner,
     task: &TaskRequest,
@@ -554,11 +554,29 @@ async fn candidates(
         keyed
     };
     let ordered = selection::order(inner.options.selection, usable, rand::random::<f64>());
-    let chosen = ordered
-        .into_iter()
-        .take(inner.options.max_candidates)
-        .collect();
+    let mut chosen: Vec<Candidate> = Vec::with_capacity(inner.options.max_candidates);
+    for candidate in ordered {
+        if chosen.len() == inner.options.max_candidates {
+            break;
+        }
+        if !chosen.iter().any(|c| same_node(c, &candidate)) {
+            chosen.push(candidate);
+        }
+    }
     Ok((chosen, qos))
+}
+
+/// Whether two listed nodes are one: the same task URL and the same CX key
+/// (or none). A node restarted without its directory token registers under
+/// a new id while its former record stays listed until it expires (90 s on
+/// our directory), at the same endpoint with the same key. Trying it again
+/// under the other id gains nothing (it refuses a task id it has seen with
+/// 409 `IICP-E010`; down is down for both) and spends the call's
+/// candidates on one node. Records at one endpoint with different keys stay
+/// apart: a record naming someone else's endpoint must not hide the real one.
+fn same_node(a: &Candidate, b: &Candidate) -> bool {
+    a.task_url == b.task_url
+        && a.node.effective_cx_key().map(|k| &k.key) == b.node.effective_cx_key().map(|k| &k.key)
 }
 
 /// Attempts one node until it answers, fails for good, or should be left.
