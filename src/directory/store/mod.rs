@@ -1,36 +1,51 @@
-//! Optional SQLite persistence of registrations (`--db FILE`).
+//! Optional persistence of registrations (`--db`): a SQLite file
+//! ([`sqlite`]) or a PostgreSQL database ([`postgres`]), behind one trait,
+//! [`Backend`].
 //!
 //! The registry lives in memory; every change is also written by one writer
-//! thread, so handlers never wait on disk and a restart finds tokens still
-//! valid and stale nodes still stale (their `last_seen` is stored). Records
-//! are stored as JSON in one table.
+//! thread, so handlers never wait on the database and a restart finds tokens
+//! still valid and stale nodes still stale (their `last_seen` is stored).
+//! Records are stored as JSON, one row per node. This file holds what both
+//! backends share: the queue, the writer thread, the retries.
 //!
-//! Faults of the disk (issue 18). At start, the file is opened for writing
-//! and one row is written: a read-only file system, a full disk or an
-//! unwritable file refuses the start with the cause, instead of a directory
-//! that promises persistence and silently has none. While running, a write
-//! that fails (the disk filled up, say) does not stop the directory: it
-//! serves from memory, logs the failure once, keeps the latest change of
-//! each node waiting, retries every [`RETRY_EVERY`], and logs once when the
-//! writes succeed again — the waiting changes are written then, so the file
-//! catches up. [`Store::is_failing`] says which state it is in (the health
-//! answer shows it).
+//! Faults (issue 18). At start, the database is opened for writing and one
+//! real write is made: a read-only file system, a full disk, an unreachable
+//! server or a refused login refuses the start with the cause, instead of a
+//! directory that promises persistence and silently has none. While
+//! running, a write that fails (the disk filled up, the server went away)
+//! does not stop the directory: it serves from memory, logs the failure
+//! once, keeps the latest change of each node waiting, retries every
+//! [`RETRY_EVERY`], and logs once when the writes succeed again — the
+//! waiting changes are written then, so the database catches up.
+//! [`Store::is_failing`] says which state it is in (the health answer shows
+//! it).
+//!
+//! One directory process per database for now: replicas sharing one
+//! PostgreSQL database (issue 19) would each hold their own memory and
+//! overwrite each other's rows.
 //!
 //! Threat model: records come from nodes (untrusted) but are bounded by the
 //! registry before they get here; they are bound as SQL parameters, never
-//! spliced into SQL. Records hold token hashes, never log text here.
+//! spliced into SQL. Records hold token hashes, never log text here. A
+//! PostgreSQL connection string holds a password: it is only ever shown
+//! through [`PostgresUrl`], whose `Display` and `Debug` hide it.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+pub use postgres::PostgresUrl;
 
 use super::record::NodeRecord;
-use rusqlite::{Connection, params};
 use std::collections::HashMap;
-use std::path::Path;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Pending writes beyond which handlers wait for the disk (back-pressure).
+/// Pending writes beyond which handlers wait for the database (back-pressure).
 const QUEUE_DEPTH: usize = 1024;
 /// How often waiting changes are retried while writes fail.
 pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -38,10 +53,53 @@ pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// are not kept (and that is logged once).
 const MAX_WAITING: usize = 65_536;
 
+/// Where a directory keeps its registrations (`--db`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file, created when missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database; its schema is migrated at start
+    /// (`migrations/postgres/`).
+    Postgres(PostgresUrl),
+}
+
+impl Database {
+    /// `--db VALUE`: a value starting with `postgres://` or `postgresql://`
+    /// names a PostgreSQL database, anything else a SQLite file.
+    pub fn parse(value: &str) -> Self {
+        if PostgresUrl::is_postgres(value) {
+            Self::Postgres(PostgresUrl::new(value))
+        } else {
+            Self::Sqlite(PathBuf::from(value))
+        }
+    }
+
+    /// The backend's name, as the health answer gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => sqlite::Sqlite::KIND,
+            Self::Postgres(_) => postgres::Postgres::KIND,
+        }
+    }
+}
+
+/// For logs and errors: the path, or the URL with its password hidden.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => write!(f, "{url}"),
+        }
+    }
+}
+
 /// One change, keyed by node id: the latest change of a node replaces any
 /// earlier one still waiting.
-enum Op {
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Insert or replace the node's row with this JSON record.
     Upsert(String, String),
+    /// Remove the node's row (no error when it is not there).
     Delete(String),
 }
 
@@ -53,63 +111,86 @@ impl Op {
     }
 }
 
+/// The storage trait: what a database must do for the write-behind
+/// [`Store`]. Both calls run on the writer thread and may block.
+pub(crate) trait Backend: Sized {
+    /// Where it is (a path, a URL).
+    type Target: Send + 'static;
+
+    /// Its name in the health answer and the logs: `sqlite`, `postgres`.
+    const KIND: &'static str;
+
+    /// Opens (creating or migrating the schema as needed), makes one real
+    /// write so that an unwritable database refuses the start, and returns
+    /// the stored records. The error is the cause alone (the caller names
+    /// the database).
+    fn open(target: Self::Target) -> std::io::Result<(Self, Vec<NodeRecord>)>;
+
+    /// Applies one change; an error is the cause, for the log.
+    fn write(&mut self, op: &Op) -> Result<(), String>;
+}
+
 /// Handle to the writer thread.
 #[derive(Debug)]
 pub(crate) struct Store {
     tx: Mutex<Option<SyncSender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     failing: Arc<AtomicBool>,
-}
-
-/// An error opening the store, with the cause (the caller names the path).
-fn open_error(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+    kind: &'static str,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, checks that it can be
-    /// written, and returns the stored records.
-    pub fn open(path: &Path) -> std::io::Result<(Self, Vec<NodeRecord>)> {
-        // The OS's own error (read-only file system, permission denied)
-        // is clearer than SQLite's "unable to open database file".
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let conn = Connection::open(path).map_err(open_error)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS nodes (node_id TEXT PRIMARY KEY, record TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-        )
-        .map_err(open_error)?;
-        // One real write: a full disk or a read-only file refuses the start.
-        let opened = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        conn.execute(
-            "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('opened_at', ?1)",
-            params![opened.to_string()],
-        )
-        .map_err(open_error)?;
-        let records = read_records(&conn).map_err(open_error)?;
+    /// Opens `db` on a new writer thread (the open itself may block, on a
+    /// disk or a network), and returns the store with the stored records.
+    pub async fn open(db: &Database) -> std::io::Result<(Self, Vec<NodeRecord>)> {
+        match db {
+            Database::Sqlite(path) => Self::start::<sqlite::Sqlite>(path.clone()).await,
+            Database::Postgres(url) => Self::start::<postgres::Postgres>(url.clone()).await,
+        }
+    }
+
+    async fn start<B: Backend>(target: B::Target) -> std::io::Result<(Self, Vec<NodeRecord>)> {
         let failing = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel(QUEUE_DEPTH);
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let flag = failing.clone();
         let writer = std::thread::Builder::new()
             .name("iicp-directory-store".into())
-            .spawn(move || write_loop(conn, rx, flag))?;
+            .spawn(move || match B::open(target) {
+                Ok((backend, records)) => {
+                    if opened_tx.send(Ok(records)).is_ok() {
+                        write_loop(backend, rx, flag);
+                    }
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })?;
+        let records = match opened.await {
+            Ok(Ok(records)) => records,
+            Ok(Err(e)) => {
+                let _ = writer.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = writer.join();
+                return Err(std::io::Error::other("the store's writer thread ended"));
+            }
+        };
         Ok((
             Self {
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 failing,
+                kind: B::KIND,
             },
             records,
         ))
+    }
+
+    /// The backend: `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// Whether the last write failed (the directory serves from memory and
@@ -157,49 +238,22 @@ impl Drop for Store {
     }
 }
 
-fn read_records(conn: &Connection) -> rusqlite::Result<Vec<NodeRecord>> {
-    let mut records = Vec::new();
-    let mut stmt = conn.prepare("SELECT node_id, record FROM nodes")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    for row in rows {
-        let (id, json) = row?;
-        match serde_json::from_str::<NodeRecord>(&json) {
-            Ok(rec) => records.push(rec),
-            Err(e) => {
-                tracing::warn!(node_id = %id, error = %e, "skipping unreadable stored node")
-            }
-        }
-    }
-    Ok(records)
-}
-
-fn write(conn: &Connection, op: &Op) -> rusqlite::Result<usize> {
-    match op {
-        Op::Upsert(id, json) => conn.execute(
-            "INSERT INTO nodes (node_id, record) VALUES (?1, ?2)
-             ON CONFLICT(node_id) DO UPDATE SET record = excluded.record",
-            params![id, json],
-        ),
-        Op::Delete(id) => conn.execute("DELETE FROM nodes WHERE node_id = ?1", params![id]),
-    }
-}
-
-/// Changes not yet written, and whether the disk is failing.
-struct Writer {
-    conn: Connection,
+/// Changes not yet written, and whether the database is failing.
+struct Writer<B> {
+    backend: B,
     waiting: HashMap<String, Op>,
     failing: Arc<AtomicBool>,
     /// Whether a change was dropped for want of room (logged once).
     dropped: bool,
 }
 
-impl Writer {
+impl<B: Backend> Writer<B> {
     fn take(&mut self, op: Op) {
         if self.waiting.len() >= MAX_WAITING && !self.waiting.contains_key(op.node_id()) {
             if !self.dropped {
                 tracing::error!(
                     waiting = self.waiting.len(),
-                    "directory store: too many changes waiting for the disk; newer ones are not kept"
+                    "directory store: too many changes waiting for the database; newer ones are not kept"
                 );
                 self.dropped = true;
             }
@@ -217,7 +271,7 @@ impl Writer {
             let Some(op) = self.waiting.get(&id) else {
                 continue;
             };
-            if let Err(e) = write(&self.conn, op) {
+            if let Err(e) = self.backend.write(op) {
                 if !self.failing.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         error = %e,
@@ -243,9 +297,9 @@ impl Writer {
     }
 }
 
-fn write_loop(conn: Connection, rx: Receiver<Op>, failing: Arc<AtomicBool>) {
+fn write_loop<B: Backend>(backend: B, rx: Receiver<Op>, failing: Arc<AtomicBool>) {
     let mut w = Writer {
-        conn,
+        backend,
         waiting: HashMap::new(),
         failing,
         dropped: false,
@@ -276,6 +330,17 @@ fn write_loop(conn: Connection, rx: Receiver<Op>, failing: Arc<AtomicBool>) {
                 lost = w.waiting.len(),
                 "directory store: changes could not be written before the stop"
             );
+        }
+    }
+}
+
+/// A stored record, or `None` (logged) when it no longer reads as one.
+fn decode(node_id: &str, json: &str) -> Option<NodeRecord> {
+    match serde_json::from_str::<NodeRecord>(json) {
+        Ok(rec) => Some(rec),
+        Err(e) => {
+            tracing::warn!(node_id = %node_id, error = %e, "skipping unreadable stored node");
+            None
         }
     }
 }
