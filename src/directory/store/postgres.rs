@@ -222,12 +222,14 @@ async fn migrate(client: &mut Client) -> Result<Vec<i32>, OpenError> {
          )",
     )
     .await?;
+    // try_get: a `schema_migrations` of another tool (a text version, say)
+    // is an error that refuses the start, not a panic.
     let applied: Vec<i32> = tx
         .query("SELECT version FROM schema_migrations", &[])
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
     let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if let Some(&newer) = applied.iter().filter(|v| **v > known).max() {
         return Err(OpenError::Newer(newer));
@@ -312,10 +314,12 @@ impl Backend for Postgres {
                 .client
                 .query("SELECT node_id, record FROM nodes", &[])
                 .await?;
-            let records: Vec<NodeRecord> = rows
-                .iter()
-                .filter_map(|r| super::decode(r.get(0), r.get(1)))
-                .collect();
+            let mut records = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if let Some(rec) = super::decode(row.try_get(0)?, row.try_get(1)?) {
+                    records.push(rec);
+                }
+            }
             Ok::<_, OpenError>((conn, records))
         });
         let (conn, records) = opened.map_err(|e| {
