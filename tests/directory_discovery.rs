@@ -406,7 +406,7 @@ async fn registrations_survive_a_restart_with_db() {
     let db = dir.path().join("directory.db");
     let clock = Arc::new(ManualClock::new(5_000_000));
     let config = DirectoryConfig {
-        db_path: Some(db.clone()),
+        db: Some(iicp_client::directory::Database::Sqlite(db.clone())),
         ..with_clock(clock.clone())
     };
     let h = Harness::start(config.clone()).await;

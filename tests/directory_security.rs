@@ -292,7 +292,9 @@ async fn expired_nodes_are_swept_from_memory_and_the_database() {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let config = DirectoryConfig {
         skip_liveness_check: true,
-        db_path: Some(tmp.path().join("directory.db")),
+        db: Some(iicp_client::directory::Database::Sqlite(
+            tmp.path().join("directory.db"),
+        )),
         evict_after: Duration::from_secs(600),
         eviction_sweep_interval: Duration::from_millis(20),
         clock: clock.clone(),

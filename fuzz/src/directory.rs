@@ -17,7 +17,7 @@ pub(crate) mod record;
 #[path = "../../src/directory/registry.rs"]
 pub(crate) mod registry;
 
-/// Stands in for `src/directory/store.rs` (SQLite persistence).
+/// Stands in for `src/directory/store/` (SQLite and PostgreSQL persistence).
 pub(crate) mod store;
 
 #[path = "../../src/directory/validate.rs"]

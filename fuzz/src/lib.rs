@@ -17,7 +17,8 @@
 //! other by those paths; a module holds only the files its decoders need.
 //! What stands in for the rest, and why, is in the modules below:
 //! `server::api_error` (the JSON error answer, without axum's response
-//! types), `directory::store` (SQLite persistence, never opened here) and
+//! types), `directory::store` (SQLite and PostgreSQL persistence, never
+//! opened here) and
 //! the `axum`/`reqwest` shims of `shims/` (the `http` types those crates
 //! re-export). A mounted file that starts to use something else shows up as
 //! a compile error, which the CI fuzz step reports.

@@ -4,7 +4,7 @@
 //!
 //! It owns node registrations (register, heartbeat with HMAC challenges,
 //! deregister), discovery with the reference eligibility and score, and
-//! optional SQLite persistence. With a signing key (the default generates
+//! optional persistence in SQLite or PostgreSQL (`store`). With a signing key (the default generates
 //! one) it publishes `GET /v1/directory-key` and signs consumer tokens at
 //! `POST /v1/consumer-token` (PROTOCOL.md §1.7). It does not carry task
 //! payloads, issue dispatch tickets or keep credit ledgers; those routes
@@ -36,6 +36,7 @@ mod validate;
 
 pub use addresses::parse_cidr;
 pub use ipnet::IpNet;
+pub use store::{Database, PostgresUrl};
 
 use crate::error::{IicpError, Result};
 use crate::server::serve::Server;
@@ -45,7 +46,6 @@ use rate_limit::RateLimiter;
 use registry::{Bounds, Registry};
 use routes::AppState;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -87,8 +87,9 @@ pub struct DirectoryConfig {
     /// Apply the QoS gates: `interactive` needs 100 completed tasks
     /// (probation), `realtime` 1000 and reputation 0.8.
     pub enforce_probation: bool,
-    /// Persist registrations in this SQLite file.
-    pub db_path: Option<PathBuf>,
+    /// Persist registrations in this database (a SQLite file or a
+    /// PostgreSQL database); `None` keeps them in memory only.
+    pub db: Option<Database>,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
     /// Registrations per minute per source address (0 disables the limit).
@@ -132,7 +133,7 @@ pub struct DirectoryConfig {
     /// `directory_full` with `Retry-After: 60`.
     pub max_nodes: usize,
     /// A node unseen (no registration or heartbeat) for this long is
-    /// forgotten, in memory and in the `db_path` store.
+    /// forgotten, in memory and in the `db` store.
     pub evict_after: Duration,
     /// How often expired nodes are swept out (also done on demand when the
     /// directory is full).
@@ -146,7 +147,7 @@ impl Default for DirectoryConfig {
             skip_liveness_check: false,
             require_local_liveness: false,
             enforce_probation: false,
-            db_path: None,
+            db: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             register_rate_limit: 60,
             heartbeat_interval: Duration::from_secs(30),
@@ -175,14 +176,15 @@ impl Directory {
     /// Binds `listen` (port 0 picks a free one), loads the store if
     /// configured, and serves until [`RunningDirectory::shutdown`].
     pub async fn start(config: DirectoryConfig, listen: SocketAddr) -> Result<RunningDirectory> {
-        let (store, records) = match &config.db_path {
-            Some(path) => {
-                // Refuses to start when the file cannot be written
-                // (store.rs: read-only, disk full), naming the path and cause.
-                let (store, records) = store::Store::open(path).map_err(|e| {
+        let (store, records) = match &config.db {
+            Some(db) => {
+                // Refuses to start when the database cannot be written
+                // (store/: read-only, disk full, unreachable, login refused),
+                // naming it (never its password) and the cause.
+                let (store, records) = store::Store::open(db).await.map_err(|e| {
                     IicpError::Io(std::io::Error::new(
                         e.kind(),
-                        format!("cannot open directory database {}: {e}", path.display()),
+                        format!("cannot open directory database {db}: {e}"),
                     ))
                 })?;
                 (Some(store), records)

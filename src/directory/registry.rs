@@ -172,13 +172,18 @@ impl Registry {
         }
     }
 
-    /// Where registrations are kept: `memory` (no store), `sqlite`, or
-    /// `memory (sqlite writes failing)` while the disk refuses writes.
+    /// Where registrations are kept: `memory` (no store), `sqlite` or
+    /// `postgres`, or `memory (sqlite writes failing)` / `memory (postgres
+    /// writes failing)` while the database refuses writes.
     pub fn persistence(&self) -> &'static str {
         match &self.store {
             None => "memory",
-            Some(s) if s.is_failing() => "memory (sqlite writes failing)",
-            Some(_) => "sqlite",
+            Some(s) => match (s.kind(), s.is_failing()) {
+                ("postgres", true) => "memory (postgres writes failing)",
+                ("postgres", false) => "postgres",
+                (_, true) => "memory (sqlite writes failing)",
+                (_, false) => "sqlite",
+            },
         }
     }
 

@@ -1,8 +1,9 @@
-//! Stands in for `src/directory/store.rs`, the optional SQLite persistence
-//! of registrations (`--db FILE`), which would bring rusqlite and a bundled
-//! SQLite into the instrumented build. The fuzzed registry runs without a
-//! store (`Registry::new(…, None, …)`, as without `--db`), so `Store` has no
-//! values at all: the registry's calls into it type-check and never run.
+//! Stands in for `src/directory/store/`, the optional SQLite or PostgreSQL
+//! persistence of registrations (`--db`), which would bring rusqlite with a
+//! bundled SQLite and tokio-postgres into the instrumented build. The
+//! fuzzed registry runs without a store (`Registry::new(…, None, …)`, as
+//! without `--db`), so `Store` has no values at all: the registry's calls
+//! into it type-check and never run.
 
 use super::record::NodeRecord;
 
@@ -24,6 +25,10 @@ impl Store {
     }
 
     pub fn is_failing(&self) -> bool {
+        match *self {}
+    }
+
+    pub fn kind(&self) -> &'static str {
         match *self {}
     }
 }

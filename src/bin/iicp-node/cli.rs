@@ -517,9 +517,17 @@ pub struct DirectoryArgs {
     #[arg(long, env = "IICP_DIRECTORY_LISTEN", default_value = "127.0.0.1:8020")]
     pub listen: SocketAddr,
 
-    /// Persist registrations in this SQLite file (in memory otherwise).
-    #[arg(long, env = "IICP_DIRECTORY_DB", value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Persist registrations (in memory otherwise): a SQLite FILE, or a
+    /// PostgreSQL database as postgres://USER:PASSWORD@HOST:PORT/DB (schema
+    /// migrated at start; no TLS: sslmode=disable only). Never logged with
+    /// its password.
+    #[arg(
+        long,
+        env = "IICP_DIRECTORY_DB",
+        value_name = "FILE|URL",
+        hide_env_values = true
+    )]
+    pub db: Option<String>,
 
     /// Refuse loopback, private and local-name endpoints (422 IICP-E035), as
     /// the public directory does. Without it the directory runs in local mode.

@@ -1,7 +1,7 @@
 //! `iicp-node directory`: a local IICP directory until SIGINT/SIGTERM.
 
 use crate::cli::DirectoryArgs;
-use iicp_client::directory::{Directory, DirectoryConfig};
+use iicp_client::directory::{Database, Directory, DirectoryConfig};
 use iicp_client::token::DirectorySigningKey;
 use std::path::Path;
 use std::time::Duration;
@@ -42,12 +42,13 @@ fn join(nets: &[iicp_client::directory::IpNet]) -> String {
 pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     let (key, key_source) = signing_key(args.signing_key.as_deref())?;
     let public_key = key.public_key().to_hex();
+    let db = args.db.as_deref().map(Database::parse);
     let config = DirectoryConfig {
         local_mode: !args.public,
         skip_liveness_check: args.skip_liveness_check,
         require_local_liveness: args.require_local_liveness,
         enforce_probation: args.enforce_probation,
-        db_path: args.db.clone(),
+        db: db.clone(),
         max_body_bytes: args.max_body_bytes,
         register_rate_limit: args.register_rate_limit,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
@@ -69,12 +70,14 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
     } else {
         "local mode: loopback and private endpoints accepted"
     };
-    let storage = match &args.db {
-        Some(p) => format!(
-            "SQLite {} ({} nodes restored)",
-            p.display(),
-            dir.restored_nodes()
-        ),
+    let storage = match &db {
+        // Display hides a PostgreSQL password.
+        Some(db @ Database::Sqlite(_)) => {
+            format!("SQLite {db} ({} nodes restored)", dir.restored_nodes())
+        }
+        Some(db @ Database::Postgres(_)) => {
+            format!("PostgreSQL {db} ({} nodes restored)", dir.restored_nodes())
+        }
         None => "in memory".to_owned(),
     };
     let proxies = if args.trusted_proxies.is_empty() {
