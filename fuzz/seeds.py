@@ -400,6 +400,51 @@ def gossip(v):
     return seeds
 
 
+def task_answer(v):
+    seeds = {}
+    output = json.loads((v / "llm-chat-v1-output.json").read_text())
+    completion = {"id": "c-1", "object": "chat.completion", "created": 1,
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                               "finish_reason": "stop"}],
+                  "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                  "model": "llama3"}
+    assert set(completion) >= set(output["required"])
+    metrics = {"latency_ms": 5, "tokens_used": 4, "node_id": "n"}
+    seeds["chat-success"] = dumps(
+        {"task_id": "t", "status": "success", "result": completion, "metrics": metrics,
+         "model_used": "llama3", "generated_by_ai": True})
+    seeds["chat-completed-wrapped"] = dumps(
+        {"task_id": "t", "status": "completed", "result": {"result": completion}})
+    seeds["text-completion"] = dumps(
+        {"task_id": "t", "status": "success", "result": {
+            "id": "x", "object": "text_completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "text": "hi", "finish_reason": "length"}]}})
+    seeds["embedding"] = dumps(
+        {"task_id": "t", "status": "success", "metrics": metrics, "result": {
+            "object": "list", "model": "m",
+            "data": [{"object": "embedding", "index": 1, "embedding": [0.5, -1e-3]},
+                     {"object": "embedding", "index": 0, "embedding": [1, 2]}]}})
+    seeds["error-string"] = dumps({"task_id": "t", "status": "error", "error": "boom"})
+    seeds["error-object"] = dumps(
+        {"task_id": "t", "status": "error", "error": {"code": "backend_error", "message": "x",
+                                                      "detail": [1]}})
+    seeds["error-null"] = dumps({"status": "error", "error": None, "result": None})
+    seeds["timeout"] = dumps({"task_id": "t", "status": "timeout"})
+    seeds["backend-error-in-result"] = dumps(
+        {"task_id": "t", "status": "completed", "result": {"error_code": 502,
+                                                           "error_message": "down"}})
+    seeds["encrypted"] = dumps(
+        {"task_id": "t", "status": "encrypted",
+         "iicp_conf_resp": {"version": 1, "nonce": b64url(bytes(12)),
+                            "encrypted_body": b64url(bytes(30))}})
+    seeds["extra-fields"] = dumps(
+        {"status": "success", "node": {"a": [True, None, 1.5e300]}, "x": "\u00e9"})
+    seeds["duplicate-status"] = b'{"status":"success","status":"error"}'
+    seeds["duplicate-extra"] = b'{"status":"success","a":1,"a":2}'
+    seeds["no-status"] = b'{"task_id":"t","result":{}}'
+    return seeds
+
+
 TARGETS = {
     "task_envelope": task_envelope,
     "directory_lifecycle": directory_lifecycle,
@@ -408,6 +453,7 @@ TARGETS = {
     "consumer_token": consumer_token,
     "relay_bind": relay_bind,
     "gossip": gossip,
+    "task_answer": task_answer,
 }
 
 

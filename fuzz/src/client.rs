@@ -1,5 +1,18 @@
 //! The consumer's decoders: the endpoint guard's form rules, sealing for a
-//! discovered node and the judging of its answer, candidate order.
+//! discovered node, the judging of its answer and the replies built from
+//! it, candidate order.
+
+/// `chat()`'s payload and reply.
+#[path = "../../src/client/chat.rs"]
+pub(crate) mod chat;
+
+/// `complete()`'s payload and reply.
+#[path = "../../src/client/complete.rs"]
+pub(crate) mod complete;
+
+/// `embed()`'s payload and reply.
+#[path = "../../src/client/embed.rs"]
+pub(crate) mod embed;
 
 /// `client::guard` without the resolver and the redirect policy (which
 /// need reqwest): the rules every discovered endpoint passes.

@@ -15,6 +15,7 @@ pub mod directory_lifecycle;
 pub mod discover_answer;
 pub mod gossip;
 pub mod relay_bind;
+pub mod task_answer;
 pub mod task_envelope;
 
 use crate::cx::CxKeyPair;
