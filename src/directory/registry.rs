@@ -114,15 +114,18 @@ impl Registry {
             return Ok(());
         }
         // The register handler logs the refusal with its source and endpoint.
-        Err(ApiError::new(
+        Err(Self::full_error(self.bounds.max_nodes))
+    }
+
+    fn full_error(max_nodes: usize) -> ApiError {
+        ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "directory_full",
             format!(
-                "this directory holds its maximum of {} nodes; retry after the idle ones expire",
-                self.bounds.max_nodes
+                "this directory holds its maximum of {max_nodes} nodes; retry after the idle ones expire"
             ),
         )
-        .retry_after(FULL_RETRY_AFTER_S))
+        .retry_after(FULL_RETRY_AFTER_S)
     }
 
     /// Whether a registration of `requested_id` proven with `token` would
@@ -172,18 +175,14 @@ impl Registry {
         }
     }
 
-    /// Where registrations are kept: `memory` (no store), `sqlite` or
-    /// `postgres`, or `memory (sqlite writes failing)` / `memory (postgres
-    /// writes failing)` while the database refuses writes.
+    /// Where registrations are kept: `memory` (no store), `sqlite`, or
+    /// `memory (sqlite writes failing)` while the file refuses writes (a
+    /// PostgreSQL directory answers for itself: `AppState::persistence`).
     pub fn persistence(&self) -> &'static str {
         match &self.store {
             None => "memory",
-            Some(s) => match (s.kind(), s.is_failing()) {
-                ("postgres", true) => "memory (postgres writes failing)",
-                ("postgres", false) => "postgres",
-                (_, true) => "memory (sqlite writes failing)",
-                (_, false) => "sqlite",
-            },
+            Some(s) if s.is_failing() => "memory (sqlite writes failing)",
+            Some(_) => "sqlite",
         }
     }
 
@@ -192,6 +191,54 @@ impl Registry {
         if let Some(store) = &self.store {
             store.close();
         }
+    }
+
+    /// Whether a new record would exceed the most nodes held (the read
+    /// cache's count, in PostgreSQL mode).
+    pub fn is_full(&self) -> bool {
+        self.read().len() >= self.bounds.max_nodes
+    }
+
+    /// The 503 `directory_full` answer.
+    pub fn full(&self) -> ApiError {
+        Self::full_error(self.bounds.max_nodes)
+    }
+
+    /// Read cache (PostgreSQL mode): stores `record` unless the cache holds
+    /// a newer copy of that node (a higher `change_seq`).
+    pub fn cache_put(&self, mut record: NodeRecord) {
+        let mut nodes = self.write();
+        if nodes
+            .get(&record.node_id)
+            .is_some_and(|held| held.change_seq >= record.change_seq)
+        {
+            return;
+        }
+        record.registration_bytes = registration_bytes(&record.registration);
+        nodes.insert(record);
+    }
+
+    /// Read cache: forgets `node_id` unless the copy held is newer than the
+    /// deletion numbered `deleted_seq`. Whether it was held.
+    pub fn cache_remove(&self, node_id: &str, deleted_seq: i64) -> bool {
+        let mut nodes = self.write();
+        if nodes
+            .get(node_id)
+            .is_some_and(|held| held.change_seq < deleted_seq)
+        {
+            nodes.remove(node_id);
+            return true;
+        }
+        false
+    }
+
+    /// Read cache: the change numbers of the nodes held, by id (what the
+    /// poll compares the database's with).
+    pub fn cache_versions(&self) -> std::collections::HashMap<String, i64> {
+        self.read()
+            .values()
+            .map(|r| (r.node_id.clone(), r.change_seq))
+            .collect()
     }
 
     /// How many nodes are held, and how many of them are live now.
@@ -270,59 +317,19 @@ impl Registry {
             None
         };
 
-        let node_token = Secret::new(random_hex(32));
-        let proxy_token = Secret::new(random_hex(32));
-        let hmac_key = Secret::new(random_hex(16));
-        let record = NodeRecord {
-            node_id: node_id.clone(),
-            token_sha256: token_digest(&node_token),
-            proxy_token_sha256: token_digest(&proxy_token),
-            hmac_key: hmac_key.clone(),
-            challenge: None,
-            previous_challenge: None,
-            registration_bytes: registration_bytes(&req),
-            registration: req,
-            observed_ip: observed_ip.clone(),
-            registered_at_ms: now_ms,
-            last_seen_ms: now_ms,
-            load: 0.0,
-            active_jobs: 0,
-            available: true,
-            health_models: None,
-            backend_state: None,
-            reputation: previous
-                .as_ref()
-                .map_or(INITIAL_REPUTATION, |p| p.reputation),
-            completed_tasks: previous.as_ref().map_or(0, |p| p.completed_tasks),
-            failed_tasks: previous.as_ref().map_or(0, |p| p.failed_tasks),
-            last_metrics_batch: previous.as_ref().and_then(|p| p.last_metrics_batch.clone()),
-            rep_window_start_ms: previous.as_ref().map_or(now_ms, |p| p.rep_window_start_ms),
-            rep_window_gain: previous.as_ref().map_or(0.0, |p| p.rep_window_gain),
-            awaiting_first_heartbeat: reachable == Some(false),
-            derived: Default::default(),
-        };
-        let lifetime_jobs = record.completed_tasks;
+        let (record, ack) = new_record(
+            req,
+            node_id,
+            recovered,
+            observed_ip,
+            reachable,
+            now_ms,
+            previous.as_ref(),
+        );
         self.persist(&record);
         nodes.insert(record);
         drop(nodes);
-
-        Ok(RegisterAck {
-            node_id,
-            node_token: Some(node_token),
-            token: None,
-            proxy_token: Some(proxy_token),
-            node_hmac_key: Some(hmac_key),
-            expires_at: Some(serde_json::Value::Null),
-            jwt_token: None,
-            jwt_expires_at: None,
-            directory: Some("iicp-node-directory".into()),
-            observed_source_ip: Some(observed_ip),
-            recovered: Some(recovered),
-            lifetime_jobs: Some(lifetime_jobs),
-            public_reachable: reachable,
-            message_type: Some("ACK".into()),
-            extra: Default::default(),
-        })
+        Ok(ack)
     }
 
     /// Applies a heartbeat from the holder of `token`.
@@ -337,50 +344,14 @@ impl Registry {
         let record = nodes
             .get_mut(&hb.node_id)
             .ok_or_else(ApiError::unknown_node)?;
-        if !record.token_matches(token) {
-            return Err(ApiError::unauthorized(
-                "node token is not valid for this node",
-            ));
-        }
-        check_challenge(record, hb.challenge_response.as_deref())?;
-        let backend_state = backend_state(&hb);
-        let stored = record.registration_bytes
-            + heartbeat_bytes(
-                hb.health_models.as_ref().or(record.health_models.as_ref()),
-                backend_state.as_deref(),
-                hb.metrics_batch_id.as_deref(),
-            );
-        if stored > self.bounds.max_node_bytes {
-            return Err(over_budget(self.bounds.max_node_bytes));
-        }
-        record.last_seen_ms = now_ms;
-        record.awaiting_first_heartbeat = false;
-        record.available = hb.available.unwrap_or(true);
-        if let Some(load) = hb.load.filter(|l| l.is_finite()) {
-            record.load = load.clamp(0.0, 1.0);
-        }
-        if let Some(jobs) = hb.active_jobs {
-            record.active_jobs = jobs;
-        }
-        record.backend_state = backend_state;
-        if let Some(models) = &hb.health_models {
-            record.health_models = Some(models.clone());
-        }
-        let accepted = apply_metrics(record, &hb, now_ms);
-        record.previous_challenge = record.challenge.take();
-        let challenge = random_hex(16);
-        record.challenge = Some(challenge.clone());
-        let pong = Pong {
-            ok: true,
+        let pong = apply_heartbeat(
+            record,
+            token,
+            &hb,
+            now_ms,
             next_heartbeat_ms,
-            reputation_score: Some(record.reputation),
-            reputation_model: Some("outcome-v2".into()),
-            reputation_epoch: Some(serde_json::Value::from(1)),
-            metrics_batch_accepted: accepted,
-            challenge: Some(challenge),
-            free_credits_awarded: None,
-            extra: Default::default(),
-        };
+            self.bounds.max_node_bytes,
+        )?;
         self.persist(record);
         nodes.refresh(&hb.node_id);
         Ok(pong)
@@ -555,6 +526,126 @@ impl Registry {
         });
         live.into_iter().take(limit).cloned().collect()
     }
+}
+
+/// The record of a registration that passed every check, with fresh
+/// credentials, and the answer that hands them out. A proven
+/// re-registration passes the record it replaces as `previous`: its
+/// reputation and task counts carry over.
+pub(crate) fn new_record(
+    req: RegisterRequest,
+    node_id: String,
+    recovered: bool,
+    observed_ip: String,
+    reachable: Option<bool>,
+    now_ms: u64,
+    previous: Option<&NodeRecord>,
+) -> (NodeRecord, RegisterAck) {
+    let node_token = Secret::new(random_hex(32));
+    let proxy_token = Secret::new(random_hex(32));
+    let hmac_key = Secret::new(random_hex(16));
+    let record = NodeRecord {
+        node_id: node_id.clone(),
+        token_sha256: token_digest(&node_token),
+        proxy_token_sha256: token_digest(&proxy_token),
+        hmac_key: hmac_key.clone(),
+        challenge: None,
+        previous_challenge: None,
+        registration_bytes: registration_bytes(&req),
+        registration: req,
+        observed_ip: observed_ip.clone(),
+        registered_at_ms: now_ms,
+        last_seen_ms: now_ms,
+        load: 0.0,
+        active_jobs: 0,
+        available: true,
+        health_models: None,
+        backend_state: None,
+        reputation: previous.map_or(INITIAL_REPUTATION, |p| p.reputation),
+        completed_tasks: previous.map_or(0, |p| p.completed_tasks),
+        failed_tasks: previous.map_or(0, |p| p.failed_tasks),
+        last_metrics_batch: previous.and_then(|p| p.last_metrics_batch.clone()),
+        rep_window_start_ms: previous.map_or(now_ms, |p| p.rep_window_start_ms),
+        rep_window_gain: previous.map_or(0.0, |p| p.rep_window_gain),
+        awaiting_first_heartbeat: reachable == Some(false),
+        change_seq: 0,
+        derived: Default::default(),
+    };
+    let ack = RegisterAck {
+        node_id,
+        node_token: Some(node_token),
+        token: None,
+        proxy_token: Some(proxy_token),
+        node_hmac_key: Some(hmac_key),
+        expires_at: Some(serde_json::Value::Null),
+        jwt_token: None,
+        jwt_expires_at: None,
+        directory: Some("iicp-node-directory".into()),
+        observed_source_ip: Some(observed_ip),
+        recovered: Some(recovered),
+        lifetime_jobs: Some(record.completed_tasks),
+        public_reachable: reachable,
+        message_type: Some("ACK".into()),
+        extra: Default::default(),
+    };
+    (record, ack)
+}
+
+/// Applies a heartbeat from the holder of `token` to `record`: the token,
+/// the challenge and the node's storage budget are checked first, and
+/// nothing changes when one fails.
+pub(crate) fn apply_heartbeat(
+    record: &mut NodeRecord,
+    token: &Secret,
+    hb: &HeartbeatRequest,
+    now_ms: u64,
+    next_heartbeat_ms: u64,
+    max_node_bytes: usize,
+) -> Result<Pong, ApiError> {
+    if !record.token_matches(token) {
+        return Err(ApiError::unauthorized(
+            "node token is not valid for this node",
+        ));
+    }
+    check_challenge(record, hb.challenge_response.as_deref())?;
+    let backend_state = backend_state(hb);
+    let stored = record.registration_bytes
+        + heartbeat_bytes(
+            hb.health_models.as_ref().or(record.health_models.as_ref()),
+            backend_state.as_deref(),
+            hb.metrics_batch_id.as_deref(),
+        );
+    if stored > max_node_bytes {
+        return Err(over_budget(max_node_bytes));
+    }
+    record.last_seen_ms = now_ms;
+    record.awaiting_first_heartbeat = false;
+    record.available = hb.available.unwrap_or(true);
+    if let Some(load) = hb.load.filter(|l| l.is_finite()) {
+        record.load = load.clamp(0.0, 1.0);
+    }
+    if let Some(jobs) = hb.active_jobs {
+        record.active_jobs = jobs;
+    }
+    record.backend_state = backend_state;
+    if let Some(models) = &hb.health_models {
+        record.health_models = Some(models.clone());
+    }
+    let accepted = apply_metrics(record, hb, now_ms);
+    record.previous_challenge = record.challenge.take();
+    let challenge = random_hex(16);
+    record.challenge = Some(challenge.clone());
+    Ok(Pong {
+        ok: true,
+        next_heartbeat_ms,
+        reputation_score: Some(record.reputation),
+        reputation_model: Some("outcome-v2".into()),
+        reputation_epoch: Some(serde_json::Value::from(1)),
+        metrics_batch_accepted: accepted,
+        challenge: Some(challenge),
+        free_credits_awarded: None,
+        extra: Default::default(),
+    })
 }
 
 /// What a discover query needs once rather than per node.

@@ -610,6 +610,13 @@ pub struct DirectoryArgs {
           default_value_t = iicp_client::directory::DEFAULT_EVICT_AFTER.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub evict_after_secs: u64,
+
+    /// How often, in seconds, nodes unseen for longer than the eviction age
+    /// are swept out. On a shared PostgreSQL database every replica sweeps,
+    /// and each node is deleted by exactly one of them.
+    #[arg(long, env = "IICP_DIRECTORY_EVICTION_SWEEP_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub eviction_sweep_secs: u64,
     #[command(flatten)]
     pub server: ServerLimitArgs,
 }
