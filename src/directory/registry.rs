@@ -778,6 +778,43 @@ mod tests {
             .collect()
     }
 
+    /// The read cache keeps the newest copy of a node whatever the order
+    /// its changes arrive in: an older copy does not replace a newer one,
+    /// and a deletion removes only copies older than itself.
+    #[test]
+    fn the_cache_keeps_the_newest_copy_in_any_order() {
+        let mut rng = Rng(3);
+        let registry = Registry::new(vec![], None, bounds());
+        let ack = registry
+            .commit_registration(
+                registration(&mut rng, 1, &MODELS),
+                "10.0.0.1".into(),
+                None,
+                1,
+            )
+            .unwrap();
+        let copy = |seq: i64, load: f64| {
+            let mut r = registry.get(&ack.node_id).unwrap();
+            r.change_seq = seq;
+            r.load = load;
+            r
+        };
+        let (v5, v3, v7) = (copy(5, 0.5), copy(3, 0.3), copy(7, 0.7));
+        registry.cache_put(v5);
+        registry.cache_put(v3);
+        assert_eq!(registry.get(&ack.node_id).unwrap().load, 0.5);
+        assert!(
+            !registry.cache_remove(&ack.node_id, 5),
+            "a deletion older than the copy"
+        );
+        assert!(registry.get(&ack.node_id).is_some());
+        assert!(registry.cache_remove(&ack.node_id, 6));
+        assert!(registry.get(&ack.node_id).is_none());
+        registry.cache_put(v7);
+        assert_eq!(registry.get(&ack.node_id).unwrap().load, 0.7);
+        assert_eq!(registry.cache_versions()[&ack.node_id], 7);
+    }
+
     /// The indexed discover returns exactly the list (ids, order, scores,
     /// whole node objects) of the reference scan, on a registry changed by
     /// registrations, heartbeats, re-registrations, deregistrations and
