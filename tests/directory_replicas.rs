@@ -109,6 +109,23 @@ async fn any_replica_answers_any_request() {
     }
     assert_eq!(discovered(&base_a).await, [node.id.clone()]);
 
+    // A metrics batch counts once, whichever replica it is sent through
+    // again (a retry after a lost PONG).
+    let batch = json!({"metrics": {"tasks_success": 40, "tasks_failed": 0},
+                       "metrics_batch_id": "batch-1"});
+    let (status, first) = node.beat_with(&base_a, batch.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["metrics_batch_accepted"], "batch-1");
+    let (status, again) = node.beat_with(&base_b, batch).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["metrics_batch_accepted"], "batch-1");
+    assert_eq!(
+        again["reputation_score"], first["reputation_score"],
+        "the same batch through B changes nothing"
+    );
+    let raised = first["reputation_score"].as_f64().unwrap();
+    assert!(raised > 0.5, "{first}");
+
     // Token rotation through B (a proven re-registration): the new token
     // works through A at once, the old one no longer anywhere.
     let mut again = common::registration("http://127.0.0.1:9", &["m"]);

@@ -167,17 +167,26 @@ impl Node {
 
     /// One heartbeat, answering the last challenge; the status.
     pub async fn beat(&mut self, base: &str) -> u16 {
+        self.beat_with(base, json!({})).await.0
+    }
+
+    /// One heartbeat with the fields of `extra` (an object) besides the
+    /// node id and the challenge's answer; the status and the PONG.
+    pub async fn beat_with(&mut self, base: &str, extra: Value) -> (u16, Value) {
         let mut beat = json!({"node_id": self.id});
         if let Some(c) = &self.challenge {
             beat["challenge_response"] = json!(iicp_client::wire::heartbeat::challenge_response(
                 &self.key, c
             ));
         }
+        if let (Some(beat), Value::Object(extra)) = (beat.as_object_mut(), extra) {
+            beat.extend(extra);
+        }
         let (status, pong) = post(base, "/v1/heartbeat", &beat, Some(&self.token)).await;
         if status == 200 {
             self.challenge = pong["challenge"].as_str().map(str::to_owned);
         }
-        status
+        (status, pong)
     }
 }
 
