@@ -232,8 +232,13 @@ impl Registry {
         false
     }
 
-    /// Read cache: the change numbers of the nodes held, by id (what the
-    /// poll compares the database's with).
+    /// Read cache: the change number of the copy held of `node_id`.
+    pub fn cache_version(&self, node_id: &str) -> Option<i64> {
+        self.read().get(node_id).map(|r| r.change_seq)
+    }
+
+    /// Read cache: the change numbers of the nodes held, by id (what a
+    /// reload compares the table with).
     pub fn cache_versions(&self) -> std::collections::HashMap<String, i64> {
         self.read()
             .values()

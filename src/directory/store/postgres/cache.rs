@@ -145,8 +145,8 @@ async fn session(
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return e.to_string(),
-                None => return "the connection closed".to_owned(),
+                Some(Err(e)) => return Some(e),
+                None => return None,
             }
         }
     });
@@ -187,7 +187,11 @@ async fn session(
                 return Ended::Cancelled;
             }
             ended = &mut driver => {
-                return Ended::Lost(ended.unwrap_or_else(|e| e.to_string()));
+                return Ended::Lost(match ended {
+                    Ok(Some(e)) => shared.target().error(&e),
+                    Ok(None) => "the connection closed".to_owned(),
+                    Err(e) => e.to_string(),
+                });
             }
             Some(id) = rx.recv() => {
                 let mut ids = HashSet::from([id]);
@@ -305,7 +309,6 @@ impl Cache<'_> {
             ),
         )
         .await?;
-        let held = self.registry.cache_versions();
         let mut stale = Vec::new();
         let mut high = self.high;
         for row in &rows {
@@ -317,8 +320,8 @@ impl Cache<'_> {
                 continue;
             };
             high = high.max(seq);
-            let newer = match held.get(&id) {
-                Some(&have) => have < seq,
+            let newer = match self.registry.cache_version(&id) {
+                Some(have) => have < seq,
                 None => !deleted,
             };
             if newer {
