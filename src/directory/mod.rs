@@ -4,7 +4,8 @@
 //!
 //! It owns node registrations (register, heartbeat with HMAC challenges,
 //! deregister), discovery with the reference eligibility and score, and
-//! optional persistence in SQLite or PostgreSQL (`store`). With a signing key (the default generates
+//! optional persistence in SQLite or PostgreSQL (`store`; on PostgreSQL,
+//! replicas sharing one database, `replica.rs`). With a signing key (the default generates
 //! one) it publishes `GET /v1/directory-key` and signs consumer tokens at
 //! `POST /v1/consumer-token` (PROTOCOL.md §1.7). It does not carry task
 //! payloads, issue dispatch tickets or keep credit ledgers; those routes
@@ -89,7 +90,10 @@ pub struct DirectoryConfig {
     /// (probation), `realtime` 1000 and reputation 0.8.
     pub enforce_probation: bool,
     /// Persist registrations in this database (a SQLite file or a
-    /// PostgreSQL database); `None` keeps them in memory only.
+    /// PostgreSQL database); `None` keeps them in memory only. Any number
+    /// of directories may share one PostgreSQL database and behave as one
+    /// directory (the database is the source of truth; each keeps a read
+    /// cache of it).
     pub db: Option<Database>,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
@@ -106,7 +110,10 @@ pub struct DirectoryConfig {
     /// The Ed25519 key consumer tokens are signed with; its public half is
     /// served at `GET /v1/directory-key`. `None` turns both token routes
     /// into 503 `not_configured`. The default is a fresh key, valid for the
-    /// life of this value (tokens stop verifying once it is gone).
+    /// life of this value (tokens stop verifying once it is gone). On a
+    /// PostgreSQL `db` the key stored there is used instead, so that every
+    /// replica signs with one key; this one is stored when there is none
+    /// yet ([`RunningDirectory::public_key`] tells which is in use).
     pub signing_key: Option<DirectorySigningKey>,
     /// `iss` of the tokens this directory signs.
     pub issuer: String,

@@ -519,8 +519,8 @@ pub struct DirectoryArgs {
 
     /// Persist registrations (in memory otherwise): a SQLite FILE, or a
     /// PostgreSQL database as postgres://USER:PASSWORD@HOST:PORT/DB (schema
-    /// migrated at start; no TLS: sslmode=disable only). Never logged with
-    /// its password.
+    /// migrated at start; no TLS: sslmode=disable only), which any number of
+    /// directory replicas may share. Never logged with its password.
     #[arg(
         long,
         env = "IICP_DIRECTORY_DB",
@@ -566,7 +566,8 @@ pub struct DirectoryArgs {
     /// public half is served at GET /v1/directory-key. Loaded from FILE, or
     /// created there (64 hex characters, mode 0600) when FILE does not exist,
     /// so nodes keep verifying tokens across restarts. Without it a fresh key
-    /// is generated in memory for this run only.
+    /// is generated in memory for this run only. With a PostgreSQL --db, the
+    /// key stored in the database (by the first replica) is used.
     #[arg(long, env = "IICP_DIRECTORY_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
 
