@@ -455,3 +455,32 @@ async fn the_database_stopped_and_started_again() {
         no_panics(dir);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: IICP_TEST_POSTGRES_URL (.ci/run)"]
+async fn the_first_replica_s_signing_key_is_every_replica_s() {
+    let db = TestDb::new().await;
+    let url = db.url.to_string();
+    let keys = tempfile::tempdir().unwrap();
+    let (first_file, other_file) = (keys.path().join("a.key"), keys.path().join("b.key"));
+    let first_key = iicp_client::token::DirectorySigningKey::load_or_create(&first_file)
+        .unwrap()
+        .public_key()
+        .to_hex();
+    iicp_client::token::DirectorySigningKey::load_or_create(&other_file).unwrap();
+    let (mut a, root_a) = replica(&url, &["--signing-key", first_file.to_str().unwrap()]);
+    // B has a key file of its own, and C none: both sign with A's.
+    let (mut b, root_b) = replica(&url, &["--signing-key", other_file.to_str().unwrap()]);
+    let (mut c, root_c) = replica(&url, &[]);
+    for root in [&root_a, &root_b, &root_c] {
+        let key = get(&format!("{root}/api"), "/v1/directory-key").await;
+        assert_eq!(key["public_key"], json!(first_key), "{root}");
+    }
+    assert_eq!(b.count("the key of --signing-key is not used"), 1);
+    assert_eq!(a.count("the key of --signing-key is not used"), 0);
+    for dir in [&mut a, &mut b, &mut c] {
+        assert!(dir.wait_for("listening on", DEADLINE).contains(&first_key));
+        assert_eq!(dir.terminate(Duration::from_secs(30)), Some(0));
+        no_panics(dir);
+    }
+}
