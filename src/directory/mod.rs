@@ -23,6 +23,7 @@
 
 mod addresses;
 mod beat;
+mod change;
 pub mod clock;
 mod metrics;
 mod nodes;

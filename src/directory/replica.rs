@@ -16,7 +16,8 @@
 //! the `current_node_token` must match the stored token, whichever replica
 //! issued it.
 
-use super::registry::{Registry, apply_heartbeat, new_record};
+use super::change::{apply_heartbeat, new_record};
+use super::registry::Registry;
 use super::store::postgres::shared::Shared;
 use crate::secret::Secret;
 use crate::server::api_error::ApiError;
