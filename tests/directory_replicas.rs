@@ -484,3 +484,32 @@ async fn the_first_replica_s_signing_key_is_every_replica_s() {
         no_panics(dir);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: IICP_TEST_POSTGRES_URL (.ci/run)"]
+async fn a_row_that_does_not_read_as_a_node_keeps_its_id_but_blocks_nothing() {
+    let db = TestDb::new().await;
+    let (mut a, root_a) = replica(db.url.as_str(), &[]);
+    let base_a = format!("{root_a}/api");
+    db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO nodes (node_id, record, last_seen_ms)
+             VALUES ('broken-node', '{\"not\": 1}', (extract(epoch FROM now()) * 1000)::bigint)",
+        )
+        .await
+        .unwrap();
+    // (Seen now, so that the start's expiry sweep leaves it.)
+    let mut asked = common::registration("http://127.0.0.1:9", &["m"]);
+    asked["node_id"] = json!("broken-node");
+    let (status, ack) = post(&base_a, "/v1/register", &asked, None).await;
+    assert_eq!(status, 201, "{ack}");
+    assert_ne!(ack["node_id"], "broken-node", "a fresh id: {ack}");
+    assert_eq!(ack["recovered"], false);
+    let beat = json!({"node_id": "broken-node"});
+    let (status, _) = post(&base_a, "/v1/heartbeat", &beat, Some("0123456789abcdef")).await;
+    assert_eq!(status, 404);
+    a.wait_for("skipping unreadable stored node", DEADLINE);
+    assert_eq!(a.terminate(Duration::from_secs(30)), Some(0));
+    no_panics(&mut a);
+}

@@ -61,6 +61,9 @@ impl Replica<'_> {
     ) -> Result<RegisterAck, ApiError> {
         let requested = req.node_id.take();
         let proof = req.current_node_token.take();
+        // An insert under the asked id found a row that does not read as a
+        // node (or went away meanwhile): the id is taken, a fresh one is used.
+        let mut id_taken = false;
         for _ in 0..ATTEMPTS {
             let previous = match &requested {
                 Some(id) => self.shared.fetch(id).await?,
@@ -70,7 +73,7 @@ impl Replica<'_> {
                 .as_ref()
                 .is_some_and(|p| proof.as_ref().is_some_and(|t| p.token_matches(t)));
             let (node_id, recovered) = match &requested {
-                Some(id) if replaces || previous.is_none() => (id.clone(), true),
+                Some(id) if replaces || (previous.is_none() && !id_taken) => (id.clone(), true),
                 _ => (uuid::Uuid::new_v4().to_string(), false),
             };
             if !replaces && self.registry.is_full() {
@@ -98,6 +101,7 @@ impl Replica<'_> {
                 self.registry.cache_put(record);
                 return Ok(ack);
             }
+            id_taken |= previous.is_none();
         }
         Err(contended())
     }
