@@ -9,6 +9,8 @@
 #                            loopback port with its socket in DIR, a role iicp_ci (LOGIN
 #                            CREATEDB, a random password) and a database iicp_ci it owns;
 #                            prints postgres://iicp_ci:PASSWORD@127.0.0.1:PORT/iicp_ci
+#   postgres.sh pause DIR    stop that server, keeping DIR (the database "lost")
+#   postgres.sh resume DIR   start it again, on the same port
 #   postgres.sh stop DIR     stop that server and remove DIR (no error when it is gone)
 #
 # As root the server runs as the `postgres` user the package creates (initdb refuses
@@ -38,6 +40,17 @@ as_owner() {
   fi
 }
 
+# Starts the cluster in DIR on the port recorded in DIR/port.
+pg_start() {
+  local bin=$1 dir=$2
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $(cat "$dir/port") -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null || {
+    cat "$dir/server.log" >&2
+    exit 1
+  }
+}
+
 case "$cmd" in
   install)
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -62,16 +75,20 @@ case "$cmd" in
       cat "$dir/initdb.log" >&2
       exit 1
     }
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-      start >/dev/null || {
-      cat "$dir/server.log" >&2
-      exit 1
-    }
+    echo "$port" >"$dir/port"
+    pg_start "$bin" "$dir"
     as_owner "$bin/psql" -X -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
       -c "CREATE ROLE iicp_ci LOGIN CREATEDB PASSWORD '$password'" \
       -c "CREATE DATABASE iicp_ci OWNER iicp_ci" >/dev/null
     echo "postgres://iicp_ci:$password@127.0.0.1:$port/iicp_ci"
+    ;;
+  pause)
+    dir=${2:?usage: postgres.sh pause DIR}
+    as_owner "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    ;;
+  resume)
+    dir=${2:?usage: postgres.sh resume DIR}
+    pg_start "$(pg_bin)" "$dir"
     ;;
   stop)
     dir=${2:?usage: postgres.sh stop DIR}
@@ -81,7 +98,7 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: postgres.sh install | start DIR | stop DIR" >&2
+    echo "usage: postgres.sh install | start DIR | pause DIR | resume DIR | stop DIR" >&2
     exit 2
     ;;
 esac

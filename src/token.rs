@@ -207,6 +207,13 @@ impl DirectorySigningKey {
         Self(SigningKey::from_bytes(&seed))
     }
 
+    /// The 32-byte seed (the secret itself: never log it). The directory
+    /// stores it in a shared PostgreSQL database, where every replica reads
+    /// it.
+    pub(crate) fn to_seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     /// A fresh random key.
     pub fn generate() -> Self {
         let mut seed = [0u8; 32];

@@ -1,6 +1,7 @@
-//! The directory on PostgreSQL (`--db postgres://…`, issue 19, first
-//! increment): the real binary against a real server. Each test makes a
-//! database of its own and drops it afterwards.
+//! The directory on PostgreSQL (`--db postgres://…`, issue 19): one
+//! directory, the real binary against a real server (several replicas on
+//! one database: `directory_replicas.rs`). Each test makes a database of
+//! its own and drops it afterwards.
 //!
 //! Ignored by default: they need a server. `IICP_TEST_POSTGRES_URL` names
 //! a role that may create databases; `.ci/run` starts a private cluster
@@ -10,198 +11,10 @@
 mod common;
 
 use common::node_bin::{directory_command, directory_process, free_port};
+use common::postgres::{Cable, Node, TestDb, db_args, discovered, get, post};
 use common::watch::{Watched, run_bounded};
-use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use serde_json::json;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-
-/// The server the tests use (panics with what to do when it is not set).
-fn server_url() -> url::Url {
-    let raw = std::env::var("IICP_TEST_POSTGRES_URL").expect(
-        "IICP_TEST_POSTGRES_URL: a postgres:// URL of a role that may create databases \
-         (bash scripts/postgres.sh start DIR prints one; .ci/run does it)",
-    );
-    let url = url::Url::parse(&raw).expect("IICP_TEST_POSTGRES_URL is a URL");
-    if let Some(pw) = url.password() {
-        common::logs::secret(pw);
-    }
-    url
-}
-
-/// A database of one test's own, dropped when the value is.
-struct TestDb {
-    url: url::Url,
-    name: String,
-}
-
-async fn admin(url: &url::Url) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(conn);
-    client
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        let server = server_url();
-        let name = format!("iicp_t_{}", uuid::Uuid::new_v4().simple());
-        admin(&server)
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let mut url = server;
-        url.set_path(&name);
-        Self { url, name }
-    }
-
-    /// The URL of this database through `addr` instead of the server.
-    fn via(&self, addr: std::net::SocketAddr) -> String {
-        let mut url = self.url.clone();
-        url.set_port(Some(addr.port())).unwrap();
-        url.to_string()
-    }
-
-    fn server_addr(&self) -> String {
-        format!(
-            "{}:{}",
-            self.url.host_str().unwrap(),
-            self.url.port().unwrap_or(5432)
-        )
-    }
-
-    async fn client(&self) -> tokio_postgres::Client {
-        admin(&self.url).await
-    }
-
-    /// `SELECT version, count(*) FROM schema_migrations`.
-    async fn migrations(&self) -> Vec<(i32, i64)> {
-        self.client()
-            .await
-            .query(
-                "SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY version",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
-    }
-
-    async fn node_ids(&self) -> Vec<String> {
-        self.client()
-            .await
-            .query("SELECT node_id FROM nodes ORDER BY node_id", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let mut server = self.url.clone();
-        server.set_path("postgres");
-        let drop_sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // A runtime of its own: Drop may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(server.as_str(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client.batch_execute(&drop_sql).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-async fn get(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn post(base: &str, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    common::read(req.send().await.unwrap()).await
-}
-
-/// A registered node: what it needs to heartbeat.
-struct Node {
-    id: String,
-    token: String,
-    key: iicp_client::Secret,
-    challenge: Option<String>,
-}
-
-impl Node {
-    async fn register(base: &str) -> Self {
-        let (status, ack) = post(
-            base,
-            "/v1/register",
-            &common::registration("http://127.0.0.1:9", &["m"]),
-            None,
-        )
-        .await;
-        assert_eq!(status, 201, "{ack}");
-        Self {
-            id: ack["node_id"].as_str().unwrap().to_owned(),
-            token: ack["node_token"].as_str().unwrap().to_owned(),
-            key: iicp_client::Secret::new(ack["node_hmac_key"].as_str().unwrap_or_default()),
-            challenge: None,
-        }
-    }
-
-    /// One heartbeat, answering the last challenge; the status.
-    async fn beat(&mut self, base: &str) -> u16 {
-        let mut beat = json!({"node_id": self.id});
-        if let Some(c) = &self.challenge {
-            beat["challenge_response"] = json!(iicp_client::wire::heartbeat::challenge_response(
-                &self.key, c
-            ));
-        }
-        let (status, pong) = post(base, "/v1/heartbeat", &beat, Some(&self.token)).await;
-        if status == 200 {
-            self.challenge = pong["challenge"].as_str().map(str::to_owned);
-        }
-        status
-    }
-}
-
-async fn discovered(base: &str) -> Vec<String> {
-    let listed = get(base, &format!("/v1/discover?intent={}", common::CHAT)).await;
-    listed["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["node_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn db_args(url: &str) -> Vec<&str> {
-    vec!["--db", url, "--skip-liveness-check"]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: IICP_TEST_POSTGRES_URL (.ci/run)"]
@@ -217,7 +30,7 @@ async fn a_restart_on_the_same_database_keeps_the_node_and_migrates_once() {
         started.contains(&format!("state PostgreSQL {shown} (0 nodes restored)")),
         "the startup line names the database without its password: {started}"
     );
-    assert_eq!(first.count("PostgreSQL migration applied"), 1);
+    assert_eq!(first.count("PostgreSQL migration applied"), 2);
     let root = format!("http://127.0.0.1:{port}");
     let base = format!("{root}/api");
     assert_eq!(get(&root, "/iicp/health").await["persistence"], "postgres");
@@ -246,7 +59,7 @@ async fn a_restart_on_the_same_database_keeps_the_node_and_migrates_once() {
     );
     assert_eq!(discovered(&base).await, [node.id.clone()]);
     assert_eq!(second.terminate(Duration::from_secs(30)), Some(0));
-    assert_eq!(db.migrations().await, [(1, 1)]);
+    assert_eq!(db.migrations().await, [(1, 1), (2, 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,14 +74,14 @@ async fn two_directories_started_at_once_on_an_empty_database_both_start() {
     second.wait_for("listening on", Duration::from_secs(30));
     let applied =
         first.count("PostgreSQL migration applied") + second.count("PostgreSQL migration applied");
-    assert_eq!(applied, 1, "one of them migrates");
+    assert_eq!(applied, 2, "one of them applies each migration once");
     for port in [a, b] {
         let health = get(&format!("http://127.0.0.1:{port}"), "/iicp/health").await;
         assert_eq!(health["persistence"], "postgres");
     }
     assert_eq!(first.terminate(Duration::from_secs(30)), Some(0));
     assert_eq!(second.terminate(Duration::from_secs(30)), Some(0));
-    assert_eq!(db.migrations().await, [(1, 1)]);
+    assert_eq!(db.migrations().await, [(1, 1), (2, 1)]);
 }
 
 /// Runs the directory on `url` and checks that it refuses to start: exit
@@ -328,52 +141,6 @@ async fn an_unreachable_or_refusing_database_refuses_the_start_in_one_line() {
     );
 }
 
-/// A TCP forwarder to the database that a test can cut (every connection
-/// closed, new ones closed at once) and restore: the database "stopped"
-/// without stopping the server other tests share.
-struct Cable {
-    addr: std::net::SocketAddr,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Cable {
-    async fn to(server: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (up2, links2) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let server = server.clone();
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(server).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                links2.lock().unwrap().push(link.abort_handle());
-            }
-        });
-        Self { addr, up, links }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: IICP_TEST_POSTGRES_URL (.ci/run)"]
 async fn a_database_lost_while_running() {
@@ -388,37 +155,73 @@ async fn a_database_lost_while_running() {
     let root = format!("http://127.0.0.1:{port}");
     let base = format!("{root}/api");
     assert_eq!(get(&root, "/iicp/health").await["persistence"], "postgres");
+    let mut node = Node::register(&base).await;
+    assert_eq!(node.beat(&base).await, 200);
 
     cable.cut();
-    let mut node = Node::register(&base).await;
+    // Writes are refused while the database is away, in the directory's
+    // error shape; discover answers from the cache.
     for _ in 0..3 {
-        assert_eq!(node.beat(&base).await, 200, "heartbeats are answered");
+        let beat = json!({"node_id": node.id});
+        let (status, body) = post(&base, "/v1/heartbeat", &beat, Some(&node.token)).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+        assert!(body["error"]["retry_after"].as_u64().is_some(), "{body}");
     }
+    let (status, body) = post(
+        &base,
+        "/v1/register",
+        &common::registration("http://127.0.0.1:9", &["m"]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("database_unavailable")),
+        "{body}"
+    );
     assert_eq!(discovered(&base).await, [node.id.clone()]);
-    directory.wait_for("directory store write failed;", Duration::from_secs(30));
+    directory.wait_for("directory database unreachable", Duration::from_secs(30));
     assert_eq!(
-        get(&root, "/iicp/health").await["persistence"],
-        "memory (postgres writes failing)"
-    );
-    directory.wait_for(
-        "directory store write failed again",
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        directory.count("directory store write failed;"),
+        directory.count("directory database unreachable"),
         1,
         "said once: {:#?}",
         directory.lines()
     );
-    assert!(db.node_ids().await.is_empty());
+    let health = get(&root, "/iicp/health").await;
+    assert!(
+        health["persistence"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres (database unreachable"),
+        "{health}"
+    );
 
     cable.restore();
+    // It recovers by itself: the heartbeat that was refused is taken again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while node.beat(&base).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            directory.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     directory.wait_for(
-        "directory store writes succeed again",
+        "directory database reachable again",
         Duration::from_secs(30),
     );
-    assert_eq!(get(&root, "/iicp/health").await["persistence"], "postgres");
-    assert_eq!(db.node_ids().await, [node.id.clone()], "caught up");
+    // Health says `postgres` once the cache's connection is back too.
+    while get(&root, "/iicp/health").await["persistence"] != "postgres" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            directory.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(db.node_ids().await, [node.id.clone()]);
     assert_eq!(directory.terminate(Duration::from_secs(30)), Some(0));
     let lines = directory.lines().join("\n");
     assert!(!lines.contains("panicked"), "{lines}");

@@ -5,6 +5,9 @@
 #[path = "../../src/directory/beat.rs"]
 mod beat;
 
+#[path = "../../src/directory/change.rs"]
+mod change;
+
 #[path = "../../src/directory/nodes.rs"]
 mod nodes;
 

@@ -4,7 +4,8 @@
 //!
 //! It owns node registrations (register, heartbeat with HMAC challenges,
 //! deregister), discovery with the reference eligibility and score, and
-//! optional persistence in SQLite or PostgreSQL (`store`). With a signing key (the default generates
+//! optional persistence in SQLite or PostgreSQL (`store`; on PostgreSQL,
+//! replicas sharing one database, `replica.rs`). With a signing key (the default generates
 //! one) it publishes `GET /v1/directory-key` and signs consumer tokens at
 //! `POST /v1/consumer-token` (PROTOCOL.md §1.7). It does not carry task
 //! payloads, issue dispatch tickets or keep credit ledgers; those routes
@@ -22,6 +23,7 @@
 
 mod addresses;
 mod beat;
+mod change;
 pub mod clock;
 mod metrics;
 mod nodes;
@@ -30,6 +32,7 @@ mod rate_limit;
 mod reachability;
 mod record;
 mod registry;
+mod replica;
 mod routes;
 mod store;
 mod validate;
@@ -88,7 +91,10 @@ pub struct DirectoryConfig {
     /// (probation), `realtime` 1000 and reputation 0.8.
     pub enforce_probation: bool,
     /// Persist registrations in this database (a SQLite file or a
-    /// PostgreSQL database); `None` keeps them in memory only.
+    /// PostgreSQL database); `None` keeps them in memory only. Any number
+    /// of directories may share one PostgreSQL database and behave as one
+    /// directory (the database is the source of truth; each keeps a read
+    /// cache of it).
     pub db: Option<Database>,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
@@ -105,7 +111,10 @@ pub struct DirectoryConfig {
     /// The Ed25519 key consumer tokens are signed with; its public half is
     /// served at `GET /v1/directory-key`. `None` turns both token routes
     /// into 503 `not_configured`. The default is a fresh key, valid for the
-    /// life of this value (tokens stop verifying once it is gone).
+    /// life of this value (tokens stop verifying once it is gone). On a
+    /// PostgreSQL `db` the key stored there is used instead, so that every
+    /// replica signs with one key; this one is stored when there is none
+    /// yet ([`RunningDirectory::public_key`] tells which is in use).
     pub signing_key: Option<DirectorySigningKey>,
     /// `iss` of the tokens this directory signs.
     pub issuer: String,
@@ -176,24 +185,43 @@ impl Directory {
     /// Binds `listen` (port 0 picks a free one), loads the store if
     /// configured, and serves until [`RunningDirectory::shutdown`].
     pub async fn start(config: DirectoryConfig, listen: SocketAddr) -> Result<RunningDirectory> {
-        let (store, records) = match &config.db {
-            Some(db) => {
-                // Refuses to start when the database cannot be written
-                // (store/: read-only, disk full, unreachable, login refused),
-                // naming it (never its password) and the cause.
-                let (store, records) = store::Store::open(db).await.map_err(|e| {
-                    IicpError::Io(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot open directory database {db}: {e}"),
-                    ))
-                })?;
-                (Some(store), records)
+        let mut config = config;
+        // Refuses to start when the database cannot be written (store/:
+        // read-only, disk full, unreachable, login refused), naming it
+        // (never its password) and the cause.
+        let cannot_open = |db: &Database, e: std::io::Error| {
+            IicpError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot open directory database {db}: {e}"),
+            ))
+        };
+        let (store, shared, records) = match &config.db {
+            Some(db @ Database::Sqlite(path)) => {
+                let (store, records) = store::Store::open_sqlite(path)
+                    .await
+                    .map_err(|e| cannot_open(db, e))?;
+                (Some(store), None, records)
             }
-            None => (None, Vec::new()),
+            Some(db @ Database::Postgres(url)) => {
+                let offered = config
+                    .signing_key
+                    .as_ref()
+                    .map(DirectorySigningKey::to_seed);
+                let opened = store::postgres::open(url, offered)
+                    .await
+                    .map_err(|e| cannot_open(db, e))?;
+                // Every replica signs with the key the first one stored.
+                if let Some(seed) = opened.signing_seed {
+                    config.signing_key = Some(DirectorySigningKey::from_seed(seed));
+                }
+                (None, Some(opened.shared), opened.records)
+            }
+            None => (None, None, Vec::new()),
         };
         let restored = records.len();
         let state = Arc::new(AppState {
-            registry: Registry::new(
+            shared,
+            registry: Arc::new(Registry::new(
                 records,
                 store,
                 Bounds {
@@ -202,7 +230,7 @@ impl Directory {
                     max_nodes: config.max_nodes,
                     max_node_bytes: config.max_node_bytes,
                 },
-            ),
+            )),
             register_limiter: RateLimiter::new(config.register_rate_limit, 60_000),
             clock: config.clock.clone(),
             metrics: metrics::DirectoryMetrics::default(),
@@ -215,6 +243,13 @@ impl Directory {
         let server = Server::new(listener, app, state.config.server_limits, None, "directory");
         let task = tokio::spawn(server.run(cancel.clone()));
         tokio::spawn(sweep_expired(state.clone(), cancel.clone()));
+        if let Some(shared) = &state.shared {
+            tokio::spawn(store::postgres::cache::run(
+                shared.clone(),
+                state.registry.clone(),
+                cancel.clone(),
+            ));
+        }
         tracing::debug!(%local_addr, restored, "directory started");
         Ok(RunningDirectory {
             local_addr,
@@ -227,14 +262,28 @@ impl Directory {
 }
 
 /// Forgets expired nodes at start (records restored from the store) and
-/// then every `eviction_sweep_interval`, until `cancel`.
+/// then every `eviction_sweep_interval`, until `cancel`: in memory, or on
+/// the shared PostgreSQL database.
 async fn sweep_expired(state: Arc<AppState>, cancel: CancellationToken) {
     let period = state
         .config
         .eviction_sweep_interval
         .max(Duration::from_millis(10));
     loop {
-        state.registry.evict_expired(state.clock.now_ms());
+        let now = state.clock.now_ms();
+        match state.replica() {
+            // On the shared database: one DELETE, each node by one replica.
+            // Without the database the cache keeps its nodes (discover hides
+            // the stale ones) until the next sweep reaches it.
+            Some(replica) => {
+                let _ = replica
+                    .expire(now, state.config.evict_after.as_millis() as u64)
+                    .await;
+            }
+            None => {
+                state.registry.evict_expired(now);
+            }
+        }
         tokio::select! {
             () = tokio::time::sleep(period) => {}
             () = cancel.cancelled() => return,

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 /// Reputation of a new node.
 pub const INITIAL_REPUTATION: f64 = 0.5;
 
-/// One registered node. Serialised as JSON into the SQLite store; holds the
+/// One registered node. Serialised as JSON into the database; holds the
 /// token only as a SHA-256 digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct NodeRecord {
@@ -45,6 +45,11 @@ pub(crate) struct NodeRecord {
     /// hidden from discover until its first heartbeat proves it alive.
     #[serde(default)]
     pub awaiting_first_heartbeat: bool,
+    /// The row's version in a PostgreSQL store (its `change_seq`): which
+    /// of two copies of a node is newer, and the value an update must still
+    /// find (compare-and-set). 0 in memory and SQLite. Not in the JSON.
+    #[serde(skip)]
+    pub change_seq: i64,
     /// Read from `registration` when the record is stored (not persisted).
     #[serde(skip)]
     pub derived: Derived,

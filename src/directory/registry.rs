@@ -1,29 +1,24 @@
 //! The registry: every node's record, and the state changes of REGISTER,
 //! HEARTBEAT and DEREGISTER (PROTOCOL.md §1.3-§1.5).
 //!
-//! All mutation happens here, under one lock, and is mirrored to the store.
+//! All mutation happens here, under one lock, and is mirrored to the store
+//! (the changes of one record are `change.rs`'s). On a shared PostgreSQL
+//! database the registry is each replica's read cache instead (the
+//! `cache_*` methods), and `replica.rs` makes the changes on the database.
 //! Network checks (routability, liveness) happen in the route handlers
 //! before these methods are called; nothing here does I/O except queueing
 //! writes for the store's own thread.
 
-use super::beat::{
-    apply_metrics, backend_state, check_challenge, heartbeat_bytes, over_budget, registration_bytes,
-};
+use super::beat::{over_budget, registration_bytes};
+use super::change::{apply_heartbeat, new_record};
 use super::nodes::{Hot, Nodes, model_bit};
 use super::ranking::{self, EligibilityQuery};
-use super::record::{INITIAL_REPUTATION, NodeRecord, token_digest};
+use super::record::NodeRecord;
 use super::store::Store;
 use crate::secret::Secret;
 use crate::server::api_error::ApiError;
 use crate::wire::{HeartbeatRequest, NodeInfo, Pong, RegisterAck, RegisterRequest};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-/// `n` random bytes as lowercase hex.
-pub(crate) fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    rand::fill(&mut buf[..]);
-    hex::encode(buf)
-}
 
 /// A discover query after validation.
 #[derive(Debug)]
@@ -114,15 +109,18 @@ impl Registry {
             return Ok(());
         }
         // The register handler logs the refusal with its source and endpoint.
-        Err(ApiError::new(
+        Err(Self::full_error(self.bounds.max_nodes))
+    }
+
+    fn full_error(max_nodes: usize) -> ApiError {
+        ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "directory_full",
             format!(
-                "this directory holds its maximum of {} nodes; retry after the idle ones expire",
-                self.bounds.max_nodes
+                "this directory holds its maximum of {max_nodes} nodes; retry after the idle ones expire"
             ),
         )
-        .retry_after(FULL_RETRY_AFTER_S))
+        .retry_after(FULL_RETRY_AFTER_S)
     }
 
     /// Whether a registration of `requested_id` proven with `token` would
@@ -172,18 +170,14 @@ impl Registry {
         }
     }
 
-    /// Where registrations are kept: `memory` (no store), `sqlite` or
-    /// `postgres`, or `memory (sqlite writes failing)` / `memory (postgres
-    /// writes failing)` while the database refuses writes.
+    /// Where registrations are kept: `memory` (no store), `sqlite`, or
+    /// `memory (sqlite writes failing)` while the file refuses writes (a
+    /// PostgreSQL directory answers for itself: `AppState::persistence`).
     pub fn persistence(&self) -> &'static str {
         match &self.store {
             None => "memory",
-            Some(s) => match (s.kind(), s.is_failing()) {
-                ("postgres", true) => "memory (postgres writes failing)",
-                ("postgres", false) => "postgres",
-                (_, true) => "memory (sqlite writes failing)",
-                (_, false) => "sqlite",
-            },
+            Some(s) if s.is_failing() => "memory (sqlite writes failing)",
+            Some(_) => "sqlite",
         }
     }
 
@@ -192,6 +186,59 @@ impl Registry {
         if let Some(store) = &self.store {
             store.close();
         }
+    }
+
+    /// Whether a new record would exceed the most nodes held (the read
+    /// cache's count, in PostgreSQL mode).
+    pub fn is_full(&self) -> bool {
+        self.read().len() >= self.bounds.max_nodes
+    }
+
+    /// The 503 `directory_full` answer.
+    pub fn full(&self) -> ApiError {
+        Self::full_error(self.bounds.max_nodes)
+    }
+
+    /// Read cache (PostgreSQL mode): stores `record` unless the cache holds
+    /// a newer copy of that node (a higher `change_seq`).
+    pub fn cache_put(&self, mut record: NodeRecord) {
+        let mut nodes = self.write();
+        if nodes
+            .get(&record.node_id)
+            .is_some_and(|held| held.change_seq >= record.change_seq)
+        {
+            return;
+        }
+        record.registration_bytes = registration_bytes(&record.registration);
+        nodes.insert(record);
+    }
+
+    /// Read cache: forgets `node_id` unless the copy held is newer than the
+    /// deletion numbered `deleted_seq`. Whether it was held.
+    pub fn cache_remove(&self, node_id: &str, deleted_seq: i64) -> bool {
+        let mut nodes = self.write();
+        if nodes
+            .get(node_id)
+            .is_some_and(|held| held.change_seq < deleted_seq)
+        {
+            nodes.remove(node_id);
+            return true;
+        }
+        false
+    }
+
+    /// Read cache: the change number of the copy held of `node_id`.
+    pub fn cache_version(&self, node_id: &str) -> Option<i64> {
+        self.read().get(node_id).map(|r| r.change_seq)
+    }
+
+    /// Read cache: the change numbers of the nodes held, by id (what a
+    /// reload compares the table with).
+    pub fn cache_versions(&self) -> std::collections::HashMap<String, i64> {
+        self.read()
+            .values()
+            .map(|r| (r.node_id.clone(), r.change_seq))
+            .collect()
     }
 
     /// How many nodes are held, and how many of them are live now.
@@ -270,59 +317,19 @@ impl Registry {
             None
         };
 
-        let node_token = Secret::new(random_hex(32));
-        let proxy_token = Secret::new(random_hex(32));
-        let hmac_key = Secret::new(random_hex(16));
-        let record = NodeRecord {
-            node_id: node_id.clone(),
-            token_sha256: token_digest(&node_token),
-            proxy_token_sha256: token_digest(&proxy_token),
-            hmac_key: hmac_key.clone(),
-            challenge: None,
-            previous_challenge: None,
-            registration_bytes: registration_bytes(&req),
-            registration: req,
-            observed_ip: observed_ip.clone(),
-            registered_at_ms: now_ms,
-            last_seen_ms: now_ms,
-            load: 0.0,
-            active_jobs: 0,
-            available: true,
-            health_models: None,
-            backend_state: None,
-            reputation: previous
-                .as_ref()
-                .map_or(INITIAL_REPUTATION, |p| p.reputation),
-            completed_tasks: previous.as_ref().map_or(0, |p| p.completed_tasks),
-            failed_tasks: previous.as_ref().map_or(0, |p| p.failed_tasks),
-            last_metrics_batch: previous.as_ref().and_then(|p| p.last_metrics_batch.clone()),
-            rep_window_start_ms: previous.as_ref().map_or(now_ms, |p| p.rep_window_start_ms),
-            rep_window_gain: previous.as_ref().map_or(0.0, |p| p.rep_window_gain),
-            awaiting_first_heartbeat: reachable == Some(false),
-            derived: Default::default(),
-        };
-        let lifetime_jobs = record.completed_tasks;
+        let (record, ack) = new_record(
+            req,
+            node_id,
+            recovered,
+            observed_ip,
+            reachable,
+            now_ms,
+            previous.as_ref(),
+        );
         self.persist(&record);
         nodes.insert(record);
         drop(nodes);
-
-        Ok(RegisterAck {
-            node_id,
-            node_token: Some(node_token),
-            token: None,
-            proxy_token: Some(proxy_token),
-            node_hmac_key: Some(hmac_key),
-            expires_at: Some(serde_json::Value::Null),
-            jwt_token: None,
-            jwt_expires_at: None,
-            directory: Some("iicp-node-directory".into()),
-            observed_source_ip: Some(observed_ip),
-            recovered: Some(recovered),
-            lifetime_jobs: Some(lifetime_jobs),
-            public_reachable: reachable,
-            message_type: Some("ACK".into()),
-            extra: Default::default(),
-        })
+        Ok(ack)
     }
 
     /// Applies a heartbeat from the holder of `token`.
@@ -337,50 +344,14 @@ impl Registry {
         let record = nodes
             .get_mut(&hb.node_id)
             .ok_or_else(ApiError::unknown_node)?;
-        if !record.token_matches(token) {
-            return Err(ApiError::unauthorized(
-                "node token is not valid for this node",
-            ));
-        }
-        check_challenge(record, hb.challenge_response.as_deref())?;
-        let backend_state = backend_state(&hb);
-        let stored = record.registration_bytes
-            + heartbeat_bytes(
-                hb.health_models.as_ref().or(record.health_models.as_ref()),
-                backend_state.as_deref(),
-                hb.metrics_batch_id.as_deref(),
-            );
-        if stored > self.bounds.max_node_bytes {
-            return Err(over_budget(self.bounds.max_node_bytes));
-        }
-        record.last_seen_ms = now_ms;
-        record.awaiting_first_heartbeat = false;
-        record.available = hb.available.unwrap_or(true);
-        if let Some(load) = hb.load.filter(|l| l.is_finite()) {
-            record.load = load.clamp(0.0, 1.0);
-        }
-        if let Some(jobs) = hb.active_jobs {
-            record.active_jobs = jobs;
-        }
-        record.backend_state = backend_state;
-        if let Some(models) = &hb.health_models {
-            record.health_models = Some(models.clone());
-        }
-        let accepted = apply_metrics(record, &hb, now_ms);
-        record.previous_challenge = record.challenge.take();
-        let challenge = random_hex(16);
-        record.challenge = Some(challenge.clone());
-        let pong = Pong {
-            ok: true,
+        let pong = apply_heartbeat(
+            record,
+            token,
+            &hb,
+            now_ms,
             next_heartbeat_ms,
-            reputation_score: Some(record.reputation),
-            reputation_model: Some("outcome-v2".into()),
-            reputation_epoch: Some(serde_json::Value::from(1)),
-            metrics_batch_accepted: accepted,
-            challenge: Some(challenge),
-            free_credits_awarded: None,
-            extra: Default::default(),
-        };
+            self.bounds.max_node_bytes,
+        )?;
         self.persist(record);
         nodes.refresh(&hb.node_id);
         Ok(pong)
@@ -685,6 +656,43 @@ mod tests {
         list.iter()
             .map(|n| (n.node_id.clone(), n.score.to_bits()))
             .collect()
+    }
+
+    /// The read cache keeps the newest copy of a node whatever the order
+    /// its changes arrive in: an older copy does not replace a newer one,
+    /// and a deletion removes only copies older than itself.
+    #[test]
+    fn the_cache_keeps_the_newest_copy_in_any_order() {
+        let mut rng = Rng(3);
+        let registry = Registry::new(vec![], None, bounds());
+        let ack = registry
+            .commit_registration(
+                registration(&mut rng, 1, &MODELS),
+                "10.0.0.1".into(),
+                None,
+                1,
+            )
+            .unwrap();
+        let copy = |seq: i64, load: f64| {
+            let mut r = registry.get(&ack.node_id).unwrap();
+            r.change_seq = seq;
+            r.load = load;
+            r
+        };
+        let (v5, v3, v7) = (copy(5, 0.5), copy(3, 0.3), copy(7, 0.7));
+        registry.cache_put(v5);
+        registry.cache_put(v3);
+        assert_eq!(registry.get(&ack.node_id).unwrap().load, 0.5);
+        assert!(
+            !registry.cache_remove(&ack.node_id, 5),
+            "a deletion older than the copy"
+        );
+        assert!(registry.get(&ack.node_id).is_some());
+        assert!(registry.cache_remove(&ack.node_id, 6));
+        assert!(registry.get(&ack.node_id).is_none());
+        registry.cache_put(v7);
+        assert_eq!(registry.get(&ack.node_id).unwrap().load, 0.7);
+        assert_eq!(registry.cache_versions()[&ack.node_id], 7);
     }
 
     /// The indexed discover returns exactly the list (ids, order, scores,

@@ -16,6 +16,7 @@ pub mod native;
 pub mod netlab;
 pub mod node;
 pub mod node_bin;
+pub mod postgres;
 pub mod proxy;
 pub mod python;
 pub mod raw_http;

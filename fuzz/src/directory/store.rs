@@ -27,8 +27,4 @@ impl Store {
     pub fn is_failing(&self) -> bool {
         match *self {}
     }
-
-    pub fn kind(&self) -> &'static str {
-        match *self {}
-    }
 }

@@ -519,8 +519,8 @@ pub struct DirectoryArgs {
 
     /// Persist registrations (in memory otherwise): a SQLite FILE, or a
     /// PostgreSQL database as postgres://USER:PASSWORD@HOST:PORT/DB (schema
-    /// migrated at start; no TLS: sslmode=disable only). Never logged with
-    /// its password.
+    /// migrated at start; no TLS: sslmode=disable only), which any number of
+    /// directory replicas may share. Never logged with its password.
     #[arg(
         long,
         env = "IICP_DIRECTORY_DB",
@@ -566,7 +566,8 @@ pub struct DirectoryArgs {
     /// public half is served at GET /v1/directory-key. Loaded from FILE, or
     /// created there (64 hex characters, mode 0600) when FILE does not exist,
     /// so nodes keep verifying tokens across restarts. Without it a fresh key
-    /// is generated in memory for this run only.
+    /// is generated in memory for this run only. With a PostgreSQL --db, the
+    /// key stored in the database (by the first replica) is used.
     #[arg(long, env = "IICP_DIRECTORY_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
 
@@ -610,6 +611,13 @@ pub struct DirectoryArgs {
           default_value_t = iicp_client::directory::DEFAULT_EVICT_AFTER.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub evict_after_secs: u64,
+
+    /// How often, in seconds, nodes unseen for longer than the eviction age
+    /// are swept out. On a shared PostgreSQL database every replica sweeps,
+    /// and each node is deleted by exactly one of them.
+    #[arg(long, env = "IICP_DIRECTORY_EVICTION_SWEEP_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub eviction_sweep_secs: u64,
     #[command(flatten)]
     pub server: ServerLimitArgs,
 }

@@ -40,8 +40,8 @@ fn join(nets: &[iicp_client::directory::IpNet]) -> String {
 }
 
 pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
-    let (key, key_source) = signing_key(args.signing_key.as_deref())?;
-    let public_key = key.public_key().to_hex();
+    let (key, mut key_source) = signing_key(args.signing_key.as_deref())?;
+    let offered = key.public_key().to_hex();
     let db = args.db.as_deref().map(Database::parse);
     let config = DirectoryConfig {
         local_mode: !args.public,
@@ -60,9 +60,24 @@ pub async fn run(args: DirectoryArgs) -> iicp_client::Result<()> {
         max_node_bytes: args.max_node_bytes,
         max_nodes: args.max_nodes,
         evict_after: Duration::from_secs(args.evict_after_secs),
+        eviction_sweep_interval: Duration::from_secs(args.eviction_sweep_secs),
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(config, args.listen).await?;
+    let public_key = dir.public_key().map(|k| k.to_hex()).unwrap_or_default();
+    if matches!(db, Some(Database::Postgres(_))) {
+        // Replicas on one database sign with the key the first one stored.
+        key_source = if public_key == offered {
+            format!("{key_source}, stored in the database for every replica")
+        } else {
+            if args.signing_key.is_some() {
+                tracing::warn!(
+                    "the key of --signing-key is not used: the database holds the signing key                      every replica shares (remove its store_meta row signing_key to replace it)"
+                );
+            }
+            "shared through the database (stored by the first replica)".to_owned()
+        };
+    }
     // Installed before the "listening on" line (see shutdown_signal).
     let signal = iicp_client::node::shutdown_signal();
     let mode = if args.public {

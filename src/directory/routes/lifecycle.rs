@@ -82,7 +82,10 @@ async fn admit(
 ) -> Result<(StatusCode, Json<RegisterAck>), ApiError> {
     check_register(&req)?;
     st.registry.check_registration_size(&req)?;
-    st.registry.ensure_room(&req, now)?;
+    if st.shared.is_none() {
+        // On a shared database, room is checked when the node is stored.
+        st.registry.ensure_room(&req, now)?;
+    }
     let parsed = parse_endpoint(&req.endpoint)
         .map_err(|e| ApiError::validation(format!("endpoint: {e}")))?;
 
@@ -144,9 +147,17 @@ async fn admit(
     };
 
     let endpoint = req.endpoint.clone();
-    let ack = st
-        .registry
-        .commit_registration(req, ip.to_string(), reachable, now)?;
+    let ack = match st.replica() {
+        Some(replica) => {
+            let evict_after = st.config.evict_after.as_millis() as u64;
+            replica
+                .register(req, ip.to_string(), reachable, now, evict_after)
+                .await?
+        }
+        None => st
+            .registry
+            .commit_registration(req, ip.to_string(), reachable, now)?,
+    };
     tracing::info!(node_id = %ack.node_id, %endpoint, recovered = ?ack.recovered, "node registered");
     Ok((StatusCode::CREATED, Json(ack)))
 }
@@ -175,9 +186,15 @@ pub(super) async fn heartbeat(
     let hb: HeartbeatRequest = parse_json(&body)?;
     check_heartbeat(&hb)?;
     let interval = st.config.heartbeat_interval.as_millis() as u64;
-    let pong = st
-        .registry
-        .heartbeat(&token, hb, st.clock.now_ms(), interval)?;
+    let now = st.clock.now_ms();
+    let pong = match st.replica() {
+        Some(replica) => {
+            replica
+                .heartbeat(&token, hb, now, interval, st.config.max_node_bytes)
+                .await?
+        }
+        None => st.registry.heartbeat(&token, hb, now, interval)?,
+    };
     Ok(Json(pong))
 }
 
@@ -189,7 +206,10 @@ pub(super) async fn deregister(
 ) -> Result<Json<DeregisterAck>, ApiError> {
     let token = require_bearer(&headers)?;
     let req: DeregisterRequest = parse_json(&body)?;
-    st.registry.deregister(&token, &req.node_id)?;
+    match st.replica() {
+        Some(replica) => replica.deregister(&token, &req.node_id).await?,
+        None => st.registry.deregister(&token, &req.node_id)?,
+    }
     tracing::info!(node_id = %req.node_id, "node deregistered");
     Ok(Json(DeregisterAck { deregistered: true }))
 }

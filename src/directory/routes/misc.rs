@@ -22,7 +22,7 @@ pub(super) async fn health(State(st): State<Arc<AppState>>) -> Json<Value> {
         "service": "iicp-node directory",
         "version": env!("CARGO_PKG_VERSION"),
         "local_mode": st.config.local_mode,
-        "persistence": st.registry.persistence(),
+        "persistence": st.persistence(),
     }))
 }
 

@@ -11,6 +11,8 @@ use super::clock::Clock;
 use super::metrics::{DirectoryMetrics, Route};
 use super::rate_limit::RateLimiter;
 use super::registry::Registry;
+use super::replica::Replica;
+use super::store::postgres::shared::Shared;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
@@ -22,12 +24,35 @@ use std::sync::Arc;
 /// Shared state of every handler.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    pub registry: Registry,
+    /// Every node: the registry itself, or (PostgreSQL) the read cache.
+    pub registry: Arc<Registry>,
+    /// The shared PostgreSQL database, the source of truth when set.
+    pub shared: Option<Arc<Shared>>,
     pub config: DirectoryConfig,
     pub register_limiter: RateLimiter,
     pub clock: Arc<dyn Clock>,
     /// What `GET /metrics` reports.
     pub metrics: DirectoryMetrics,
+}
+
+impl AppState {
+    /// Register, heartbeat and deregister on the shared database, in
+    /// PostgreSQL mode.
+    pub fn replica(&self) -> Option<Replica<'_>> {
+        self.shared.as_deref().map(|shared| Replica {
+            shared,
+            registry: &self.registry,
+        })
+    }
+
+    /// Where registrations are kept, for the health answer.
+    pub fn persistence(&self) -> &'static str {
+        match &self.shared {
+            Some(s) if s.is_available() => "postgres",
+            Some(_) => "postgres (database unreachable: writes refused, discover from the cache)",
+            None => self.registry.persistence(),
+        }
+    }
 }
 
 fn v1(max_register_body: usize) -> Router<Arc<AppState>> {

@@ -1,28 +1,35 @@
 //! Optional persistence of registrations (`--db`): a SQLite file
-//! ([`sqlite`]) or a PostgreSQL database ([`postgres`]), behind one trait,
-//! [`Backend`].
+//! ([`sqlite`]) or a PostgreSQL database ([`postgres`]).
 //!
-//! The registry lives in memory; every change is also written by one writer
-//! thread, so handlers never wait on the database and a restart finds tokens
-//! still valid and stale nodes still stale (their `last_seen` is stored).
-//! Records are stored as JSON, one row per node. This file holds what both
-//! backends share: the queue, the writer thread, the retries.
+//! Two designs, one per backend:
+//! - SQLite (one process, one machine): the registry lives in memory and
+//!   every change is also written by one writer thread behind it (the
+//!   write-behind [`Store`], over the storage trait [`Backend`]), so
+//!   handlers never wait on the disk and a restart finds tokens still valid
+//!   and stale nodes still stale (their `last_seen` is stored).
+//! - PostgreSQL (any number of replicas on one database, issue 19): the
+//!   database is the source of truth. Writes are made on it while the
+//!   request waits, as compare-and-set updates, and each replica's registry
+//!   is a read cache refreshed by notifications and a poll
+//!   ([`postgres`]'s module documentation has the staleness bound).
+//!
+//! Records are stored as JSON, one row per node. This file holds the
+//! write-behind store: the queue, the writer thread, the retries.
 //!
 //! Faults (issue 18). At start, the database is opened for writing and one
 //! real write is made: a read-only file system, a full disk, an unreachable
 //! server or a refused login refuses the start with the cause, instead of a
 //! directory that promises persistence and silently has none. While
-//! running, a write that fails (the disk filled up, the server went away)
-//! does not stop the directory: it serves from memory, logs the failure
-//! once, keeps the latest change of each node waiting, retries every
-//! [`RETRY_EVERY`], and logs once when the writes succeed again — the
-//! waiting changes are written then, so the database catches up.
-//! [`Store::is_failing`] says which state it is in (the health answer shows
-//! it).
-//!
-//! One directory process per database for now: replicas sharing one
-//! PostgreSQL database (issue 19) would each hold their own memory and
-//! overwrite each other's rows.
+//! running, a SQLite write that fails (the disk filled up) does not stop
+//! the directory: it serves from memory, logs the failure once, keeps the
+//! latest change of each node waiting, retries every [`RETRY_EVERY`], and
+//! logs once when the writes succeed again — the waiting changes are
+//! written then, so the database catches up. [`Store::is_failing`] says
+//! which state it is in (the health answer shows it). A PostgreSQL
+//! directory that loses its database refuses writes instead (503
+//! `database_unavailable`: accepting them in one replica's memory would
+//! split the replicas), keeps answering discover from its cache, and
+//! recovers by itself.
 //!
 //! Threat model: records come from nodes (untrusted) but are bounded by the
 //! registry before they get here; they are bound as SQL parameters, never
@@ -78,7 +85,7 @@ impl Database {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => sqlite::Sqlite::KIND,
-            Self::Postgres(_) => postgres::Postgres::KIND,
+            Self::Postgres(_) => "postgres",
         }
     }
 }
@@ -112,7 +119,7 @@ impl Op {
 }
 
 /// The storage trait: what a database must do for the write-behind
-/// [`Store`]. Both calls run on the writer thread and may block.
+/// [`Store`] (SQLite). Both calls run on the writer thread and may block.
 pub(crate) trait Backend: Sized {
     /// Where it is (a path, a URL).
     type Target: Send + 'static;
@@ -136,17 +143,14 @@ pub(crate) struct Store {
     tx: Mutex<Option<SyncSender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     failing: Arc<AtomicBool>,
-    kind: &'static str,
 }
 
 impl Store {
-    /// Opens `db` on a new writer thread (the open itself may block, on a
-    /// disk or a network), and returns the store with the stored records.
-    pub async fn open(db: &Database) -> std::io::Result<(Self, Vec<NodeRecord>)> {
-        match db {
-            Database::Sqlite(path) => Self::start::<sqlite::Sqlite>(path.clone()).await,
-            Database::Postgres(url) => Self::start::<postgres::Postgres>(url.clone()).await,
-        }
+    /// Opens the SQLite file `path` on a new writer thread (the open
+    /// itself may block on the disk), and returns the store with the stored
+    /// records.
+    pub async fn open_sqlite(path: &std::path::Path) -> std::io::Result<(Self, Vec<NodeRecord>)> {
+        Self::start::<sqlite::Sqlite>(path.to_owned()).await
     }
 
     async fn start<B: Backend>(target: B::Target) -> std::io::Result<(Self, Vec<NodeRecord>)> {
@@ -182,15 +186,9 @@ impl Store {
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 failing,
-                kind: B::KIND,
             },
             records,
         ))
-    }
-
-    /// The backend: `sqlite` or `postgres`.
-    pub fn kind(&self) -> &'static str {
-        self.kind
     }
 
     /// Whether the last write failed (the directory serves from memory and
@@ -335,7 +333,7 @@ fn write_loop<B: Backend>(backend: B, rx: Receiver<Op>, failing: Arc<AtomicBool>
 }
 
 /// A stored record, or `None` (logged) when it no longer reads as one.
-fn decode(node_id: &str, json: &str) -> Option<NodeRecord> {
+pub(crate) fn decode(node_id: &str, json: &str) -> Option<NodeRecord> {
     match serde_json::from_str::<NodeRecord>(json) {
         Ok(rec) => Some(rec),
         Err(e) => {
