@@ -51,6 +51,12 @@ async fn a_restart_on_the_same_database_keeps_the_node_and_migrates_once() {
         "{:#?}",
         second.lines()
     );
+    assert_eq!(
+        second.count("already exists"),
+        0,
+        "no server NOTICE about the existing schema table: {:#?}",
+        second.lines()
+    );
     let base = format!("http://127.0.0.1:{port}/api");
     assert_eq!(
         node.beat(&base).await,
