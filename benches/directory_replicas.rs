@@ -24,7 +24,9 @@
 #[path = "directory_load/mod.rs"]
 mod directory_load;
 
-use directory_load::{QUERIES, env_or, fan_out, free_port, heartbeat, percentile, registration};
+use directory_load::{
+    QUERIES, emit, env_or, fan_out, free_port, heartbeat, percentile, registration, time_discover,
+};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -126,19 +128,6 @@ async fn beat(http: &reqwest::Client, base: &str, i: usize, node: &Registered) -
     *node.challenge.lock().unwrap_or_else(|p| p.into_inner()) =
         pong["challenge"].as_str().map(str::to_owned);
     true
-}
-
-fn emit(out: Option<&str>, line: &Value) {
-    println!("{line}");
-    if let Some(path) = out {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("open DIRREP_OUT");
-        writeln!(f, "{line}").expect("write DIRREP_OUT");
-    }
 }
 
 #[tokio::main]
@@ -304,27 +293,7 @@ async fn main() {
     for (ri, base) in bases.iter().enumerate() {
         for (query, q) in QUERIES {
             let url = format!("{base}/v1/discover?{q}");
-            let mut count = 0;
-            for _ in 0..3 {
-                let body: Value = http
-                    .get(&url)
-                    .send()
-                    .await
-                    .expect("discover")
-                    .json()
-                    .await
-                    .unwrap_or_default();
-                count = body["count"].as_u64().unwrap_or(0);
-            }
-            let mut samples = Vec::new();
-            let t0 = Instant::now();
-            while samples.len() < 20 || t0.elapsed() < budget {
-                let t = Instant::now();
-                let resp = http.get(&url).send().await.expect("discover");
-                let _ = resp.bytes().await.expect("discover body");
-                samples.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            samples.sort_by(f64::total_cmp);
+            let (count, samples) = time_discover(&http, &url, budget, usize::MAX).await;
             emit(
                 out.as_deref(),
                 &json!({

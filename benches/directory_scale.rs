@@ -19,13 +19,14 @@
 mod directory_load;
 
 use directory_load::{
-    QUERIES, env_or, fan_out, free_port, heartbeat, percentile, registration, rss_kib,
+    QUERIES, emit, env_or, fan_out, free_port, heartbeat, percentile, registration, rss_kib,
+    time_discover,
 };
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Directory {
     child: Child,
@@ -200,28 +201,7 @@ async fn main() {
 
         for (name, q) in QUERIES {
             let url = format!("{}/v1/discover?{q}", dir.base);
-            // Warm-up (connection, caches).
-            let mut count = 0;
-            for _ in 0..3 {
-                let body: Value = http
-                    .get(&url)
-                    .send()
-                    .await
-                    .expect("discover")
-                    .json()
-                    .await
-                    .unwrap_or_default();
-                count = body["count"].as_u64().unwrap_or(0);
-            }
-            let mut samples = Vec::with_capacity(iters);
-            let started = Instant::now();
-            while samples.len() < iters && (samples.len() < 20 || started.elapsed() < budget) {
-                let t = Instant::now();
-                let resp = http.get(&url).send().await.expect("discover");
-                let _ = resp.bytes().await.expect("discover body");
-                samples.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            samples.sort_by(f64::total_cmp);
+            let (count, samples) = time_discover(&http, &url, budget, iters).await;
             let line = json!({
                 "label": label,
                 "nodes": n,
@@ -237,16 +217,7 @@ async fn main() {
                 "rss_kib": rss_loaded,
                 "bytes_per_node": (rss_loaded.saturating_sub(rss_idle) * 1024) as f64 / n as f64,
             });
-            println!("{line}");
-            if let Some(path) = &out {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .expect("open DIRSCALE_OUT");
-                writeln!(f, "{line}").expect("write DIRSCALE_OUT");
-            }
+            emit(out.as_deref(), &line);
         }
         if let Some(p) = perf {
             let _ = Command::new("kill")

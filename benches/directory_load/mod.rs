@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub const INTENTS: [&str; 6] = [
     "urn:iicp:intent:llm:chat:v1",
@@ -203,4 +203,52 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// One discover query timed at the client: three warm-ups (the connection,
+/// the directory's caches; the last one's `count` is returned), then one
+/// request at a time, HTTP and JSON included, until there are at least 20
+/// samples and `budget` has passed, or `max` samples. Latencies in ms, sorted.
+pub async fn time_discover(
+    http: &reqwest::Client,
+    url: &str,
+    budget: Duration,
+    max: usize,
+) -> (u64, Vec<f64>) {
+    let mut count = 0;
+    for _ in 0..3 {
+        let body: Value = http
+            .get(url)
+            .send()
+            .await
+            .expect("discover")
+            .json()
+            .await
+            .unwrap_or_default();
+        count = body["count"].as_u64().unwrap_or(0);
+    }
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while samples.len() < max && (samples.len() < 20 || started.elapsed() < budget) {
+        let t = Instant::now();
+        let resp = http.get(url).send().await.expect("discover");
+        let _ = resp.bytes().await.expect("discover body");
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    (count, samples)
+}
+
+/// Prints a result line and appends it to `out` when given.
+pub fn emit(out: Option<&str>, line: &Value) {
+    println!("{line}");
+    if let Some(path) = out {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        writeln!(f, "{line}").unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
 }
