@@ -11,8 +11,9 @@
 mod common;
 
 use common::node_bin::{directory_command, directory_process, free_port};
-use common::postgres::{Cable, Node, TestDb, db_args, discovered, get, post};
+use common::postgres::{Cable, Node, TestDb, db_args, discovered};
 use common::watch::{Watched, run_bounded};
+use common::{get_at, post_at};
 use serde_json::json;
 use std::time::Duration;
 
@@ -33,7 +34,10 @@ async fn a_restart_on_the_same_database_keeps_the_node_and_migrates_once() {
     assert_eq!(first.count("PostgreSQL migration applied"), 2);
     let root = format!("http://127.0.0.1:{port}");
     let base = format!("{root}/api");
-    assert_eq!(get(&root, "/iicp/health").await["persistence"], "postgres");
+    assert_eq!(
+        get_at(&root, "/iicp/health").await["persistence"],
+        "postgres"
+    );
     let mut node = Node::register(&base).await;
     for _ in 0..2 {
         assert_eq!(node.beat(&base).await, 200);
@@ -82,7 +86,7 @@ async fn two_directories_started_at_once_on_an_empty_database_both_start() {
         first.count("PostgreSQL migration applied") + second.count("PostgreSQL migration applied");
     assert_eq!(applied, 2, "one of them applies each migration once");
     for port in [a, b] {
-        let health = get(&format!("http://127.0.0.1:{port}"), "/iicp/health").await;
+        let health = get_at(&format!("http://127.0.0.1:{port}"), "/iicp/health").await;
         assert_eq!(health["persistence"], "postgres");
     }
     assert_eq!(first.terminate(Duration::from_secs(30)), Some(0));
@@ -160,7 +164,10 @@ async fn a_database_lost_while_running() {
     directory.wait_for("listening on", Duration::from_secs(30));
     let root = format!("http://127.0.0.1:{port}");
     let base = format!("{root}/api");
-    assert_eq!(get(&root, "/iicp/health").await["persistence"], "postgres");
+    assert_eq!(
+        get_at(&root, "/iicp/health").await["persistence"],
+        "postgres"
+    );
     let mut node = Node::register(&base).await;
     assert_eq!(node.beat(&base).await, 200);
 
@@ -169,12 +176,12 @@ async fn a_database_lost_while_running() {
     // error shape; discover answers from the cache.
     for _ in 0..3 {
         let beat = json!({"node_id": node.id});
-        let (status, body) = post(&base, "/v1/heartbeat", &beat, Some(&node.token)).await;
+        let (status, body) = post_at(&base, "/v1/heartbeat", &beat, Some(&node.token)).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
         assert!(body["error"]["retry_after"].as_u64().is_some(), "{body}");
     }
-    let (status, body) = post(
+    let (status, body) = post_at(
         &base,
         "/v1/register",
         &common::registration("http://127.0.0.1:9", &["m"]),
@@ -194,7 +201,7 @@ async fn a_database_lost_while_running() {
         "said once: {:#?}",
         directory.lines()
     );
-    let health = get(&root, "/iicp/health").await;
+    let health = get_at(&root, "/iicp/health").await;
     assert!(
         health["persistence"]
             .as_str()
@@ -219,7 +226,7 @@ async fn a_database_lost_while_running() {
         Duration::from_secs(30),
     );
     // Health says `postgres` once the cache's connection is back too.
-    while get(&root, "/iicp/health").await["persistence"] != "postgres" {
+    while get_at(&root, "/iicp/health").await["persistence"] != "postgres" {
         assert!(
             std::time::Instant::now() < deadline,
             "{:#?}",

@@ -14,8 +14,9 @@
 mod common;
 
 use common::node_bin::{directory_command, free_port};
-use common::postgres::{Cable, Cluster, Node, TestDb, db_args, discovered, get, post};
+use common::postgres::{Cable, Cluster, Node, TestDb, db_args, discovered};
 use common::watch::Watched;
+use common::{get_at, post_at};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -131,7 +132,7 @@ async fn any_replica_answers_any_request() {
     let mut again = common::registration("http://127.0.0.1:9", &["m"]);
     again["node_id"] = json!(node.id);
     again["current_node_token"] = json!(node.token);
-    let (status, ack) = post(&base_b, "/v1/register", &again, None).await;
+    let (status, ack) = post_at(&base_b, "/v1/register", &again, None).await;
     assert_eq!(status, 201, "{ack}");
     assert_eq!(ack["node_id"], json!(node.id));
     assert_eq!(ack["recovered"], true);
@@ -146,15 +147,15 @@ async fn any_replica_answers_any_request() {
     );
     for base in [&base_a, &base_b] {
         let beat = json!({"node_id": old.id});
-        let (status, body) = post(base, "/v1/heartbeat", &beat, Some(&old.token)).await;
+        let (status, body) = post_at(base, "/v1/heartbeat", &beat, Some(&old.token)).await;
         assert_eq!(status, 401, "the rotated token through {base}: {body}");
     }
     assert_eq!(node.beat(&base_a).await, 200, "the new token through A");
     assert_eq!(node.beat(&base_b).await, 200, "the new token through B");
 
     // One signing key: a consumer token signed by A verifies with B's key.
-    let key_a = get(&base_a, "/v1/directory-key").await;
-    let key_b = get(&base_b, "/v1/directory-key").await;
+    let key_a = get_at(&base_a, "/v1/directory-key").await;
+    let key_b = get_at(&base_b, "/v1/directory-key").await;
     assert_eq!(key_a["public_key"], key_b["public_key"]);
     let peer = Node::register(&base_b).await;
     eventually("the peer registered on B is known to A", || async {
@@ -362,7 +363,7 @@ async fn with_one_replica_killed_the_other_serves() {
 /// A heartbeat's answer through `base`: its status and error code.
 async fn beat_answer(node: &Node, base: &str) -> (u16, Value) {
     let beat = json!({"node_id": node.id});
-    let (status, body) = post(base, "/v1/heartbeat", &beat, Some(&node.token)).await;
+    let (status, body) = post_at(base, "/v1/heartbeat", &beat, Some(&node.token)).await;
     (status, body["error"]["code"].clone())
 }
 
@@ -391,7 +392,7 @@ async fn the_database_stopped_and_started_again() {
             unavailable,
             "heartbeat via {base}"
         );
-        let (status, body) = post(
+        let (status, body) = post_at(
             base,
             "/v1/register",
             &common::registration("http://127.0.0.1:9", &["m"]),
@@ -418,7 +419,7 @@ async fn the_database_stopped_and_started_again() {
     }
     for root in [&root_a, &root_b] {
         eventually("health tells the database is unreachable", || async {
-            get(root, "/iicp/health").await["persistence"]
+            get_at(root, "/iicp/health").await["persistence"]
                 .as_str()
                 .is_some_and(|p| p.starts_with("postgres (database unreachable"))
         })
@@ -439,7 +440,7 @@ async fn the_database_stopped_and_started_again() {
     }
     for root in [&root_a, &root_b] {
         eventually("health is back to postgres", || async {
-            get(root, "/iicp/health").await["persistence"] == "postgres"
+            get_at(root, "/iicp/health").await["persistence"] == "postgres"
         })
         .await;
     }
@@ -473,7 +474,7 @@ async fn the_first_replica_s_signing_key_is_every_replica_s() {
     let (mut b, root_b) = replica(&url, &["--signing-key", other_file.to_str().unwrap()]);
     let (mut c, root_c) = replica(&url, &[]);
     for root in [&root_a, &root_b, &root_c] {
-        let key = get(&format!("{root}/api"), "/v1/directory-key").await;
+        let key = get_at(&format!("{root}/api"), "/v1/directory-key").await;
         assert_eq!(key["public_key"], json!(first_key), "{root}");
     }
     assert_eq!(b.count("the key of --signing-key is not used"), 1);
@@ -502,12 +503,12 @@ async fn a_row_that_does_not_read_as_a_node_keeps_its_id_but_blocks_nothing() {
     // (Seen now, so that the start's expiry sweep leaves it.)
     let mut asked = common::registration("http://127.0.0.1:9", &["m"]);
     asked["node_id"] = json!("broken-node");
-    let (status, ack) = post(&base_a, "/v1/register", &asked, None).await;
+    let (status, ack) = post_at(&base_a, "/v1/register", &asked, None).await;
     assert_eq!(status, 201, "{ack}");
     assert_ne!(ack["node_id"], "broken-node", "a fresh id: {ack}");
     assert_eq!(ack["recovered"], false);
     let beat = json!({"node_id": "broken-node"});
-    let (status, _) = post(&base_a, "/v1/heartbeat", &beat, Some("0123456789abcdef")).await;
+    let (status, _) = post_at(&base_a, "/v1/heartbeat", &beat, Some("0123456789abcdef")).await;
     assert_eq!(status, 404);
     a.wait_for("skipping unreadable stored node", DEADLINE);
     assert_eq!(a.terminate(Duration::from_secs(30)), Some(0));

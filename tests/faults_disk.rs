@@ -15,7 +15,8 @@ use common::mounts::{Mount, seen_by, with_mount};
 use common::node_bin::{directory_process, free_port};
 use common::python::wait_for;
 use common::watch::{Watched, run_bounded};
-use serde_json::{Value, json};
+use common::{get_at, post_at};
+use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -197,25 +198,6 @@ fn fill(pid: u32, dir: &Path) -> std::path::PathBuf {
     panic!("the tmpfs did not fill up");
 }
 
-async fn get(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn post(base: &str, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    common::read(req.send().await.unwrap()).await
-}
-
 #[tokio::test]
 async fn a_disk_that_fills_up_under_a_running_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,10 +221,10 @@ async fn a_disk_that_fills_up_under_a_running_directory() {
     directory.wait_for("listening on", Duration::from_secs(30));
     let root = format!("http://{listen}");
     let base = format!("{root}/api");
-    assert_eq!(get(&root, "/iicp/health").await["persistence"], "sqlite");
+    assert_eq!(get_at(&root, "/iicp/health").await["persistence"], "sqlite");
 
     let filler = fill(directory.pid(), d);
-    let (status, ack) = post(
+    let (status, ack) = post_at(
         &base,
         "/v1/register",
         &common::registration("http://127.0.0.1:9", &["m"]),
@@ -260,14 +242,14 @@ async fn a_disk_that_fills_up_under_a_running_directory() {
             beat["challenge_response"] =
                 json!(iicp_client::wire::heartbeat::challenge_response(&key, c));
         }
-        let (status, pong) = post(&base, "/v1/heartbeat", &beat, Some(token)).await;
+        let (status, pong) = post_at(&base, "/v1/heartbeat", &beat, Some(token)).await;
         assert_eq!(status, 200, "heartbeats are answered: {pong}");
         challenge = pong["challenge"].as_str().map(str::to_owned);
     }
-    let listed = get(&base, &format!("/v1/discover?intent={}", common::CHAT)).await;
+    let listed = get_at(&base, &format!("/v1/discover?intent={}", common::CHAT)).await;
     assert_eq!(listed["nodes"][0]["node_id"], node_id.as_str(), "{listed}");
     assert_eq!(
-        get(&root, "/iicp/health").await["persistence"],
+        get_at(&root, "/iicp/health").await["persistence"],
         "memory (sqlite writes failing)"
     );
     // Retries go on, at debug; the failure was said once.
@@ -288,7 +270,7 @@ async fn a_disk_that_fills_up_under_a_running_directory() {
         "directory store writes succeed again",
         Duration::from_secs(30),
     );
-    assert_eq!(get(&root, "/iicp/health").await["persistence"], "sqlite");
+    assert_eq!(get_at(&root, "/iicp/health").await["persistence"], "sqlite");
     // SQLite resolves /proc/<pid>/root to "/", so it reads a copy of the
     // database and its write-ahead log.
     let copy = tempfile::tempdir().unwrap();

@@ -177,6 +177,28 @@ pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// `GET base+path`, the answer read as JSON (panics otherwise).
+pub async fn get_at(base: &str, path: &str) -> Value {
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `POST base+path` with a JSON body and an optional bearer token: the
+/// status and the JSON answer ([`read`]).
+pub async fn post_at(base: &str, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    read(req.send().await.unwrap()).await
+}
+
 /// A registration body for `endpoint` serving the chat intent with `models`.
 pub fn registration(endpoint: &str, models: &[&str]) -> Value {
     json!({

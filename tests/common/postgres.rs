@@ -4,6 +4,7 @@
 //! ([`Cluster`]), a cable to the database a test can cut ([`Cable`]), and a
 //! node's register and heartbeat calls.
 
+use super::{get_at, post_at};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -120,25 +121,6 @@ impl Drop for TestDb {
     }
 }
 
-pub async fn get(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-pub async fn post(base: &str, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    super::read(req.send().await.unwrap()).await
-}
-
 /// A registered node: what it needs to heartbeat.
 pub struct Node {
     pub id: String,
@@ -149,7 +131,7 @@ pub struct Node {
 
 impl Node {
     pub async fn register(base: &str) -> Self {
-        let (status, ack) = post(
+        let (status, ack) = post_at(
             base,
             "/v1/register",
             &super::registration("http://127.0.0.1:9", &["m"]),
@@ -182,7 +164,7 @@ impl Node {
         if let (Some(beat), Value::Object(extra)) = (beat.as_object_mut(), extra) {
             beat.extend(extra);
         }
-        let (status, pong) = post(base, "/v1/heartbeat", &beat, Some(&self.token)).await;
+        let (status, pong) = post_at(base, "/v1/heartbeat", &beat, Some(&self.token)).await;
         if status == 200 {
             self.challenge = pong["challenge"].as_str().map(str::to_owned);
         }
@@ -191,7 +173,7 @@ impl Node {
 }
 
 pub async fn discovered(base: &str) -> Vec<String> {
-    let listed = get(base, &format!("/v1/discover?intent={}", super::CHAT)).await;
+    let listed = get_at(base, &format!("/v1/discover?intent={}", super::CHAT)).await;
     listed["nodes"]
         .as_array()
         .unwrap()
