@@ -25,12 +25,13 @@
 mod directory_load;
 
 use directory_load::{
-    QUERIES, emit, env_or, fan_out, free_port, heartbeat, percentile, registration, time_discover,
+    QUERIES, cx_keys, emit, env_or, free_port, heartbeat, percentile, register_all, registration,
+    time_discover,
 };
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A replica: its process and base URL.
@@ -166,61 +167,34 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("client");
-    let cx_keys: Arc<Vec<Value>> = Arc::new(
-        (0..64)
-            .map(|_| {
-                serde_json::to_value(iicp_client::cx::CxKeyPair::generate().advertised())
-                    .expect("key")
+    let cx_keys = cx_keys();
+
+    // Register N nodes, node i through replica i % R.
+    let failures = Arc::new(AtomicUsize::new(0));
+    let (acks, register_s) = register_all(
+        &http,
+        bases.clone(),
+        n,
+        workers,
+        cx_keys.clone(),
+        failures.clone(),
+    )
+    .await;
+    let nodes: Arc<Vec<Option<Registered>>> = Arc::new(
+        acks.iter()
+            .map(|ack| {
+                ack.get().map(|ack| Registered {
+                    id: ack["node_id"].as_str().unwrap_or_default().to_owned(),
+                    token: ack["node_token"].as_str().unwrap_or_default().to_owned(),
+                    key: iicp_client::Secret::new(
+                        ack["node_hmac_key"].as_str().unwrap_or_default(),
+                    ),
+                    challenge: Mutex::new(None),
+                    beats: AtomicUsize::new(1),
+                })
             })
             .collect(),
     );
-
-    // Register N nodes, node i through replica i % R.
-    let nodes: Arc<Vec<OnceLock<Registered>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
-    let failures = Arc::new(AtomicUsize::new(0));
-    let register_s = {
-        let (http, bases, nodes, keys, failures) = (
-            http.clone(),
-            bases.clone(),
-            nodes.clone(),
-            cx_keys.clone(),
-            failures.clone(),
-        );
-        fan_out(n, workers, move |i| {
-            let (http, bases, nodes, keys, failures) = (
-                http.clone(),
-                bases.clone(),
-                nodes.clone(),
-                keys.clone(),
-                failures.clone(),
-            );
-            async move {
-                let resp = http
-                    .post(format!("{}/v1/register", bases[i % bases.len()]))
-                    .json(&registration(i, &keys))
-                    .send()
-                    .await;
-                match resp {
-                    Ok(resp) if resp.status().as_u16() == 201 => {
-                        let ack: Value = resp.json().await.unwrap_or_default();
-                        let _ = nodes[i].set(Registered {
-                            id: ack["node_id"].as_str().unwrap_or_default().to_owned(),
-                            token: ack["node_token"].as_str().unwrap_or_default().to_owned(),
-                            key: iicp_client::Secret::new(
-                                ack["node_hmac_key"].as_str().unwrap_or_default(),
-                            ),
-                            challenge: Mutex::new(None),
-                            beats: AtomicUsize::new(1),
-                        });
-                    }
-                    _ => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        })
-        .await
-    };
     eprintln!(
         "[dirrep] {n} nodes registered through {r} replicas in {register_s:.1} s ({} failed)",
         failures.load(Ordering::Relaxed)
@@ -246,7 +220,7 @@ async fn main() {
                 let Some((i, due)) = rx.lock().await.recv().await else {
                     return;
                 };
-                let Some(node) = nodes[i].get() else { continue };
+                let Some(node) = &nodes[i] else { continue };
                 if due.elapsed() > Duration::from_secs(1) {
                     schedule.late.fetch_add(1, Ordering::Relaxed);
                 }

@@ -19,10 +19,10 @@
 mod directory_load;
 
 use directory_load::{
-    QUERIES, emit, env_or, fan_out, free_port, heartbeat, percentile, registration, rss_kib,
-    time_discover,
+    QUERIES, cx_keys, emit, env_or, fan_out, free_port, heartbeat, percentile, register_all,
+    rss_kib, time_discover,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,14 +87,7 @@ async fn main() {
     let perf_n: usize = env_or("DIRSCALE_PERF_N", "0").parse().unwrap_or(0);
     let label = env_or("DIRSCALE_LABEL", "run");
 
-    let cx_keys: Arc<Vec<Value>> = Arc::new(
-        (0..64)
-            .map(|_| {
-                serde_json::to_value(iicp_client::cx::CxKeyPair::generate().advertised())
-                    .expect("key")
-            })
-            .collect(),
-    );
+    let cx_keys = cx_keys();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -107,45 +100,16 @@ async fn main() {
         let rss_idle = rss_kib(pid);
 
         // Register N nodes.
-        let acks: Arc<Vec<std::sync::OnceLock<Value>>> =
-            Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
         let failures = Arc::new(AtomicUsize::new(0));
-        let register_s = {
-            let (http, base, acks, keys, failures) = (
-                http.clone(),
-                dir.base.clone(),
-                acks.clone(),
-                cx_keys.clone(),
-                failures.clone(),
-            );
-            fan_out(n, workers, move |i| {
-                let (http, base, acks, keys, failures) = (
-                    http.clone(),
-                    base.clone(),
-                    acks.clone(),
-                    keys.clone(),
-                    failures.clone(),
-                );
-                async move {
-                    let body = registration(i, &keys);
-                    let resp = http
-                        .post(format!("{base}/v1/register"))
-                        .json(&body)
-                        .send()
-                        .await;
-                    match resp {
-                        Ok(r) if r.status().as_u16() == 201 => {
-                            let ack: Value = r.json().await.unwrap_or_default();
-                            let _ = acks[i].set(ack);
-                        }
-                        _ => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            })
-            .await
-        };
+        let (acks, register_s) = register_all(
+            &http,
+            Arc::new(vec![dir.base.clone()]),
+            n,
+            workers,
+            cx_keys.clone(),
+            failures.clone(),
+        )
+        .await;
         // One heartbeat each (load, jobs, completed tasks, availability).
         let heartbeat_s = {
             let (http, base, acks, failures) = (

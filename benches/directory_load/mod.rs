@@ -10,8 +10,8 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const INTENTS: [&str; 6] = [
@@ -251,4 +251,61 @@ pub fn emit(out: Option<&str>, line: &Value) {
             .unwrap_or_else(|e| panic!("open {path}: {e}"));
         writeln!(f, "{line}").unwrap_or_else(|e| panic!("write {path}: {e}"));
     }
+}
+
+/// 64 advertised CX keys; a node with a key takes one of them.
+pub fn cx_keys() -> Arc<Vec<Value>> {
+    Arc::new(
+        (0..64)
+            .map(|_| {
+                serde_json::to_value(iicp_client::cx::CxKeyPair::generate().advertised())
+                    .expect("key")
+            })
+            .collect(),
+    )
+}
+
+/// Registers nodes `0..n` of the population, node `i` through
+/// `bases[i % bases.len()]`, `workers` at a time: each node's ack (unset
+/// where the directory did not answer 201, which counts in `failures`) and
+/// the seconds it took.
+pub async fn register_all(
+    http: &reqwest::Client,
+    bases: Arc<Vec<String>>,
+    n: usize,
+    workers: usize,
+    keys: Arc<Vec<Value>>,
+    failures: Arc<AtomicUsize>,
+) -> (Arc<Vec<OnceLock<Value>>>, f64) {
+    let acks: Arc<Vec<OnceLock<Value>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
+    let http = http.clone();
+    let seconds = {
+        let acks = acks.clone();
+        fan_out(n, workers, move |i| {
+            let (http, bases, acks, keys, failures) = (
+                http.clone(),
+                bases.clone(),
+                acks.clone(),
+                keys.clone(),
+                failures.clone(),
+            );
+            async move {
+                let resp = http
+                    .post(format!("{}/v1/register", bases[i % bases.len()]))
+                    .json(&registration(i, &keys))
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = acks[i].set(r.json().await.unwrap_or_default());
+                    }
+                    _ => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+        .await
+    };
+    (acks, seconds)
 }
