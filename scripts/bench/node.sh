@@ -8,6 +8,11 @@
 #                 connections, one per 16 workers, 2 runtime threads like wrk -t2);
 #   other-http, other-native   the same two against NODE_BIN_OTHER, when it is set (another
 #                 iicp-node build: an older commit, a build with other features).
+#   floor-fixed, floor-pooled, floor-inline   (only when named in BENCH_SYSTEMS) the floor
+#                 under a node: examples/proxy_floor.rs, hyper's server answering by itself
+#                 (fixed), or passing the body to that nginx and its answer back through
+#                 hyper-util's pool (pooled) or a backend connection driven in the inbound
+#                 connection's task (inline); wrk with post.lua, as for direct.
 # For each concurrency (c = 1 4 16 64 by default) a warm-up, then the measured run: req/s,
 # latency, CPU per task of the node process alone (utime + stime from /proc/PID/stat over
 # the run ÷ tasks; for `direct`, nginx's), and the node's RSS: idle (after start-up and 20
@@ -66,12 +71,14 @@ fi
 build=()
 [[ -n "${IICP_NODE_BIN:-}" ]] || build+=(--bin iicp-node)
 [[ -n "${NATIVE_LOAD_BIN:-}" ]] || build+=(--example native_load)
+[[ $SYSTEMS != *floor-* ]] || build+=(--example proxy_floor)
 if ((${#build[@]})); then
   log "building ${build[*]} (release)"
   (cd "$ROOT" && cargo build --release --quiet "${build[@]}")
 fi
 NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
 NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
+PROXY_FLOOR="$ROOT/target/release/examples/proxy_floor"
 [[ -z $OTHER || -x $OTHER ]] || die "NODE_BIN_OTHER=$OTHER is not an executable"
 
 # --- processes -----------------------------------------------------------------------------
@@ -161,6 +168,17 @@ start_node() {
 for system in $SYSTEMS; do
   case "$system" in
   direct) run_system direct "$NGINX_WORKER" "" post "$BACKEND/chat/completions" ;;
+  floor-*)
+    NODE_PORT="$(free_port)"
+    "$PROXY_FLOOR" "$NODE_PORT" "$BACKEND/chat/completions" "${system#floor-}" \
+      >"$OUT/$system.log" 2>&1 &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+    wait_for "$system" "$NODE_PID" curl -sf -m 5 -d '{}' "http://127.0.0.1:$NODE_PORT/"
+    sleep 0.5
+    run_system "$system" "$NODE_PID" "$(kib "$NODE_PID" VmRSS)" post "http://127.0.0.1:$NODE_PORT/v1/chat/completions"
+    stop "$NODE_PID"
+    ;;
   node-* | other-*)
     bin="$NODE_BIN"
     [[ $system == other-* ]] && bin="$OTHER"

@@ -21,6 +21,9 @@ LABELS = {
     "node-native": "node-native: the same node over native frames",
     "other-http": "other-http: NODE_BIN_OTHER, POST /v1/task",
     "other-native": "other-native: NODE_BIN_OTHER over native frames",
+    "floor-fixed": "floor-fixed: hyper's server answering by itself (examples/proxy_floor.rs)",
+    "floor-pooled": "floor-pooled: hyper server → hyper-util pool → that nginx, bytes through",
+    "floor-inline": "floor-inline: the same, backend connection driven in the inbound task",
 }
 
 
