@@ -1,6 +1,6 @@
-//! The one pooled HTTP client every backend shares: hyper's connection pool
-//! (HTTP/1.1; TLS by rustls with the webpki roots for `https://` engines),
-//! with requests built here from URLs parsed once per backend.
+//! The one pooled HTTP client every backend shares: HTTP/1.1 connections
+//! (TLS by rustls with the webpki roots for `https://` engines) kept per
+//! engine, with requests built here from URLs parsed once per backend.
 //!
 //! Not reqwest, which the consumer side keeps: for each request reqwest
 //! re-parses the URL twice (its redirect policy and its response), checks
@@ -9,27 +9,126 @@
 //! A backend call follows no redirect and uses no proxy (`HTTP_PROXY` is
 //! not read): the engine is the operator's own server, named by its URL.
 //!
+//! Not hyper-util's pooled client either, which drives every connection
+//! from a task of its own: each exchange then wakes that task and is woken
+//! back, and the pool's bookkeeping hashes its key twice per request. Here
+//! a connection is driven by the task that uses it: the request's task
+//! polls the connection beside its own work (sending, the answer's head,
+//! each read of the body) and, once the body has been read to its end,
+//! parks it in the pool unpolled. At checkout a parked connection is polled
+//! once: one the engine closed in the meantime ends there and is dropped.
+//! A request that a reused connection never wrote (it closed just then) is
+//! sent once more on a new connection; one that was written is never sent
+//! twice. A body left unread closes its connection.
+//!
 //! A request has one deadline for the whole exchange: connecting, the
 //! answer's head and every read of its body.
 
 use super::error::BackendError;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use std::sync::OnceLock;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Waker};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tower_service::Service;
 
-type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// A parked connection older than this is closed at the next checkout.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Parked connections kept per engine; more are closed.
+const MAX_IDLE_PER_ENGINE: usize = 64;
 
-/// The shared pool: idle connections are kept 90 s, at most 64 per engine.
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+type Sender = SendRequest<Full<Bytes>>;
+/// Boxed: it holds the TLS state and the read and write buffers, kilobytes
+/// that would otherwise be copied each time a connection changes hands.
+type Driver = Pin<Box<Connection<Stream, Full<Bytes>>>>;
+
+/// Where a connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Engine {
+    https: bool,
+    authority: Authority,
+}
+
+impl Engine {
+    fn of(uri: &Uri) -> Result<Self, BackendError> {
+        match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme @ ("http" | "https")), Some(authority)) => Ok(Self {
+                https: scheme == "https",
+                authority: authority.clone(),
+            }),
+            _ => Err(BackendError::InvalidRequest(
+                "the backend URL must be http:// or https:// with a host".into(),
+            )),
+        }
+    }
+}
+
+/// One connection: the handle requests go through, and the future that
+/// does its I/O (`None` once it ended).
+struct Link {
+    engine: Engine,
+    send: Sender,
+    conn: Option<Driver>,
+}
+
+impl Link {
+    /// Whether a parked connection can take a request: polled once, it
+    /// reads what arrived meanwhile, and ends if the engine closed it.
+    fn alive(&mut self) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        if self.send.is_closed() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        conn.as_mut().poll(&mut cx).is_pending()
+    }
+}
+
+/// Polls `work` and, beside it, the connection's I/O, until `work` is done.
+/// When the connection ends first it is dropped (`*conn = None`) and `work`
+/// goes on alone: it then finishes with what was read, or fails.
+async fn driven<F: Future>(conn: &mut Option<Driver>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        // The I/O first, so that what it reads is seen by `work` at once.
+        if let Some(c) = conn.as_mut()
+            && c.as_mut().poll(cx).is_ready()
+        {
+            *conn = None;
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The parked connections of one engine, each with when it was parked.
+type Parked = (Engine, Vec<(Link, Instant)>);
+
+/// The parked connections, by engine: a list searched from the front (a
+/// node has a handful of engines at most, and comparing two authorities
+/// costs less than hashing one).
+struct Pool {
+    connector: HttpsConnector<HttpConnector>,
+    parked: Mutex<Vec<Parked>>,
+}
+
+/// The shared pool.
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -37,16 +136,108 @@ fn pool() -> &'static Pool {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(https)
+        Pool {
+            connector,
+            parked: Mutex::default(),
+        }
     })
+}
+
+impl Pool {
+    /// The lists, also after a panic elsewhere (every change is one push or pop).
+    fn lock(&self) -> MutexGuard<'_, Vec<Parked>> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently parked live connection to `engine`, if any.
+    fn checkout(&self, engine: &Engine) -> Option<Link> {
+        loop {
+            let (mut link, since) = self.lock().iter_mut().find(|(e, _)| e == engine)?.1.pop()?;
+            // Checked outside the lock: the poll may read from the socket.
+            if since.elapsed() < IDLE_TIMEOUT && link.alive() {
+                return Some(link);
+            }
+        }
+    }
+
+    /// Parks a connection whose last answer was read to its end.
+    fn park(&self, link: Link) {
+        if link.conn.is_none() || link.send.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut parked = self.lock();
+        let index = match parked.iter().position(|(e, _)| *e == link.engine) {
+            Some(index) => index,
+            None => {
+                parked.push((link.engine.clone(), Vec::new()));
+                parked.len() - 1
+            }
+        };
+        let list = &mut parked[index].1;
+        list.retain(|(_, since)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
+        if list.len() < MAX_IDLE_PER_ENGINE {
+            list.push((link, now));
+        }
+    }
+
+    /// A new connection to the engine of `uri`.
+    async fn connect(&self, engine: Engine, uri: &Uri) -> Result<Link, BackendError> {
+        let stream = self
+            .connector
+            .clone()
+            .call(uri.clone())
+            .await
+            .map_err(|e| BackendError::Unreachable(crate::outbound::root_cause(&*e)))?;
+        let (send, conn) = hyper::client::conn::http1::handshake(stream)
+            .await
+            .map_err(|e| BackendError::Unreachable(crate::outbound::root_cause(&e)))?;
+        Ok(Link {
+            engine,
+            send,
+            conn: Some(Box::pin(conn)),
+        })
+    }
+
+    /// Sends `request` (origin-form, with its `Host`) to the engine of
+    /// `uri`: on a parked connection when there is one, else on a new one;
+    /// again on a new one when a parked connection closed before writing it.
+    async fn exchange(
+        &self,
+        uri: &Uri,
+        mut request: http::Request<Full<Bytes>>,
+    ) -> Result<(http::Response<Incoming>, Link), BackendError> {
+        let engine = Engine::of(uri)?;
+        let mut reused = self.checkout(&engine);
+        loop {
+            let fresh = reused.is_none();
+            let mut link = match reused.take() {
+                Some(link) => link,
+                None => self.connect(engine.clone(), uri).await?,
+            };
+            let outcome = match driven(&mut link.conn, link.send.ready()).await {
+                Err(e) => Err((e, Some(request))),
+                Ok(()) => driven(&mut link.conn, link.send.try_send_request(request))
+                    .await
+                    .map_err(|mut e| {
+                        let unsent = e.take_message();
+                        (e.into_error(), unsent)
+                    }),
+            };
+            match outcome {
+                Ok(response) => return Ok((response, link)),
+                Err((_, Some(unsent))) if !fresh => request = unsent,
+                Err((e, _)) => {
+                    return Err(BackendError::Unreachable(crate::outbound::root_cause(&e)));
+                }
+            }
+        }
+    }
 }
 
 /// A URL parsed for the pool, or why it cannot be used.
@@ -138,23 +329,52 @@ impl BackendRequest {
     pub async fn send(self) -> Result<BackendResponse, BackendError> {
         let timeout_ms = self.timeout.as_millis() as u64;
         let deadline = Instant::now() + self.timeout;
+        let uri = self.uri?;
         let mut request = http::Request::new(Full::new(self.body));
         *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri?;
+        *request.uri_mut() = origin_form(&uri);
         *request.headers_mut() = self.headers;
-        let response = tokio::time::timeout_at(deadline, pool().request(request))
+        request.headers_mut().insert(HOST, host(&uri)?);
+        let (response, link) = tokio::time::timeout_at(deadline, pool().exchange(&uri, request))
             .await
-            .map_err(|_| BackendError::Timeout(timeout_ms))?
-            .map_err(|e| BackendError::Unreachable(crate::outbound::root_cause(&e)))?;
+            .map_err(|_| BackendError::Timeout(timeout_ms))??;
         let (head, body) = response.into_parts();
         Ok(BackendResponse {
             status: head.status,
             headers: head.headers,
             body,
+            link: Some(link),
             deadline,
             timeout_ms,
         })
     }
+}
+
+/// The request target a server is sent: the path and query alone.
+fn origin_form(uri: &Uri) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_default()
+}
+
+/// `Host`: the host, and the port unless it is the scheme's own (no user
+/// name or password, which a URL's authority may hold).
+fn host(uri: &Uri) -> Result<HeaderValue, BackendError> {
+    let name = uri.host().unwrap_or_default();
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default_port => HeaderValue::from_str(&format!("{name}:{port}")),
+        _ => HeaderValue::from_str(name),
+    };
+    value.map_err(|_| BackendError::InvalidRequest("the backend URL's host is not valid".into()))
 }
 
 fn user_agent() -> HeaderValue {
@@ -163,25 +383,49 @@ fn user_agent() -> HeaderValue {
 
 /// An engine's answer whose body is read piece by piece, under the
 /// request's deadline.
-#[derive(Debug)]
 pub(crate) struct BackendResponse {
     pub status: http::StatusCode,
     pub headers: HeaderMap,
     body: Incoming,
+    /// The connection, driven while the body is read, parked at its end.
+    link: Option<Link>,
     deadline: Instant,
     timeout_ms: u64,
+}
+
+impl std::fmt::Debug for BackendResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BackendResponse {
     /// The next piece of the body, `None` at its end. Cancel-safe.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, BackendError> {
         loop {
-            let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
-                .await
-                .map_err(|_| BackendError::Timeout(self.timeout_ms))?;
+            let frame = match self.link.as_mut() {
+                Some(link) => {
+                    tokio::time::timeout_at(
+                        self.deadline,
+                        driven(&mut link.conn, self.body.frame()),
+                    )
+                    .await
+                }
+                None => tokio::time::timeout_at(self.deadline, self.body.frame()).await,
+            }
+            .map_err(|_| BackendError::Timeout(self.timeout_ms))?;
             match frame {
-                None => return Ok(None),
+                None => {
+                    if let Some(link) = self.link.take() {
+                        pool().park(link);
+                    }
+                    return Ok(None);
+                }
                 Some(Err(e)) => {
+                    self.link = None;
                     return Err(BackendError::Unreachable(crate::outbound::root_cause(&e)));
                 }
                 Some(Ok(frame)) => {
@@ -241,6 +485,179 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// What the test engine does with the n-th request on a connection.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Answers `ok` and keeps the connection.
+        Answer,
+        /// Answers with a 64 KiB body and keeps the connection.
+        AnswerLong,
+        /// Answers `ok`, then closes the connection (an engine dropping an
+        /// idle keep-alive connection, announced by nothing).
+        AnswerAndClose,
+        /// Reads the request and closes without answering.
+        Close,
+    }
+
+    /// A blocking HTTP/1.1 engine on a thread: each connection follows
+    /// `script` request by request (the last step repeats).
+    struct TestEngine {
+        addr: std::net::SocketAddr,
+        /// The request heads it read.
+        heads: std::sync::Arc<Mutex<Vec<String>>>,
+        /// The connections it accepted.
+        accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        /// Told each time it closed a connection.
+        closed: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl TestEngine {
+        fn accepted(&self) -> usize {
+            self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn requests(&self) -> usize {
+            self.heads.lock().unwrap().len()
+        }
+    }
+
+    fn engine(script: Vec<Then>) -> TestEngine {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        let (h, a) = (heads.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                a.fetch_add(1, Ordering::SeqCst);
+                let (h, script, closed_tx) = (h.clone(), script.clone(), closed_tx.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    for n in 0.. {
+                        let mut head = String::new();
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return; // the client closed it
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            head.push_str(&line);
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        h.lock().unwrap().push(head);
+                        let step = script[n.min(script.len() - 1)];
+                        let answer = match step {
+                            Then::Close => None,
+                            Then::AnswerLong => Some("x".repeat(64 * 1024)),
+                            Then::Answer | Then::AnswerAndClose => Some("ok".to_owned()),
+                        };
+                        if let Some(body) = answer {
+                            let _ = write!(
+                                writer,
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                        }
+                        if matches!(step, Then::Close | Then::AnswerAndClose) {
+                            let _ = writer.shutdown(std::net::Shutdown::Both);
+                            let _ = closed_tx.send(());
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TestEngine {
+            addr,
+            heads,
+            accepted,
+            closed,
+        }
+    }
+
+    async fn post(addr: std::net::SocketAddr, path: &str) -> Result<(Bytes, bool), BackendError> {
+        BackendRequest::new(
+            Method::POST,
+            parse_url(&format!("http://{addr}{path}")),
+            Duration::from_secs(10),
+        )
+        .json(&serde_json::json!({"model": "m"}))
+        .send()
+        .await?
+        .read_capped(1024)
+        .await
+    }
+
+    /// Waits for the engine to close a connection, then lets the runtime
+    /// read its sockets' events once (`yield_now` polls the I/O driver).
+    async fn closed_by_engine(closed: &std::sync::mpsc::Receiver<()>) {
+        while closed.try_recv().is_err() {
+            tokio::task::yield_now().await;
+        }
+        tokio::task::yield_now().await;
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_request_after_request_in_origin_form() {
+        let e = engine(vec![Then::Answer]);
+        for _ in 0..3 {
+            let answer = post(e.addr, "/v1/chat/completions?x=1").await.unwrap();
+            assert_eq!(answer, (Bytes::from("ok"), true));
+        }
+        assert_eq!((e.accepted(), e.requests()), (1, 3));
+        let head = e.heads.lock().unwrap()[0].to_ascii_lowercase();
+        assert!(
+            head.starts_with("post /v1/chat/completions?x=1 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains(&format!("host: {}\r\n", e.addr)), "{head}");
+        assert!(head.contains("user-agent: iicp-node/"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_the_engine_closed_is_replaced() {
+        let e = engine(vec![Then::AnswerAndClose]);
+        assert!(post(e.addr, "/a").await.is_ok());
+        closed_by_engine(&e.closed).await;
+        assert_eq!(post(e.addr, "/b").await.unwrap().0, Bytes::from("ok"));
+        assert_eq!(e.accepted(), 2);
+        assert_eq!(e.requests(), 2, "each request sent once");
+    }
+
+    #[tokio::test]
+    async fn a_request_the_engine_read_is_never_sent_twice() {
+        // The first request is answered, the second (on the same, reused
+        // connection) read and dropped: it fails, and is not sent again.
+        let e = engine(vec![Then::Answer, Then::Close]);
+        assert!(post(e.addr, "/a").await.is_ok());
+        let err = post(e.addr, "/b").await.unwrap_err();
+        assert!(matches!(err, BackendError::Unreachable(_)), "{err:?}");
+        assert_eq!((e.accepted(), e.requests()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_body_left_unread_closes_its_connection() {
+        let e = engine(vec![Then::AnswerLong]);
+        let (body, complete) = post(e.addr, "/a").await.unwrap();
+        assert_eq!((body.len(), complete), (1024, false));
+        let (_, complete) = post(e.addr, "/b").await.unwrap();
+        assert!(!complete);
+        assert_eq!(e.accepted(), 2);
     }
 
     #[test]
