@@ -851,3 +851,118 @@ async fn backend_error_text_stays_in_the_operators_log() {
         "control characters are escaped: {logs}"
     );
 }
+
+/// What the consumer should read for an engine's answer.
+enum Reads {
+    /// A success whose result is the engine's answer parsed (or `Some`
+    /// other value, for an envelope the node unwraps).
+    Result(Option<Value>),
+    /// 502 `backend_error`.
+    BackendError,
+}
+
+/// An engine's JSON answer over every buffered transport: HTTP relays the
+/// text as the engine sent it (not parsed and written again), native frames
+/// carry it as a value, and both read as the answer parsed. (A lifecycle
+/// CALL asks the engine for a stream: `backends_llamacpp.rs`.) Text that cannot be
+/// relayed as it is (not an object, not JSON, escapes of UTF-16
+/// surrogates, an envelope already) takes the parsed path, and answers as
+/// before: unwrapped, or 502 `backend_error`.
+#[tokio::test]
+async fn an_engines_json_answer_reaches_the_consumer_as_sent() {
+    // The engine answers each chat with the text of its first message.
+    let app = Router::new().route(
+        "/{*path}",
+        any(|uri: Uri, body: Bytes| async move {
+            if uri.path() == "/v1/models" {
+                let list = json!({"object": "list", "data": [{"id": "m", "object": "model"}]});
+                return axum::Json(list).into_response();
+            }
+            let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+            match req["messages"][0]["content"].as_str() {
+                Some(text) => {
+                    ([("content-type", "application/json")], text.to_owned()).into_response()
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let backend = backends::build(BackendKind::OpenaiCompat, opts(&base, None, Some("m")));
+    let node = node_over(backend, NodeConfig::default()).await;
+    let addr: std::net::SocketAddr = node
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+
+    let pretty = "{\n  \"id\": \"c\",\n  \"model\": \"m\",\n  \"choices\": [{\"message\": \
+        {\"role\": \"assistant\", \"content\": \"h\u{e9}llo \\\"q\\\" \\u00e9\"}}],\n  \
+        \"usage\": {\"total_tokens\": 6},\n  \"x\": [1, 2.5e3, null, {}]\n}\n";
+    let parsed = |text: &str| Reads::Result(Some(serde_json::from_str(text).unwrap()));
+    let cases = [
+        (pretty, parsed(pretty)),
+        (
+            r#"{"a":"\ud83d\ude00"}"#,
+            Reads::Result(Some(json!({"a": "😀"}))),
+        ),
+        (
+            r#"{"result":{"a":1}}"#,
+            Reads::Result(Some(json!({"a": 1}))),
+        ),
+        ("[1,2]", Reads::Result(Some(json!([1, 2])))),
+        (r#"{"a":"\ud800"}"#, Reads::BackendError),
+        ("not json", Reads::BackendError),
+        (r#"{"a":1} {"b":2}"#, Reads::BackendError),
+    ];
+    let transports = [
+        common::node::Transport::Http,
+        #[cfg(feature = "iicp-tcp")]
+        common::node::Transport::NativeBuffered,
+    ];
+    for transport in transports {
+        for (text, reads) in &cases {
+            let task = chat_task(
+                json!({"messages": [{"role": "user", "content": text}]}),
+                Value::Null,
+            );
+            let reply = transport.send(addr, task, &[]).await;
+            let case = format!("{transport:?} {text:?}: {}", reply.body);
+            match reads {
+                Reads::Result(result) => {
+                    assert_eq!(reply.code, None, "{case}");
+                    assert_eq!(reply.status.unwrap_or(200), 200, "{case}");
+                    assert_eq!(Some(&reply.body["result"]), result.as_ref(), "{case}");
+                }
+                Reads::BackendError => {
+                    assert_eq!(reply.code.as_deref(), Some("backend_error"), "{case}");
+                    assert_eq!(reply.status.unwrap_or(502), 502, "{case}");
+                }
+            }
+        }
+        let reply = transport
+            .send(
+                addr,
+                chat_task(
+                    json!({"messages": [{"role": "user", "content": pretty}]}),
+                    Value::Null,
+                ),
+                &[],
+            )
+            .await;
+        if transport.carries_details() {
+            assert_eq!(reply.body["model_used"], "m");
+            assert!(
+                reply.text.contains(pretty),
+                "relayed as sent: {}",
+                reply.text
+            );
+        }
+        if transport.carries_metrics() {
+            assert_eq!(reply.body["metrics"]["tokens_used"], 6, "{}", reply.body);
+        }
+    }
+    node.shutdown().await;
+}

@@ -23,6 +23,11 @@ impl Answer {
         &self.body
     }
 
+    /// The body, given away.
+    pub fn into_body(self) -> bytes::Bytes {
+        self.body
+    }
+
     pub fn json(&self) -> Result<Value, BackendError> {
         serde_json::from_slice(&self.body).map_err(|e| BackendError::BadAnswer(e.to_string()))
     }

@@ -49,6 +49,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// A result as [`Backend::invoke_output`] gives it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// The result as a JSON value.
+    Value(Value),
+    /// The engine's answer as the JSON text it sent, unread. Whoever relays
+    /// it checks it first (the node does: one JSON object in UTF-8, else it
+    /// is parsed as a [`Output::Value`] would be, and fails the same way).
+    Json(bytes::Bytes),
+}
+
 /// A boxed backend future.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 
@@ -58,6 +70,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> BackendKind;
     /// Runs one task and returns the result (not an envelope).
     fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value>;
+    /// [`Backend::invoke`] on a payload the caller gives away, for a result
+    /// the caller may relay as the engine's JSON text ([`Output::Json`]).
+    /// An engine that sends the payload on as it is and answers JSON (the
+    /// OpenAI-compatible ones) saves copying the payload and parsing the
+    /// answer; by default the payload is lent to `invoke`.
+    fn invoke_output<'a>(&'a self, intent: &'a str, payload: Value) -> BackendFuture<'a, Output> {
+        Box::pin(async move { self.invoke(intent, &payload).await.map(Output::Value) })
+    }
     /// Runs one task, streaming from the model server: partial results go
     /// to `partials` as they arrive, and the whole result is returned as
     /// [`Backend::invoke`] would return it. An engine or intent that does
@@ -81,6 +101,9 @@ impl Backend for OpenAiCompat {
     }
     fn invoke<'a>(&'a self, intent: &'a str, payload: &'a Value) -> BackendFuture<'a, Value> {
         Box::pin(OpenAiCompat::invoke(self, intent, payload))
+    }
+    fn invoke_output<'a>(&'a self, intent: &'a str, payload: Value) -> BackendFuture<'a, Output> {
+        Box::pin(OpenAiCompat::invoke_output(self, intent, payload))
     }
     fn invoke_streaming<'a>(
         &'a self,

@@ -9,6 +9,7 @@
 //! `max_completion_tokens`, `n` and `best_of` are lowered to the options'
 //! limits (`limits.rs`); `Authorization: Bearer` is sent only when a key is set.
 
+use super::Output;
 use super::client::{BackendRequest, parse_url};
 use super::error::BackendError;
 use super::http::{send, send_probe, send_streaming};
@@ -65,12 +66,12 @@ pub(crate) fn route(intent: &str) -> Option<Route> {
 
 /// The payload with the configured model filled in when it names none.
 pub(crate) fn with_model(
-    payload: &Value,
+    payload: Value,
     model: Option<&str>,
     needs_model: bool,
 ) -> Result<Value, BackendError> {
     let mut body = match payload {
-        Value::Object(_) => payload.clone(),
+        Value::Object(_) => payload,
         Value::Null => json!({}),
         _ => {
             return Err(BackendError::InvalidRequest(
@@ -166,6 +167,22 @@ impl OpenAiCompat {
     /// Runs one task; returns the upstream JSON as the result. The cost
     /// fields of the payload are first lowered to the options' limits.
     pub async fn invoke(&self, intent: &str, payload: &Value) -> Result<Value, BackendError> {
+        match self.invoke_output(intent, payload.clone()).await? {
+            Output::Json(text) => {
+                serde_json::from_slice(&text).map_err(|e| BackendError::BadAnswer(e.to_string()))
+            }
+            Output::Value(value) => Ok(value),
+        }
+    }
+
+    /// [`invoke`](Self::invoke) on a payload given away (not copied); a
+    /// JSON answer comes back as the text the server sent
+    /// ([`Output::Json`], unread).
+    pub async fn invoke_output(
+        &self,
+        intent: &str,
+        payload: Value,
+    ) -> Result<Output, BackendError> {
         let route = route(intent).ok_or_else(|| BackendError::Unsupported(intent.to_owned()))?;
         let needs_model = match route {
             Route::Json { needs_model, .. } => needs_model,
@@ -186,7 +203,7 @@ impl OpenAiCompat {
                     self.key(),
                 )
                 .await?;
-                resp.json()
+                Ok(Output::Json(resp.into_body()))
             }
             Route::Speech => {
                 let resp = send(
@@ -196,7 +213,9 @@ impl OpenAiCompat {
                 )
                 .await?;
                 let content_type = resp.content_type().unwrap_or("audio/mpeg").to_owned();
-                Ok(json!({"audio": B64.encode(resp.bytes()), "content_type": content_type}))
+                Ok(Output::Value(
+                    json!({"audio": B64.encode(resp.bytes()), "content_type": content_type}),
+                ))
             }
             Route::Transcription => {
                 let (content_type, form) = transcription_form(&body)?;
@@ -206,7 +225,7 @@ impl OpenAiCompat {
                     self.key(),
                 )
                 .await?;
-                resp.json()
+                resp.json().map(Output::Value)
             }
         }
     }
@@ -225,7 +244,7 @@ impl OpenAiCompat {
         if intent != crate::wire::intent::LLM_CHAT_V1 {
             return self.invoke(intent, payload).await;
         }
-        let mut body = with_model(payload, self.opts.model.as_deref(), true)?;
+        let mut body = with_model(payload.clone(), self.opts.model.as_deref(), true)?;
         clamp_cost(&mut body, self.opts.limits())?;
         body["stream"] = true.into();
         body["stream_options"] = json!({"include_usage": true});
@@ -382,14 +401,22 @@ mod tests {
     #[test]
     fn model_fill_in() {
         let p = json!({"messages": []});
-        assert_eq!(with_model(&p, Some("m"), true).unwrap()["model"], "m");
+        assert_eq!(
+            with_model(p.clone(), Some("m"), true).unwrap()["model"],
+            "m"
+        );
         let named = json!({"model": "own", "messages": []});
-        assert_eq!(with_model(&named, Some("m"), true).unwrap()["model"], "own");
+        assert_eq!(with_model(named, Some("m"), true).unwrap()["model"], "own");
         assert!(matches!(
-            with_model(&p, None, true),
+            with_model(p.clone(), None, true),
             Err(BackendError::InvalidRequest(_))
         ));
-        assert!(with_model(&p, None, false).unwrap().get("model").is_none());
-        assert!(with_model(&json!("text"), Some("m"), true).is_err());
+        assert!(
+            with_model(p.clone(), None, false)
+                .unwrap()
+                .get("model")
+                .is_none()
+        );
+        assert!(with_model(json!("text"), Some("m"), true).is_err());
     }
 }

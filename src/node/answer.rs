@@ -33,6 +33,14 @@ pub(crate) enum AnswerBody {
     /// `{"error":{"code","message",…}}` with extra fields such as
     /// `retry_after_ms`, `qos_class` or `reason`.
     Refusal(ErrorBody),
+    /// A success envelope whose `result` is an engine's JSON text, relayed
+    /// as it came (checked by `relayed.rs`); `envelope.result` is `None`.
+    /// Only HTTP is given one (`Inbound::relay_text`).
+    #[serde(skip)]
+    Relayed {
+        envelope: Box<TaskResponse>,
+        result: bytes::Bytes,
+    },
 }
 
 impl Answer {
@@ -83,6 +91,20 @@ impl Answer {
         // Sized for a typical envelope, so the buffer is not regrown while
         // it is written.
         let mut out = Vec::with_capacity(512);
+        if let AnswerBody::Relayed { envelope, result } = &self.body {
+            out.reserve(result.len());
+            // `{"result":RESULT,` then the rest of the envelope after its `{`
+            // (a task response always has `task_id` and `status`).
+            out.extend_from_slice(b"{\"result\":");
+            out.extend_from_slice(result);
+            out.push(b',');
+            let head = out.len();
+            if serde_json::to_writer(&mut out, envelope).is_err() {
+                return b"{}".to_vec();
+            }
+            out.remove(head);
+            return out;
+        }
         match serde_json::to_writer(&mut out, &self.body) {
             Ok(()) => out,
             Err(_) => b"{}".to_vec(),
@@ -99,6 +121,7 @@ impl Answer {
     pub fn as_envelope(&self) -> Option<&TaskResponse> {
         match &self.body {
             AnswerBody::Envelope(response) => Some(response),
+            AnswerBody::Relayed { envelope, .. } => Some(envelope),
             AnswerBody::Refusal(_) => None,
         }
     }
@@ -107,7 +130,7 @@ impl Answer {
     pub fn as_refusal(&self) -> Option<&ErrorBody> {
         match &self.body {
             AnswerBody::Refusal(body) => Some(body),
-            AnswerBody::Envelope(_) => None,
+            AnswerBody::Envelope(_) | AnswerBody::Relayed { .. } => None,
         }
     }
 
@@ -117,6 +140,7 @@ impl Answer {
         match &self.body {
             AnswerBody::Refusal(body) => Some(&body.error.code),
             AnswerBody::Envelope(r) => r.error.as_ref().and_then(|e| e.code.as_deref()),
+            AnswerBody::Relayed { .. } => None,
         }
     }
 
@@ -125,10 +149,12 @@ impl Answer {
         match &self.body {
             AnswerBody::Refusal(body) => Some(&body.error.message),
             AnswerBody::Envelope(r) => r.error.as_ref().map(|e| e.message.as_str()),
+            AnswerBody::Relayed { .. } => None,
         }
     }
 
-    /// The handler's result of a plaintext success.
+    /// The handler's result of a plaintext success (`None` for a relayed
+    /// one: it is text).
     pub fn result(&self) -> Option<&Value> {
         self.as_envelope().and_then(|r| r.result.as_ref())
     }
@@ -150,6 +176,24 @@ mod tests {
         assert_eq!(a.as_refusal(), Some(&body));
         assert!(a.as_envelope().is_none() && a.result().is_none());
         assert_eq!(a.to_json(), serde_json::to_vec(&body).unwrap());
+    }
+
+    #[test]
+    fn a_relayed_answer_is_the_envelope_with_the_text_as_its_result() {
+        let text = "{\"model\": \"m\",\n \"usage\": {\"total_tokens\": 4}}\n";
+        let glance = crate::node::relayed::glance(text.as_bytes()).unwrap();
+        let a = crate::node::envelope::relayed("t", text.into(), glance, 3, Some("n".into()));
+        let parsed = crate::node::envelope::success(
+            "t",
+            serde_json::from_str(text).unwrap(),
+            3,
+            Some("n".into()),
+        );
+        let out = a.to_json();
+        assert!(String::from_utf8_lossy(&out).starts_with(&format!("{{\"result\":{text},")));
+        let read: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(read, serde_json::to_value(&parsed).unwrap());
+        assert_eq!((a.status, a.code(), a.result()), (200, None, None));
     }
 
     #[test]

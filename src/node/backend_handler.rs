@@ -17,9 +17,11 @@
 
 use super::handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
 use super::models::AdvertisedModels;
-use crate::backends::{Backend, BackendKind, CostLimits, clamp_cost};
+use crate::backends::{Backend, BackendError, BackendKind, CostLimits, Output, clamp_cost};
 use crate::wire::TaskRequest;
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub(crate) struct BackendHandler {
@@ -126,8 +128,13 @@ fn unknown_model(policy: &Policy<'_>) -> HandlerError {
     HandlerError::new(404, "IICP-E029", message)
 }
 
-impl TaskHandler for BackendHandler {
-    fn handle(&self, mut task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
+/// A task's result from the backend, as [`Backend::invoke_output`] gives it.
+pub(crate) type OutputFuture = Pin<Box<dyn Future<Output = Result<Output, HandlerError>> + Send>>;
+
+impl BackendHandler {
+    /// Runs one task. A buffered answer may come back as the engine's JSON
+    /// text ([`Output::Json`]); a streamed one is always a value.
+    pub fn run(&self, mut task: TaskRequest, ctx: TaskContext) -> OutputFuture {
         let backend = self.backend.clone();
         let allowed = self.advertised.get();
         let policy = Policy {
@@ -142,10 +149,27 @@ impl TaskHandler for BackendHandler {
             let payload = payload?;
             let intent = task.intent.as_str();
             let result = match &ctx.partials {
-                Some(partials) => backend.invoke_streaming(intent, &payload, partials).await,
-                None => backend.invoke(intent, &payload).await,
+                Some(partials) => backend
+                    .invoke_streaming(intent, &payload, partials)
+                    .await
+                    .map(Output::Value),
+                None => backend.invoke_output(intent, payload).await,
             };
             result.map_err(HandlerError::from)
+        })
+    }
+}
+
+/// The same, as a handler of values.
+impl TaskHandler for BackendHandler {
+    fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
+        let run = self.run(task, ctx);
+        Box::pin(async move {
+            match run.await? {
+                Output::Value(value) => Ok(value),
+                Output::Json(text) => serde_json::from_slice(&text)
+                    .map_err(|e| BackendError::BadAnswer(e.to_string()).into()),
+            }
         })
     }
 }

@@ -65,6 +65,32 @@ pub(crate) fn success(
     }
 }
 
+/// A success answer whose result is an engine's JSON text, relayed as it
+/// came ([`AnswerBody::Relayed`](super::answer::AnswerBody)): the envelope
+/// [`success`] builds, with `model_used` and `tokens_used` read from `glance`.
+pub(crate) fn relayed(
+    task_id: &str,
+    text: bytes::Bytes,
+    glance: super::relayed::Glance,
+    latency_ms: u64,
+    node_id: Option<String>,
+) -> super::answer::Answer {
+    let mut envelope = success(task_id, Value::Null, latency_ms, node_id);
+    envelope.result = None;
+    envelope.model_used = glance.model;
+    if let Some(metrics) = envelope.metrics.as_mut() {
+        metrics.tokens_used = glance.tokens;
+    }
+    super::answer::Answer {
+        status: 200,
+        retry_after_s: None,
+        body: super::answer::AnswerBody::Relayed {
+            envelope: Box::new(envelope),
+            result: text,
+        },
+    }
+}
+
 /// The encrypted form of a success envelope (PROTOCOL.md §2.3): the whole
 /// plaintext envelope is sealed, as the reference node does, and the client
 /// reads the decrypted object as the response.

@@ -121,6 +121,7 @@ fn inbound(headers: &HeaderMap, peer: Option<SocketAddr>) -> Inbound {
         traceparent: header("traceparent"),
         peer,
         partials: None,
+        relay_text: true,
     }
 }
 

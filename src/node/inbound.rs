@@ -23,6 +23,9 @@ pub(crate) struct Inbound {
     /// Where partial results go, when the transport streams this task's
     /// answer (a native lifecycle CALL).
     pub partials: Option<PartialSink>,
+    /// The transport sends the answer as JSON text, so an engine's JSON
+    /// answer may be relayed in it as it came (`AnswerBody::Relayed`).
+    pub relay_text: bool,
 }
 
 /// A task from JSON bytes: malformed JSON is 400, a well-formed body that

@@ -45,7 +45,9 @@ mod native;
 mod native_limits;
 pub(crate) mod pipeline;
 mod reach;
+mod relayed;
 mod replay;
+mod runner;
 mod running;
 mod signal;
 mod stats;
@@ -124,7 +126,8 @@ impl IicpNode {
     /// Binds, starts serving and (unless `skip_registration`) starts the
     /// directory lifecycle in the background.
     pub async fn start<H: TaskHandler>(self, handler: H) -> Result<RunningNode> {
-        self.launch(Arc::new(handler), None).await
+        self.launch(runner::Runner::Handler(Arc::new(handler)), None)
+            .await
     }
 
     /// Serves a model server until SIGINT or SIGTERM (see [`start_backend`](Self::start_backend)).
@@ -152,7 +155,7 @@ impl IicpNode {
             }
         }
         let advertised = models::AdvertisedModels::new(&self.config.models);
-        let handler: Arc<dyn TaskHandler> = Arc::new(backend_handler::BackendHandler {
+        let handler = runner::Runner::Backend(Arc::new(backend_handler::BackendHandler {
             backend: backend.clone(),
             default_model: self.config.models.first().cloned(),
             advertised: advertised.clone(),
@@ -160,13 +163,13 @@ impl IicpNode {
                 max_tokens: self.config.max_tokens,
                 max_choices: self.config.max_choices,
             },
-        });
+        }));
         self.launch(handler, Some((backend, advertised))).await
     }
 
     async fn launch(
         self,
-        handler: Arc<dyn TaskHandler>,
+        handler: runner::Runner,
         model_probe: Option<(Arc<dyn Backend>, models::AdvertisedModels)>,
     ) -> Result<RunningNode> {
         let mut cfg = self.config;

@@ -292,6 +292,7 @@ impl NativeSessions {
                     traceparent: call.trace_id.map(traceparent),
                     peer: Some(s.peer),
                     partials: None,
+                    relay_text: false,
                 };
                 s.calls.spawn(async move {
                     run_call(&pipeline, call, inbound, &out).await;

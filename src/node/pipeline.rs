@@ -14,15 +14,17 @@ use super::admission::AdmissionGate;
 use super::answer::{Answer, AnswerBody};
 use super::contained::{Contained, Panicked};
 use super::envelope;
-use super::handler::{TaskContext, TaskHandler};
+use super::handler::{HandlerError, TaskContext};
 use super::inbound::{Inbound, decode_task};
 use super::metrics::{NodeMetrics, StatusClass, TaskOutcome};
+use super::relayed::{Glance, glance};
 use super::replay::ReplayGuard;
+use super::runner::Runner;
 use super::stats::{NodeStats, Outcome};
 use super::task_auth::Authorizer;
+use crate::backends::{BackendError, Output};
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -36,7 +38,7 @@ const MIN_TASK_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Everything the pipeline needs; shared by all transports.
 pub(crate) struct Pipeline {
-    pub handler: Arc<dyn TaskHandler>,
+    pub handler: Runner,
     pub gate: AdmissionGate,
     /// Nonces and task ids seen recently.
     pub replay: ReplayGuard,
@@ -142,6 +144,7 @@ impl Pipeline {
     fn count(&self, slot: usize, answer: &Answer) {
         let outcome = match &answer.body {
             AnswerBody::Refusal(_) => TaskOutcome::Refused,
+            AnswerBody::Relayed { .. } => TaskOutcome::Success,
             AnswerBody::Envelope(_) if answer.status < 300 => TaskOutcome::Success,
             AnswerBody::Envelope(_) if answer.status == 504 => TaskOutcome::Timeout,
             AnswerBody::Envelope(_) => TaskOutcome::Error,
@@ -156,6 +159,7 @@ impl Pipeline {
             traceparent,
             peer,
             partials,
+            relay_text,
         } = inbound;
         // First: ids are stored, logged and echoed below, so they must be
         // short and plain. The message names the rule, not the value.
@@ -270,15 +274,24 @@ impl Pipeline {
         // waiting (the consumer went away and the transport dropped this
         // future) the handler is dropped with it, and with it the model
         // server call.
-        let running = Contained::new(self.handler.handle(task, ctx).instrument(span.clone()));
-        let outcome = tokio::time::timeout(budget, running).await;
+        let running = Contained::new(self.handler.run(task, ctx).instrument(span.clone()));
+        // A sealed answer encrypts the envelope's JSON, so it is built of values.
+        let relay_text = relay_text && !seal_answer;
+        let outcome = tokio::time::timeout(budget, running)
+            .await
+            .map(|ran| ran.map(|output| output.and_then(|o| settle(o, relay_text))));
         let elapsed = started.elapsed();
         let latency_ms = elapsed.as_millis() as u64;
         self.metrics.latency(slot, elapsed);
         let node_id = self.node_id();
         let _enter = span.enter();
         match outcome {
-            Ok(Ok(Ok(value))) => {
+            Ok(Ok(Ok(Settled::Text(text, glance)))) => {
+                self.stats.record(Outcome::Success, latency_ms);
+                tracing::debug!(latency_ms, relayed = true, "task completed");
+                envelope::relayed(&task_id, text, glance, latency_ms, node_id)
+            }
+            Ok(Ok(Ok(Settled::Value(value)))) => {
                 self.stats.record(Outcome::Success, latency_ms);
                 tracing::debug!(latency_ms, encrypted = seal_answer, "task completed");
                 let response = envelope::success(&task_id, value, latency_ms, node_id);
@@ -347,6 +360,30 @@ impl Pipeline {
                 Answer::envelope(504, response)
             }
         }
+    }
+}
+
+/// A handler's result, ready for its envelope.
+enum Settled {
+    /// A value (every handler's, and an engine's answer that is read).
+    Value(Value),
+    /// An engine's JSON answer relayed as it came, and what the envelope
+    /// takes from it.
+    Text(bytes::Bytes, Glance),
+}
+
+/// An engine's JSON text is relayed when the transport allows it and the
+/// text passes `relayed.rs`'s checks; otherwise it is parsed, and an answer
+/// that is not JSON fails as `backend_error` (502), as a parsed one does.
+fn settle(output: Output, relay_text: bool) -> Result<Settled, HandlerError> {
+    match output {
+        Output::Value(value) => Ok(Settled::Value(value)),
+        Output::Json(text) => match relay_text.then(|| glance(&text)).flatten() {
+            Some(glance) => Ok(Settled::Text(text, glance)),
+            None => serde_json::from_slice(&text)
+                .map(Settled::Value)
+                .map_err(|e| BackendError::BadAnswer(e.to_string()).into()),
+        },
     }
 }
 

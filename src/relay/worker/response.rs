@@ -43,6 +43,10 @@ pub(crate) fn complete_body(answer: &Answer, task_id: Option<&str>) -> Value {
         AnswerBody::Envelope(envelope) => {
             serde_json::to_value(envelope).unwrap_or_else(|_| json!({}))
         }
+        // Not given to this transport (`Inbound::relay_text`); read whole if it were.
+        AnswerBody::Relayed { .. } => {
+            serde_json::from_slice(&answer.to_json()).unwrap_or_else(|_| json!({}))
+        }
         AnswerBody::Refusal(refusal) => {
             let mut body = serde_json::to_value(refusal).unwrap_or_else(|_| json!({}));
             if let Some(obj) = body.as_object_mut() {

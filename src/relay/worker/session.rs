@@ -461,6 +461,7 @@ async fn run_call(pipeline: &Pipeline, call: Call) -> (Answer, Option<String>) {
         traceparent: call.trace_id.map(traceparent),
         peer: None,
         partials: None,
+        relay_text: false,
     };
     (pipeline.run(task, inbound).await, task_id)
 }
