@@ -5,6 +5,5 @@
 pub(crate) mod api_error;
 
 /// `server::request` without the axum extractors: `decode_json`, the 400/422
-/// rules every JSON body goes through (`src/server/request/json.rs`).
-#[path = "../../src/server/request/json.rs"]
+/// rules every JSON body goes through, and `BodyError`.
 pub(crate) mod request;
