@@ -445,6 +445,27 @@ def task_answer(v):
     return seeds
 
 
+def engine_answer(v):
+    seeds = {}
+    output = json.loads((v / "llm-chat-v1-output.json").read_text())
+    completion = {"id": "c-1", "object": "chat.completion", "created": 1,
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi \u00e9"},
+                               "finish_reason": "stop"}],
+                  "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                  "model": "llama3"}
+    assert set(completion) >= set(output["required"])
+    seeds["chat"] = dumps(completion)
+    seeds["chat-pretty"] = json.dumps(completion, indent=2, ensure_ascii=True).encode() + b"\n"
+    seeds["embedding"] = dumps({"object": "list", "model": "m", "usage": {"total_tokens": 2},
+                                "data": [{"object": "embedding", "index": 0,
+                                          "embedding": [0.5, -1e-3, 1e300]}]})
+    seeds["wrapped"] = dumps({"result": completion, "status": "success"})
+    seeds["surrogates"] = b'{"model":"\\ud83d","c":"\\ud83d\\ude00","usage":{"total_tokens":-1}}'
+    seeds["odd-fields"] = b'{"model":7,"usage":{"total_tokens":2.0},"model":"m","x":[[],{}]}'
+    seeds["not-object"] = b'["a",1]'
+    return seeds
+
+
 TARGETS = {
     "task_envelope": task_envelope,
     "directory_lifecycle": directory_lifecycle,
@@ -454,6 +475,7 @@ TARGETS = {
     "relay_bind": relay_bind,
     "gossip": gossip,
     "task_answer": task_answer,
+    "engine_answer": engine_answer,
 }
 
 

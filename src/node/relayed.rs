@@ -4,19 +4,16 @@
 //! for the two things the envelope needs (`model`, `usage.total_tokens`),
 //! and copies the text into the answer.
 //!
-//! The text is relayed only when it is, checked in this order:
-//! 1. UTF-8 throughout;
-//! 2. free of `\u` escapes of UTF-16 surrogates (the reader here checks an
-//!    escape's form, not what it decodes to; a strict reader such as
-//!    serde_json refuses a lone surrogate);
-//! 3. one JSON object by serde_json's grammar, with nothing after it;
-//! 4. not an envelope already (`result` among envelope keys only, which
-//!    the node unwraps).
-//!
-//! Anything else is parsed as a value and takes the path every handler's
-//! result takes, so it is accepted, unwrapped or refused exactly as before.
+//! The reading is serde_json's own, value by value (numbers converted,
+//! strings checked for UTF-8 and whole escapes, the same depth limit), so
+//! the text is relayed exactly when a parse into a value would succeed,
+//! and then only when it is one object and not an envelope already
+//! (`result` among envelope keys only, which the node unwraps), and holds
+//! no key serde_json reads in a special way (`RAW_VALUE_TOKEN`). Anything
+//! else is parsed as a value and takes the path every handler's result
+//! takes, so it is accepted, unwrapped or refused exactly as before.
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
 /// What the envelope takes from a relayed answer.
@@ -30,24 +27,10 @@ pub(crate) struct Glance {
 
 /// The glance at `text`, or `None` when it cannot be relayed as it is.
 pub(crate) fn glance(text: &[u8]) -> Option<Glance> {
-    if std::str::from_utf8(text).is_err() || has_surrogate_escape(text) {
-        return None;
-    }
     let mut reader = serde_json::Deserializer::from_slice(text);
     let (glance, wrapped) = reader.deserialize_map(TopLevel).ok()?;
     reader.end().ok()?;
     (!wrapped).then_some(glance)
-}
-
-/// A `\uD800`–`\uDFFF` escape (or an escaped backslash before `uD8`, which
-/// only sends the text down the parsing path).
-fn has_surrogate_escape(text: &[u8]) -> bool {
-    memchr::memchr_iter(b'\\', text).any(|at| {
-        matches!(
-            text.get(at + 1..at + 4),
-            Some([b'u', b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'])
-        )
-    })
 }
 
 /// Keys of a task response: an object of these alone that holds `result`
@@ -82,13 +65,10 @@ impl<'de> Visitor<'de> for TopLevel {
                 Key::Usage => glance.tokens = map.next_value::<Usage>()?.0,
                 Key::Result => {
                     result = true;
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                 }
-                Key::Envelope => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                Key::Envelope | Key::Other => {
+                    map.next_value::<Skip>()?;
                 }
             }
             envelope_keys_only &= matches!(key, Key::Result | Key::Envelope);
@@ -116,6 +96,7 @@ impl<'de> Deserialize<'de> for Key {
                 f.write_str("a key")
             }
             fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                not_raw_value_token(key)?;
                 Ok(match key {
                     "model" => Key::Model,
                     "usage" => Key::Usage,
@@ -147,6 +128,24 @@ impl<'de> Deserialize<'de> for Usage {
     }
 }
 
+/// Any value, read through and kept nowhere. Unlike `IgnoredAny`, which
+/// serde_json skips by its grammar alone, each number and string is read as
+/// a parse reads it, so what a parse refuses (a number out of range, a
+/// string that is not UTF-8 or escapes half a surrogate pair) is refused.
+struct Skip;
+
+impl Wanted for Skip {
+    fn nothing() -> Self {
+        Self
+    }
+}
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Loose::<Skip>::default())
+    }
+}
+
 /// Any value: the unsigned integer, if it is one.
 struct Count(Option<u64>);
 
@@ -167,7 +166,7 @@ trait Wanted: Sized {
         Self::nothing()
     }
     fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry::<Key2, Skip>()?.is_some() {}
         Ok(Self::nothing())
     }
 }
@@ -200,14 +199,27 @@ impl Wanted for Usage {
             if key.0 {
                 total = map.next_value::<Count>()?.0;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
             }
         }
         Ok(Self(total))
     }
 }
 
-/// A key of `usage`: whether it is `total_tokens`.
+/// An object whose first key is this is read by serde_json's `Value` as the
+/// JSON text its value holds (serde_json's `raw_value` feature, which axum
+/// turns on), and refused when that value is not a string. Text holding the
+/// key anywhere is parsed, so it is read or refused exactly as before.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+fn not_raw_value_token<E: de::Error>(key: &str) -> Result<(), E> {
+    if key == RAW_VALUE_TOKEN {
+        return Err(E::custom("serde_json's raw value token"));
+    }
+    Ok(())
+}
+
+/// A key of an object below the top: whether it is `total_tokens`.
 struct Key2(bool);
 
 impl<'de> Deserialize<'de> for Key2 {
@@ -219,6 +231,7 @@ impl<'de> Deserialize<'de> for Key2 {
                 f.write_str("a key")
             }
             fn visit_str<E: de::Error>(self, key: &str) -> Result<Key2, E> {
+                not_raw_value_token(key)?;
                 Ok(Key2(key == "total_tokens"))
             }
         }
@@ -260,7 +273,7 @@ impl<'de, T: Wanted> Visitor<'de> for Loose<T> {
         Ok(T::nothing())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         Ok(T::nothing())
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
@@ -317,11 +330,15 @@ mod tests {
             b"{\"a\":1}x",
             b"{\"a\":\"\x01\"}",
             b"{\"a\":\"\xff\"}",
-            b"{\"a\":\"\\ud83d\\ude00\"}",
             b"{\"a\":\"\\uDC00\"}",
             b"{\"a\":\"\\x\"}",
             b"{\"a\":01}",
             b"{\"a\":1,}",
+            b"{\"a\":1e400}",
+            b"{\"a\":{\"$serde_json::private::RawValue\":[1]}}",
+            b"{\"$serde_json::private::RawValue\":\"{}\"}",
+            b"{\"a\":[-1e309]}",
+            b"{\"k\xff\":1}",
             b"{\"result\":{\"x\":1}}",
             b"{\"result\":1,\"status\":\"success\",\"task_id\":\"t\"}",
         ] {
@@ -332,7 +349,7 @@ mod tests {
     #[test]
     fn every_relayed_text_is_json_a_strict_reader_takes() {
         for text in [
-            r#"{"a":"\u00e9\u20ac","b":"\\n"}"#,
+            r#"{"a":"\u00e9\u20ac","b":"\\n","c":"\ud83d\ude00","d":"\\ud800"}"#,
             r#"{"deep":[[[[{"x":[1e5,-0.5,true,null]}]]]]}"#,
         ] {
             assert!(glance(text.as_bytes()).is_some(), "{text}");

@@ -13,6 +13,7 @@ pub mod consumer_token;
 pub mod cx_envelope;
 pub mod directory_lifecycle;
 pub mod discover_answer;
+pub mod engine_answer;
 pub mod gossip;
 pub mod relay_bind;
 pub mod task_answer;
