@@ -400,15 +400,21 @@ def gossip(v):
     return seeds
 
 
-def task_answer(v):
-    seeds = {}
+def chat_completion(v, content):
+    """A chat completion holding every field the chat output schema requires."""
     output = json.loads((v / "llm-chat-v1-output.json").read_text())
     completion = {"id": "c-1", "object": "chat.completion", "created": 1,
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                                "finish_reason": "stop"}],
                   "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
                   "model": "llama3"}
     assert set(completion) >= set(output["required"])
+    return completion
+
+
+def task_answer(v):
+    seeds = {}
+    completion = chat_completion(v, "hi")
     metrics = {"latency_ms": 5, "tokens_used": 4, "node_id": "n"}
     seeds["chat-success"] = dumps(
         {"task_id": "t", "status": "success", "result": completion, "metrics": metrics,
@@ -447,13 +453,7 @@ def task_answer(v):
 
 def engine_answer(v):
     seeds = {}
-    output = json.loads((v / "llm-chat-v1-output.json").read_text())
-    completion = {"id": "c-1", "object": "chat.completion", "created": 1,
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi \u00e9"},
-                               "finish_reason": "stop"}],
-                  "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-                  "model": "llama3"}
-    assert set(completion) >= set(output["required"])
+    completion = chat_completion(v, "hi \u00e9")
     seeds["chat"] = dumps(completion)
     seeds["chat-pretty"] = json.dumps(completion, indent=2, ensure_ascii=True).encode() + b"\n"
     seeds["embedding"] = dumps({"object": "list", "model": "m", "usage": {"total_tokens": 2},

@@ -1,4 +1,4 @@
-//! A [`Backend`] as a task handler. The consumer writes the payload, but
+//! A [`Backend`] as the node's task runner. The consumer writes the payload, but
 //! the operator pays the model server, so before anything is sent:
 //!
 //! 1. `constraints.max_tokens` and `constraints.model` are copied into the
@@ -15,9 +15,9 @@
 //! partial sink) the backend streams from the model server and passes
 //! pieces on as they come. Backend failures become error envelopes.
 
-use super::handler::{HandlerError, HandlerFuture, TaskContext, TaskHandler};
+use super::handler::{HandlerError, TaskContext};
 use super::models::AdvertisedModels;
-use crate::backends::{Backend, BackendError, BackendKind, CostLimits, Output, clamp_cost};
+use crate::backends::{Backend, BackendKind, CostLimits, Output, clamp_cost};
 use crate::wire::TaskRequest;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -156,20 +156,6 @@ impl BackendHandler {
                 None => backend.invoke_output(intent, payload).await,
             };
             result.map_err(HandlerError::from)
-        })
-    }
-}
-
-/// The same, as a handler of values.
-impl TaskHandler for BackendHandler {
-    fn handle(&self, task: TaskRequest, ctx: TaskContext) -> HandlerFuture {
-        let run = self.run(task, ctx);
-        Box::pin(async move {
-            match run.await? {
-                Output::Value(value) => Ok(value),
-                Output::Json(text) => serde_json::from_slice(&text)
-                    .map_err(|e| BackendError::BadAnswer(e.to_string()).into()),
-            }
         })
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 /// Keys of a task response; a handler value made only of these and holding
 /// `result` is already an envelope.
-const ENVELOPE_KEYS: &[&str] = &[
+pub(crate) const ENVELOPE_KEYS: &[&str] = &[
     "task_id",
     "status",
     "result",

@@ -13,6 +13,7 @@
 //! else is parsed as a value and takes the path every handler's result
 //! takes, so it is accepted, unwrapped or refused exactly as before.
 
+use super::envelope::ENVELOPE_KEYS;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -32,18 +33,6 @@ pub(crate) fn glance(text: &[u8]) -> Option<Glance> {
     reader.end().ok()?;
     (!wrapped).then_some(glance)
 }
-
-/// Keys of a task response: an object of these alone that holds `result`
-/// is an envelope already (`envelope.rs` unwraps it).
-const ENVELOPE_KEYS: &[&str] = &[
-    "task_id",
-    "status",
-    "result",
-    "metrics",
-    "model_used",
-    "generated_by_ai",
-    "error",
-];
 
 /// The top-level object: the glance, and whether it is an envelope.
 struct TopLevel;

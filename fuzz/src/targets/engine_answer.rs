@@ -16,21 +16,9 @@
 
 use super::same_json;
 use crate::node::answer::Answer;
-use crate::node::envelope::{relayed, success};
+use crate::node::envelope::{ENVELOPE_KEYS, relayed, success};
 use crate::node::relayed::glance;
 use serde_json::Value;
-
-/// Keys of a task response (`envelope.rs`): an object of these alone that
-/// holds `result` is unwrapped, so it is never relayed.
-const ENVELOPE_KEYS: &[&str] = &[
-    "task_id",
-    "status",
-    "result",
-    "metrics",
-    "model_used",
-    "generated_by_ai",
-    "error",
-];
 
 pub fn run(data: &[u8]) {
     let parsed = serde_json::from_slice::<Value>(data);
