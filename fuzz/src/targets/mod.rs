@@ -54,13 +54,17 @@ pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
         }
         // A field sent as null and a field left out read the same
-        // (`Option` fields), so they compare equal.
-        (Value::Object(x), Value::Object(y)) => x.keys().chain(y.keys()).all(|k| {
-            same_json(
-                x.get(k).unwrap_or(&Value::Null),
-                y.get(k).unwrap_or(&Value::Null),
-            )
-        }),
+        // (`Option` fields), so they compare equal. Each member is compared
+        // once (comparing the keys of both sides in turn compared a member
+        // both have twice, and twice again at each level below: 2^depth).
+        (Value::Object(x), Value::Object(y)) => {
+            x.iter()
+                .all(|(k, v)| same_json(v, y.get(k).unwrap_or(&Value::Null)))
+                && y
+                    .iter()
+                    .filter(|(k, _)| !x.contains_key(*k))
+                    .all(|(_, v)| v.is_null())
+        }
         _ => a == b,
     }
 }
