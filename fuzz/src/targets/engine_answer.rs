@@ -47,7 +47,13 @@ pub fn run(data: &[u8]) {
             .and_then(Value::as_u64),
         "usage.total_tokens"
     );
-    let answer = relayed("t", bytes::Bytes::copy_from_slice(data), seen, 7, Some("n".into()));
+    let answer = relayed(
+        "t",
+        bytes::Bytes::copy_from_slice(data),
+        seen,
+        7,
+        Some("n".into()),
+    );
     let sent: Value = serde_json::from_slice(&answer.to_json()).expect("the answer is JSON");
     let reference = Answer::envelope(200, success("t", value, 7, Some("n".into())));
     let expected: Value = serde_json::from_slice(&reference.to_json()).unwrap();

@@ -60,8 +60,7 @@ pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
         (Value::Object(x), Value::Object(y)) => {
             x.iter()
                 .all(|(k, v)| same_json(v, y.get(k).unwrap_or(&Value::Null)))
-                && y
-                    .iter()
+                && y.iter()
                     .filter(|(k, _)| !x.contains_key(*k))
                     .all(|(_, v)| v.is_null())
         }
