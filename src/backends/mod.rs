@@ -61,6 +61,19 @@ pub enum Output {
     Json(bytes::Bytes),
 }
 
+impl Output {
+    /// The result as a value: JSON text is parsed, and text that is not
+    /// JSON is [`BackendError::BadAnswer`], as any engine answer that is not.
+    pub fn into_value(self) -> Result<Value, BackendError> {
+        match self {
+            Output::Value(value) => Ok(value),
+            Output::Json(text) => {
+                serde_json::from_slice(&text).map_err(|e| BackendError::BadAnswer(e.to_string()))
+            }
+        }
+    }
+}
+
 /// A boxed backend future.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 

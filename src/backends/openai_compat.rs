@@ -167,12 +167,9 @@ impl OpenAiCompat {
     /// Runs one task; returns the upstream JSON as the result. The cost
     /// fields of the payload are first lowered to the options' limits.
     pub async fn invoke(&self, intent: &str, payload: &Value) -> Result<Value, BackendError> {
-        match self.invoke_output(intent, payload.clone()).await? {
-            Output::Json(text) => {
-                serde_json::from_slice(&text).map_err(|e| BackendError::BadAnswer(e.to_string()))
-            }
-            Output::Value(value) => Ok(value),
-        }
+        self.invoke_output(intent, payload.clone())
+            .await?
+            .into_value()
     }
 
     /// [`invoke`](Self::invoke) on a payload given away (not copied); a

@@ -22,7 +22,7 @@ use super::replay::ReplayGuard;
 use super::runner::Runner;
 use super::stats::{NodeStats, Outcome};
 use super::task_auth::Authorizer;
-use crate::backends::{BackendError, Output};
+use crate::backends::Output;
 use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -380,9 +380,7 @@ fn settle(output: Output, relay_text: bool) -> Result<Settled, HandlerError> {
         Output::Value(value) => Ok(Settled::Value(value)),
         Output::Json(text) => match relay_text.then(|| glance(&text)).flatten() {
             Some(glance) => Ok(Settled::Text(text, glance)),
-            None => serde_json::from_slice(&text)
-                .map(Settled::Value)
-                .map_err(|e| BackendError::BadAnswer(e.to_string()).into()),
+            None => Ok(Settled::Value(Output::Json(text).into_value()?)),
         },
     }
 }
