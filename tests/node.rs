@@ -622,7 +622,26 @@ async fn other_routes_answer_json_and_every_answer_has_cors() {
     let refused = post_raw(node.endpoint(), b"{oops".to_vec(), "application/json", &[]).await;
     assert_eq!(refused.status, 400);
     assert_eq!(refused.headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        refused.headers["access-control-allow-methods"],
+        "GET, POST, OPTIONS"
+    );
+    assert!(
+        refused.headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("X-IICP-Consumer-Token")
+    );
     assert_eq!(refused.headers["content-type"], "application/json");
+    // The connection answers POST /v1/task itself; other methods on the
+    // path still reach the router's route: 405, JSON, CORS.
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
     node.shutdown().await;
 }
 

@@ -1,16 +1,11 @@
 //! The node's HTTP plane (PROTOCOL.md §2.1-§2.3): `POST /v1/task`,
-//! `GET /iicp/health`, `GET /metrics`, CORS on every route and `OPTIONS` pre-flights. This
-//! is only an adapter: it reads the body (its size limit is the HTTP body
-//! limit), maps headers to an [`Inbound`], hands both to
-//! [`Pipeline::run_json`] and serialises the typed [`Answer`] once. Every
-//! refusal is JSON, never plain text.
+//! `GET /iicp/health`, `GET /metrics`, CORS on every route and `OPTIONS`
+//! pre-flights. Only adapters: the task route is in `task_route.rs`
+//! (which the connection answers ahead of this router). Every refusal is
+//! JSON, never plain text.
 
-use super::answer::Answer;
-use super::inbound::Inbound;
 use super::pipeline::Pipeline;
-use super::task_auth::Credentials;
-use crate::server::request::{BodyError, BodyLimit, RawBody, bearer};
-use crate::wire::ErrorBody;
+use crate::server::request::{BodyError, BodyLimit, RawBody};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -49,7 +44,7 @@ pub(crate) fn router(state: NodeHttp, extra: Option<Router>) -> Router {
         .clone()
         .map(|mesh| crate::mesh::route::router(mesh, max_body_bytes));
     let mut app = Router::new()
-        .route("/v1/task", post(task))
+        .route(super::task_route::PATH, post(task))
         .route("/iicp/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state);
@@ -78,7 +73,12 @@ async fn cors(req: Request, next: Next) -> Response {
     } else {
         next.run(req).await
     };
-    let h = response.headers_mut();
+    add_cors(response.headers_mut());
+    response
+}
+
+/// The CORS headers every answer of a node carries.
+pub(super) fn add_cors(h: &mut HeaderMap) {
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -91,93 +91,19 @@ async fn cors(req: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Content-Type, Authorization, traceparent, X-IICP-Consumer-Token"),
     );
-    response
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || mime.ends_with("+json")
-        })
-}
-
-/// The credentials and trace context of a request's headers.
-fn inbound(headers: &HeaderMap, peer: Option<SocketAddr>) -> Inbound {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    Inbound {
-        credentials: Credentials {
-            consumer_token: header("x-iicp-consumer-token"),
-            bearer: bearer(headers),
-        },
-        traceparent: header("traceparent"),
-        peer,
-        partials: None,
-        relay_text: true,
-    }
-}
-
+/// `POST /v1/task` as the router reaches it; the connection normally
+/// answers it first ([`TaskRoute`](super::task_route::TaskRoute)), with the
+/// same function.
 async fn task(
     State(st): State<NodeHttp>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<RawBody, BodyError>,
 ) -> Response {
-    let body = match body {
-        Ok(RawBody(body)) => body,
-        Err(BodyError::TooLarge(_)) => return into_response(Answer::too_large(st.max_body_bytes)),
-        Err(e @ BodyError::Timeout(_)) => {
-            // The rest of the body is never read: close the connection.
-            let mut response = into_response(Answer::refusal(
-                e.status(),
-                ErrorBody::new(e.code(), e.message()),
-            ));
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
-        }
-        Err(e @ BodyError::Unreadable) => {
-            return into_response(Answer::validation_error(e.status(), e.message()));
-        }
-    };
-    if !is_json(&headers) {
-        return into_response(Answer::validation_error(
-            415,
-            "send the task as Content-Type: application/json",
-        ));
-    }
-    let inbound = inbound(&headers, peer.map(|p| p.0.0));
-    into_response(st.pipeline.run_json(&body, inbound).await)
-}
-
-/// The answer as HTTP: its status, the body serialised once as JSON, and
-/// `Retry-After` when it has one.
-fn into_response(answer: Answer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        answer.to_json(),
-    )
-        .into_response();
-    if let Some(s) = answer.retry_after_s {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(s));
-    }
-    response
+    let body = body.map(|RawBody(bytes)| bytes);
+    super::task_route::answer(&st, peer.map(|p| p.0.0), &headers, body).await
 }
 
 async fn health(State(st): State<NodeHttp>) -> Response {

@@ -49,9 +49,11 @@ mod relayed;
 mod replay;
 mod runner;
 mod running;
+mod served;
 mod signal;
 mod stats;
 pub(crate) mod task_auth;
+mod task_route;
 mod wiring;
 
 #[cfg(feature = "iicp-tcp")]
@@ -206,7 +208,7 @@ impl IicpNode {
                 TASK_ID_WINDOW,
                 cfg.replay_window_entries,
             ),
-            intents,
+            intents: served::ServedIntents::new(intents),
             default_timeout: cfg.default_task_timeout,
             identity: identity_rx.clone(),
             draining: AtomicBool::new(false),
@@ -225,19 +227,18 @@ impl IicpNode {
             pipeline.metrics.relay_forwarded(),
         )
         .await?;
-        let app = http::router(
-            http::NodeHttp {
-                pipeline: pipeline.clone(),
-                health: Arc::new(http::HealthInfo {
-                    region: cfg.region.clone().unwrap_or_default(),
-                    models: cfg.models.clone(),
-                    intent: cfg.intent.clone(),
-                }),
-                max_body_bytes: cfg.max_body_bytes,
-                mesh: mesh.clone(),
-            },
-            relay.as_ref().map(|r| r.routes.clone()),
-        );
+        let node_http = http::NodeHttp {
+            pipeline: pipeline.clone(),
+            health: Arc::new(http::HealthInfo {
+                region: cfg.region.clone().unwrap_or_default(),
+                models: cfg.models.clone(),
+                intent: cfg.intent.clone(),
+            }),
+            max_body_bytes: cfg.max_body_bytes,
+            mesh: mesh.clone(),
+        };
+        let task_route = Arc::new(task_route::TaskRoute(Arc::new(node_http.clone())));
+        let app = http::router(node_http, relay.as_ref().map(|r| r.routes.clone()));
         let relay = relay.map(|r| running::RelayRun {
             addr: r.accept_addr,
             task: r.task,
@@ -252,7 +253,8 @@ impl IicpNode {
             cfg.server_limits,
             native.map(|(handler, _)| handler),
             "node",
-        );
+        )
+        .with_direct_route(task_route);
         let server = tokio::spawn(server.run(server_stop.clone()));
         let mesh_stop = CancellationToken::new();
         let mesh_task = mesh.as_ref().map(|mesh| {

@@ -20,10 +20,11 @@ use super::metrics::{NodeMetrics, StatusClass, TaskOutcome};
 use super::relayed::{Glance, glance};
 use super::replay::ReplayGuard;
 use super::runner::Runner;
+use super::served::ServedIntents;
 use super::stats::{NodeStats, Outcome};
 use super::task_auth::Authorizer;
 use crate::backends::Output;
-use crate::wire::{ErrorBody, IntentUrn, Qos, TaskRequest, TaskStatus, check_intent_policy};
+use crate::wire::{ErrorBody, Qos, TaskRequest, TaskStatus};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -42,7 +43,8 @@ pub(crate) struct Pipeline {
     pub gate: AdmissionGate,
     /// Nonces and task ids seen recently.
     pub replay: ReplayGuard,
-    pub intents: Vec<IntentUrn>,
+    /// The intents served, with their policy verdicts.
+    pub intents: ServedIntents,
     pub default_timeout: Duration,
     pub identity: watch::Receiver<Option<String>>,
     pub draining: AtomicBool,
@@ -174,7 +176,7 @@ impl Pipeline {
                 .with("retry_after_ms", 5000);
             return Answer::refusal(503, body).retry_after(5);
         }
-        if !self.intents.contains(&task.intent) {
+        let Some(policy) = self.intents.verdict(&task.intent) else {
             return Answer::refusal(
                 422,
                 ErrorBody::new(
@@ -182,8 +184,8 @@ impl Pipeline {
                     format!("this node does not serve {}", task.intent),
                 ),
             );
-        }
-        if let Err(v) = check_intent_policy(task.intent.as_str()) {
+        };
+        if let Err(v) = policy {
             return Answer::refusal(422, ErrorBody::new(v.code(), v.to_string()));
         }
         // PROTOCOL.md §2.4: credentials before any capacity is spent.

@@ -69,9 +69,33 @@ pub(crate) trait NativeHandler: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
+/// A route a connection answers itself, ahead of the router: the one route
+/// a server is busy with (the node's `POST /v1/task`), whose requests then
+/// skip axum's routing, layers and extractors (issue 17: they cost about a
+/// tenth of a proxied task). Every other request goes to the router, which
+/// keeps the same route so that it stays the whole description of the API.
+pub(crate) trait DirectRoute: Send + Sync + 'static {
+    /// Whether the request is this route's (by its method and path only).
+    fn matches(&self, req: &Request<Incoming>) -> bool;
+
+    /// The answer to one request of this route; `peer` is the connection's
+    /// peer and `body` what reading the body needs
+    /// ([`read_body`](super::request::read_body)).
+    fn answer(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        body: BodyReadContext,
+    ) -> DirectAnswer;
+}
+
+/// The future of a [`DirectRoute`]'s answer.
+pub(crate) type DirectAnswer = Pin<Box<dyn Future<Output = Response<axum::body::Body>> + Send>>;
+
 /// What every connection of one server shares.
 pub(crate) struct ConnectionContext {
     app: Router,
+    direct: Option<Arc<dyn DirectRoute>>,
     limits: ServerLimits,
     http: http1::Builder,
     native: Option<Arc<dyn NativeHandler>>,
@@ -92,10 +116,17 @@ impl ConnectionContext {
             .keep_alive(true);
         Self {
             app,
+            direct: None,
             limits,
             http,
             native,
         }
+    }
+
+    /// Answers `route`'s requests before the router.
+    pub(crate) fn with_direct_route(mut self, route: Arc<dyn DirectRoute>) -> Self {
+        self.direct = Some(route);
+        self
     }
 }
 
@@ -163,6 +194,7 @@ async fn serve_http(
 ) {
     let service = RouterService {
         app: context.app.clone(),
+        direct: context.direct.clone(),
         peer,
         body_read_timeout: context.limits.body_read_timeout,
         activity: activity.clone(),
@@ -185,11 +217,13 @@ async fn serve_http(
 
 /// The router as a hyper service, adding what extractors read from a
 /// request's extensions: the peer address (`ConnectInfo<SocketAddr>`), the
-/// body read timeout and the connection's activity. The request is busy
-/// from here until its answer's body ends ([`AnswerBody`]).
+/// body read timeout and the connection's activity; requests of the
+/// [`DirectRoute`] go to it instead, with the same three. The request is
+/// busy from here until its answer's body ends ([`AnswerBody`]).
 #[derive(Clone)]
 struct RouterService {
     app: Router,
+    direct: Option<Arc<dyn DirectRoute>>,
     peer: SocketAddr,
     body_read_timeout: Duration,
     activity: Arc<Activity>,
@@ -202,24 +236,39 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         self.activity.request_started();
-        req.extensions_mut().insert(ConnectInfo(self.peer));
-        req.extensions_mut().insert(BodyReadContext {
+        let body = BodyReadContext {
             timeout: self.body_read_timeout,
             activity: self.activity.clone(),
-        });
-        // A Router is always ready (axum documents it), so no poll_ready.
+        };
+        let answer = match &self.direct {
+            Some(direct) if direct.matches(&req) => {
+                Pending::Direct(direct.answer(req, self.peer, body))
+            }
+            _ => {
+                req.extensions_mut().insert(ConnectInfo(self.peer));
+                req.extensions_mut().insert(body);
+                // A Router is always ready (axum documents it), so no poll_ready.
+                Pending::Router(tower_service::Service::call(&mut self.app.clone(), req))
+            }
+        };
         Answering {
-            answer: tower_service::Service::call(&mut self.app.clone(), req),
+            answer,
             activity: Some(self.activity.clone()),
         }
     }
 }
 
-/// The router's answer to one request, its body wrapped in an
-/// [`AnswerBody`] (no allocation: the router's future is polled in place).
+/// The answer to one request, its body wrapped in an [`AnswerBody`] (the
+/// router's future is polled in place, without an allocation).
 struct Answering {
-    answer: axum::routing::future::RouteFuture<Infallible>,
+    answer: Pending,
     activity: Option<Arc<Activity>>,
+}
+
+/// Who is answering a request.
+enum Pending {
+    Router(axum::routing::future::RouteFuture<Infallible>),
+    Direct(DirectAnswer),
 }
 
 impl Future for Answering {
@@ -229,7 +278,13 @@ impl Future for Answering {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let Ok(response) = std::task::ready!(Pin::new(&mut self.answer).poll(cx));
+        let response = match &mut self.answer {
+            Pending::Router(answer) => {
+                let Ok(response) = std::task::ready!(Pin::new(answer).poll(cx));
+                response
+            }
+            Pending::Direct(answer) => std::task::ready!(answer.as_mut().poll(cx)),
+        };
         let activity = self.activity.take();
         std::task::Poll::Ready(Ok(response.map(|inner| AnswerBody { inner, activity })))
     }

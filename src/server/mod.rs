@@ -14,5 +14,5 @@ pub(crate) mod serve;
 mod slots;
 pub(crate) mod tracked;
 
-pub(crate) use connection::NativeHandler;
+pub(crate) use connection::{DirectAnswer, DirectRoute, NativeHandler};
 pub use limits::ServerLimits;

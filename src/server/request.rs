@@ -9,6 +9,7 @@
 use super::activity::Activity;
 use super::api_error::ApiError;
 use crate::secret::Secret;
+use axum::RequestExt;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -67,24 +68,60 @@ impl IntoResponse for BodyError {
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = BodyError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let context = req.extensions().get::<BodyReadContext>();
-        let timeout = context.map(|c| c.timeout);
-        let _reading = context.map(|c| BodyRead::start(c.activity.clone()));
-        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
-        let read = Bytes::from_request(req, state);
-        let result = match timeout {
-            Some(t) => tokio::time::timeout(t, read)
-                .await
-                .map_err(|_| BodyError::Timeout(t))?,
-            None => read.await,
-        };
-        match result {
-            Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(BodyError::TooLarge(limit))
-            }
-            Err(_) => Err(BodyError::Unreadable),
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let context = req.extensions().get::<BodyReadContext>().cloned();
+        let limit = req.extensions().get::<BodyLimit>().copied();
+        // The router's `DefaultBodyLimit` applies here; `BodyLimit` names it.
+        let body = req.into_limited_body();
+        read_body(body, limit, context.as_ref()).await.map(Self)
+    }
+}
+
+/// Reads a whole request body: over `limit` (when given; a body the router
+/// already limits fails the same way) it is [`BodyError::TooLarge`], not
+/// arrived within the context's timeout [`BodyError::Timeout`], and the
+/// connection counts as waiting on its client while it is read. The
+/// extractor [`RawBody`] and routes a connection answers itself
+/// (`connection::DirectRoute`) read bodies with this one function.
+pub(crate) async fn read_body<B>(
+    body: B,
+    limit: Option<BodyLimit>,
+    context: Option<&BodyReadContext>,
+) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let _reading = context.map(|c| BodyRead::start(c.activity.clone()));
+    let read = async {
+        match limit {
+            Some(BodyLimit(n)) => http_body_util::Limited::new(body, n).collect().await,
+            None => body.collect().await.map_err(Into::into),
+        }
+    };
+    let collected = match context.map(|c| c.timeout) {
+        Some(t) => tokio::time::timeout(t, read)
+            .await
+            .map_err(|_| BodyError::Timeout(t))?,
+        None => read.await,
+    };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if is_over_limit(&*e) => Err(BodyError::TooLarge(limit.map(|l| l.0))),
+        Err(_) => Err(BodyError::Unreadable),
+    }
+}
+
+/// Whether a body error is, or was caused by, a length limit.
+fn is_over_limit(mut e: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        match e.source() {
+            Some(source) => e = source,
+            None => return false,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! empty send buffer) and the socket is closed, so no file descriptor
 //! outlives the accept call.
 
-use super::connection::{self, ConnectionContext, NativeHandler};
+use super::connection::{self, ConnectionContext, DirectRoute, NativeHandler};
 use super::limits::ServerLimits;
 use super::slots::{Admission, Slots};
 use crate::wire::ErrorBody;
@@ -31,7 +31,7 @@ const SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// An HTTP/1.1 server for an axum [`Router`] with [`ServerLimits`].
 pub(crate) struct Server {
     listener: TcpListener,
-    context: Arc<ConnectionContext>,
+    context: ConnectionContext,
     slots: Slots,
     name: &'static str,
 }
@@ -48,10 +48,17 @@ impl Server {
     ) -> Self {
         Self {
             listener,
-            context: Arc::new(ConnectionContext::new(app, limits, native)),
+            context: ConnectionContext::new(app, limits, native),
             slots: Slots::new(limits.max_connections),
             name,
         }
+    }
+
+    /// Answers `route`'s requests ahead of the router
+    /// ([`DirectRoute`]).
+    pub(crate) fn with_direct_route(mut self, route: Arc<dyn DirectRoute>) -> Self {
+        self.context = self.context.with_direct_route(route);
+        self
     }
 
     /// Accepts until `shutdown` is cancelled, then closes the listener, asks
@@ -65,6 +72,7 @@ impl Server {
             slots,
             name,
         } = self;
+        let context = Arc::new(context);
         let mut connections = JoinSet::new();
         let mut shed = ShedLog::default();
         loop {
