@@ -29,7 +29,7 @@ impl Answer {
     }
 
     pub fn json(&self) -> Result<Value, BackendError> {
-        serde_json::from_slice(&self.body).map_err(|e| BackendError::BadAnswer(e.to_string()))
+        super::parse_answer(&self.body)
     }
 }
 
