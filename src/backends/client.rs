@@ -364,6 +364,19 @@ fn origin_form(uri: &Uri) -> Uri {
 /// `Host`: the host, and the port unless it is the scheme's own (no user
 /// name or password, which a URL's authority may hold).
 fn host(uri: &Uri) -> Result<HeaderValue, BackendError> {
+    let invalid = || BackendError::InvalidRequest("the backend URL's host is not valid".into());
+    // Usually the authority is already the answer: no user name, and a port
+    // only when it is not the scheme's own (no formatting per request).
+    if let Some(authority) = uri.authority() {
+        let default_port = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        if !authority.as_str().contains('@') && authority.port_u16() != Some(default_port) {
+            return HeaderValue::from_str(authority.as_str()).map_err(|_| invalid());
+        }
+    }
     let name = uri.host().unwrap_or_default();
     let default_port = if uri.scheme_str() == Some("https") {
         443
@@ -374,7 +387,7 @@ fn host(uri: &Uri) -> Result<HeaderValue, BackendError> {
         Some(port) if port != default_port => HeaderValue::from_str(&format!("{name}:{port}")),
         _ => HeaderValue::from_str(name),
     };
-    value.map_err(|_| BackendError::InvalidRequest("the backend URL's host is not valid".into()))
+    value.map_err(|_| invalid())
 }
 
 fn user_agent() -> HeaderValue {
@@ -677,5 +690,23 @@ mod tests {
         .bearer("sk-ok");
         assert!(req.headers[AUTHORIZATION].is_sensitive());
         assert_eq!(req.headers[AUTHORIZATION], "Bearer sk-ok");
+    }
+
+    #[test]
+    fn the_host_header_names_the_host_and_a_port_that_is_not_the_schemes() {
+        for (url, expected) in [
+            ("http://example.com/v1", "example.com"),
+            ("http://example.com:80/v1", "example.com"),
+            ("http://example.com:8080/v1", "example.com:8080"),
+            ("https://example.com:443/v1", "example.com"),
+            ("https://example.com:80/v1", "example.com:80"),
+            ("http://user:secret@example.com:8080/v1", "example.com:8080"),
+            ("http://user@example.com/v1", "example.com"),
+            ("http://[::1]:11434/v1", "[::1]:11434"),
+            ("http://127.0.0.1:443/v1", "127.0.0.1:443"),
+        ] {
+            let uri = parse_url(url).unwrap();
+            assert_eq!(host(&uri).unwrap(), expected, "{url}");
+        }
     }
 }
