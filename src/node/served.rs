@@ -22,7 +22,8 @@ impl ServedIntents {
         )
     }
 
-    /// Whether the node serves `intent`.
+    /// Whether the node serves `intent` (the native session's discover).
+    #[cfg_attr(not(feature = "iicp-tcp"), allow(dead_code))]
     pub fn contains(&self, intent: &IntentUrn) -> bool {
         self.verdict(intent).is_some()
     }

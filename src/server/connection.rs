@@ -266,6 +266,7 @@ struct Answering {
 }
 
 /// Who is answering a request.
+#[allow(clippy::large_enum_variant)] // polled in place: boxing the router's future is the allocation avoided
 enum Pending {
     Router(axum::routing::future::RouteFuture<Infallible>),
     Direct(DirectAnswer),
