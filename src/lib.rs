@@ -33,6 +33,7 @@ pub mod client;
 pub mod cx;
 pub mod directory;
 mod error;
+mod ids;
 mod key_file;
 pub mod mesh;
 pub mod nat;

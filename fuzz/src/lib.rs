@@ -38,6 +38,10 @@ pub use error::{IicpError, Result};
 #[path = "../../src/key_file.rs"]
 mod key_file;
 
+/// Random UUIDs (the directory's registry names nodes with them).
+#[path = "../../src/ids.rs"]
+mod ids;
+
 /// `iicp_client::cx`: IICP-CX sealing and opening.
 #[path = "../../src/cx/mod.rs"]
 pub mod cx;

@@ -147,7 +147,7 @@ fn prepare(
 ) -> Result<String> {
     check_intent_policy(task.intent.as_str())?;
     if task.task_id.is_empty() {
-        task.task_id = uuid::Uuid::new_v4().to_string();
+        task.task_id = crate::ids::uuid_v4_string();
     }
     let trace = super::trace::resolve(traceparent)?;
     let constraints = task.constraints.get_or_insert_with(Default::default);

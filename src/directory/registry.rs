@@ -306,7 +306,7 @@ impl Registry {
         let replaces = Self::replaces(&nodes, requested_id.as_deref(), proof.as_ref());
         let (node_id, recovered) = match requested_id {
             Some(id) if replaces || !nodes.contains_key(&id) => (id, true),
-            _ => (uuid::Uuid::new_v4().to_string(), false),
+            _ => (crate::ids::uuid_v4_string(), false),
         };
         if !replaces {
             self.make_room(&mut nodes, now_ms)?;

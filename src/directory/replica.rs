@@ -74,7 +74,7 @@ impl Replica<'_> {
                 .is_some_and(|p| proof.as_ref().is_some_and(|t| p.token_matches(t)));
             let (node_id, recovered) = match &requested {
                 Some(id) if replaces || (previous.is_none() && !id_taken) => (id.clone(), true),
-                _ => (uuid::Uuid::new_v4().to_string(), false),
+                _ => (crate::ids::uuid_v4_string(), false),
             };
             if !replaces && self.registry.is_full() {
                 self.expire(now_ms, evict_after_ms).await?;

@@ -355,7 +355,7 @@ impl Lifecycle {
         if self.pending_batch.is_none() {
             let delta = pipeline.stats.drain();
             if !delta.is_empty() {
-                self.pending_batch = Some((uuid::Uuid::new_v4().to_string(), delta));
+                self.pending_batch = Some((crate::ids::uuid_v4_string(), delta));
             }
         }
         if let Some((id, d)) = &self.pending_batch {

@@ -186,7 +186,7 @@ impl IicpNode {
         if relay_worker && cfg.node_id.is_none() {
             // The worker binds under its node id before the directory has
             // seen it: choose one now and claim it at registration.
-            cfg.node_id = Some(uuid::Uuid::new_v4().to_string());
+            cfg.node_id = Some(crate::ids::uuid_v4_string());
         }
         let caps = capabilities::capabilities(&cfg.models, &intent, None);
         let cx = match (cfg.confidentiality, &cfg.cx_key_file) {

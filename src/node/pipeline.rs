@@ -196,7 +196,7 @@ impl Pipeline {
             return Answer::refusal(401, body);
         }
         if task.task_id.is_empty() {
-            task.task_id = uuid::Uuid::new_v4().to_string();
+            task.task_id = crate::ids::uuid_v4_string();
         }
         let constraints = task.constraints.clone().unwrap_or_default();
         let qos = constraints.effective_qos();

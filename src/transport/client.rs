@@ -303,7 +303,7 @@ impl NativeClient {
     ) -> std::result::Result<Response, Failure> {
         let id = call
             .call_id
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .get_or_insert_with(crate::ids::uuid_v4_string)
             .clone();
         call.session_id.get_or_insert_with(|| "native".into());
         let (tx, rx) = oneshot::channel();
@@ -343,7 +343,7 @@ impl NativeClient {
         payload: Value,
         task_id: &str,
     ) -> Result<mpsc::Receiver<Result<StreamStep>>> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::ids::uuid_v4_string();
         let call = Call {
             session_id: Some("native".into()),
             intent: Some(IntentUrn::parse(intent.as_ref())?.to_string()),
@@ -374,7 +374,7 @@ impl NativeClient {
     ) -> std::result::Result<mpsc::Receiver<Result<StreamStep>>, Failure> {
         let id = call
             .call_id
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .get_or_insert_with(crate::ids::uuid_v4_string)
             .clone();
         call.session_id.get_or_insert_with(|| "native".into());
         let (tx, rx) = mpsc::channel(capacity.max(1));

@@ -321,8 +321,7 @@ impl NativePool {
     ) -> std::result::Result<Response, Failure> {
         let (key, host, port) = parse_endpoint(endpoint).map_err(Failure::Unsent)?;
         // One id for both tries, so a node that saw the first can match.
-        call.call_id
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+        call.call_id.get_or_insert_with(crate::ids::uuid_v4_string);
         let deadline = Instant::now() + limit;
         let mut retried = false;
         loop {

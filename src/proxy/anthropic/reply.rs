@@ -33,7 +33,7 @@ pub(crate) fn message_id(task_id: &str) -> String {
         .take(64)
         .collect();
     if id.is_empty() {
-        format!("msg_{}", uuid::Uuid::new_v4().simple())
+        format!("msg_{}", crate::ids::uuid_v4().simple())
     } else {
         format!("msg_{id}")
     }

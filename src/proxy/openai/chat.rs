@@ -128,7 +128,7 @@ impl Chunks {
     fn stamp(&mut self, chunk: &mut ChatChunk) {
         let id = self.id.get_or_insert_with(|| {
             if chunk.id.is_empty() {
-                format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+                format!("chatcmpl-{}", crate::ids::uuid_v4().simple())
             } else {
                 chunk.id.clone()
             }

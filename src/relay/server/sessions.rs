@@ -149,7 +149,7 @@ impl Session {
         if self.ended.is_cancelled() {
             return Err(CallError::Gone);
         }
-        let call_id = uuid::Uuid::new_v4().to_string();
+        let call_id = crate::ids::uuid_v4_string();
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.pending.lock().expect("pending calls");

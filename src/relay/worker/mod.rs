@@ -121,7 +121,7 @@ pub async fn preview(
     let http =
         crate::outbound::directory_client(&format!("iicp-node/{}", env!("CARGO_PKG_VERSION")))?;
     let found = supervisor::discover(&http, directory_url, intent).await?;
-    let id = worker_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let id = worker_id.map_or_else(crate::ids::uuid_v4_string, str::to_owned);
     let local = crate::node::directory_is_local(directory_url);
     Ok(election::elect(&found, &id, &[], local))
 }
