@@ -85,7 +85,7 @@ impl Reply {
         if !self.is_success() {
             return Err(error_from_response(self.status, &self.body));
         }
-        serde_json::from_slice(&self.body).map_err(|e| IicpError::Decode {
+        crate::wire::from_json_bytes(&self.body).map_err(|e| IicpError::Decode {
             what: what.to_owned(),
             reason: e.to_string(),
         })

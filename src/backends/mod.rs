@@ -73,14 +73,9 @@ impl Output {
 }
 
 /// An engine's JSON answer as a value; text that is not JSON is
-/// [`BackendError::BadAnswer`]. Valid UTF-8 is checked once for the whole
-/// text, which costs less than serde_json's check of each string (issue 17).
+/// [`BackendError::BadAnswer`].
 pub(crate) fn parse_answer(text: &[u8]) -> Result<Value, BackendError> {
-    let parsed = match std::str::from_utf8(text) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(text),
-    };
-    parsed.map_err(|e| BackendError::BadAnswer(e.to_string()))
+    crate::wire::from_json_bytes(text).map_err(|e| BackendError::BadAnswer(e.to_string()))
 }
 
 /// A boxed backend future.

@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod error_body;
 pub mod heartbeat;
 pub mod intent;
+mod json_text;
 mod lenient;
 pub mod policy;
 pub mod qos;
@@ -30,6 +31,7 @@ pub use embedding::{Embedding, EmbeddingInput, EmbeddingList, EmbeddingRequest, 
 pub use error_body::{ErrorBody, ErrorDetail, ParsedError, parse_error_body};
 pub use heartbeat::{HeartbeatMetrics, HeartbeatRequest, Pong};
 pub use intent::{IntentError, IntentUrn};
+pub(crate) use json_text::from_json_bytes;
 pub use policy::{PolicyViolation, check_intent_policy};
 pub use qos::Qos;
 pub use register::{

@@ -20,14 +20,7 @@ pub(crate) struct JsonRejection {
 /// wrong shape is 422 (PROTOCOL.md §1.2). The directory and the node (for
 /// every transport that carries JSON) share these rules.
 pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, JsonRejection> {
-    // One UTF-8 check of the whole body costs less than serde_json's check
-    // of each string (issue 17); a body that fails it is read byte by byte,
-    // so its error names the same position as before.
-    let decoded = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    };
-    decoded.map_err(|e| {
+    crate::wire::from_json_bytes(body).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => JsonRejection {
