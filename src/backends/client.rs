@@ -365,24 +365,19 @@ fn origin_form(uri: &Uri) -> Uri {
 /// name or password, which a URL's authority may hold).
 fn host(uri: &Uri) -> Result<HeaderValue, BackendError> {
     let invalid = || BackendError::InvalidRequest("the backend URL's host is not valid".into());
-    // Usually the authority is already the answer: no user name, and a port
-    // only when it is not the scheme's own (no formatting per request).
-    if let Some(authority) = uri.authority() {
-        let default_port = if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        };
-        if !authority.as_str().contains('@') && authority.port_u16() != Some(default_port) {
-            return HeaderValue::from_str(authority.as_str()).map_err(|_| invalid());
-        }
-    }
-    let name = uri.host().unwrap_or_default();
     let default_port = if uri.scheme_str() == Some("https") {
         443
     } else {
         80
     };
+    // Usually the authority is already the answer: no user name, and a port
+    // only when it is not the scheme's own (no formatting per request).
+    if let Some(authority) = uri.authority() {
+        if !authority.as_str().contains('@') && authority.port_u16() != Some(default_port) {
+            return HeaderValue::from_str(authority.as_str()).map_err(|_| invalid());
+        }
+    }
+    let name = uri.host().unwrap_or_default();
     let value = match uri.port_u16() {
         Some(port) if port != default_port => HeaderValue::from_str(&format!("{name}:{port}")),
         _ => HeaderValue::from_str(name),
