@@ -22,7 +22,7 @@
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: iicp_client::alloc::NodeAllocator = iicp_client::alloc::NodeAllocator;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri, header};

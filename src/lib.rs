@@ -28,6 +28,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod backends;
 pub mod client;
 pub mod cx;

@@ -22,7 +22,7 @@ use tracing_subscriber::EnvFilter;
 /// (BENCHMARKS.md, "Node cost per task"). Off with `--no-default-features`.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: iicp_client::alloc::NodeAllocator = iicp_client::alloc::NodeAllocator;
 
 /// Logs go to stderr. Servers (`directory`, `serve`, `proxy`) log at `info`
 /// by default; the commands that print their own output (`chat`, `discover`,
