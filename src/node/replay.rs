@@ -2,13 +2,20 @@
 //! 5 min and task ids seen in the last 300 s are refused with 409.
 //!
 //! Each window holds at most `capacity` ids (each id stored once, shared
-//! between the expiry queue and the look-up set; ids are at most 128 bytes,
-//! `wire::task::MAX_ID_LEN`). A window full of unexpired ids does not
+//! between the expiry queue and the look-up table; ids are at most 128
+//! bytes, `wire::task::MAX_ID_LEN`). A window full of unexpired ids does not
 //! forget any: new tasks are refused until the oldest id expires, so a flood
 //! of fillers cannot make a replay pass inside its window.
+//!
+//! Ids are chosen by peers, so they are hashed with SipHash under a key
+//! drawn at start (std's `RandomState`): no one can aim ids at one bucket.
+//! Each id is hashed once, when it arrives; the hash is kept beside it, so
+//! neither the table's growth nor the id's expiry hashes it again.
 
 use crate::wire::ErrorBody;
-use std::collections::{HashSet, VecDeque};
+use hashbrown::HashTable;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -90,14 +97,16 @@ impl ReplayGuard {
         let Windows { nonces, task_ids } = &mut *guard;
         nonces.expire(now);
         task_ids.expire(now);
-        if nonce.is_some_and(|n| nonces.contains(n)) {
+        let nonce = nonce.map(|n| nonces.key(n));
+        if nonce.as_ref().is_some_and(|n| nonces.contains(n)) {
             return Err(Replay::Nonce);
         }
-        if task_ids.contains(task_id) {
+        let task_id = task_ids.key(task_id);
+        if task_ids.contains(&task_id) {
             return Err(Replay::TaskId);
         }
         let full = [
-            nonce.and_then(|_| nonces.full_until(now)),
+            nonce.as_ref().and_then(|_| nonces.full_until(now)),
             task_ids.full_until(now),
         ];
         if let Some(wait) = full.into_iter().flatten().max() {
@@ -111,13 +120,22 @@ impl ReplayGuard {
     }
 }
 
+/// An id as a window looks it up: the text and its hash.
+struct Key<'a> {
+    id: &'a str,
+    hash: u64,
+}
+
 /// Ids seen within `window`, oldest first, at most `capacity` of them.
 #[derive(Debug)]
 struct Window {
     window: Duration,
     capacity: usize,
-    order: VecDeque<(Instant, Arc<str>)>,
-    ids: HashSet<Arc<str>>,
+    /// When each id was seen, its hash and the id, oldest first.
+    order: VecDeque<(Instant, u64, Arc<str>)>,
+    /// The same ids (and hashes), for look-up.
+    ids: HashTable<(u64, Arc<str>)>,
+    hasher: RandomState,
 }
 
 impl Window {
@@ -126,23 +144,33 @@ impl Window {
             window,
             capacity: capacity.max(1),
             order: VecDeque::new(),
-            ids: HashSet::new(),
+            ids: HashTable::new(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn key<'a>(&self, id: &'a str) -> Key<'a> {
+        Key {
+            id,
+            hash: self.hasher.hash_one(id),
         }
     }
 
     /// Drops the ids older than the window.
     fn expire(&mut self, now: Instant) {
-        while let Some((seen, id)) = self.order.front() {
+        while let Some((seen, hash, id)) = self.order.front() {
             if now.duration_since(*seen) < self.window {
                 break;
             }
-            self.ids.remove(id);
+            if let Ok(entry) = self.ids.find_entry(*hash, |(_, e)| Arc::ptr_eq(e, id)) {
+                entry.remove();
+            }
             self.order.pop_front();
         }
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
+    fn contains(&self, key: &Key<'_>) -> bool {
+        self.ids.find(key.hash, |(_, e)| **e == *key.id).is_some()
     }
 
     /// When full (after `expire`): how long until the oldest id expires.
@@ -150,14 +178,16 @@ impl Window {
         if self.order.len() < self.capacity {
             return None;
         }
-        let oldest = self.order.front().map_or(now, |(t, _)| *t);
+        let oldest = self.order.front().map_or(now, |(t, _, _)| *t);
         Some(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    fn insert(&mut self, now: Instant, id: &str) {
-        let id: Arc<str> = Arc::from(id);
-        self.ids.insert(id.clone());
-        self.order.push_back((now, id));
+    /// Records an id that [`contains`](Self::contains) did not find.
+    fn insert(&mut self, now: Instant, key: Key<'_>) {
+        let id: Arc<str> = Arc::from(key.id);
+        self.ids
+            .insert_unique(key.hash, (key.hash, id.clone()), |(hash, _)| *hash);
+        self.order.push_back((now, key.hash, id));
     }
 }
 
@@ -217,5 +247,27 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(g.admit(Some("n"), "b"), Ok(()));
         assert_eq!(g.admit(None, "a"), Err(Replay::TaskId));
+    }
+
+    /// Many ids over time: each expires with its window (the table and the
+    /// queue stay in step through the table's growth), none before.
+    #[tokio::test(start_paused = true)]
+    async fn ids_expire_in_order_through_growth() {
+        let mut w = Window::new(Duration::from_secs(10), 10_000);
+        for i in 0..2_000 {
+            let now = Instant::now();
+            w.expire(now);
+            let id = format!("task-{i}");
+            assert!(!w.contains(&w.key(&id)));
+            w.insert(now, w.key(&id));
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        // 20 s have passed: an id seen 10 s ago or more is forgotten.
+        w.expire(Instant::now());
+        assert_eq!(w.order.len(), 999);
+        assert_eq!(w.ids.len(), 999);
+        assert!(!w.contains(&w.key("task-1000")));
+        assert!(w.contains(&w.key("task-1001")));
+        assert!(w.contains(&w.key("task-1999")));
     }
 }
