@@ -22,8 +22,10 @@
 //! twice. A body left unread closes its connection.
 //!
 //! A request has one deadline for the whole exchange: connecting, the
-//! answer's head and every read of its body.
+//! answer's head and every read of its body; one timer keeps it, started
+//! with the request and polled beside each of those steps.
 
+use super::beside::{before, driven};
 use super::error::BackendError;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
@@ -42,7 +44,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 /// A parked connection older than this is closed at the next checkout.
@@ -100,22 +102,9 @@ impl Link {
     }
 }
 
-/// Polls `work` and, beside it, the connection's I/O, until `work` is done.
-/// When the connection ends first it is dropped (`*conn = None`) and `work`
-/// goes on alone: it then finishes with what was read, or fails.
-async fn driven<F: Future>(conn: &mut Option<Driver>, work: F) -> F::Output {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        // The I/O first, so that what it reads is seen by `work` at once.
-        if let Some(c) = conn.as_mut()
-            && c.as_mut().poll(cx).is_ready()
-        {
-            *conn = None;
-        }
-        work.as_mut().poll(cx)
-    })
-    .await
-}
+/// The request's one timer: a deadline, polled beside each step of the
+/// exchange and never re-armed.
+type Deadline = Pin<Box<Sleep>>;
 
 /// The parked connections of one engine, each with when it was parked.
 type Parked = (Engine, Vec<(Link, Instant)>);
@@ -328,16 +317,16 @@ impl BackendRequest {
     /// Sends it and waits for the answer's head.
     pub async fn send(self) -> Result<BackendResponse, BackendError> {
         let timeout_ms = self.timeout.as_millis() as u64;
-        let deadline = Instant::now() + self.timeout;
+        let mut deadline = Box::pin(tokio::time::sleep(self.timeout));
         let uri = self.uri?;
         let mut request = http::Request::new(Full::new(self.body));
         *request.method_mut() = self.method;
         *request.uri_mut() = origin_form(&uri);
         *request.headers_mut() = self.headers;
         request.headers_mut().insert(HOST, host(&uri)?);
-        let (response, link) = tokio::time::timeout_at(deadline, pool().exchange(&uri, request))
+        let (response, link) = before(&mut deadline, pool().exchange(&uri, request))
             .await
-            .map_err(|_| BackendError::Timeout(timeout_ms))??;
+            .ok_or(BackendError::Timeout(timeout_ms))??;
         let (head, body) = response.into_parts();
         Ok(BackendResponse {
             status: head.status,
@@ -397,7 +386,7 @@ pub(crate) struct BackendResponse {
     body: Incoming,
     /// The connection, driven while the body is read, parked at its end.
     link: Option<Link>,
-    deadline: Instant,
+    deadline: Deadline,
     timeout_ms: u64,
 }
 
@@ -416,15 +405,15 @@ impl BackendResponse {
         loop {
             let frame = match self.link.as_mut() {
                 Some(link) => {
-                    tokio::time::timeout_at(
-                        self.deadline,
+                    before(
+                        &mut self.deadline,
                         driven(&mut link.conn, self.body.frame()),
                     )
                     .await
                 }
-                None => tokio::time::timeout_at(self.deadline, self.body.frame()).await,
+                None => before(&mut self.deadline, self.body.frame()).await,
             }
-            .map_err(|_| BackendError::Timeout(self.timeout_ms))?;
+            .ok_or(BackendError::Timeout(self.timeout_ms))?;
             match frame {
                 None => {
                     if let Some(link) = self.link.take() {
@@ -507,6 +496,11 @@ mod tests {
         AnswerAndClose,
         /// Reads the request and closes without answering.
         Close,
+        /// Reads the request and answers nothing until the client closes.
+        Stall,
+        /// Sends the head and 2 of 10 body bytes, then nothing until the
+        /// client closes.
+        StallInBody,
     }
 
     /// A blocking HTTP/1.1 engine on a thread: each connection follows
@@ -569,8 +563,18 @@ mod tests {
                         reader.read_exact(&mut body).unwrap();
                         h.lock().unwrap().push(head);
                         let step = script[n.min(script.len() - 1)];
+                        if matches!(step, Then::Stall | Then::StallInBody) {
+                            if matches!(step, Then::StallInBody) {
+                                let _ = write!(
+                                    writer,
+                                    "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok"
+                                );
+                            }
+                            let _ = reader.read_line(&mut String::new()); // until closed
+                            return;
+                        }
                         let answer = match step {
-                            Then::Close => None,
+                            Then::Close | Then::Stall | Then::StallInBody => None,
                             Then::AnswerLong => Some("x".repeat(64 * 1024)),
                             Then::Answer | Then::AnswerAndClose => Some("ok".to_owned()),
                         };
@@ -666,6 +670,27 @@ mod tests {
         let (_, complete) = post(e.addr, "/b").await.unwrap();
         assert!(!complete);
         assert_eq!(e.accepted(), 2);
+    }
+
+    /// The request's one deadline covers the answer's head and its body.
+    #[tokio::test]
+    async fn an_engine_that_stalls_before_or_in_the_answer_times_out() {
+        let request = |addr| {
+            BackendRequest::new(
+                Method::POST,
+                parse_url(&format!("http://{addr}/v1/chat/completions")),
+                Duration::from_secs(1),
+            )
+        };
+        let e = engine(vec![Then::Stall]);
+        let err = request(e.addr).send().await.unwrap_err();
+        assert!(matches!(err, BackendError::Timeout(1000)), "{err:?}");
+
+        let e = engine(vec![Then::StallInBody]);
+        let answer = request(e.addr).send().await.unwrap();
+        assert_eq!(answer.status, 200);
+        let err = answer.read_capped(1024).await.unwrap_err();
+        assert!(matches!(err, BackendError::Timeout(1000)), "{err:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 pub mod anthropic;
 mod anthropic_stream;
+mod beside;
 mod chat_stream;
 mod client;
 mod error;
