@@ -131,11 +131,15 @@ struct Key<'a> {
 struct Window {
     window: Duration,
     capacity: usize,
-    /// When each id was seen, its hash and the id, oldest first.
-    order: VecDeque<(Instant, u64, Arc<str>)>,
+    /// When each id was seen (nanoseconds after `start`), its hash and the
+    /// id, oldest first: 32 bytes an entry, as many as one `Instant` and
+    /// the id took.
+    order: VecDeque<(u64, u64, Arc<str>)>,
     /// The same ids (and hashes), for look-up.
     ids: HashTable<(u64, Arc<str>)>,
     hasher: RandomState,
+    /// When the window was made.
+    start: Instant,
 }
 
 impl Window {
@@ -146,7 +150,13 @@ impl Window {
             order: VecDeque::new(),
             ids: HashTable::new(),
             hasher: RandomState::new(),
+            start: Instant::now(),
         }
+    }
+
+    /// `now` as the queue keeps it.
+    fn since_start(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_nanos() as u64
     }
 
     fn key<'a>(&self, id: &'a str) -> Key<'a> {
@@ -158,8 +168,9 @@ impl Window {
 
     /// Drops the ids older than the window.
     fn expire(&mut self, now: Instant) {
+        let now = self.since_start(now);
         while let Some((seen, hash, id)) = self.order.front() {
-            if now.duration_since(*seen) < self.window {
+            if Duration::from_nanos(now.saturating_sub(*seen)) < self.window {
                 break;
             }
             if let Ok(entry) = self.ids.find_entry(*hash, |(_, e)| Arc::ptr_eq(e, id)) {
@@ -178,8 +189,12 @@ impl Window {
         if self.order.len() < self.capacity {
             return None;
         }
+        let now = self.since_start(now);
         let oldest = self.order.front().map_or(now, |(t, _, _)| *t);
-        Some(self.window.saturating_sub(now.duration_since(oldest)))
+        Some(
+            self.window
+                .saturating_sub(Duration::from_nanos(now.saturating_sub(oldest))),
+        )
     }
 
     /// Records an id that [`contains`](Self::contains) did not find.
@@ -187,7 +202,7 @@ impl Window {
         let id: Arc<str> = Arc::from(key.id);
         self.ids
             .insert_unique(key.hash, (key.hash, id.clone()), |(hash, _)| *hash);
-        self.order.push_back((now, key.hash, id));
+        self.order.push_back((self.since_start(now), key.hash, id));
     }
 }
 
