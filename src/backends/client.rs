@@ -563,18 +563,18 @@ mod tests {
                         reader.read_exact(&mut body).unwrap();
                         h.lock().unwrap().push(head);
                         let step = script[n.min(script.len() - 1)];
-                        if matches!(step, Then::Stall | Then::StallInBody) {
-                            if matches!(step, Then::StallInBody) {
-                                let _ = write!(
-                                    writer,
-                                    "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok"
-                                );
-                            }
-                            let _ = reader.read_line(&mut String::new()); // until closed
-                            return;
-                        }
                         let answer = match step {
-                            Then::Close | Then::Stall | Then::StallInBody => None,
+                            Then::Close => None,
+                            Then::Stall | Then::StallInBody => {
+                                if matches!(step, Then::StallInBody) {
+                                    let _ = write!(
+                                        writer,
+                                        "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok"
+                                    );
+                                }
+                                let _ = reader.read_line(&mut String::new()); // until closed
+                                return;
+                            }
                             Then::AnswerLong => Some("x".repeat(64 * 1024)),
                             Then::Answer | Then::AnswerAndClose => Some("ok".to_owned()),
                         };
