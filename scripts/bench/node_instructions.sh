@@ -7,13 +7,16 @@
 # For each node binary: the fixed-answer nginx backend, the node under callgrind with
 # instrumentation off, a warm-up of tasks, then instrumentation on for a wrk run of
 # BENCH_DURATION s at each concurrency, off again; instructions ÷ tasks answered. The
-# per-function profile of the last concurrency goes to callgrind-NAME.txt.
+# per-function profile of the last run (transport and concurrency) goes to
+# callgrind-NAME.txt.
 #
 #   scripts/bench/node_instructions.sh                       # this tree's release node
 #   NODE_BIN_OTHER=/tmp/iicp-node-before scripts/bench/node_instructions.sh
 #
 # Environment (all optional):
 #   BENCH_CONCURRENCY  default "1 16"
+#   BENCH_TRANSPORTS   "http", "native" or both (default "http"); native is driven by
+#                      examples/native_load.rs (NATIVE_LOAD_BIN, or built here)
 #   BENCH_DURATION     seconds of load per concurrency under callgrind (default 8)
 #   BENCH_OUT          results folder (default target/bench/node-instr)
 #   IICP_NODE_BIN      the node under test; default: cargo build --release --bin iicp-node
@@ -36,10 +39,15 @@ source "$ROOT/scripts/bench/lib.sh"
 
 bench_tools
 command -v valgrind >/dev/null || die "valgrind is needed: apt-get install -y valgrind"
-if [[ -z "${IICP_NODE_BIN:-}" ]]; then
-  log "building iicp-node (release)"
-  (cd "$ROOT" && cargo build --release --quiet --bin iicp-node)
+TRANSPORTS="${BENCH_TRANSPORTS:-http}"
+build=()
+[[ -n "${IICP_NODE_BIN:-}" ]] || build+=(--bin iicp-node)
+[[ -n "${NATIVE_LOAD_BIN:-}" || $TRANSPORTS != *native* ]] || build+=(--example native_load)
+if ((${#build[@]})); then
+  log "building ${build[*]} (release)"
+  (cd "$ROOT" && cargo build --release --quiet "${build[@]}")
 fi
+NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
 NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
 OTHER="${NODE_BIN_OTHER:-}"
 [[ -z $OTHER || -x $OTHER ]] || die "NODE_BIN_OTHER=$OTHER is not an executable"
@@ -53,8 +61,8 @@ post_ok() {
 
 RESULTS="$OUT/results.md"
 {
-  echo "| node | c | tasks | instructions per task |"
-  echo "|---|---|---|---|"
+  echo "| node | transport | c | tasks | instructions per task |"
+  echo "|---|---|---|---|---|"
 } >"$RESULTS"
 
 # measure NAME BIN
@@ -76,20 +84,28 @@ measure() {
   unset IICP_HOME
   wait_for "$name" "$pid" post_ok "http://127.0.0.1:$port/v1/task" "$TASK_BODY"
   wrk -t1 -c4 -d3s -s "$HERE/task.lua" "http://127.0.0.1:$port/v1/task" >/dev/null
-  for c in $CONCURRENCY; do
-    callgrind_control -z "$pid" >/dev/null 2>&1
-    callgrind_control -i on "$pid" >/dev/null 2>&1
-    line="$(wrk -t1 -c"$c" -d"${DURATION}s" --timeout 30s -s "$HERE/task.lua" \
-      "http://127.0.0.1:$port/v1/task" | sed -n 's/^BENCH_JSON //p')"
-    callgrind_control -i off "$pid" >/dev/null 2>&1
-    callgrind_control -d "c$c" "$pid" >/dev/null 2>&1
-    requests="$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["err_status"]==0, r; print(r["requests"])' "$line")"
-    # The dump just written is the newest file of this process.
-    ir="$(callgrind_annotate "$(ls -t "$out"* | head -n1)" 2>/dev/null \
-      | awk '/PROGRAM TOTALS/ && !n {gsub(",", "", $1); print $1; n = 1}')"
-    [[ -n $ir && $requests -gt 0 ]] || die "no count for $name c=$c"
-    echo "| $name | $c | $requests | $((ir / requests)) |" >>"$RESULTS"
-    log "$name c=$c: $requests tasks, $((ir / requests)) instructions per task"
+  [[ $TRANSPORTS != *native* ]] || "$NATIVE_LOAD" "127.0.0.1:$port" 4 3 0 "$MODEL" >/dev/null
+  for transport in $TRANSPORTS; do
+    for c in $CONCURRENCY; do
+      callgrind_control -z "$pid" >/dev/null 2>&1
+      callgrind_control -i on "$pid" >/dev/null 2>&1
+      case "$transport" in
+      http) line="$(wrk -t1 -c"$c" -d"${DURATION}s" --timeout 30s -s "$HERE/task.lua" \
+        "http://127.0.0.1:$port/v1/task" | sed -n 's/^BENCH_JSON //p')" ;;
+      native) line="$("$NATIVE_LOAD" "127.0.0.1:$port" "$c" "$DURATION" 0 "$MODEL" \
+        | sed -n 's/^BENCH_JSON //p')" ;;
+      *) die "BENCH_TRANSPORTS: unknown transport $transport" ;;
+      esac
+      callgrind_control -i off "$pid" >/dev/null 2>&1
+      callgrind_control -d "$transport-c$c" "$pid" >/dev/null 2>&1
+      requests="$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["err_status"]==0, r; print(r["requests"])' "$line")"
+      # The dump just written is the newest file of this process.
+      ir="$(callgrind_annotate "$(ls -t "$out"* | head -n1)" 2>/dev/null \
+        | awk '/PROGRAM TOTALS/ && !n {gsub(",", "", $1); print $1; n = 1}')"
+      [[ -n $ir && $requests -gt 0 ]] || die "no count for $name $transport c=$c"
+      echo "| $name | $transport | $c | $requests | $((ir / requests)) |" >>"$RESULTS"
+      log "$name $transport c=$c: $requests tasks, $((ir / requests)) instructions per task"
+    done
   done
   callgrind_annotate --inclusive=no "$(ls -t "$out"* | head -n1)" 2>/dev/null \
     >"$OUT/callgrind-$name.txt" || true
