@@ -7,9 +7,13 @@
 //! integers beyond 64 bits, other map keys) is an error. Nesting is bounded.
 //!
 //! JSON → CBOR sorts text map keys the deterministic way (shorter first, then
-//! bytewise: RFC 8949 §4.2.1 applied to text keys).
+//! bytewise: RFC 8949 §4.2.1 applied to text keys). [`json_to_bytes`] writes
+//! those bytes straight from the JSON, without a CBOR value tree between.
+
+use std::cmp::Ordering;
 
 use ciborium::Value;
+use ciborium_ll::{Encoder, Header, simple};
 use serde_json::{Map, Number, Value as Json};
 
 /// Converts a decoded CBOR value to JSON, refusing nesting deeper than
@@ -85,16 +89,75 @@ pub(crate) fn from_json(json: &Json) -> Value {
             }
         }
         Json::Array(items) => Value::Array(items.iter().map(from_json).collect()),
-        Json::Object(map) => {
-            let mut entries: Vec<(&String, &Json)> = map.iter().collect();
-            entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-            Value::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (Value::Text(k.clone()), from_json(v)))
-                    .collect(),
-            )
+        Json::Object(map) => Value::Map(
+            sorted(map)
+                .into_iter()
+                .map(|(k, v)| (Value::Text(k.clone()), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// An object's entries in deterministic key order.
+fn sorted(map: &Map<String, Json>) -> Vec<(&String, &Json)> {
+    let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+    entries.sort_unstable_by(|(a, _), (b, _)| deterministic(a, b));
+    entries
+}
+
+/// Shorter first, then bytewise (keys are unique, so the order is total).
+fn deterministic(a: &str, b: &str) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The CBOR encoding of `json`: the same bytes as encoding
+/// [`from_json`]'s value, written directly (no value tree, no copies of
+/// the strings).
+pub(crate) fn json_to_bytes(json: &Json) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    // Writing into a Vec cannot fail; this is not reachable from any input.
+    write_json(&mut Encoder::from(&mut out), json).expect("CBOR encoding into a Vec is infallible");
+    out
+}
+
+type VecEncoder<'a> = Encoder<&'a mut Vec<u8>>;
+
+fn write_json(e: &mut VecEncoder<'_>, json: &Json) -> std::io::Result<()> {
+    match json {
+        Json::Null => e.push(Header::Simple(simple::NULL)),
+        Json::Bool(b) => e.push(Header::Simple(if *b {
+            simple::TRUE
+        } else {
+            simple::FALSE
+        })),
+        // One segment, as ciborium writes a text string.
+        Json::String(s) => e.text(s, None),
+        Json::Number(n) => e.push(number(n)),
+        Json::Array(items) => {
+            e.push(Header::Array(Some(items.len())))?;
+            items.iter().try_for_each(|item| write_json(e, item))
         }
+        Json::Object(map) => {
+            e.push(Header::Map(Some(map.len())))?;
+            for (key, value) in sorted(map) {
+                e.text(key, None)?;
+                write_json(e, value)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The header of a number: an integer when it is one, else a float (which
+/// the encoder writes in its shortest lossless width).
+fn number(n: &Number) -> Header {
+    if let Some(u) = n.as_u64() {
+        Header::Positive(u)
+    } else if let Some(i) = n.as_i64() {
+        // CBOR's negative integers hold -1 - i.
+        Header::Negative(!(i as u64))
+    } else {
+        Header::Float(n.as_f64().unwrap_or(f64::NAN))
     }
 }
 
@@ -130,6 +193,43 @@ mod tests {
         assert!(to_json(bytes_key, 4).is_err());
         let huge = Value::Integer(ciborium::value::Integer::try_from(-(1i128 << 64)).unwrap());
         assert!(to_json(huge, 4).unwrap_err().contains("64 bits"));
+    }
+
+    #[test]
+    fn written_directly_the_bytes_are_those_of_the_value_tree() {
+        let cases = [
+            json!(null),
+            json!(true),
+            json!(""),
+            json!("żółw ✓"),
+            json!("x".repeat(300)),
+            json!(0),
+            json!(23),
+            json!(24),
+            json!(65536),
+            json!(u64::MAX),
+            json!(-1),
+            json!(-25),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(0.1),
+            json!(1e300),
+            json!(-0.0),
+            json!(100000.0),
+            json!([]),
+            json!({}),
+            json!({"bb": [1, -2, 2.5, null, true], "a": {"zz": "x", "c": 1}, "b": {}}),
+            json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0,
+                "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}),
+        ];
+        for json in cases {
+            assert_eq!(
+                hex::encode(json_to_bytes(&json)),
+                hex::encode(super::super::writer::to_bytes(&from_json(&json))),
+                "{json}"
+            );
+        }
     }
 
     #[test]

@@ -24,10 +24,14 @@ fn malformed(e: ciborium_ll::Error<std::io::Error>) -> MessageError {
     }
 }
 
-/// Checks the shape of the single CBOR item in `bytes`.
-pub(super) fn check(bytes: &[u8], limits: &CborLimits) -> Result<(), MessageError> {
+/// Checks the shape of the single CBOR item in `bytes`, reading string
+/// segments through `scratch` (any non-empty buffer).
+pub(super) fn check(
+    bytes: &[u8],
+    limits: &CborLimits,
+    scratch: &mut [u8],
+) -> Result<(), MessageError> {
     let mut decoder = Decoder::from(bytes);
-    let mut scratch = [0u8; 4096];
     let mut open: Vec<Open> = Vec::new();
     let mut items = 0usize;
 
@@ -62,14 +66,14 @@ pub(super) fn check(bytes: &[u8], limits: &CborLimits) -> Result<(), MessageErro
             Header::Bytes(len) => {
                 let mut segments = decoder.bytes(len);
                 while let Some(mut segment) = segments.pull().map_err(malformed)? {
-                    while segment.pull(&mut scratch).map_err(malformed)?.is_some() {}
+                    while segment.pull(scratch).map_err(malformed)?.is_some() {}
                 }
                 true
             }
             Header::Text(len) => {
                 let mut segments = decoder.text(len);
                 while let Some(mut segment) = segments.pull().map_err(malformed)? {
-                    while segment.pull(&mut scratch).map_err(malformed)?.is_some() {}
+                    while segment.pull(scratch).map_err(malformed)?.is_some() {}
                 }
                 true
             }
@@ -120,6 +124,12 @@ pub(super) fn check(bytes: &[u8], limits: &CborLimits) -> Result<(), MessageErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan with a small scratch buffer: strings longer than it are read
+    /// in several pieces.
+    fn check(bytes: &[u8], limits: &CborLimits) -> Result<(), MessageError> {
+        super::check(bytes, limits, &mut [0; 7])
+    }
 
     fn limits(max_depth: usize, max_items: usize) -> CborLimits {
         CborLimits {

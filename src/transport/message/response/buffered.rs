@@ -4,7 +4,7 @@
 use ciborium::Value;
 use serde_json::Value as Json;
 
-use crate::transport::cbor::{Fields, MapWriter, from_json, invalid, to_bytes, wrong};
+use crate::transport::cbor::{Fields, MapWriter, from_json, invalid, json_to_bytes, wrong};
 use crate::transport::message::MessageError;
 
 use super::spec::SpecError;
@@ -83,7 +83,7 @@ pub(super) fn read_result(f: &mut Fields) -> Result<Option<(Json, ResultEncoding
 
 fn write_result(result: &Json, encoding: ResultEncoding) -> Value {
     match encoding {
-        ResultEncoding::CborBytes => Value::Bytes(to_bytes(&from_json(result))),
+        ResultEncoding::CborBytes => Value::Bytes(json_to_bytes(result)),
         // Serialising a Value to a Vec cannot fail.
         ResultEncoding::JsonBytes => Value::Bytes(serde_json::to_vec(result).unwrap_or_default()),
         ResultEncoding::Inline => from_json(result),
