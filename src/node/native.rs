@@ -26,7 +26,7 @@
 //! does not read cannot keep the socket open.
 
 use super::NativeLimits;
-use super::answer::Answer;
+use super::answer::{Answer, AnswerBody};
 use super::inbound::Inbound;
 use super::pipeline::Pipeline;
 use super::task_auth::{Credentials, looks_like_consumer_token};
@@ -294,9 +294,11 @@ impl NativeSessions {
                     partials: None,
                     relay_text: false,
                 };
-                s.calls.spawn(async move {
+                // Boxed: the task then holds a pointer, not the whole call's
+                // state, which tokio would copy on every move (measured).
+                s.calls.spawn(Box::pin(async move {
                     run_call(&pipeline, call, inbound, &out).await;
-                });
+                }));
                 Next::Continue
             }
             Message::Close(_) => Next::PeerClosed,
@@ -417,11 +419,11 @@ fn unreadable_payload(ready: bool, frame: &Frame, error: &MessageError) -> Optio
 /// handler sends, then the final step.
 async fn run_call(
     pipeline: &Pipeline,
-    call: Call,
+    mut call: Call,
     mut inbound: Inbound,
     out: &mpsc::Sender<Frame>,
 ) {
-    let task = match task_of(&call) {
+    let task = match task_of(&mut call) {
         Ok(task) => task,
         Err(answer) => {
             let _ = out.send(error_response(&call, &answer, 0)).await;
@@ -430,7 +432,7 @@ async fn run_call(
     };
     let Some(task_id) = call.task_id.clone() else {
         let answer = pipeline.run(task, inbound).await;
-        let _ = out.send(final_response(&call, &answer, 0)).await;
+        let _ = out.send(final_response(&call, answer, 0)).await;
         return;
     };
     let (sink, mut partials) = crate::PartialSink::channel();
@@ -462,41 +464,43 @@ async fn run_call(
         let _ = out.send(step(sequence, partial)).await;
         sequence += 1;
     }
-    let _ = out.send(final_response(&call, &answer, sequence)).await;
+    let _ = out.send(final_response(&call, answer, sequence)).await;
 }
 
 /// The RESPONSE for the pipeline's answer: the result, or the refusal or
 /// failure.
-fn final_response(call: &Call, answer: &Answer, sequence: u64) -> Frame {
-    match answer.as_envelope() {
-        Some(env)
+fn final_response(call: &Call, mut answer: Answer, sequence: u64) -> Frame {
+    let env = match &mut answer.body {
+        AnswerBody::Envelope(env) | AnswerBody::Relayed { envelope: env, .. }
             if matches!(
                 env.status,
                 TaskStatus::Success | TaskStatus::Completed | TaskStatus::Encrypted
             ) =>
         {
-            // A sealed answer travels whole, for the client to open.
-            let result = if env.status == TaskStatus::Encrypted {
-                serde_json::to_value(env).unwrap_or(Value::Null)
-            } else {
-                env.result.clone().unwrap_or(Value::Null)
-            };
-            success_response(call, result, env.metrics.as_ref(), sequence)
+            env
         }
-        _ => error_response(call, answer, sequence),
-    }
+        _ => return error_response(call, &answer, sequence),
+    };
+    // A sealed answer travels whole, for the client to open; a plaintext
+    // one gives up its result (moved, not copied).
+    let result = if env.status == TaskStatus::Encrypted {
+        serde_json::to_value(&**env).unwrap_or(Value::Null)
+    } else {
+        env.result.take().unwrap_or(Value::Null)
+    };
+    success_response(call, result, env.metrics.as_ref(), sequence)
 }
 
 /// The task a CALL asks for. The payload may carry `iicp_conf` (CX) and
 /// `cx_response_encryption` as an HTTP body would.
-fn task_of(call: &Call) -> Result<TaskRequest, Answer> {
+fn task_of(call: &mut Call) -> Result<TaskRequest, Answer> {
     let intent = call
         .intent
         .as_deref()
         .ok_or_else(|| Answer::validation_error(422, "CALL key 3 (intent) is required"))?;
     let intent = IntentUrn::parse(intent)
         .map_err(|e| Answer::validation_error(422, format!("CALL key 3: {e}")))?;
-    let mut payload = call.payload.clone();
+    let mut payload = std::mem::take(&mut call.payload);
     let mut task = TaskRequest::new(intent, Value::Null);
     // A sealed task's AAD binds its task id, which a buffered CALL (no key
     // 24) has no key for: it travels beside `iicp_conf` (docs/INTEROP.md).
