@@ -4,11 +4,13 @@
 //!
 //! Decoding is two passes over the payload: [`scan`] walks the item headers
 //! with ciborium-ll and refuses too-deep nesting, too many items and trailing
-//! bytes without allocating, then ciborium builds the value tree. The scan is
+//! bytes without allocating, then ciborium builds the value tree ([`flat`]
+//! builds the one-level map of a typical message itself). The scan is
 //! what bounds memory: ciborium never pre-allocates from a declared length,
 //! but a tree of a million one-byte items still costs tens of bytes each.
 
 mod fields;
+mod flat;
 mod json;
 mod scan;
 mod writer;
@@ -77,6 +79,9 @@ pub(crate) fn decode(bytes: &[u8], limits: &CborLimits) -> Result<Value, Message
     let malformed = |e: ciborium::de::Error<std::io::Error>| MessageError::Malformed(e.to_string());
     with_scratch(|scratch| {
         scan::check(bytes, limits, scratch)?;
+        if let Some(map) = flat::map(bytes) {
+            return Ok(map);
+        }
         if recursion <= CIBORIUM_RECURSION {
             // The scan passed, so ciborium's fixed guard cannot be reached.
             ciborium::de::from_reader_with_buffer::<Value, _>(bytes, scratch).map_err(malformed)
