@@ -4,29 +4,34 @@
 //! instead of through ciborium's generic deserializer, which costs three
 //! times as much for it (callgrind, a CALL).
 //!
-//! It runs after [`scan`](super::scan) accepted the payload, and gives up
-//! (`None`) at the first item it does not build (a container, a tag, an
-//! indefinite-length string, a negative integer, another simple value), so
-//! the caller then decodes it the general way: a value built here is the
-//! value ciborium builds, and every refusal stays ciborium's.
+//! It gives up (`None`) at the first item it does not build (a container, a
+//! tag, an indefinite-length string, a negative integer, another simple
+//! value, text that is not UTF-8) and on bytes after the map, so the caller
+//! then decodes the payload the general way (the scan, then ciborium): a
+//! value built here is the value ciborium builds, and every refusal stays
+//! the general way's. What it builds is one level deep and counts its
+//! items, which is all the scan would have checked.
 
 use ciborium::Value;
 use ciborium_ll::{Decoder, Header, simple};
 
 /// The payload as a `Value::Map`, when it is one definite-length map whose
-/// keys and values are all plain items.
-pub(super) fn map(bytes: &[u8]) -> Option<Value> {
+/// keys and values are all plain items, and the number of CBOR items in it
+/// (the map and its keys and values, as the scan counts them).
+pub(super) fn map(bytes: &[u8]) -> Option<(Value, usize)> {
     let mut at = 0;
     let Header::Map(Some(len)) = header(bytes, &mut at)? else {
         return None;
     };
-    let mut entries = Vec::with_capacity(len);
+    // The declared length is the peer's word: each entry takes two bytes at
+    // least, so no more room than the payload could fill.
+    let mut entries = Vec::with_capacity(len.min(bytes.len() / 2));
     for _ in 0..len {
         let key = plain(bytes, &mut at)?;
         let value = plain(bytes, &mut at)?;
         entries.push((key, value));
     }
-    (at == bytes.len()).then_some(Value::Map(entries))
+    (at == bytes.len()).then(|| (Value::Map(entries), len.saturating_mul(2).saturating_add(1)))
 }
 
 /// The header at `at`, which moves past it.
@@ -99,14 +104,14 @@ mod tests {
             (Value::from(10u64), Value::Text(String::new())),
         ]);
         let bytes = encoded(&plain);
-        assert_eq!(map(&bytes), Some(ciborium(&bytes)));
-        assert_eq!(map(&bytes), Some(plain));
+        assert_eq!(map(&bytes), Some((ciborium(&bytes), 25)));
+        assert_eq!(map(&bytes).unwrap().0, plain);
         // Half-precision and single-precision floats as well.
         for bytes in [
             &[0xa1, 0x01, 0xf9, 0x3c, 0x00][..],
             &[0xa1, 0x01, 0xfa, 0x47, 0xc3, 0x50, 0x00],
         ] {
-            assert_eq!(map(bytes), Some(ciborium(bytes)));
+            assert_eq!(map(bytes), Some((ciborium(bytes), 3)));
         }
     }
 
@@ -126,9 +131,13 @@ mod tests {
             assert_eq!(map(&encoded(&value)), None, "{value:?}");
         }
         // Indefinite-length map and text, undefined, a map cut short,
-        // bytes after the map.
+        // bytes after the map, maps declaring 2^32 and 2^63 entries.
         for bytes in [
-            &[0xbf, 0x01, 0x02, 0xff][..],
+            &[0xba, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02][..],
+            &[
+                0xbb, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02,
+            ],
+            &[0xbf, 0x01, 0x02, 0xff],
             &[0xa1, 0x01, 0x7f, 0x61, b'a', 0xff],
             &[0xa1, 0x01, 0xf7],
             &[0xa2, 0x01, 0x02],

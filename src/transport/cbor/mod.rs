@@ -4,8 +4,8 @@
 //!
 //! Decoding is two passes over the payload: [`scan`] walks the item headers
 //! with ciborium-ll and refuses too-deep nesting, too many items and trailing
-//! bytes without allocating, then ciborium builds the value tree ([`flat`]
-//! builds the one-level map of a typical message itself). The scan is
+//! bytes without allocating, then ciborium builds the value tree. A typical
+//! message, one map of plain items, is built by [`flat`] in one pass instead. The scan is
 //! what bounds memory: ciborium never pre-allocates from a declared length,
 //! but a tree of a million one-byte items still costs tens of bytes each.
 
@@ -77,11 +77,16 @@ pub(crate) fn decode(bytes: &[u8], limits: &CborLimits) -> Result<Value, Message
     // levels twice (a tag and its content), so its own guard gets headroom.
     let recursion = limits.max_depth.saturating_mul(2).saturating_add(1);
     let malformed = |e: ciborium::de::Error<std::io::Error>| MessageError::Malformed(e.to_string());
+    // A one-level map of plain items within the limits: all the scan would
+    // check (one level when it has entries, its items counted).
+    if let Some((map, items)) = flat::map(bytes)
+        && items <= limits.max_items
+        && (items == 1 || limits.max_depth >= 1)
+    {
+        return Ok(map);
+    }
     with_scratch(|scratch| {
         scan::check(bytes, limits, scratch)?;
-        if let Some(map) = flat::map(bytes) {
-            return Ok(map);
-        }
         if recursion <= CIBORIUM_RECURSION {
             // The scan passed, so ciborium's fixed guard cannot be reached.
             ciborium::de::from_reader_with_buffer::<Value, _>(bytes, scratch).map_err(malformed)
@@ -133,6 +138,37 @@ mod tests {
         // A decode while this thread's buffer is borrowed gets a fresh one.
         let nested = with_scratch(|_| decode(&bytes, &limits).unwrap());
         assert_eq!(nested, value);
+    }
+
+    #[test]
+    fn a_flat_map_is_held_to_the_same_limits_as_any_payload() {
+        let map = Value::Map(vec![
+            (Value::from(1u64), Value::Text("a".into())),
+            (Value::from(2u64), Value::from(7u64)),
+        ]);
+        let bytes = encoded(&map);
+        let limits = |max_depth, max_items| CborLimits {
+            max_depth,
+            max_items,
+        };
+        assert_eq!(decode(&bytes, &limits(1, 5)).unwrap(), map);
+        assert!(matches!(
+            decode(&bytes, &limits(1, 4)),
+            Err(MessageError::TooManyItems { max: 4 })
+        ));
+        assert!(matches!(
+            decode(&bytes, &limits(0, 5)),
+            Err(MessageError::TooDeep { max: 0 })
+        ));
+        // An empty map is one item at no depth.
+        assert_eq!(decode(&[0xa0], &limits(0, 1)).unwrap(), Value::Map(vec![]));
+        // Bytes after the map are the scan's refusal, as for any payload.
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode(&trailing, &CborLimits::default()),
+            Err(MessageError::TrailingBytes(1))
+        ));
     }
 
     #[test]
