@@ -75,11 +75,7 @@ mod tests {
         ciborium::from_reader(bytes).unwrap()
     }
 
-    fn encoded(value: &Value) -> Vec<u8> {
-        let mut out = Vec::new();
-        ciborium::into_writer(value, &mut out).unwrap();
-        out
-    }
+    use crate::transport::cbor::writer::to_bytes as encoded;
 
     #[test]
     fn a_map_of_plain_items_is_the_value_ciborium_builds() {

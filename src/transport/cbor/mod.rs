@@ -4,10 +4,11 @@
 //!
 //! Decoding is two passes over the payload: [`scan`] walks the item headers
 //! with ciborium-ll and refuses too-deep nesting, too many items and trailing
-//! bytes without allocating, then ciborium builds the value tree. A typical
-//! message, one map of plain items, is built by [`flat`] in one pass instead. The scan is
+//! bytes without allocating, then ciborium builds the value tree. The scan is
 //! what bounds memory: ciborium never pre-allocates from a declared length,
-//! but a tree of a million one-byte items still costs tens of bytes each.
+//! but a tree of a million one-byte items still costs tens of bytes each. A
+//! typical message, one map of plain items, is built by [`flat`] in one pass
+//! instead, which checks the same bounds for it.
 
 mod fields;
 mod flat;
@@ -73,10 +74,6 @@ fn with_scratch<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
 
 /// Decodes one CBOR item that must fill `bytes` exactly, within `limits`.
 pub(crate) fn decode(bytes: &[u8], limits: &CborLimits) -> Result<Value, MessageError> {
-    // The scan is the authoritative bound on nesting. ciborium counts some
-    // levels twice (a tag and its content), so its own guard gets headroom.
-    let recursion = limits.max_depth.saturating_mul(2).saturating_add(1);
-    let malformed = |e: ciborium::de::Error<std::io::Error>| MessageError::Malformed(e.to_string());
     // A one-level map of plain items within the limits: all the scan would
     // check (one level when it has entries, its items counted).
     if let Some((map, items)) = flat::map(bytes)
@@ -85,6 +82,10 @@ pub(crate) fn decode(bytes: &[u8], limits: &CborLimits) -> Result<Value, Message
     {
         return Ok(map);
     }
+    // The scan is the authoritative bound on nesting. ciborium counts some
+    // levels twice (a tag and its content), so its own guard gets headroom.
+    let recursion = limits.max_depth.saturating_mul(2).saturating_add(1);
+    let malformed = |e: ciborium::de::Error<std::io::Error>| MessageError::Malformed(e.to_string());
     with_scratch(|scratch| {
         scan::check(bytes, limits, scratch)?;
         if recursion <= CIBORIUM_RECURSION {
@@ -116,10 +117,7 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn encoded(value: &Value) -> Vec<u8> {
-        writer::to_bytes(value)
-    }
+    use writer::to_bytes as encoded;
 
     #[test]
     fn decodes_the_same_with_the_thread_scratch_in_use_or_not() {
