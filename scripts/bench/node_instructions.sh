@@ -40,12 +40,17 @@ source "$ROOT/scripts/bench/lib.sh"
 bench_tools
 command -v valgrind >/dev/null || die "valgrind is needed: apt-get install -y valgrind"
 TRANSPORTS="${BENCH_TRANSPORTS:-http}"
-build=()
-[[ -n "${IICP_NODE_BIN:-}" ]] || build+=(--bin iicp-node)
-[[ -n "${NATIVE_LOAD_BIN:-}" || $TRANSPORTS != *native* ]] || build+=(--example native_load)
-if ((${#build[@]})); then
-  log "building ${build[*]} (release)"
-  (cd "$ROOT" && cargo build --release --quiet "${build[@]}")
+# The node on its own, as `cargo build --release` builds it: built in one run with an
+# example, the examples' dev-dependencies would change its dependencies' features.
+if [[ -z "${IICP_NODE_BIN:-}" ]]; then
+  log "building iicp-node (release)"
+  (cd "$ROOT" && cargo build --release --quiet --bin iicp-node)
+fi
+examples=()
+[[ -n "${NATIVE_LOAD_BIN:-}" || $TRANSPORTS != *native* ]] || examples+=(--example native_load)
+if ((${#examples[@]})); then
+  log "building ${examples[*]} (release)"
+  (cd "$ROOT" && cargo build --release --quiet "${examples[@]}")
 fi
 NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
 NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
