@@ -26,13 +26,10 @@ source "$ROOT/scripts/bench/lib.sh"
 bench_tools
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null \
   || die "valgrind is needed: apt-get install -y valgrind"
-# The node is built on its own, as `cargo build --release` builds it: built together with
-# an example, dev-dependencies would change its dependencies' features and so its code.
-log "building the release node, then native_load"
-(cd "$ROOT" && cargo build --release --quiet --bin iicp-node)
+# This tree's node (not IICP_NODE_BIN), built on its own as build_release builds it.
+IICP_NODE_BIN="" build_release native_load
 BIN="$OUT/iicp-node"
 cp "$ROOT/target/release/iicp-node" "$BIN"
-(cd "$ROOT" && cargo build --release --quiet --example native_load)
 NATIVE_LOAD="$ROOT/target/release/examples/native_load"
 
 bench_workdir

@@ -4,6 +4,8 @@
 #   bench_workdir           a temp dir ($WORK), the PIDS the script starts, cleanup on exit
 #   stop PID                stop one process the script started
 #   free_port, wait_for     a free loopback port; retry a check until a process is ready
+#   build_release [EXAMPLE...]  the release iicp-node on its own (unless IICP_NODE_BIN is
+#                           set), then the named examples
 #   cpu_ticks PID...        user + system clock ticks of processes and their descendants
 #   start_nginx [NAME [PORT]]  the fixed-answer OpenAI backend (a chat completion saying
 #                           "hello", a model list) on PORT (default: a free port):
@@ -22,6 +24,23 @@ bench_tools() {
       || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
   fi
   NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+}
+
+# build_release [EXAMPLE...]: the release iicp-node on its own, as `cargo build --release`
+# builds it (skipped when IICP_NODE_BIN names a prebuilt node), then the named examples.
+# Built in one run with an example, the examples' dev-dependencies would change the node's
+# dependencies' features and so its code.
+build_release() {
+  local args=() example
+  if [[ -z "${IICP_NODE_BIN:-}" ]]; then
+    log "building iicp-node (release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin iicp-node)
+  fi
+  for example in "$@"; do args+=(--example "$example"); done
+  if ((${#args[@]})); then
+    log "building $* (release)"
+    (cd "$ROOT" && cargo build --release --quiet "${args[@]}")
+  fi
 }
 
 bench_workdir() {

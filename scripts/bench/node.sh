@@ -68,19 +68,10 @@ if [[ ${BENCH_PERF:-0} == 1 ]] && ! command -v perf >/dev/null; then
   die "BENCH_PERF=1 needs perf: apt-get install -y linux-perf"
 fi
 
-# The node on its own, as `cargo build --release` builds it: built in one run with an
-# example, the examples' dev-dependencies would change its dependencies' features.
-if [[ -z "${IICP_NODE_BIN:-}" ]]; then
-  log "building iicp-node (release)"
-  (cd "$ROOT" && cargo build --release --quiet --bin iicp-node)
-fi
 examples=()
-[[ -n "${NATIVE_LOAD_BIN:-}" ]] || examples+=(--example native_load)
-[[ $SYSTEMS != *floor-* ]] || examples+=(--example proxy_floor)
-if ((${#examples[@]})); then
-  log "building ${examples[*]} (release)"
-  (cd "$ROOT" && cargo build --release --quiet "${examples[@]}")
-fi
+[[ -n "${NATIVE_LOAD_BIN:-}" ]] || examples+=(native_load)
+[[ $SYSTEMS != *floor-* ]] || examples+=(proxy_floor)
+build_release "${examples[@]}"
 NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
 NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
 PROXY_FLOOR="$ROOT/target/release/examples/proxy_floor"

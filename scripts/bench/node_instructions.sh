@@ -40,18 +40,9 @@ source "$ROOT/scripts/bench/lib.sh"
 bench_tools
 command -v valgrind >/dev/null || die "valgrind is needed: apt-get install -y valgrind"
 TRANSPORTS="${BENCH_TRANSPORTS:-http}"
-# The node on its own, as `cargo build --release` builds it: built in one run with an
-# example, the examples' dev-dependencies would change its dependencies' features.
-if [[ -z "${IICP_NODE_BIN:-}" ]]; then
-  log "building iicp-node (release)"
-  (cd "$ROOT" && cargo build --release --quiet --bin iicp-node)
-fi
 examples=()
-[[ -n "${NATIVE_LOAD_BIN:-}" || $TRANSPORTS != *native* ]] || examples+=(--example native_load)
-if ((${#examples[@]})); then
-  log "building ${examples[*]} (release)"
-  (cd "$ROOT" && cargo build --release --quiet "${examples[@]}")
-fi
+[[ -n "${NATIVE_LOAD_BIN:-}" || $TRANSPORTS != *native* ]] || examples+=(native_load)
+build_release "${examples[@]}"
 NATIVE_LOAD="${NATIVE_LOAD_BIN:-$ROOT/target/release/examples/native_load}"
 NODE_BIN="${IICP_NODE_BIN:-$ROOT/target/release/iicp-node}"
 OTHER="${NODE_BIN_OTHER:-}"
