@@ -55,8 +55,8 @@ def functions(path):
     return names
 
 
-def with_aliases(names, binary):
-    """`names` plus every other symbol at the same address in `binary`. rustc merges
+def aliases(binary):
+    """Each function symbol of `binary` -> every symbol at its address. rustc merges
     functions with identical code into aliases of one body, whose section is named after
     only one of them, and callgrind may report any of the names."""
     out = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True)
@@ -66,7 +66,7 @@ def with_aliases(names, binary):
         if len(parts) == 3 and parts[1] in "tTwW":
             by_addr.setdefault(parts[0], []).append(parts[2])
             addr_of[parts[2]] = parts[0]
-    return set(names).union(*(by_addr[addr_of[n]] for n in names if n in addr_of))
+    return {name: by_addr[addr] for name, addr in addr_of.items()}
 
 
 def pattern(symbol):
@@ -123,7 +123,7 @@ def grouped(traces):
         groups.append((f"run by {', '.join(key)} only", by_nodes[key]))
     groups.append(("run by the directory only", directory_only))
     out = [(title, patterns(names)) for title, names in groups]
-    out[0] = (out[0][0], sorted(set(out[0][1]) | set(NATIVE_ONLY)))
+    out[0] = (out[0][0], sorted(set(out[0][1]).union(NATIVE_ONLY)))
     return out
 
 
@@ -135,8 +135,11 @@ def main():
     ap.add_argument("--binary", required=True, help="the traced iicp-node")
     args = ap.parse_args()
 
+    alias = aliases(args.binary)
+
     def traced(path):
-        return with_aliases(functions(path), args.binary)
+        names = functions(path)
+        return names.union(*(alias[n] for n in names if n in alias))
 
     traces = [("directory", traced(p)) for p in args.directory]
     traces += [(os.path.basename(p).split(".")[0], traced(p)) for p in args.node]
