@@ -6,6 +6,7 @@
 //! the discovery cache and the retry policy. It never rewrites a
 //! directory's score and never logs payloads or tokens.
 
+mod candidates;
 pub(crate) mod chat;
 pub(crate) mod complete;
 mod config;

@@ -2,11 +2,12 @@
 //! §5.2; SDK-01). One deadline, `timeout_ms`, bounds the whole call:
 //! discovery, every attempt and every pause.
 
+use super::candidates::{self, Asked, Candidate};
 use super::discovery::{self, DiscoverParams, Screened};
 use super::judge::Judged;
 use super::retry::{Verdict, backoff};
-use super::seal::{Outgoing, Prepared, node_key};
-use super::{Inner, http_attempt, native_attempt, selection};
+use super::seal::{Outgoing, Prepared};
+use super::{Inner, http_attempt, native_attempt};
 use crate::error::{IicpError, Result};
 use crate::secret::Secret;
 use crate::wire::{NodeInfo, Qos, TaskRequest, TaskResponse, check_intent_policy};
@@ -53,19 +54,6 @@ pub(crate) fn probation_fallback(qos: Qos) -> Option<Qos> {
     }
 }
 
-/// A node to try, with the URL its tasks are posted to (parsed once, when
-/// its discover answer arrived).
-pub(crate) struct Candidate {
-    pub node: NodeInfo,
-    pub task_url: reqwest::Url,
-}
-
-impl std::borrow::Borrow<NodeInfo> for Candidate {
-    fn borrow(&self) -> &NodeInfo {
-        &self.node
-    }
-}
-
 /// How one node's attempts ended, when they did not produce an answer.
 enum NodeOutcome {
     Next(IicpError),
@@ -82,12 +70,13 @@ pub(crate) async fn submit(
 ) -> Result<TaskResponse> {
     let deadline = Instant::now() + timeout;
     let trace = prepare(&mut task, &route, traceparent, timeout)?;
-    let candidates = route_task(inner, &mut task, &route, &trace, deadline).await?;
+    let (list, qos) = route_task(inner, &mut task, &route, &trace, deadline).await?;
+    let candidates = choose(inner, &list, &task, &route, qos)?;
     // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
     for candidate in &candidates {
-        let node = &candidate.node;
+        let node = candidate.node;
         let credential = credential_for(inner, node, &outgoing, deadline).await;
         let prepared = outgoing.for_node(node)?;
         match attempt_node(
@@ -163,20 +152,40 @@ fn prepare(
     Ok(trace)
 }
 
-/// The candidates for `task`; when the probation fallback found them at
-/// another class, the task asks for the class it was routed by.
+/// The discover answer for `task`'s route, and the class it was found at;
+/// when the probation fallback found it at another class, the task asks for
+/// that class.
 async fn route_task(
     inner: &Inner,
     task: &mut TaskRequest,
     route: &Route,
     trace: &str,
     deadline: Instant,
-) -> Result<Vec<Candidate>> {
-    let (candidates, qos) = candidates(inner, task, route, trace, deadline).await?;
+) -> Result<(Arc<Screened>, Option<Qos>)> {
+    let (list, qos) =
+        discover_with_probation_fallback(inner, task.intent.as_str(), route, trace, deadline)
+            .await?;
     if qos != route.qos {
         task.constraints.get_or_insert_with(Default::default).qos = qos;
     }
-    Ok(candidates)
+    Ok((list, qos))
+}
+
+/// The candidates in `list` for `task`, routed by `route` and found at `qos`.
+fn choose<'l>(
+    inner: &Inner,
+    list: &'l Screened,
+    task: &TaskRequest,
+    route: &Route,
+    qos: Option<Qos>,
+) -> Result<Vec<Candidate<'l>>> {
+    let asked = Asked {
+        intent: task.intent.as_str(),
+        route_qos: route.qos,
+        qos_is_default: route.qos_is_default,
+        qos,
+    };
+    candidates::choose(inner, list, &asked)
 }
 
 /// Starts a streamed chat (`chat_stream()`): the same discovery,
@@ -195,11 +204,12 @@ pub(crate) async fn stream(
 ) -> Result<super::stream::ChatStream> {
     let deadline = Instant::now() + timeout;
     let trace = prepare(&mut task, &route, None, timeout)?;
-    let candidates = route_task(inner, &mut task, &route, &trace, deadline).await?;
+    let (list, qos) = route_task(inner, &mut task, &route, &trace, deadline).await?;
+    let candidates = choose(inner, &list, &task, &route, qos)?;
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
     for candidate in &candidates {
-        let node = &candidate.node;
+        let node = candidate.node;
         let credential = credential_for(inner, node, &outgoing, deadline).await;
         let prepared = outgoing.for_node(node)?;
         let outcome = match stream_native(
@@ -249,7 +259,7 @@ pub(crate) async fn stream(
 async fn stream_native(
     inner: &Inner,
     node: &NodeInfo,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     consumer_token: Option<&Secret>,
     trace: &str,
     deadline: Instant,
@@ -295,7 +305,7 @@ async fn stream_native(
 async fn stream_native(
     _inner: &Inner,
     _node: &NodeInfo,
-    _prepared: &Prepared,
+    _prepared: &Prepared<'_>,
     _consumer_token: Option<&Secret>,
     _trace: &str,
     _deadline: Instant,
@@ -472,126 +482,19 @@ async fn discover_cached(
     Ok(list)
 }
 
-/// Discovered nodes that are available and pass the endpoint guard, in
-/// selection order, one per node ([`same_node`]), at most `max_candidates`,
-/// with the QoS class they were discovered at.
-async fn candidates(
-    inner: &Inner,
-    task: &TaskRequest,
-    route: &Route,
-    trace: &str,
-    deadline: Instant,
-) -> Result<(Vec<Candidate>, Option<Qos>)> {
-    let (list, qos) =
-        discover_with_probation_fallback(inner, task.intent.as_str(), route, trace, deadline)
-            .await?;
-    let found = list.list.nodes.len();
-    let mut refused = Vec::new();
-    let usable: Vec<Candidate> = list
-        .list
-        .nodes
-        .iter()
-        .zip(&list.verdicts)
-        .filter(|(n, _)| n.available)
-        .filter_map(|(n, verdict)| match verdict {
-            Ok(task_url) => Some(Candidate {
-                node: n.clone(),
-                task_url: task_url.clone(),
-            }),
-            Err(why) => {
-                refused.push(why.as_str());
-                None
-            }
-        })
-        .collect();
-    if usable.is_empty() {
-        let reason = if found == 0 {
-            match (route.qos_is_default, qos) {
-                (true, Some(q)) if q != route.qos.unwrap_or(q) => format!(
-                    "the directory returned no node for this intent (asked at qos={}, then {q})",
-                    route.qos.map(Qos::as_str).unwrap_or_default()
-                ),
-                (_, Some(q)) => {
-                    format!("the directory returned no node for this intent at qos={q}")
-                }
-                _ => "the directory returned no node for this intent".to_owned(),
-            }
-        } else if !refused.is_empty() {
-            format!(
-                "{found} node(s) found, {} refused by the endpoint guard: {}",
-                refused.len(),
-                refused[0]
-            )
-        } else {
-            format!("{found} node(s) found, none available")
-        };
-        return Err(IicpError::NoAvailableNode {
-            intent: task.intent.to_string(),
-            reason,
-            last: None,
-        });
-    }
-    let usable = if inner.options.allow_plaintext {
-        usable
-    } else {
-        // PROTOCOL.md §2.5: a node without a key would see the payload in
-        // plaintext, and so would everything between us and it.
-        let (keyed, keyless): (Vec<Candidate>, Vec<Candidate>) = usable
-            .into_iter()
-            .partition(|c| node_key(&c.node).is_some());
-        if keyed.is_empty() {
-            return Err(IicpError::PlaintextRefused {
-                intent: task.intent.to_string(),
-                nodes: keyless.len(),
-            });
-        }
-        if !keyless.is_empty() {
-            tracing::debug!(
-                skipped = keyless.len(),
-                "nodes without a CX key skipped (plaintext not allowed)"
-            );
-        }
-        keyed
-    };
-    let ordered = selection::order(inner.options.selection, usable, rand::random::<f64>());
-    let mut chosen: Vec<Candidate> = Vec::with_capacity(inner.options.max_candidates);
-    for candidate in ordered {
-        if chosen.len() == inner.options.max_candidates {
-            break;
-        }
-        if !chosen.iter().any(|c| same_node(c, &candidate)) {
-            chosen.push(candidate);
-        }
-    }
-    Ok((chosen, qos))
-}
-
-/// Whether two listed nodes are one: the same task URL and the same CX key
-/// (or none). A node restarted without its directory token registers under
-/// a new id while its former record stays listed until it expires (90 s on
-/// our directory), at the same endpoint with the same key. Trying it again
-/// under the other id gains nothing (it refuses a task id it has seen with
-/// 409 `IICP-E010`; down is down for both) and spends the call's
-/// candidates on one node. Records at one endpoint with different keys stay
-/// apart: a record naming someone else's endpoint must not hide the real one.
-fn same_node(a: &Candidate, b: &Candidate) -> bool {
-    a.task_url == b.task_url
-        && a.node.effective_cx_key().map(|k| &k.key) == b.node.effective_cx_key().map(|k| &k.key)
-}
-
 /// Attempts one node until it answers, fails for good, or should be left.
 /// Each attempt goes over the native transport when [`native_endpoint`]
 /// names one and it connects, else over HTTP; the verdicts and pauses are
 /// the same for both.
 async fn attempt_node(
     inner: &Inner,
-    candidate: &Candidate,
-    prepared: &Prepared,
+    candidate: &Candidate<'_>,
+    prepared: &Prepared<'_>,
     consumer_token: Option<&Secret>,
     trace: &str,
     deadline: Instant,
 ) -> std::result::Result<TaskResponse, NodeOutcome> {
-    let node = &candidate.node;
+    let node = candidate.node;
     let target = format!("node {}", short_id(&node.node_id));
     let total = inner.timeout();
     let native = native_endpoint(inner, node);
@@ -616,7 +519,7 @@ async fn attempt_node(
             None => {
                 http_attempt::exchange(
                     inner,
-                    &candidate.task_url,
+                    candidate.task_url,
                     prepared,
                     consumer_token,
                     trace,
