@@ -10,13 +10,18 @@ use crate::error::IicpError;
 use crate::outbound::{error_from_response, read_limited, transport_error};
 use crate::secret::Secret;
 use crate::wire::parse_error_body;
+use reqwest::header::{CONTENT_TYPE, HeaderName};
 use std::time::Duration;
+
+/// Named once, not parsed from text on every request.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const CONSUMER_TOKEN: HeaderName = HeaderName::from_static("x-iicp-consumer-token");
 
 /// Sends `prepared` to a node's `task_url` once, waiting at most `left`.
 pub(super) async fn exchange(
     inner: &Inner,
     task_url: &reqwest::Url,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     consumer_token: Option<&Secret>,
     trace: &str,
     left: Duration,
@@ -26,12 +31,12 @@ pub(super) async fn exchange(
     let mut request = inner
         .node_http
         .post(task_url.clone())
-        .header("traceparent", trace)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(TRACEPARENT, trace)
+        .header(CONTENT_TYPE, "application/json")
         .timeout(left)
         .body(body);
     if let Some(token) = consumer_token {
-        request = request.header("X-IICP-Consumer-Token", token.expose());
+        request = request.header(CONSUMER_TOKEN, token.expose());
     }
     let resp = match request.send().await {
         Err(e) => {

@@ -26,7 +26,7 @@ use serde_json::Value;
 /// the CALL's idempotency key was the task id (the caller gave no nonce).
 pub(super) fn judge(
     response: Response,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     target: &str,
     derived_key: bool,
 ) -> Exchanged {
@@ -60,7 +60,7 @@ pub(super) fn judge(
 
 /// A spec-layout answer: a refusal becomes the `error`/`timeout` envelope
 /// it stands for; a result is judged as a buffered one.
-fn judge_spec(spec: SpecResponse, prepared: &Prepared, target: &str) -> Exchanged {
+fn judge_spec(spec: SpecResponse, prepared: &Prepared<'_>, target: &str) -> Exchanged {
     let timed_out = spec.status.as_deref() == Some("timeout")
         || spec
             .lifecycle
@@ -101,7 +101,7 @@ fn judge_spec(spec: SpecResponse, prepared: &Prepared, target: &str) -> Exchange
 
 /// A native result: for a sealed task the node's whole sealed envelope,
 /// else the task's result, which gets the HTTP envelope's shape.
-fn judge_result(result: Value, prepared: &Prepared, target: &str) -> Exchanged {
+fn judge_result(result: Value, prepared: &Prepared<'_>, target: &str) -> Exchanged {
     match &prepared.sealed {
         // Anything but a sealed envelope is a plaintext answer to an
         // encrypted task (a node whose native path does not apply IICP-CX,
@@ -158,14 +158,16 @@ mod tests {
     const CHAT: &str = "urn:iicp:intent:llm:chat:v1";
 
     /// The task `t-1` as it goes, in plaintext, to a node without a CX key.
-    fn plaintext() -> Prepared {
+    /// (The task is leaked so the borrowed plaintext can outlive this call.)
+    fn plaintext() -> Prepared<'static> {
         let mut task = TaskRequest::new(CHAT.parse().unwrap(), json!({"q": 1}));
         task.task_id = "t-1".into();
         let node: NodeInfo = serde_json::from_value(json!({
             "node_id": "n-1", "endpoint": "http://127.0.0.1:1", "score": 0.5, "available": true,
         }))
         .unwrap();
-        Outgoing::new(task).unwrap().for_node(&node).unwrap()
+        let outgoing: &'static Outgoing = Box::leak(Box::new(Outgoing::new(task).unwrap()));
+        outgoing.for_node(&node).unwrap()
     }
 
     fn refusal(status: i64, code: &str) -> Response {

@@ -9,6 +9,8 @@ use crate::error::IicpError;
 use crate::wire::{NodeInfo, TaskRequest};
 use bytes::Bytes;
 use serde::Deserialize;
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// The X25519 key a node advertises, when it is one this client can use.
 pub(crate) fn node_key(node: &NodeInfo) -> Option<[u8; 32]> {
@@ -26,17 +28,24 @@ pub(crate) struct Sealed {
 }
 
 /// The task as it goes to one node: sealed to its key, or in plaintext.
-pub(crate) struct Prepared {
-    /// The task for this node (`iicp_conf` set, `payload` null, when sealed).
-    pub task: TaskRequest,
+pub(crate) struct Prepared<'t> {
+    /// The task for this node: the caller's, borrowed, in plaintext; a copy
+    /// with `iicp_conf` set and `payload` null when sealed.
+    pub task: Cow<'t, TaskRequest>,
     /// `Some` when the payload was sealed; the answer must then be sealed too.
     pub sealed: Option<Sealed>,
+    /// The HTTP body, made by the first HTTP attempt and kept for retries.
+    body: OnceLock<Bytes>,
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// The HTTP body: the task as JSON.
     pub fn body(&self) -> Result<Bytes, IicpError> {
-        Ok(serde_json::to_vec(&self.task).map_err(encode_error)?.into())
+        if let Some(body) = self.body.get() {
+            return Ok(body.clone());
+        }
+        let body = Bytes::from(serde_json::to_vec(&*self.task).map_err(encode_error)?);
+        Ok(self.body.get_or_init(|| body).clone())
     }
 
     /// The native CALL's payload (key 5): the task payload, or for a sealed
@@ -56,15 +65,14 @@ impl Prepared {
     }
 }
 
-/// A task ready to go out: the payload is serialised once and sealed per
-/// node, or put back in plaintext for a keyless node.
+/// A task ready to go out: in plaintext it goes as it is to a keyless
+/// node; its payload is serialised once, when the first keyed node needs
+/// it, and sealed per node.
 pub(crate) struct Outgoing {
-    /// The task without its payload.
-    head: TaskRequest,
-    /// The payload.
-    payload: serde_json::Value,
+    /// The task, without `auth`.
+    task: TaskRequest,
     /// The payload JSON, what gets sealed.
-    payload_json: Vec<u8>,
+    payload_json: OnceLock<Vec<u8>>,
 }
 
 fn encode_error(e: serde_json::Error) -> IicpError {
@@ -80,27 +88,33 @@ impl Outgoing {
         // the body would reach all of them, outside the seal. The client's
         // only credential for nodes is a consumer token, sent per node.
         task.auth = None;
-        let payload_json = serde_json::to_vec(&task.payload).map_err(encode_error)?;
-        let payload = std::mem::take(&mut task.payload);
         Ok(Self {
-            head: task,
-            payload,
-            payload_json,
+            task,
+            payload_json: OnceLock::new(),
         })
     }
 
-    /// The body for `node`: sealed to its key when it has one.
-    pub fn for_node(&self, node: &NodeInfo) -> Result<Prepared, IicpError> {
+    /// The task for `node`: sealed to its key when it has one.
+    pub fn for_node(&self, node: &NodeInfo) -> Result<Prepared<'_>, IicpError> {
         let Some(key) = node_key(node) else {
-            let mut task = self.head.clone();
-            task.payload = self.payload.clone();
-            return Ok(Prepared { task, sealed: None });
+            return Ok(Prepared {
+                task: Cow::Borrowed(&self.task),
+                sealed: None,
+                body: OnceLock::new(),
+            });
+        };
+        let payload_json = match self.payload_json.get() {
+            Some(json) => json,
+            None => {
+                let json = serde_json::to_vec(&self.task.payload).map_err(encode_error)?;
+                self.payload_json.get_or_init(|| json)
+            }
         };
         let (mut conf, ss) = cx::seal_request(
             &key,
-            &self.head.task_id,
-            self.head.intent.as_str(),
-            &self.payload_json,
+            &self.task.task_id,
+            self.task.intent.as_str(),
+            payload_json,
         );
         if let Some(id) = node
             .effective_cx_key()
@@ -110,21 +124,38 @@ impl Outgoing {
             // Key ids are opaque: name the key as the node does.
             conf.recipient_key_id = id.to_owned();
         }
-        let mut task = self.head.clone();
+        let mut task = without_payload(&self.task);
         task.iicp_conf = Some(serde_json::to_value(conf).map_err(encode_error)?);
         task.cx_response_encryption = Some("required".into());
         Ok(Prepared {
-            task,
+            task: Cow::Owned(task),
             sealed: Some(Sealed {
                 ss,
-                task_id: self.head.task_id.clone(),
+                task_id: self.task.task_id.clone(),
             }),
+            body: OnceLock::new(),
         })
     }
 
     /// The task's intent.
     pub fn intent(&self) -> &str {
-        self.head.intent.as_str()
+        self.task.intent.as_str()
+    }
+}
+
+/// A copy of `task` with a null payload (the payload is what gets sealed).
+fn without_payload(task: &TaskRequest) -> TaskRequest {
+    TaskRequest {
+        task_id: task.task_id.clone(),
+        intent: task.intent.clone(),
+        payload: serde_json::Value::Null,
+        iicp_conf: task.iicp_conf.clone(),
+        cx_response_encryption: task.cx_response_encryption.clone(),
+        constraints: task.constraints.clone(),
+        auth: task.auth.clone(),
+        source_node_id: task.source_node_id.clone(),
+        nonce: task.nonce.clone(),
+        extra: task.extra.clone(),
     }
 }
 
