@@ -218,10 +218,11 @@ impl AsRef<NodeList> for Screened {
 /// needs no URL at all). The directory URL is the client's own and the
 /// same for every key.
 pub(crate) fn cache_key(p: &DiscoverParams<'_>) -> String {
-    use std::fmt::Write;
     // Each text is written with its length first, so two different queries
     // never share a key whatever their values contain. An empty region or
-    // model is no filter, as in the URL.
+    // model is no filter, as in the URL. (Written without `fmt`: this runs
+    // on every call, hit or miss.)
+    let mut numbers = itoa::Buffer::new();
     let mut key = String::with_capacity(p.intent.len() + 48);
     for text in [
         Some(p.intent),
@@ -230,12 +231,17 @@ pub(crate) fn cache_key(p: &DiscoverParams<'_>) -> String {
         p.qos.map(Qos::as_str),
     ] {
         let text = text.unwrap_or_default();
-        let _ = write!(key, "{}:{text};", text.len());
+        key.push_str(numbers.format(text.len()));
+        key.push(':');
+        key.push_str(text);
+        key.push(';');
     }
     if let Some(r) = p.min_reputation {
+        use std::fmt::Write;
         let _ = write!(key, "r{r};");
     }
-    let _ = write!(key, "l{}", clamp_limit(p.limit.map(i64::from)));
+    key.push('l');
+    key.push_str(numbers.format(clamp_limit(p.limit.map(i64::from))));
     key
 }
 
