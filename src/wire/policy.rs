@@ -12,6 +12,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 /// The error code of a policy refusal. Terminal: never retried.
@@ -135,14 +136,36 @@ pub fn classify_intent(intent: &str) -> Option<&'static RiskRule> {
 /// Refuses intents matching any rule of a refused category, whatever the
 /// order of the rules; allows everything else.
 pub fn check_intent_policy(intent: &str) -> Result<(), PolicyViolation> {
+    if LAST_ALLOWED.with_borrow(|last| last == intent) {
+        return Ok(());
+    }
     match REFUSED.first_rule(intent) {
         Some(rule) => Err(PolicyViolation {
             category: rule.category,
             rule_id: rule.rule_id.clone(),
             label: rule.label.clone(),
         }),
-        None => Ok(()),
+        None => {
+            if intent.len() <= MEMO_MAX_LEN {
+                LAST_ALLOWED.with_borrow_mut(|last| {
+                    last.clear();
+                    last.push_str(intent);
+                });
+            }
+            Ok(())
+        }
     }
+}
+
+/// Longest intent [`LAST_ALLOWED`] keeps (an intent URN is far shorter).
+const MEMO_MAX_LEN: usize = 256;
+
+thread_local! {
+    /// The last intent this thread found allowed. A client submits one
+    /// intent over and over and a node serves a few, so a comparison
+    /// usually replaces the automaton's pass (issue 17). The rules are
+    /// built into the binary: an intent allowed once stays allowed.
+    static LAST_ALLOWED: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 #[cfg(test)]
@@ -163,6 +186,22 @@ mod tests {
             Some(RiskCategory::TransparencyRisk)
         );
         assert!(check_intent_policy("urn:iicp:intent:chatbot:reply:v1").is_ok());
+    }
+
+    /// The memo of the last allowed intent never lets a refused one through,
+    /// whatever was allowed just before it.
+    #[test]
+    fn the_allowed_memo_never_allows_a_refused_intent() {
+        let allowed = "urn:iicp:intent:llm:chat:v1";
+        let refused = "urn:iicp:intent:social-scoring:rank:v1";
+        for _ in 0..3 {
+            assert!(check_intent_policy(allowed).is_ok());
+            assert!(check_intent_policy(allowed).is_ok());
+            assert!(check_intent_policy(refused).is_err());
+            assert!(check_intent_policy(refused).is_err());
+        }
+        assert!(check_intent_policy("").is_ok());
+        assert!(check_intent_policy(refused).is_err());
     }
 
     /// The rules' definition, one fragment at a time.
