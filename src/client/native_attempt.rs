@@ -35,7 +35,7 @@ pub(super) const AVAILABLE: bool = false;
 pub(super) async fn exchange(
     _inner: &super::Inner,
     _endpoint: &str,
-    _prepared: &Prepared,
+    _prepared: &Prepared<'_>,
     _consumer_token: Option<&Secret>,
     _trace: &str,
     _left: std::time::Duration,
@@ -54,7 +54,7 @@ pub(super) async fn exchange(
 pub(super) async fn exchange(
     inner: &super::Inner,
     endpoint: &str,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     consumer_token: Option<&Secret>,
     trace: &str,
     left: std::time::Duration,
@@ -96,7 +96,7 @@ pub(super) async fn exchange(
 /// The CALL for `prepared` (buffered: no key 24).
 #[cfg(feature = "iicp-tcp")]
 pub(super) fn call_for(
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     consumer_token: Option<&Secret>,
     trace: &str,
 ) -> crate::transport::Call {
