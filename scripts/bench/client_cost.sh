@@ -12,9 +12,15 @@
 #
 #   scripts/bench/client_cost.sh
 #   CLIENT_COST_BIN=/path/to/other/client_cost scripts/bench/client_cost.sh   # another build
+#   CLIENT_COST_BIN_OTHER=/path/to/older/client_cost scripts/bench/client_cost.sh  # side by side
+#
+# With CLIENT_COST_BIN_OTHER, every round runs both builds (this one, then the other, both
+# against the same stand-ins) and every row is given for each; the other build's rows are
+# labelled `other`.
 #
 # Environment (all optional): BENCH_N (default 20000), BENCH_ROUNDS (default 3),
-# CLIENT_COST_BIN (skip the build), BENCH_OUT (default target/bench/client-cost).
+# CLIENT_COST_BIN (skip the build), CLIENT_COST_BIN_OTHER (a second build, side by side),
+# BENCH_OUT (default target/bench/client-cost).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,6 +43,11 @@ for l in sys.stdin:
         print(m["executable"])')"
 fi
 [[ -x $BIN ]] || die "no client_cost executable ($BIN)"
+OTHER="${CLIENT_COST_BIN_OTHER:-}"
+[[ -z $OTHER || -x $OTHER ]] || die "CLIENT_COST_BIN_OTHER is not an executable ($OTHER)"
+# label=binary for every build measured.
+BUILDS=("this=$BIN")
+[[ -n $OTHER ]] && BUILDS+=("other=$OTHER")
 
 bench_workdir
 mkfifo "$WORK/stdin"
@@ -48,21 +59,28 @@ eval "$(cat "$WORK/urls")"
 
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
+# One JSON line in, the same line with the build's label added.
+labelled() { sed "s/^{/{\"build\":\"$1\",/" | tee -a "$RESULTS"; }
 for round in $(seq "$ROUNDS"); do
-  for mode in bare submit; do
-    "$BIN" measure "$mode" "$N" "$DIR" "$NODE" | tee -a "$RESULTS"
+  for build in "${BUILDS[@]}"; do
+    for mode in bare submit; do
+      "${build#*=}" measure "$mode" "$N" "$DIR" "$NODE" | labelled "${build%%=*}"
+    done
   done
 done
 
 if command -v valgrind >/dev/null; then
-  for mode in bare submit; do
-    for n in 500 2500; do
-      valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$mode-$n.out" \
-        "$BIN" measure "$mode" "$n" "$DIR" "$NODE" >/dev/null 2>"$WORK/vg-$mode-$n"
+  for build in "${BUILDS[@]}"; do
+    label="${build%%=*}"
+    for mode in bare submit; do
+      for n in 500 2500; do
+        valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$label-$mode-$n.out" \
+          "${build#*=}" measure "$mode" "$n" "$DIR" "$NODE" >/dev/null 2>"$WORK/vg-$label-$mode-$n"
+      done
+      short=$(sed -n 's/.*Collected : //p' "$WORK/vg-$label-$mode-500")
+      long=$(sed -n 's/.*Collected : //p' "$WORK/vg-$label-$mode-2500")
+      echo "{\"mode\":\"$mode\",\"instructions_per_request\":$(( (long - short) / 2000 ))}" | labelled "$label"
     done
-    short=$(sed -n 's/.*Collected : //p' "$WORK/vg-$mode-500")
-    long=$(sed -n 's/.*Collected : //p' "$WORK/vg-$mode-2500")
-    echo "{\"mode\":\"$mode\",\"instructions_per_request\":$(( (long - short) / 2000 ))}" | tee -a "$RESULTS"
   done
 else
   log "valgrind not found: no instruction counts (apt-get install -y valgrind)"
@@ -71,19 +89,23 @@ fi
 python3 - "$RESULTS" <<'PY' | tee "$OUT/results.md"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def values(mode, key):
-    return [r[key] for r in rows if r.get("mode") == mode and key in r]
-print("| | bare POST | submit() | submit() − bare |")
-print("|---|---|---|---|")
-for key, label in [("cpu_us_per_request", "CPU µs per request"),
-                   ("wall_us_per_request", "wall µs per request"),
-                   ("instructions_per_request", "instructions per request (callgrind)")]:
-    b, s = values("bare", key), values("submit", key)
-    if not b or not s:
-        continue
-    # Rounds alternate bare and submit: the difference is taken within each round
-    # (both saw the same machine), then the median over rounds.
-    diff = statistics.median(y - x for x, y in zip(b, s))
-    fmt = "{:,.0f}" if key.startswith("instr") else "{:.1f}"
-    print(f"| {label} | {fmt.format(statistics.median(b))} | {fmt.format(statistics.median(s))} | {fmt.format(diff)} |")
+builds = list(dict.fromkeys(r["build"] for r in rows))
+def values(build, mode, key):
+    return [r[key] for r in rows if r["build"] == build and r.get("mode") == mode and key in r]
+print("| build | | bare POST | submit() | submit() − bare |")
+print("|---|---|---|---|---|")
+for build in builds:
+    for key, label in [("cpu_us_per_request", "CPU µs per request"),
+                       ("wall_us_per_request", "wall µs per request"),
+                       ("instructions_per_request", "instructions per request (callgrind)")]:
+        b, s = values(build, "bare", key), values(build, "submit", key)
+        if not b or not s:
+            continue
+        # Rounds alternate bare and submit: the difference is taken within each round
+        # (both saw the same machine), then the median over rounds.
+        diffs = [y - x for x, y in zip(b, s)]
+        fmt = "{:,.0f}" if key.startswith("instr") else "{:.1f}"
+        spread = "" if len(diffs) == 1 else " (" + " / ".join(fmt.format(d) for d in diffs) + ")"
+        print(f"| {build} | {label} | {fmt.format(statistics.median(b))} | "
+              f"{fmt.format(statistics.median(s))} | {fmt.format(statistics.median(diffs))}{spread} |")
 PY
