@@ -97,10 +97,11 @@ fn sealed_round_trip(payload: &[u8]) {
 /// One request the client sealed (`Outgoing::for_node` for a node that
 /// advertises the node's key), and the shared secret the node got from
 /// opening it: made once, so that the answer paths cost no X25519.
-static SEALED: LazyLock<(Prepared, SharedSecret)> = LazyLock::new(|| {
+static SEALED: LazyLock<(Prepared<'static>, SharedSecret)> = LazyLock::new(|| {
     let mut task = TaskRequest::new(IntentUrn::parse(CHAT).expect("intent"), json!({"q": 1}));
     task.task_id = TASK_ID.into();
-    let outgoing = Outgoing::new(task).expect("a task");
+    // Leaked once: the prepared task borrows from it for the process's life.
+    let outgoing: &'static Outgoing = Box::leak(Box::new(Outgoing::new(task).expect("a task")));
     let node: NodeInfo = serde_json::from_value(json!({
         "node_id": "node-fuzz-1", "endpoint": "https://node.example.net",
         "score": 0.9, "available": true,

@@ -83,7 +83,7 @@ pub fn run(data: &[u8]) {
         assert_eq!(prepared.task.iicp_conf.is_some(), keyed);
         let body = prepared.body().expect("a body");
         let sent: TaskRequest = serde_json::from_slice(&body).expect("the node reads the task");
-        assert_eq!(sent, prepared.task);
+        assert_eq!(sent, *prepared.task);
         let _ = prepared.native_payload();
     }
 }
