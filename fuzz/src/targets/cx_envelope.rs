@@ -94,21 +94,25 @@ fn sealed_round_trip(payload: &[u8]) {
     );
 }
 
+/// The task the client seals: a static, so the prepared request below may
+/// borrow from it for the life of the process (nothing leaked for ASan).
+static OUTGOING: LazyLock<Outgoing> = LazyLock::new(|| {
+    let mut task = TaskRequest::new(IntentUrn::parse(CHAT).expect("intent"), json!({"q": 1}));
+    task.task_id = TASK_ID.into();
+    Outgoing::new(task).expect("a task")
+});
+
 /// One request the client sealed (`Outgoing::for_node` for a node that
 /// advertises the node's key), and the shared secret the node got from
 /// opening it: made once, so that the answer paths cost no X25519.
 static SEALED: LazyLock<(Prepared<'static>, SharedSecret)> = LazyLock::new(|| {
-    let mut task = TaskRequest::new(IntentUrn::parse(CHAT).expect("intent"), json!({"q": 1}));
-    task.task_id = TASK_ID.into();
-    // Leaked once: the prepared task borrows from it for the process's life.
-    let outgoing: &'static Outgoing = Box::leak(Box::new(Outgoing::new(task).expect("a task")));
     let node: NodeInfo = serde_json::from_value(json!({
         "node_id": "node-fuzz-1", "endpoint": "https://node.example.net",
         "score": 0.9, "available": true,
         "cx_public_key": NODE_CX.advertised(),
     }))
     .expect("a node");
-    let prepared = outgoing.for_node(&node).expect("a sealed task");
+    let prepared = OUTGOING.for_node(&node).expect("a sealed task");
     let conf: IicpConf =
         serde_json::from_value(prepared.task.iicp_conf.clone().expect("iicp_conf"))
             .expect("the node reads iicp_conf");
