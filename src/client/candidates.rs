@@ -10,6 +10,7 @@ use super::Inner;
 use super::discovery::Screened;
 use super::seal::node_key;
 use super::selection;
+use super::submit::Route;
 use crate::error::{IicpError, Result};
 use crate::wire::{NodeInfo, Qos};
 
@@ -26,23 +27,15 @@ impl std::borrow::Borrow<NodeInfo> for Candidate<'_> {
     }
 }
 
-/// What the discovery behind the candidates asked, for the error when
-/// there are none.
-pub(crate) struct Asked<'a> {
-    pub intent: &'a str,
-    /// The class the route asked first.
-    pub route_qos: Option<Qos>,
-    /// Whether that class was the SDK's default (the probation fallback).
-    pub qos_is_default: bool,
-    /// The class the answer was found at.
-    pub qos: Option<Qos>,
-}
-
-/// The nodes of `list` to try, in order.
+/// The nodes of `list` to try for a task of `intent`, in order; `list` was
+/// discovered for `route` and found at class `qos` (for the error when no
+/// node can be tried).
 pub(crate) fn choose<'l>(
     inner: &Inner,
     list: &'l Screened,
-    asked: &Asked<'_>,
+    intent: &str,
+    route: &Route,
+    qos: Option<Qos>,
 ) -> Result<Vec<Candidate<'l>>> {
     let found = list.list.nodes.len();
     let mut refused = Vec::new();
@@ -62,8 +55,8 @@ pub(crate) fn choose<'l>(
         .collect();
     if usable.is_empty() {
         return Err(IicpError::NoAvailableNode {
-            intent: asked.intent.to_owned(),
-            reason: none_usable(found, &refused, asked),
+            intent: intent.to_owned(),
+            reason: none_usable(found, &refused, route, qos),
             last: None,
         });
     }
@@ -76,7 +69,7 @@ pub(crate) fn choose<'l>(
             usable.into_iter().partition(|c| node_key(c.node).is_some());
         if keyed.is_empty() {
             return Err(IicpError::PlaintextRefused {
-                intent: asked.intent.to_owned(),
+                intent: intent.to_owned(),
                 nodes: keyless.len(),
             });
         }
@@ -103,12 +96,12 @@ pub(crate) fn choose<'l>(
 
 /// Why no listed node can be tried: none listed (at which classes), all
 /// refused by the endpoint guard (the first reason), or none available.
-fn none_usable(found: usize, refused: &[&str], asked: &Asked<'_>) -> String {
+fn none_usable(found: usize, refused: &[&str], route: &Route, qos: Option<Qos>) -> String {
     if found == 0 {
-        return match (asked.qos_is_default, asked.qos) {
-            (true, Some(q)) if q != asked.route_qos.unwrap_or(q) => format!(
+        return match (route.qos_is_default, qos) {
+            (true, Some(q)) if q != route.qos.unwrap_or(q) => format!(
                 "the directory returned no node for this intent (asked at qos={}, then {q})",
-                asked.route_qos.map(Qos::as_str).unwrap_or_default()
+                route.qos.map(Qos::as_str).unwrap_or_default()
             ),
             (_, Some(q)) => format!("the directory returned no node for this intent at qos={q}"),
             _ => "the directory returned no node for this intent".to_owned(),

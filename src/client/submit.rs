@@ -2,7 +2,7 @@
 //! §5.2; SDK-01). One deadline, `timeout_ms`, bounds the whole call:
 //! discovery, every attempt and every pause.
 
-use super::candidates::{self, Asked, Candidate};
+use super::candidates::{self, Candidate};
 use super::discovery::{self, DiscoverParams, Screened};
 use super::judge::Judged;
 use super::retry::{Verdict, backoff};
@@ -71,8 +71,8 @@ pub(crate) async fn submit(
     let deadline = Instant::now() + timeout;
     let trace = prepare(&mut task, &route, traceparent, timeout)?;
     let (list, qos) = route_task(inner, &mut task, &route, &trace, deadline).await?;
-    let candidates = choose(inner, &list, &task, &route, qos)?;
-    // The payload is serialised once, then sealed per node (PROTOCOL.md §2.5).
+    let candidates = candidates::choose(inner, &list, task.intent.as_str(), &route, qos)?;
+    // Sealed per keyed node, sent as it is to a keyless one (PROTOCOL.md §2.5).
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
     for candidate in &candidates {
@@ -171,23 +171,6 @@ async fn route_task(
     Ok((list, qos))
 }
 
-/// The candidates in `list` for `task`, routed by `route` and found at `qos`.
-fn choose<'l>(
-    inner: &Inner,
-    list: &'l Screened,
-    task: &TaskRequest,
-    route: &Route,
-    qos: Option<Qos>,
-) -> Result<Vec<Candidate<'l>>> {
-    let asked = Asked {
-        intent: task.intent.as_str(),
-        route_qos: route.qos,
-        qos_is_default: route.qos_is_default,
-        qos,
-    };
-    candidates::choose(inner, list, &asked)
-}
-
 /// Starts a streamed chat (`chat_stream()`): the same discovery,
 /// selection, credentials, deadline and failover as [`submit`], up to the
 /// first chunk. A plaintext task to a node with an `iicp://` endpoint
@@ -205,7 +188,7 @@ pub(crate) async fn stream(
     let deadline = Instant::now() + timeout;
     let trace = prepare(&mut task, &route, None, timeout)?;
     let (list, qos) = route_task(inner, &mut task, &route, &trace, deadline).await?;
-    let candidates = choose(inner, &list, &task, &route, qos)?;
+    let candidates = candidates::choose(inner, &list, task.intent.as_str(), &route, qos)?;
     let outgoing = Outgoing::new(task)?;
     let mut failures: Vec<(String, IicpError)> = Vec::new();
     for candidate in &candidates {
