@@ -41,11 +41,12 @@ pub(crate) struct Prepared<'t> {
 impl Prepared<'_> {
     /// The HTTP body: the task as JSON.
     pub fn body(&self) -> Result<Bytes, IicpError> {
-        if let Some(body) = self.body.get() {
-            return Ok(body.clone());
-        }
-        let body = Bytes::from(serde_json::to_vec(&*self.task).map_err(encode_error)?);
-        Ok(self.body.get_or_init(|| body).clone())
+        cached(&self.body, || {
+            Ok(serde_json::to_vec(&*self.task)
+                .map_err(encode_error)?
+                .into())
+        })
+        .cloned()
     }
 
     /// The native CALL's payload (key 5): the task payload, or for a sealed
@@ -73,6 +74,19 @@ pub(crate) struct Outgoing {
     task: TaskRequest,
     /// The payload JSON, what gets sealed.
     payload_json: OnceLock<Vec<u8>>,
+}
+
+/// `cell`'s value, made by `make` the first time it is asked for (a
+/// failure leaves the cell empty).
+fn cached<T>(
+    cell: &OnceLock<T>,
+    make: impl FnOnce() -> Result<T, IicpError>,
+) -> Result<&T, IicpError> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = make()?;
+    Ok(cell.get_or_init(|| value))
 }
 
 fn encode_error(e: serde_json::Error) -> IicpError {
@@ -103,13 +117,9 @@ impl Outgoing {
                 body: OnceLock::new(),
             });
         };
-        let payload_json = match self.payload_json.get() {
-            Some(json) => json,
-            None => {
-                let json = serde_json::to_vec(&self.task.payload).map_err(encode_error)?;
-                self.payload_json.get_or_init(|| json)
-            }
-        };
+        let payload_json = cached(&self.payload_json, || {
+            serde_json::to_vec(&self.task.payload).map_err(encode_error)
+        })?;
         let (mut conf, ss) = cx::seal_request(
             &key,
             &self.task.task_id,
