@@ -1,4 +1,4 @@
-//! What `IicpNode::launch` starts beside the task pipeline and the HTTP
+//! What `launch.rs` starts beside the task pipeline and the HTTP
 //! router, one function per companion, each with its twin for a build
 //! without the feature it needs: the native sessions on the node's port
 //! (`iicp-tcp`), the relay server (`relay_capable`, `iicp-tcp`), the relay
