@@ -120,7 +120,12 @@ struct Pool {
 /// The shared pool.
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
+    POOL.get_or_init(Pool::new)
+}
+
+impl Pool {
+    /// An empty pool whose connector speaks HTTP and HTTPS (webpki roots).
+    fn new() -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -130,14 +135,12 @@ fn pool() -> &'static Pool {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Pool {
+        Self {
             connector,
             parked: Mutex::default(),
         }
-    })
-}
+    }
 
-impl Pool {
     /// The lists, also after a panic elsewhere (every change is one push or pop).
     fn lock(&self) -> MutexGuard<'_, Vec<Parked>> {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
@@ -159,8 +162,9 @@ impl Pool {
         if link.conn.is_none() || link.send.is_closed() {
             return;
         }
-        let now = Instant::now();
         let mut parked = self.lock();
+        // Taken under the lock, so the lists stay in time order.
+        let now = Instant::now();
         let index = match parked.iter().position(|(e, _)| *e == link.engine) {
             Some(index) => index,
             None => {
@@ -169,7 +173,13 @@ impl Pool {
             }
         };
         let list = &mut parked[index].1;
-        list.retain(|(_, since)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
+        // Parked in time order (pushed at the back, taken from the back):
+        // the idle ones are at the front, and the first fresh one ends them.
+        let idle = list
+            .iter()
+            .take_while(|(_, since)| now.saturating_duration_since(*since) >= IDLE_TIMEOUT)
+            .count();
+        list.drain(..idle);
         if list.len() < MAX_IDLE_PER_ENGINE {
             list.push((link, now));
         }
@@ -639,6 +649,32 @@ mod tests {
         );
         assert!(head.contains(&format!("host: {}\r\n", e.addr)), "{head}");
         assert!(head.contains("user-agent: iicp-node/"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn parking_closes_the_connections_idle_too_long_and_keeps_the_rest_in_order() {
+        let e = engine(vec![Then::Answer]);
+        let pool = Pool::new();
+        let uri = parse_url(&format!("http://{}/", e.addr)).unwrap();
+        let engine = Engine::of(&uri).unwrap();
+        let mut links = Vec::new();
+        for _ in 0..3 {
+            links.push(pool.connect(engine.clone(), &uri).await.unwrap());
+        }
+        tokio::time::pause();
+        let mut links = links.into_iter();
+        pool.park(links.next().unwrap());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        pool.park(links.next().unwrap());
+        tokio::time::advance(Duration::from_secs(31)).await;
+        // The first has been idle 91 s, past IDLE_TIMEOUT; the second 31 s.
+        pool.park(links.next().unwrap());
+        let ages: Vec<Duration> = pool.lock()[0]
+            .1
+            .iter()
+            .map(|(_, since)| since.elapsed())
+            .collect();
+        assert_eq!(ages, [Duration::from_secs(31), Duration::ZERO]);
     }
 
     #[tokio::test]
