@@ -204,20 +204,20 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form, with its `Host`) to the engine of
-    /// `uri`: on a parked connection when there is one, else on a new one;
-    /// again on a new one when a parked connection closed before writing it.
+    /// `target`: on a parked connection when there is one, else on a new
+    /// one; again on a new one when a parked connection closed before
+    /// writing it.
     async fn exchange(
         &self,
-        uri: &Uri,
+        target: &Target,
         mut request: http::Request<Full<Bytes>>,
     ) -> Result<(http::Response<Incoming>, Link), BackendError> {
-        let engine = Engine::of(uri)?;
-        let mut reused = self.checkout(&engine);
+        let mut reused = self.checkout(&target.engine);
         loop {
             let fresh = reused.is_none();
             let mut link = match reused.take() {
                 Some(link) => link,
-                None => self.connect(engine.clone(), uri).await?,
+                None => self.connect(target.engine.clone(), &target.uri).await?,
             };
             let outcome = match driven(&mut link.conn, link.send.ready()).await {
                 Err(e) => Err((e, Some(request))),
@@ -239,13 +239,30 @@ impl Pool {
     }
 }
 
+/// An engine's URL worked out once per backend, not per request: what the
+/// connector dials, which parked connections may carry it, the request
+/// target a server is sent and the `Host` header.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    uri: Uri,
+    engine: Engine,
+    /// The path and query alone (origin form).
+    origin: Uri,
+    host: HeaderValue,
+}
+
 /// A URL parsed for the pool, or why it cannot be used.
-pub(crate) fn parse_url(url: &str) -> Result<Uri, BackendError> {
+pub(crate) fn parse_url(url: &str) -> Result<Target, BackendError> {
     let uri: Uri = url
         .parse()
         .map_err(|_| BackendError::InvalidRequest("the backend URL is not a valid URL".into()))?;
     match uri.scheme_str() {
-        Some("http" | "https") if uri.host().is_some() => Ok(uri),
+        Some("http" | "https") if uri.host().is_some() => Ok(Target {
+            engine: Engine::of(&uri)?,
+            origin: origin_form(&uri),
+            host: host(&uri)?,
+            uri,
+        }),
         _ => Err(BackendError::InvalidRequest(
             "the backend URL must be http:// or https:// with a host".into(),
         )),
@@ -256,21 +273,21 @@ pub(crate) fn parse_url(url: &str) -> Result<Uri, BackendError> {
 #[derive(Debug)]
 pub(crate) struct BackendRequest {
     method: Method,
-    uri: Result<Uri, BackendError>,
+    target: Result<Target, BackendError>,
     headers: HeaderMap,
     body: Bytes,
     timeout: Duration,
 }
 
 impl BackendRequest {
-    /// `method` at `uri` (a parse failure is reported when sent), with
+    /// `method` at `target` (a parse failure is reported when sent), with
     /// the node's `User-Agent` and the whole exchange bounded by `timeout`.
-    pub fn new(method: Method, uri: Result<Uri, BackendError>, timeout: Duration) -> Self {
+    pub fn new(method: Method, target: Result<Target, BackendError>, timeout: Duration) -> Self {
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(USER_AGENT, user_agent());
         Self {
             method,
-            uri,
+            target,
             headers,
             body: Bytes::new(),
             timeout,
@@ -290,7 +307,7 @@ impl BackendRequest {
                 self.headers.insert(name, v);
             }
             Err(_) => {
-                self.uri = Err(BackendError::InvalidRequest(
+                self.target = Err(BackendError::InvalidRequest(
                     "the API key cannot be sent in an HTTP header".into(),
                 ));
             }
@@ -309,7 +326,7 @@ impl BackendRequest {
         match serde_json::to_vec(body) {
             Ok(bytes) => self.body = bytes.into(),
             Err(_) => {
-                self.uri = Err(BackendError::InvalidRequest(
+                self.target = Err(BackendError::InvalidRequest(
                     "the request could not be written as JSON".into(),
                 ));
             }
@@ -328,13 +345,13 @@ impl BackendRequest {
     pub async fn send(self) -> Result<BackendResponse, BackendError> {
         let timeout_ms = self.timeout.as_millis() as u64;
         let mut deadline = Box::pin(tokio::time::sleep(self.timeout));
-        let uri = self.uri?;
+        let target = self.target?;
         let mut request = http::Request::new(Full::new(self.body));
         *request.method_mut() = self.method;
-        *request.uri_mut() = origin_form(&uri);
+        *request.uri_mut() = target.origin.clone();
         *request.headers_mut() = self.headers;
-        request.headers_mut().insert(HOST, host(&uri)?);
-        let (response, link) = before(&mut deadline, pool().exchange(&uri, request))
+        request.headers_mut().insert(HOST, target.host.clone());
+        let (response, link) = before(&mut deadline, pool().exchange(&target, request))
             .await
             .ok_or(BackendError::Timeout(timeout_ms))??;
         let (head, body) = response.into_parts();
@@ -655,11 +672,14 @@ mod tests {
     async fn parking_closes_the_connections_idle_too_long_and_keeps_the_rest_in_order() {
         let e = engine(vec![Then::Answer]);
         let pool = Pool::new();
-        let uri = parse_url(&format!("http://{}/", e.addr)).unwrap();
-        let engine = Engine::of(&uri).unwrap();
+        let target = parse_url(&format!("http://{}/", e.addr)).unwrap();
         let mut links = Vec::new();
         for _ in 0..3 {
-            links.push(pool.connect(engine.clone(), &uri).await.unwrap());
+            links.push(
+                pool.connect(target.engine.clone(), &target.uri)
+                    .await
+                    .unwrap(),
+            );
         }
         tokio::time::pause();
         let mut links = links.into_iter();
@@ -737,7 +757,7 @@ mod tests {
             Duration::from_secs(1),
         )
         .bearer("line\nbreak");
-        assert!(matches!(req.uri, Err(BackendError::InvalidRequest(_))));
+        assert!(matches!(req.target, Err(BackendError::InvalidRequest(_))));
         let req = BackendRequest::new(
             Method::GET,
             parse_url("http://127.0.0.1:1/models"),
@@ -761,8 +781,7 @@ mod tests {
             ("http://[::1]:11434/v1", "[::1]:11434"),
             ("http://127.0.0.1:443/v1", "127.0.0.1:443"),
         ] {
-            let uri = parse_url(url).unwrap();
-            assert_eq!(host(&uri).unwrap(), expected, "{url}");
+            assert_eq!(parse_url(url).unwrap().host, expected, "{url}");
         }
     }
 }

@@ -10,7 +10,7 @@
 //! limits (`limits.rs`); `Authorization: Bearer` is sent only when a key is set.
 
 use super::Output;
-use super::client::{BackendRequest, parse_url};
+use super::client::{BackendRequest, Target, parse_url};
 use super::error::BackendError;
 use super::http::{send, send_probe, send_streaming};
 use super::limits::clamp_cost;
@@ -120,7 +120,7 @@ pub struct OpenAiCompat {
     opts: BackendOptions,
     /// `base` + each of [`PATHS`], parsed (an error where the base makes no
     /// valid URL: a request there fails with it when sent).
-    urls: std::sync::Arc<[Result<http::Uri, BackendError>]>,
+    urls: std::sync::Arc<[Result<Target, BackendError>]>,
 }
 
 impl OpenAiCompat {
