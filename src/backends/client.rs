@@ -40,7 +40,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -217,7 +217,13 @@ impl Pool {
             let fresh = reused.is_none();
             let mut link = match reused.take() {
                 Some(link) => link,
-                None => self.connect(target.engine.clone(), &target.uri).await?,
+                // Boxed: connecting holds a stream that may be TLS, and
+                // this future is moved by every request, most of which
+                // take a parked connection.
+                // Boxed: connecting holds a stream that may be TLS, and
+                // this future is moved by every request, most of which
+                // take a parked connection.
+                None => Box::pin(self.connect(target.engine.clone(), &target.uri)).await?,
             };
             let outcome = match driven(&mut link.conn, link.send.ready()).await {
                 Err(e) => Err((e, Some(request))),
@@ -251,18 +257,19 @@ pub(crate) struct Target {
     host: HeaderValue,
 }
 
-/// A URL parsed for the pool, or why it cannot be used.
-pub(crate) fn parse_url(url: &str) -> Result<Target, BackendError> {
+/// A URL parsed for the pool, or why it cannot be used. Shared: a request
+/// holds a pointer to it, not a copy.
+pub(crate) fn parse_url(url: &str) -> Result<Arc<Target>, BackendError> {
     let uri: Uri = url
         .parse()
         .map_err(|_| BackendError::InvalidRequest("the backend URL is not a valid URL".into()))?;
     match uri.scheme_str() {
-        Some("http" | "https") if uri.host().is_some() => Ok(Target {
+        Some("http" | "https") if uri.host().is_some() => Ok(Arc::new(Target {
             engine: Engine::of(&uri)?,
             origin: origin_form(&uri),
             host: host(&uri)?,
             uri,
-        }),
+        })),
         _ => Err(BackendError::InvalidRequest(
             "the backend URL must be http:// or https:// with a host".into(),
         )),
@@ -273,7 +280,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, BackendError> {
 #[derive(Debug)]
 pub(crate) struct BackendRequest {
     method: Method,
-    target: Result<Target, BackendError>,
+    target: Result<Arc<Target>, BackendError>,
     headers: HeaderMap,
     body: Bytes,
     timeout: Duration,
@@ -282,7 +289,11 @@ pub(crate) struct BackendRequest {
 impl BackendRequest {
     /// `method` at `target` (a parse failure is reported when sent), with
     /// the node's `User-Agent` and the whole exchange bounded by `timeout`.
-    pub fn new(method: Method, target: Result<Target, BackendError>, timeout: Duration) -> Self {
+    pub fn new(
+        method: Method,
+        target: Result<Arc<Target>, BackendError>,
+        timeout: Duration,
+    ) -> Self {
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(USER_AGENT, user_agent());
         Self {

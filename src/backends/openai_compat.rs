@@ -120,7 +120,7 @@ pub struct OpenAiCompat {
     opts: BackendOptions,
     /// `base` + each of [`PATHS`], parsed (an error where the base makes no
     /// valid URL: a request there fails with it when sent).
-    urls: std::sync::Arc<[Result<Target, BackendError>]>,
+    urls: std::sync::Arc<[Result<std::sync::Arc<Target>, BackendError>]>,
 }
 
 impl OpenAiCompat {
