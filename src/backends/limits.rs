@@ -59,6 +59,13 @@ pub fn clamp_cost(payload: &mut Value, limits: CostLimits) -> Result<(), Backend
     let Value::Object(obj) = payload else {
         return Ok(());
     };
+    // Most payloads name none of them: one pass over their few keys costs
+    // less than looking each field up.
+    let is_cost_field =
+        |k: &String| TOKEN_FIELDS.contains(&k.as_str()) || CHOICE_FIELDS.contains(&k.as_str());
+    if !obj.keys().any(is_cost_field) {
+        return Ok(());
+    }
     let fields = TOKEN_FIELDS
         .iter()
         .map(|f| (*f, limits.max_tokens))
