@@ -11,7 +11,7 @@
 //! `anthropic-version: 2023-06-01`.
 
 use super::anthropic_stream::{AnthropicStream, finish_reason};
-use super::client::{BackendRequest, parse_url};
+use super::client::{BackendRequest, Target, parse_url};
 use super::error::BackendError;
 use super::http::{send, send_streaming};
 use super::limits::clamped;
@@ -20,6 +20,7 @@ use super::sse::SseStream;
 use super::streaming::drive;
 use crate::partials::PartialSink;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// The API version sent in `anthropic-version`.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -168,7 +169,10 @@ pub fn to_chat_completion(reply: &Value) -> Result<Value, BackendError> {
 /// The Anthropic engine.
 #[derive(Debug, Clone)]
 pub struct Anthropic {
-    base: String,
+    /// `{base}/messages` and `{base}/models`, parsed once (a parse failure
+    /// is reported by each request).
+    messages: Result<Arc<Target>, BackendError>,
+    models: Result<Arc<Target>, BackendError>,
     opts: BackendOptions,
 }
 
@@ -179,12 +183,19 @@ impl Anthropic {
         if base == BackendKind::OpenaiCompat.default_base_url() {
             base = BackendKind::Anthropic.default_base_url().to_owned();
         }
-        Self { base, opts }
+        Self {
+            messages: parse_url(&format!("{base}/messages")),
+            models: parse_url(&format!("{base}/models")),
+            opts,
+        }
     }
 
-    fn request(&self, method: http::Method, path: &str) -> BackendRequest {
-        let uri = parse_url(&format!("{}{path}", self.base));
-        let req = BackendRequest::new(method, uri, self.opts.timeout).header(
+    fn request(
+        &self,
+        method: http::Method,
+        target: &Result<Arc<Target>, BackendError>,
+    ) -> BackendRequest {
+        let req = BackendRequest::new(method, target.clone(), self.opts.timeout).header(
             http::HeaderName::from_static("anthropic-version"),
             ANTHROPIC_VERSION,
         );
@@ -207,7 +218,7 @@ impl Anthropic {
         }
         let body = to_messages_request(payload, self.opts.model.as_deref(), self.opts.max_tokens)?;
         let reply = send(
-            self.request(http::Method::POST, "/messages").json(&body),
+            self.request(http::Method::POST, &self.messages).json(&body),
             self.key(),
         )
         .await?
@@ -231,7 +242,7 @@ impl Anthropic {
             to_messages_request(payload, self.opts.model.as_deref(), self.opts.max_tokens)?;
         body["stream"] = true.into();
         let resp = send_streaming(
-            self.request(http::Method::POST, "/messages").json(&body),
+            self.request(http::Method::POST, &self.messages).json(&body),
             self.key(),
         )
         .await?;
@@ -241,7 +252,7 @@ impl Anthropic {
 
     /// Model ids from `GET /models`.
     pub async fn models(&self) -> Result<Vec<String>, BackendError> {
-        let body = send(self.request(http::Method::GET, "/models"), self.key())
+        let body = send(self.request(http::Method::GET, &self.models), self.key())
             .await?
             .json()?;
         Ok(body
