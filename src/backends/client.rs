@@ -220,9 +220,6 @@ impl Pool {
                 // Boxed: connecting holds a stream that may be TLS, and
                 // this future is moved by every request, most of which
                 // take a parked connection.
-                // Boxed: connecting holds a stream that may be TLS, and
-                // this future is moved by every request, most of which
-                // take a parked connection.
                 None => Box::pin(self.connect(target.engine.clone(), &target.uri)).await?,
             };
             let outcome = match driven(&mut link.conn, link.send.ready()).await {
@@ -248,7 +245,7 @@ impl Pool {
 /// An engine's URL worked out once per backend, not per request: what the
 /// connector dials, which parked connections may carry it, the request
 /// target a server is sent and the `Host` header.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Target {
     uri: Uri,
     engine: Engine,

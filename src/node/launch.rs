@@ -71,6 +71,7 @@ pub(super) async fn launch(
     let serving = serve(
         &cfg,
         listener,
+        local_addr,
         &endpoint,
         &pipeline,
         &identity_rx,
@@ -266,12 +267,12 @@ struct Serving {
 async fn serve(
     cfg: &NodeConfig,
     listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
     endpoint: &str,
     pipeline: &Arc<Pipeline>,
     identity: &watch::Receiver<Option<String>>,
     mesh: Option<Arc<crate::mesh::Mesh>>,
 ) -> Result<Serving> {
-    let local_addr = listener.local_addr()?;
     let relay = start_relay(
         cfg,
         endpoint,
