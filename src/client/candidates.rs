@@ -8,9 +8,9 @@
 
 use super::Inner;
 use super::discovery::Screened;
+use super::route::Route;
 use super::seal::node_key;
 use super::selection;
-use super::submit::Route;
 use crate::error::{IicpError, Result};
 use crate::wire::{NodeInfo, Qos};
 

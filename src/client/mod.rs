@@ -6,6 +6,7 @@
 //! the discovery cache and the retry policy. It never rewrites a
 //! directory's score and never logs payloads or tokens.
 
+mod attempt;
 mod candidates;
 pub(crate) mod chat;
 pub(crate) mod complete;
@@ -20,6 +21,7 @@ mod judge;
 mod native_answer;
 mod native_attempt;
 mod retry;
+mod route;
 mod seal;
 pub mod selection;
 mod stream;
@@ -253,7 +255,7 @@ impl IicpClient {
         request: TaskRequest,
         traceparent: Option<&str>,
     ) -> Result<TaskResponse> {
-        let route = submit::Route {
+        let route = route::Route {
             model: request.constraints.as_ref().and_then(|c| c.model.clone()),
             qos: request.constraints.as_ref().and_then(|c| c.effective_qos()),
             region: None,
@@ -284,7 +286,7 @@ impl IicpClient {
         traceparent: Option<&str>,
     ) -> Result<TaskResponse> {
         let constraints = request.constraints.get_or_insert_with(Default::default);
-        let route = submit::Route::with_default_qos(
+        let route = route::Route::with_default_qos(
             None,
             constraints.model.clone(),
             constraints.effective_qos(),
@@ -308,7 +310,7 @@ impl IicpClient {
     /// `timeout_ms` for the whole stream.
     pub async fn chat_stream_task(&self, mut request: TaskRequest) -> Result<ChatStream> {
         let constraints = request.constraints.get_or_insert_with(Default::default);
-        let route = submit::Route::with_default_qos(
+        let route = route::Route::with_default_qos(
             None,
             constraints.model.clone(),
             constraints.effective_qos(),
@@ -350,7 +352,7 @@ impl IicpClient {
         intent: IntentUrn,
         payload: serde_json::Value,
         timeout_ms: Option<u64>,
-        route: submit::Route,
+        route: route::Route,
         max_tokens: Option<u64>,
     ) -> Result<TaskResponse> {
         let (task, timeout) = self.typed_task(intent, payload, timeout_ms, &route, max_tokens)?;
@@ -364,7 +366,7 @@ impl IicpClient {
         intent: IntentUrn,
         payload: serde_json::Value,
         timeout_ms: Option<u64>,
-        route: &submit::Route,
+        route: &route::Route,
         max_tokens: Option<u64>,
     ) -> Result<(TaskRequest, Duration)> {
         let timeout_ms = timeout_ms.unwrap_or(self.inner.config.timeout_ms);
@@ -450,7 +452,7 @@ impl IicpClient {
         &self,
         messages: Vec<ChatMessage>,
         options: Option<ChatOptions>,
-    ) -> Result<(TaskRequest, submit::Route, Duration)> {
+    ) -> Result<(TaskRequest, route::Route, Duration)> {
         let options = options.unwrap_or_default();
         if messages.is_empty() {
             return Err(IicpError::InvalidConfig(
@@ -463,7 +465,7 @@ impl IicpClient {
             options.temperature,
             options.max_tokens,
         );
-        let route = submit::Route::with_default_qos(
+        let route = route::Route::with_default_qos(
             options.region.clone(),
             options.model.clone(),
             options.qos,
@@ -547,7 +549,7 @@ impl IicpClient {
             ));
         }
         let payload = embed::payload(&input, options.model.as_deref());
-        let route = submit::Route::with_default_qos(
+        let route = route::Route::with_default_qos(
             options.region.clone(),
             options.model.clone(),
             options.qos,
@@ -591,7 +593,7 @@ impl IicpClient {
             options.temperature,
             options.max_tokens,
         );
-        let route = submit::Route::with_default_qos(
+        let route = route::Route::with_default_qos(
             options.region.clone(),
             options.model.clone(),
             options.qos,

@@ -1,64 +1,18 @@
-//! `submit()`: discover → select → submit with failover (PROTOCOL.md §5.1,
-//! §5.2; SDK-01). One deadline, `timeout_ms`, bounds the whole call:
-//! discovery, every attempt and every pause.
+//! `submit()` and `chat_stream()`: discover → select → submit with failover
+//! (PROTOCOL.md §5.1, §5.2; SDK-01). One deadline, `timeout_ms`, bounds the
+//! whole call: discovery, every attempt and every pause. Where the task goes
+//! is [`super::route`]'s; how one node is tried is [`super::attempt`]'s.
 
-use super::candidates::{self, Candidate};
-use super::discovery::{self, DiscoverParams, Screened};
-use super::judge::Judged;
-use super::retry::{Verdict, backoff};
+use super::Inner;
+use super::attempt::{NodeOutcome, attempt_node, credential_for, short_id};
+use super::candidates;
+use super::route::{Route, route_task};
 use super::seal::{Outgoing, Prepared};
-use super::{Inner, http_attempt, native_attempt};
 use crate::error::{IicpError, Result};
 use crate::secret::Secret;
-use crate::wire::{NodeInfo, Qos, TaskRequest, TaskResponse, check_intent_policy};
-use std::sync::Arc;
+use crate::wire::{NodeInfo, TaskRequest, TaskResponse, check_intent_policy};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Route hints for the discovery behind a submit.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Route {
-    pub region: Option<String>,
-    pub model: Option<String>,
-    pub qos: Option<Qos>,
-    /// True when `qos` is the SDK's default, not the caller's choice: only
-    /// then may [`discover_with_probation_fallback`] ask again at another class.
-    pub qos_is_default: bool,
-}
-
-impl Route {
-    /// The route of a typed call (`chat()`, `embed()`, `complete()`, the
-    /// gateway): the caller's `qos` when given, else `interactive` as the
-    /// reference clients ask, with the probation fallback allowed.
-    pub fn with_default_qos(
-        region: Option<String>,
-        model: Option<String>,
-        qos: Option<Qos>,
-    ) -> Self {
-        Self {
-            region,
-            model,
-            qos_is_default: qos.is_none(),
-            qos: Some(qos.unwrap_or(Qos::Interactive)),
-        }
-    }
-}
-
-/// The class to ask when the default class finds no node: `batch`, which
-/// probation does not gate, for the gated `interactive` and `realtime`;
-/// none for the others.
-pub(crate) fn probation_fallback(qos: Qos) -> Option<Qos> {
-    match qos {
-        Qos::Realtime | Qos::Interactive => Some(Qos::Batch),
-        Qos::Batch | Qos::BestEffort => None,
-    }
-}
-
-/// How one node's attempts ended, when they did not produce an answer.
-enum NodeOutcome {
-    Next(IicpError),
-    Fail(IicpError),
-}
 
 /// Runs a task; `traceparent` is the caller's, or a fresh one is made.
 pub(crate) async fn submit(
@@ -152,25 +106,6 @@ fn prepare(
     Ok(trace)
 }
 
-/// The discover answer for `task`'s route, and the class it was found at;
-/// when the probation fallback found it at another class, the task asks for
-/// that class.
-async fn route_task(
-    inner: &Inner,
-    task: &mut TaskRequest,
-    route: &Route,
-    trace: &str,
-    deadline: Instant,
-) -> Result<(Arc<Screened>, Option<Qos>)> {
-    let (list, qos) =
-        discover_with_probation_fallback(inner, task.intent.as_str(), route, trace, deadline)
-            .await?;
-    if qos != route.qos {
-        task.constraints.get_or_insert_with(Default::default).qos = qos;
-    }
-    Ok((list, qos))
-}
-
 /// Starts a streamed chat (`chat_stream()`): the same discovery,
 /// selection, credentials, deadline and failover as [`submit`], up to the
 /// first chunk. A plaintext task to a node with an `iicp://` endpoint
@@ -257,7 +192,7 @@ async fn stream_native(
         return None;
     }
     let target = format!("node {}", short_id(&node.node_id));
-    let mut call = native_attempt::call_for(prepared, consumer_token, trace);
+    let mut call = super::native_attempt::call_for(prepared, consumer_token, trace);
     call.task_id = Some(prepared.task.task_id.clone());
     let total_ms = inner.timeout().as_millis() as u64;
     match super::stream::open(
@@ -330,230 +265,5 @@ fn all_failed(intent: &str, mut failures: Vec<(String, IicpError)>) -> IicpError
             reason,
             last: last.map(Box::new),
         },
-    }
-}
-
-/// The consumer token that lets the caller reach `node` with this intent,
-/// when a `node_token` is configured and the directory issues one.
-///
-/// The caller's own `node_token` is a directory credential: it goes only
-/// to the directory, never to a node. Without a consumer token the task
-/// goes without a credential (nodes in `open` mode take it; nodes in
-/// `token` mode answer 401).
-async fn credential_for(
-    inner: &Inner,
-    node: &NodeInfo,
-    outgoing: &Outgoing,
-    deadline: Instant,
-) -> Option<Secret> {
-    let own = inner.config.node_token.as_ref()?;
-    let left = deadline.saturating_duration_since(Instant::now());
-    inner
-        .consumer_tokens
-        .get(
-            &inner.directory_http,
-            &inner.config.directory_url,
-            own,
-            &node.node_id,
-            outgoing.intent(),
-            left,
-        )
-        .await
-}
-
-fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
-fn remaining(deadline: Instant, what: &str, total: Duration) -> Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(IicpError::Timeout {
-            what: what.to_owned(),
-            elapsed_ms: total.as_millis() as u64,
-        })
-    } else {
-        Ok(left)
-    }
-}
-
-/// The directory's nodes for `route`, and the QoS class they were asked
-/// at. This is the probation fallback (issue 16): the public directory
-/// hides nodes in probation (fewer than 100 completed tasks) from
-/// `interactive`, so a young mesh lists nothing for the class `chat()`
-/// asks by default. When the route's class is the SDK's default
-/// ([`Route::qos_is_default`]) and the directory lists no node for it, the
-/// same query is asked once more at [`probation_fallback`]'s class
-/// (`batch`), with a debug line saying so. A class the caller chose is
-/// never changed: its empty answer stands.
-pub(crate) async fn discover_with_probation_fallback(
-    inner: &Inner,
-    intent: &str,
-    route: &Route,
-    trace: &str,
-    deadline: Instant,
-) -> Result<(Arc<Screened>, Option<Qos>)> {
-    let list = discover_cached(inner, intent, route, route.qos, trace, deadline).await?;
-    let fallback = route
-        .qos
-        .filter(|_| route.qos_is_default && list.list.nodes.is_empty())
-        .and_then(probation_fallback);
-    let Some(fallback) = fallback else {
-        return Ok((list, route.qos));
-    };
-    tracing::debug!(
-        intent,
-        asked = %route.qos.map(Qos::as_str).unwrap_or_default(),
-        fallback = %fallback,
-        "no node listed for the default QoS class (nodes in probation are hidden from it); asking again at the fallback class"
-    );
-    let list = discover_cached(inner, intent, route, Some(fallback), trace, deadline).await?;
-    Ok((list, Some(fallback)))
-}
-
-/// One discover query for `route` at class `qos`, from the cache when a
-/// fresh answer is there; a new answer is screened by the endpoint guard
-/// once, before it is cached.
-async fn discover_cached(
-    inner: &Inner,
-    intent: &str,
-    route: &Route,
-    qos: Option<Qos>,
-    trace: &str,
-    deadline: Instant,
-) -> Result<Arc<Screened>> {
-    let params = DiscoverParams {
-        intent,
-        region: route.region.as_deref().or(inner.config.region.as_deref()),
-        model: route.model.as_deref(),
-        qos,
-        ..Default::default()
-    };
-    let key = discovery::cache_key(&params);
-    let cached = inner
-        .options
-        .discovery_cache
-        .then(|| inner.cache.get(&key))
-        .flatten();
-    let list: Arc<Screened> = match cached {
-        Some(list) => list,
-        None => {
-            let url = discovery::discover_url(&inner.config.directory_url, &params)?;
-            let total = inner.timeout();
-            let left = remaining(deadline, "discovery", total)?;
-            let (list, ttl) =
-                discovery::fetch(&inner.directory_http, url, &params, trace, left).await?;
-            let list = Arc::new(Screened::new(list, |endpoint| {
-                inner
-                    .guard
-                    .check_endpoint(endpoint)
-                    .err()
-                    .map(|why| why.to_string())
-            }));
-            // An empty answer is never cached: a node that registers a moment
-            // later must be found by the next call.
-            if let (true, Some(ttl), false) = (
-                inner.options.discovery_cache,
-                ttl,
-                list.list.nodes.is_empty(),
-            ) {
-                inner.cache.put(key, list.clone(), ttl);
-            }
-            list
-        }
-    };
-    Ok(list)
-}
-
-/// Attempts one node until it answers, fails for good, or should be left.
-/// Each attempt goes over the native transport when [`native_endpoint`]
-/// names one and it connects, else over HTTP; the verdicts and pauses are
-/// the same for both.
-async fn attempt_node(
-    inner: &Inner,
-    candidate: &Candidate<'_>,
-    prepared: &Prepared<'_>,
-    consumer_token: Option<&Secret>,
-    trace: &str,
-    deadline: Instant,
-) -> std::result::Result<TaskResponse, NodeOutcome> {
-    let node = candidate.node;
-    let target = format!("node {}", short_id(&node.node_id));
-    let total = inner.timeout();
-    let native = native_endpoint(inner, node);
-    let mut retry = 0u32;
-    loop {
-        let left = remaining(deadline, &target, total).map_err(NodeOutcome::Fail)?;
-        let mut exchanged = None;
-        if let Some(endpoint) = native {
-            exchanged = native_attempt::exchange(
-                inner,
-                endpoint,
-                prepared,
-                consumer_token,
-                trace,
-                left,
-                &target,
-            )
-            .await;
-        }
-        let exchanged = match exchanged {
-            Some(exchanged) => exchanged,
-            None => {
-                http_attempt::exchange(
-                    inner,
-                    candidate.task_url,
-                    prepared,
-                    consumer_token,
-                    trace,
-                    left,
-                    &target,
-                )
-                .await
-            }
-        };
-        let Judged {
-            verdict,
-            error,
-            retry_after,
-        } = match exchanged {
-            Ok(response) => return Ok(response),
-            Err(judged) => judged,
-        };
-        match verdict {
-            Verdict::Fail => return Err(NodeOutcome::Fail(error)),
-            Verdict::NextNode => return Err(NodeOutcome::Next(error)),
-            Verdict::RetrySameNode => {
-                retry += 1;
-                if retry >= inner.options.attempts_per_node {
-                    return Err(NodeOutcome::Next(error));
-                }
-                let base = Duration::from_millis(inner.options.retry_base_ms);
-                let pause = backoff(base, retry - 1, rand::random::<f64>(), retry_after);
-                if Instant::now() + pause >= deadline {
-                    // Waiting would spend the whole budget on this node.
-                    return Err(NodeOutcome::Next(error));
-                }
-                tokio::time::sleep(pause).await;
-            }
-        }
-    }
-}
-
-/// The native endpoint to try `node` on, if any: only with
-/// [`ClientOptions::prefer_native`](super::ClientOptions::prefer_native) and
-/// only `iicp://` (an `iicpsec://` endpoint needs TLS, which the native
-/// client does not speak: such nodes are reached over HTTPS). A consumer
-/// token goes along in CALL key 11 (docs/INTEROP.md item 15).
-fn native_endpoint<'n>(inner: &Inner, node: &'n NodeInfo) -> Option<&'n str> {
-    if !inner.options.prefer_native || !native_attempt::AVAILABLE {
-        return None;
-    }
-    let endpoint = node.transport_endpoint.as_deref()?;
-    if endpoint.starts_with("iicp://") {
-        Some(endpoint)
-    } else {
-        tracing::debug!(node_id = %node.node_id, "native endpoint skipped (only iicp:// is used; iicpsec:// needs TLS)");
-        None
     }
 }
