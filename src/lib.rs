@@ -46,6 +46,7 @@ pub mod proxy;
 pub mod relay;
 mod secret;
 mod server;
+mod sync;
 pub mod token;
 #[cfg(feature = "iicp-tcp")]
 pub mod transport;

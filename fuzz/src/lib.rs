@@ -42,6 +42,11 @@ mod key_file;
 #[path = "../../src/ids.rs"]
 mod ids;
 
+/// The one lock-poisoning policy (the registry, the peer cache and task
+/// auth take their locks through it).
+#[path = "../../src/sync.rs"]
+mod sync;
+
 /// `iicp_client::cx`: IICP-CX sealing and opening.
 #[path = "../../src/cx/mod.rs"]
 pub mod cx;

@@ -40,7 +40,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -143,7 +143,7 @@ impl Pool {
 
     /// The lists, also after a panic elsewhere (every change is one push or pop).
     fn lock(&self) -> MutexGuard<'_, Vec<Parked>> {
-        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.parked)
     }
 
     /// The most recently parked live connection to `engine`, if any.

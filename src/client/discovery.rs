@@ -123,7 +123,7 @@ impl<V> Default for DiscoveryCache<V> {
 impl<V: AsRef<NodeList>> DiscoveryCache<V> {
     /// The cached answer for `key`, if still fresh.
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = crate::sync::lock(&self.entries);
         match entries.get(key) {
             Some((expires, list)) if *expires > Instant::now() => Some(list.clone()),
             Some(_) => {
@@ -136,7 +136,7 @@ impl<V: AsRef<NodeList>> DiscoveryCache<V> {
 
     /// Keeps `list` under `key` for `ttl`.
     pub fn put(&self, key: String, list: Arc<V>, ttl: Duration) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = crate::sync::lock(&self.entries);
         if entries.len() >= CACHE_CAPACITY {
             let now = Instant::now();
             entries.retain(|_, (expires, _)| *expires > now);
@@ -155,7 +155,7 @@ impl<V: AsRef<NodeList>> DiscoveryCache<V> {
 
     /// Drops every cached answer that lists `node_id` (it just failed).
     pub fn forget_node(&self, node_id: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = crate::sync::lock(&self.entries);
         entries.retain(|_, (_, v)| {
             v.as_ref()
                 .as_ref()

@@ -55,7 +55,7 @@ impl RateLimiter {
             return Verdict::Allowed;
         }
         let source = source_of(ip);
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut windows = crate::sync::lock(&self.windows);
         if !windows.contains_key(&source) {
             if windows.len() >= SWEEP_THRESHOLD.min(self.max_sources) {
                 windows.retain(|_, (start, _)| now_ms.saturating_sub(*start) < self.window_ms);
@@ -77,7 +77,7 @@ impl RateLimiter {
 
     #[cfg(test)]
     fn sources(&self) -> usize {
-        self.windows.lock().unwrap_or_else(|p| p.into_inner()).len()
+        crate::sync::lock(&self.windows).len()
     }
 }
 

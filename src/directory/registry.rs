@@ -157,11 +157,11 @@ impl Registry {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Nodes> {
-        self.nodes.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.nodes)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Nodes> {
-        self.nodes.write().unwrap_or_else(|p| p.into_inner())
+        crate::sync::write(&self.nodes)
     }
 
     fn persist(&self, record: &NodeRecord) {

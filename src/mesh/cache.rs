@@ -57,7 +57,7 @@ fn fresh(seen: u64, now: u64) -> bool {
 
 impl PeerCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Who this node is: never cached (an entry with this id or endpoint is

@@ -53,7 +53,7 @@ impl RateLimit {
     /// Takes one exchange for `ip`: `Ok` when allowed, else `Err(seconds)`
     /// until the next one is.
     pub(crate) fn take(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = crate::sync::lock(&self.buckets);
         let k = key(ip);
         if !buckets.contains_key(&k) && buckets.len() >= MAX_SOURCES {
             buckets.retain(|_, b| {

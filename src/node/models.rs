@@ -16,12 +16,12 @@ impl AdvertisedModels {
 
     /// The current list.
     pub fn get(&self) -> Arc<[String]> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::read(&self.0).clone()
     }
 
     /// Replaces the list (the node registered new capabilities).
     pub fn set(&self, models: &[String]) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = models.into();
+        *crate::sync::write(&self.0) = models.into();
     }
 }
 

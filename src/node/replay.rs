@@ -93,7 +93,7 @@ impl ReplayGuard {
     /// its window and there is room for both; otherwise records nothing.
     pub fn admit(&self, nonce: Option<&str>, task_id: &str) -> Result<(), Replay> {
         let now = Instant::now();
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::sync::lock(&self.inner);
         let Windows { nonces, task_ids } = &mut *guard;
         nonces.expire(now);
         task_ids.expire(now);

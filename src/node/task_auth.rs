@@ -97,17 +97,17 @@ impl Authorizer {
 
     /// The token the directory issued at the latest registration.
     pub fn set_own_token(&self, token: Secret) {
-        *self.own_token.write().expect("auth state") = Some(token);
+        *crate::sync::write(&self.own_token) = Some(token);
     }
 
     /// The current token, if any.
     pub fn own_token(&self) -> Option<Secret> {
-        self.own_token.read().expect("auth state").clone()
+        crate::sync::read(&self.own_token).clone()
     }
 
     /// The directory's key, fetched at registration (`None`: it has none).
     pub fn set_directory_key(&self, key: Option<DirectoryPublicKey>) {
-        *self.directory_key.write().expect("auth state") = key;
+        *crate::sync::write(&self.directory_key) = key;
     }
 
     /// Whether `task` may run here; the error is the 401 body to send. No
@@ -160,7 +160,7 @@ impl Authorizer {
         task: &TaskRequest,
         node_id: Option<&str>,
     ) -> Result<(), String> {
-        let Some(key) = *self.directory_key.read().expect("auth state") else {
+        let Some(key) = *crate::sync::read(&self.directory_key) else {
             return Err("the directory's signing key is unknown to this node".into());
         };
         let Some(node_id) = node_id else {

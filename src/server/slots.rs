@@ -51,7 +51,7 @@
 
 use super::activity::{Activity, Clock};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// How a new connection was admitted, or not.
 pub(crate) enum Admission {
@@ -99,7 +99,7 @@ impl Slots {
 
     /// Decides on a connection accepted now.
     pub(crate) fn admit(&self) -> Admission {
-        let mut open = lock(&self.open);
+        let mut open = crate::sync::lock(&self.open);
         let counted = open.connections.len() - open.evicting;
         if counted < self.max {
             return Admission::Admitted(self.slot(&mut open));
@@ -147,18 +147,12 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = lock(&self.open);
+        let mut open = crate::sync::lock(&self.open);
         open.connections.remove(&self.id);
         if self.activity.was_evicted() {
             open.evicting -= 1;
         }
     }
-}
-
-/// The lock, also after a panic elsewhere (the map stays consistent: every
-/// change is one insert or remove).
-fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
-    open.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ impl NativeClient {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.pending)
     }
 
     async fn send(&self, frame: Frame) -> Result<()> {
@@ -501,7 +501,7 @@ async fn read_loop(
     mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
     pending: Arc<Mutex<Pending>>,
 ) {
-    let lock = || pending.lock().unwrap_or_else(|p| p.into_inner());
+    let lock = || crate::sync::lock(&pending);
     let why = loop {
         let frame = match frames.next().await {
             None => break "the node ended the connection".to_owned(),

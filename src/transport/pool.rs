@@ -168,7 +168,7 @@ impl NativePool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Endpoint>> {
-        self.endpoints.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.endpoints)
     }
 
     /// Live connections to `endpoint` now.

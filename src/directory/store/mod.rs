@@ -212,7 +212,7 @@ impl Store {
 
     fn send(&self, op: Op) {
         // Clone the sender so the lock is not held while the queue is full.
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let tx = crate::sync::lock(&self.tx).clone();
         match tx {
             Some(tx) if tx.send(op).is_ok() => {}
             Some(_) => tracing::error!("directory store writer has stopped; change not persisted"),
@@ -222,8 +222,8 @@ impl Store {
 
     /// Flushes queued writes and stops the writer; later writes are dropped.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        crate::sync::lock(&self.tx).take();
+        let writer = crate::sync::lock(&self.writer).take();
         if let Some(writer) = writer {
             let _ = writer.join();
         }

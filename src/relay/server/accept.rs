@@ -31,7 +31,7 @@ impl Handshakes {
     /// Registers a new connection, dropping the oldest when `max` are
     /// already waiting. Returns its id and the token that drops it.
     fn enter(&self, max: usize) -> (u64, CancellationToken) {
-        let mut inner = self.inner.lock().expect("handshakes");
+        let mut inner = crate::sync::lock(&self.inner);
         while inner.1.len() >= max {
             if let Some((_, oldest)) = inner.1.pop_first() {
                 oldest.cancel();
@@ -46,7 +46,7 @@ impl Handshakes {
 
     /// The connection bound or ended.
     pub(crate) fn leave(&self, id: u64) {
-        self.inner.lock().expect("handshakes").1.remove(&id);
+        crate::sync::lock(&self.inner).1.remove(&id);
     }
 }
 

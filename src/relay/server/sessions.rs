@@ -102,12 +102,12 @@ impl Session {
 
     /// The worker was heard from (a frame, a pull).
     pub(crate) fn touch(&self) {
-        *self.last_seen.lock().expect("session clock") = Instant::now();
+        *crate::sync::lock(&self.last_seen) = Instant::now();
     }
 
     /// When the session counts as dead if nothing is heard before.
     pub(crate) fn dead_at(&self) -> Instant {
-        *self.last_seen.lock().expect("session clock") + self.silence
+        *crate::sync::lock(&self.last_seen) + self.silence
     }
 
     /// Not ended and heard from within the silence timeout.
@@ -118,20 +118,17 @@ impl Session {
     /// Ends the session: every waiting call fails (502 to its consumer).
     pub(crate) fn end(&self) {
         self.ended.cancel();
-        self.pending.lock().expect("pending calls").clear();
+        crate::sync::lock(&self.pending).clear();
     }
 
     /// Whether call `call_id` still waits for an answer.
     pub(crate) fn is_pending(&self, call_id: &str) -> bool {
-        self.pending
-            .lock()
-            .expect("pending calls")
-            .contains_key(call_id)
+        crate::sync::lock(&self.pending).contains_key(call_id)
     }
 
     /// Hands the worker's answer to the waiting call (if it still waits).
     pub(crate) fn resolve(&self, call_id: &str, answer: WorkerAnswer) {
-        let waiting = self.pending.lock().expect("pending calls").remove(call_id);
+        let waiting = crate::sync::lock(&self.pending).remove(call_id);
         if let Some(tx) = waiting {
             let _ = tx.send(answer);
         }
@@ -152,7 +149,7 @@ impl Session {
         let call_id = crate::ids::uuid_v4_string();
         let (tx, rx) = oneshot::channel();
         {
-            let mut pending = self.pending.lock().expect("pending calls");
+            let mut pending = crate::sync::lock(&self.pending);
             if pending.len() >= self.max_pending {
                 return Err(CallError::Busy);
             }
@@ -207,9 +204,7 @@ struct Forget<'a> {
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        if let Ok(mut pending) = self.session.pending.lock() {
-            pending.remove(self.call_id);
-        }
+        crate::sync::lock(&self.session.pending).remove(self.call_id);
     }
 }
 
@@ -275,7 +270,7 @@ impl Registry {
         claims: Option<&RelayTicketClaims>,
         tickets: &Tickets,
     ) -> Result<Arc<Session>, Refusal> {
-        let mut inner = self.inner.lock().expect("relay registry");
+        let mut inner = crate::sync::lock(&self.inner);
         let existing = inner.sessions.get(&session.worker_id).cloned();
         if existing.as_ref().is_some_and(|e| e.is_alive()) {
             return Err(Refusal::AliveSession);
@@ -314,7 +309,7 @@ impl Registry {
 
     /// The session of `worker_id`, if it is alive.
     pub(crate) fn get(&self, worker_id: &str) -> Option<Arc<Session>> {
-        let inner = self.inner.lock().expect("relay registry");
+        let inner = crate::sync::lock(&self.inner);
         inner
             .sessions
             .get(worker_id)
@@ -325,7 +320,7 @@ impl Registry {
     /// The long-poll session holding `token` (compared in constant time).
     pub(crate) fn by_token(&self, token: &str) -> Option<Arc<Session>> {
         use subtle::ConstantTimeEq;
-        let inner = self.inner.lock().expect("relay registry");
+        let inner = crate::sync::lock(&self.inner);
         let mut found = None;
         for session in inner.sessions.values() {
             if let Link::Poll(poll) = &session.link {
@@ -346,7 +341,7 @@ impl Registry {
     /// Removes `session` (if it is still the one bound for its worker id)
     /// and ends it. True when it was removed here.
     pub(crate) fn remove(&self, session: &Arc<Session>) -> bool {
-        let mut inner = self.inner.lock().expect("relay registry");
+        let mut inner = crate::sync::lock(&self.inner);
         let ours = inner
             .sessions
             .get(&session.worker_id)
@@ -362,7 +357,7 @@ impl Registry {
 
     /// Ends and removes every dead session; returns them for logging.
     pub(crate) fn sweep(&self) -> Vec<Arc<Session>> {
-        let mut inner = self.inner.lock().expect("relay registry");
+        let mut inner = crate::sync::lock(&self.inner);
         self.drop_dead(&mut inner)
     }
 
@@ -383,7 +378,7 @@ impl Registry {
 
     /// Ends every session (shutdown).
     pub(crate) fn end_all(&self) {
-        let mut inner = self.inner.lock().expect("relay registry");
+        let mut inner = crate::sync::lock(&self.inner);
         for (_, session) in inner.sessions.drain() {
             session.end();
         }

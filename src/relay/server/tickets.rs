@@ -114,7 +114,7 @@ impl Tickets {
     /// table is full of unexpired ids).
     pub(crate) fn consume(&self, claims: &RelayTicketClaims) -> Result<(), Refusal> {
         let now = unix_now();
-        let mut seen = self.seen.lock().expect("ticket ids");
+        let mut seen = crate::sync::lock(&self.seen);
         if seen.contains_key(&claims.jti) {
             return Err(Refusal::TicketReplayed);
         }

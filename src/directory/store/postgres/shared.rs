@@ -141,18 +141,18 @@ impl Shared {
         self.cache_connected.store(up, Ordering::Relaxed);
         if up {
             // The next write connects at once.
-            *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *crate::sync::lock(&self.last_failure) = None;
             self.succeeded();
         }
     }
 
     fn current(&self) -> Option<Arc<Conn>> {
-        let held = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let held = crate::sync::lock(&self.conn);
         held.as_ref().filter(|c| !c.client.is_closed()).cloned()
     }
 
     fn forget(&self, conn: &Arc<Conn>) {
-        let mut held = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = crate::sync::lock(&self.conn);
         if held.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             *held = None;
         }
@@ -187,7 +187,7 @@ impl Shared {
             return Ok(c);
         }
         {
-            let last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+            let last = crate::sync::lock(&self.last_failure);
             if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
                 return Err(Unavailable);
             }
@@ -199,14 +199,14 @@ impl Shared {
         let why = match opened {
             Ok(Ok(conn)) => {
                 let conn = Arc::new(conn);
-                *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
-                *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *crate::sync::lock(&self.conn) = Some(conn.clone());
+                *crate::sync::lock(&self.last_failure) = None;
                 return Ok(conn);
             }
             Ok(Err(e)) => self.target.error(&e),
             Err(_) => format!("no connection within {} s", QUERY_TIMEOUT.as_secs()),
         };
-        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *crate::sync::lock(&self.last_failure) = Some(Instant::now());
         self.failed(&why);
         Err(Unavailable)
     }
