@@ -7,13 +7,12 @@
 //! directory that refuses is asked again only after a minute, one that
 //! cannot be reached on the next task.
 
+use super::ttl_cache::TtlCache;
 use crate::outbound::exchange_limited;
 use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest wait for the directory's answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,15 +31,19 @@ struct Issued {
     expires_at: u64,
 }
 
-/// (node id, intent).
-type Key = (String, String);
-/// A token, or `None` for a refusal, and until when it is used.
-type Entry = (Option<Secret>, Instant);
-
-/// Tokens per (node id, intent).
-#[derive(Debug, Default)]
+/// Tokens per (node id, intent): a token, or `None` for a refusal, each
+/// until it is renewed or asked again.
+#[derive(Debug)]
 pub(crate) struct ConsumerTokens {
-    cache: Mutex<HashMap<Key, Entry>>,
+    cache: TtlCache<(String, String), Option<Secret>>,
+}
+
+impl Default for ConsumerTokens {
+    fn default() -> Self {
+        Self {
+            cache: TtlCache::new(CAPACITY),
+        }
+    }
 }
 
 impl ConsumerTokens {
@@ -57,13 +60,11 @@ impl ConsumerTokens {
         left: Duration,
     ) -> Option<Secret> {
         let key = (target.to_owned(), intent.to_owned());
-        if let Some((token, until)) = self.lock().get(&key) {
-            if Instant::now() < *until {
-                return token.clone();
-            }
+        if let Some(token) = self.cache.get(&key) {
+            return token;
         }
         let fetched = fetch(http, directory_url, node_token, target, intent, left).await;
-        let entry = match fetched {
+        let (token, ttl) = match fetched {
             // Asked again on the next task: a passing fault must not lock
             // token-mode nodes out for a minute.
             Fetched::NoAnswer => return None,
@@ -72,28 +73,12 @@ impl ConsumerTokens {
                     .expires_at
                     .saturating_sub(crate::token::unix_now())
                     .saturating_sub(RENEW_BEFORE.as_secs());
-                (
-                    Some(issued.token),
-                    Instant::now() + Duration::from_secs(lifetime),
-                )
+                (Some(issued.token), Duration::from_secs(lifetime))
             }
-            Fetched::Refused => (None, Instant::now() + NEGATIVE_TTL),
+            Fetched::Refused => (None, NEGATIVE_TTL),
         };
-        let token = entry.0.clone();
-        let mut cache = self.lock();
-        if cache.len() >= CAPACITY {
-            let now = Instant::now();
-            cache.retain(|_, (_, until)| *until > now);
-            if cache.len() >= CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(key, entry);
+        self.cache.put(key, token.clone(), ttl);
         token
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
-        crate::sync::lock(&self.cache)
     }
 }
 

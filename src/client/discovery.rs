@@ -1,16 +1,16 @@
 //! Discovery: the discover URL, the call itself, and the per-query cache
 //! that honours the directory's `Cache-Control: max-age` (PROTOCOL.md §1.6).
 
+use super::ttl_cache::TtlCache;
 use crate::error::{IicpError, Result};
 use crate::outbound::exchange;
 use crate::wire::discover::clamp_limit;
 use crate::wire::{NodeList, Qos};
 use reqwest::header::{CACHE_CONTROL, HeaderMap};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Most cached queries; the oldest entry goes first beyond this.
+/// Most cached queries; the one that expires first goes beyond this.
 const CACHE_CAPACITY: usize = 256;
 
 /// A discover query, before it becomes a URL.
@@ -103,19 +103,19 @@ pub(crate) async fn fetch(
     Ok((list, ttl))
 }
 
-/// Discover answers by query, each until its `max-age` runs out: the
-/// client's one TTL cache type. `V` is what is kept per answer: the
-/// submit path keeps [`Screened`] answers, the gateway's model catalog the
-/// bare [`NodeList`].
+/// Discover answers by query, each until its `max-age` runs out, in the
+/// client's one TTL cache type ([`TtlCache`]). `V` is what is kept per
+/// answer: the submit path keeps [`Screened`] answers, the gateway's model
+/// catalog the bare [`NodeList`].
 #[derive(Debug)]
 pub(crate) struct DiscoveryCache<V = NodeList> {
-    entries: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+    answers: TtlCache<String, Arc<V>>,
 }
 
 impl<V> Default for DiscoveryCache<V> {
     fn default() -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            answers: TtlCache::new(CACHE_CAPACITY),
         }
     }
 }
@@ -123,40 +123,17 @@ impl<V> Default for DiscoveryCache<V> {
 impl<V: AsRef<NodeList>> DiscoveryCache<V> {
     /// The cached answer for `key`, if still fresh.
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        let mut entries = crate::sync::lock(&self.entries);
-        match entries.get(key) {
-            Some((expires, list)) if *expires > Instant::now() => Some(list.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
+        self.answers.get(key)
     }
 
     /// Keeps `list` under `key` for `ttl`.
     pub fn put(&self, key: String, list: Arc<V>, ttl: Duration) {
-        let mut entries = crate::sync::lock(&self.entries);
-        if entries.len() >= CACHE_CAPACITY {
-            let now = Instant::now();
-            entries.retain(|_, (expires, _)| *expires > now);
-            if entries.len() >= CACHE_CAPACITY {
-                if let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, (e, _))| *e)
-                    .map(|(k, _)| k.clone())
-                {
-                    entries.remove(&oldest);
-                }
-            }
-        }
-        entries.insert(key, (Instant::now() + ttl, list));
+        self.answers.put(key, list, ttl);
     }
 
     /// Drops every cached answer that lists `node_id` (it just failed).
     pub fn forget_node(&self, node_id: &str) {
-        let mut entries = crate::sync::lock(&self.entries);
-        entries.retain(|_, (_, v)| {
+        self.answers.retain(|v| {
             v.as_ref()
                 .as_ref()
                 .nodes

@@ -27,6 +27,7 @@ pub mod selection;
 mod stream;
 mod submit;
 pub mod trace;
+mod ttl_cache;
 
 pub use chat::ChatResponse;
 pub use complete::CompletionResponse;

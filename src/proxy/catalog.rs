@@ -1,8 +1,8 @@
 //! The models the mesh offers for chat, for `GET /v1/models` and
 //! `GET /api/tags`: the union of the `models` of the nodes a discover lists,
-//! kept for the directory's `Cache-Control: max-age` in the client's one
-//! TTL cache type ([`DiscoveryCache`]); an answer without max-age is not
-//! kept.
+//! kept for the directory's `Cache-Control: max-age` in the client's
+//! [`DiscoveryCache`] (on the crate's one TTL cache type); an answer without
+//! max-age is not kept.
 
 use crate::client::IicpClient;
 use crate::client::discovery::DiscoveryCache;
