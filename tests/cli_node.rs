@@ -38,6 +38,13 @@ async fn serve_registers_answers_and_deregisters_on_sigterm() {
         "what it registered as: {line}"
     );
     assert!(line.contains("backend echo"), "which backend: {line}");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = if cores == 1 {
+        "— 1 worker thread".to_owned()
+    } else {
+        format!("— {cores} worker threads")
+    };
+    assert!(line.ends_with(&workers), "a worker per core: {line}");
 
     let ids = h.discover_ids(&format!("intent={CHAT}")).await;
     assert_eq!(ids.len(), 1, "the node is discoverable");
@@ -73,12 +80,15 @@ async fn serve_in_front_of_an_unreachable_backend_answers_502() {
         "m",
         "--backend-api-key",
         "KEY-never-logged-1357",
+        "--workers",
+        "3",
     ]);
     let line = node.startup_line().to_owned();
     assert!(
         line.contains("backend llamacpp at http://127.0.0.1:"),
         "{line}"
     );
+    assert!(line.ends_with("— 3 worker threads"), "--workers: {line}");
     let (status, body) = task(&node, "x").await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "backend_error");

@@ -16,8 +16,28 @@ pub struct Cli {
     #[arg(long, global = true, env = "IICP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
+    /// Runtime worker threads (default: the number of cores). A node's own
+    /// work per task is tens of microseconds, so one or two threads serve
+    /// thousands of tasks a second; fewer threads wake each other less and
+    /// spend less CPU per task (BENCHMARKS.md, ninth round), leaving the
+    /// cores to a model server on the same machine. Under a flood of
+    /// connections, though, one thread accepts faster than it closes the
+    /// connections it evicts, and clients are shed with 503 sooner.
+    #[arg(long, global = true, env = "IICP_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The runtime's worker threads: `--workers`, else the number of cores.
+    pub fn worker_threads(&self) -> usize {
+        self.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        )
+    }
 }
 
 /// Log formats.

@@ -46,9 +46,23 @@ fn init_tracing(format: LogFormat, default_level: &str) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads())
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("iicp-node: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The command, on the runtime `main` built for it.
+async fn run(cli: Cli) -> ExitCode {
     let default_level = match cli.command {
         Command::Directory(_) | Command::Serve(_) | Command::Proxy(_) => "info",
         Command::Chat(_) | Command::Discover(_) | Command::Demo(_) | Command::Doctor(_) => "warn",

@@ -92,8 +92,12 @@ pub async fn run(args: ServeArgs) -> iicp_client::Result<()> {
         (true, None) => "through a relay (not bound yet; retrying in the background)".to_owned(),
         (false, _) => format!("as {}", running.endpoint()),
     };
+    let workers = match tokio::runtime::Handle::current().metrics().num_workers() {
+        1 => "1 worker thread".to_owned(),
+        n => format!("{n} worker threads"),
+    };
     tracing::info!(
-        "iicp-node serving on {} {advertised} ({tier}) — {registered} — backend {backend_desc} — task auth {}",
+        "iicp-node serving on {} {advertised} ({tier}) — {registered} — backend {backend_desc} — task auth {} — {workers}",
         running.local_addr(),
         args.task_auth.mode().as_str(),
     );
