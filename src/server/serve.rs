@@ -80,15 +80,11 @@ impl Server {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(done) = connections.join_next(), if !connections.is_empty() => {
-                    if let Err(e) = done {
-                        if e.is_panic() {
-                            tracing::error!(server = name, "a connection task panicked");
-                        }
-                    }
+                    report_panic(done, name);
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let slot = match slots.admit() {
+                        let slot = match admit(&slots, &mut connections, name).await {
                             Admission::Admitted(slot) => slot,
                             Admission::Evicted(slot) => {
                                 shed.record_eviction(name);
@@ -135,6 +131,43 @@ impl Server {
             "stopped accepting; waiting for open connections"
         );
         while connections.join_next().await.is_some() {}
+    }
+}
+
+/// Most times the accept loop yields for evicted connections to close
+/// before it sheds a new one (each yield lets the worker run a batch of
+/// other tasks; a few are enough unless the runtime is stuck).
+const MAX_CLOSING_YIELDS: usize = 256;
+
+/// The admission of a connection accepted now. At twice the cap the
+/// sockets over the cap are evicted connections whose tasks have not run
+/// since their eviction: on one worker thread, or a busy machine, the
+/// accept loop can outrun them, and would shed a client for a limit that
+/// only their closing upholds. So while evictions are still closing, the
+/// loop yields to let them run and close (the kernel keeps new connections
+/// in the listen backlog meanwhile), reaps them, and asks again; it sheds
+/// only when none is closing or it has waited [`MAX_CLOSING_YIELDS`] times.
+async fn admit(slots: &Slots, connections: &mut JoinSet<()>, name: &str) -> Admission {
+    for _ in 0..MAX_CLOSING_YIELDS {
+        match slots.admit() {
+            Admission::Shed if slots.closing() > 0 => {
+                tokio::task::yield_now().await;
+                while let Some(done) = connections.try_join_next() {
+                    report_panic(done, name);
+                }
+            }
+            admission => return admission,
+        }
+    }
+    slots.admit()
+}
+
+/// Logs a connection task that panicked.
+fn report_panic(done: Result<(), tokio::task::JoinError>, name: &str) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(server = name, "a connection task panicked");
+        }
     }
 }
 

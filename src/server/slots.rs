@@ -42,9 +42,10 @@
 //!   running or a native call in flight) keeps its connection.
 //! - An evicted connection's task is aborted; its file descriptor is closed
 //!   when the runtime drops that task, promptly; meanwhile it is not
-//!   counted, so the open
-//!   sockets may briefly exceed the cap, never beyond twice it (past that
-//!   the new connection is shed).
+//!   counted, so the open sockets may briefly exceed the cap, never beyond
+//!   twice it. At twice it the accept loop first lets the evicted tasks run
+//!   and close (`serve.rs`, `admit`), and sheds the new connection only when
+//!   none is closing.
 //!
 //! Choosing a victim scans the open connections (at most twice
 //! `max_connections`) under a lock, only at the cap.
@@ -123,6 +124,12 @@ impl Slots {
                 return Admission::Evicted(self.slot(&mut open));
             }
         }
+    }
+
+    /// Evicted connections whose task has not ended yet (their sockets
+    /// are still open).
+    pub(crate) fn closing(&self) -> usize {
+        crate::sync::lock(&self.open).evicting
     }
 
     fn slot(&self, open: &mut Open) -> Slot {

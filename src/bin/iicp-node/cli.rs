@@ -16,13 +16,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "IICP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
-    /// Runtime worker threads (default: the number of cores). A node's own
-    /// work per task is tens of microseconds, so one or two threads serve
-    /// thousands of tasks a second; fewer threads wake each other less and
-    /// spend less CPU per task (BENCHMARKS.md, ninth round), leaving the
-    /// cores to a model server on the same machine. Under a flood of
-    /// connections, though, one thread accepts faster than it closes the
-    /// connections it evicts, and clients are shed with 503 sooner.
+    /// Runtime worker threads. Default: 1 for `serve`, the number of cores
+    /// for the other commands. A node's own work per task is tens of
+    /// microseconds, so one thread serves thousands of tasks a second, far
+    /// beyond what a model server answers; threads that do not hand work to
+    /// each other spend less CPU per task (BENCHMARKS.md, ninth round),
+    /// which leaves the cores to a model server on the same machine. Raise
+    /// it for a relay or a gateway that serves many peers at once.
     #[arg(long, global = true, env = "IICP_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 
@@ -31,12 +31,14 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The runtime's worker threads: `--workers`, else the number of cores.
+    /// The runtime's worker threads: `--workers`, else 1 for `serve` and
+    /// the number of cores for the other commands.
     pub fn worker_threads(&self) -> usize {
-        self.workers.map_or_else(
-            || std::thread::available_parallelism().map_or(1, usize::from),
-            usize::from,
-        )
+        match (self.workers, &self.command) {
+            (Some(n), _) => usize::from(n),
+            (None, Command::Serve(_)) => 1,
+            (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
+        }
     }
 }
 
