@@ -90,7 +90,7 @@ impl Server {
                                 shed.record_eviction(name);
                                 slot
                             }
-                            Admission::Shed => {
+                            Admission::Closing | Admission::Shed => {
                                 shed_connection(stream);
                                 shed.record(name);
                                 continue;
@@ -150,7 +150,7 @@ const MAX_CLOSING_YIELDS: usize = 256;
 async fn admit(slots: &Slots, connections: &mut JoinSet<()>, name: &str) -> Admission {
     for _ in 0..MAX_CLOSING_YIELDS {
         match slots.admit() {
-            Admission::Shed if slots.closing() > 0 => {
+            Admission::Closing => {
                 tokio::task::yield_now().await;
                 while let Some(done) = connections.try_join_next() {
                     report_panic(done, name);

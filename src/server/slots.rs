@@ -60,7 +60,10 @@ pub(crate) enum Admission {
     Admitted(Slot),
     /// At the cap: the oldest waiter was evicted to make room.
     Evicted(Slot),
-    /// At the cap with every connection busy: shed it.
+    /// No slot, but evicted connections are still closing: one may free
+    /// when their tasks run (the caller lets them, then asks again).
+    Closing,
+    /// At the cap with every connection busy and none closing: shed it.
     Shed,
 }
 
@@ -105,8 +108,13 @@ impl Slots {
         if counted < self.max {
             return Admission::Admitted(self.slot(&mut open));
         }
+        let no_slot = if open.evicting > 0 {
+            Admission::Closing
+        } else {
+            Admission::Shed
+        };
         if open.connections.len() >= self.max.saturating_mul(2) {
-            return Admission::Shed;
+            return no_slot;
         }
         // A victim may turn busy between the look and the eviction: then
         // the next oldest is tried.
@@ -117,19 +125,13 @@ impl Slots {
                 .filter_map(|a| Some((a, a.waiting()?)))
                 .min_by_key(|(_, w)| w.order());
             let Some((victim, seen)) = oldest else {
-                return Admission::Shed;
+                return no_slot;
             };
             if victim.evict(seen) {
                 open.evicting += 1;
                 return Admission::Evicted(self.slot(&mut open));
             }
         }
-    }
-
-    /// Evicted connections whose task has not ended yet (their sockets
-    /// are still open).
-    pub(crate) fn closing(&self) -> usize {
-        crate::sync::lock(&self.open).evicting
     }
 
     fn slot(&self, open: &mut Open) -> Slot {
@@ -169,7 +171,7 @@ mod tests {
     fn admitted(a: Admission) -> Slot {
         match a {
             Admission::Admitted(s) | Admission::Evicted(s) => s,
-            Admission::Shed => panic!("shed"),
+            Admission::Closing | Admission::Shed => panic!("no slot"),
         }
     }
 
@@ -229,8 +231,8 @@ mod tests {
         let second = admitted(slots.admit());
         assert!(first.activity().was_evicted());
         assert!(
-            matches!(slots.admit(), Admission::Shed),
-            "twice the cap of sockets are open"
+            matches!(slots.admit(), Admission::Closing),
+            "twice the cap of sockets are open, one of them closing"
         );
         drop(first);
         let third = admitted(slots.admit());
